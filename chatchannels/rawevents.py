@@ -1,0 +1,104 @@
+"""The raw-event contract (design.md, "Raw event"): build, encode, decode and validate.
+
+Every producer builds events here and every consumer decodes them here, so the shape
+on the wire has exactly one definition besides its JSON Schema in schemas/.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+SCHEMA_ID = "chatchannels.raw.v1"
+SOURCES = ("skype-api", "skype-export", "skype-maindb")
+
+
+class RawEventError(ValueError):
+    """A record is not a valid raw event; ``str()`` says what and where."""
+
+
+@cache
+def raw_event_schema() -> dict[str, Any]:
+    text = resources.files("chatchannels.schemas").joinpath("raw-event.v1.json").read_text()
+    return json.loads(text)
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = raw_event_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def validate_raw_event(event: Mapping[str, Any]) -> None:
+    """Raise RawEventError naming the first offending field, or return None."""
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(event))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise RawEventError(f"raw event field {where}: {error.message}")
+
+
+@dataclass(frozen=True)
+class EventClock:
+    utc: float
+    tz_offset_s: int
+
+
+def skype_api_event(
+    *,
+    host: str,
+    session: str,
+    seq: int,
+    clock: EventClock,
+    reason: str,
+    obj: str,
+    obj_id: str,
+    trigger: str | None,
+    lines: Sequence[str],
+    anomalies: Sequence[Mapping[str, str]] = (),
+) -> dict[str, Any]:
+    """A `skype-api` raw event; lines are kept verbatim."""
+    payload: dict[str, Any] = {
+        "reason": reason,
+        "object": obj,
+        "id": obj_id,
+        "trigger": trigger,
+        "lines": list(lines),
+    }
+    if anomalies:
+        payload["anomalies"] = [dict(a) for a in anomalies]
+    return {
+        "schema": SCHEMA_ID,
+        "host": host,
+        "session": session,
+        "seq": seq,
+        "clock": {"utc": clock.utc, "tz_offset_s": clock.tz_offset_s},
+        "source": "skype-api",
+        "payload": payload,
+    }
+
+
+def encode_raw_event(event: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON with sorted keys: the same event always encodes to the same bytes."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode_raw_event(data: bytes) -> dict[str, Any]:
+    """Parse and validate one record value; RawEventError says why it was refused."""
+    try:
+        event = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RawEventError(f"record is not UTF-8 (byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise RawEventError(f"record is not JSON: {exc.msg} at char {exc.pos}") from exc
+    if not isinstance(event, dict):
+        raise RawEventError(f"record is JSON {type(event).__name__}, not an object")
+    validate_raw_event(event)
+    return event

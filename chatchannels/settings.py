@@ -1,0 +1,122 @@
+"""One settings object for every command.
+
+Layered the way the CLI builds it, once, at the entry point: class defaults, then a TOML
+file, then ``CHATCHANNELS_*`` environment variables, then explicit overrides (flags).
+Nothing else in the code base reads the environment. deploy/config.md documents each key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CHATCHANNELS_"
+CONFIG_ENV = "CHATCHANNELS_CONFIG"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the key and its source."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where `stack up` keeps Kafka, PostgreSQL, their logs and the Kafka jars.
+    stack_dir: Path = Path(".stack")
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 29092
+    kafka_controller_port: int = 29093
+    kafka_version: str = "4.3.1"
+    kafka_heap: str = "768m"
+    pg_host: str = "127.0.0.1"
+    # Not 5432, so a system PostgreSQL on the default port never clashes with the stack.
+    pg_port: int = 55432
+    pg_user: str = "postgres"
+    pg_database: str = "chatchannels"
+    # Explicit addresses win over the stack's; that is how production points at a cluster.
+    kafka: str = ""
+    dsn: str = ""
+    topic: str = "chatchannels.raw.v1"
+    partitions: int = 3
+    match_tolerance_s: int = 120
+    site_dir: Path = Path("site")
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def postgres_dsn(self) -> str:
+        return self.dsn or (
+            f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        )
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
+    try:
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (Path, "Path"):
+            return Path(str(raw)).expanduser()
+        if kind in (str, "str"):
+            return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name!r} from {source}: {raw!r} is not a {kind}") from exc
+    return raw
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings: defaults < TOML file < environment < overrides (None means unset)."""
+    environ = os.environ if environ is None else environ
+    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+
+    path = config_file or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
+    if path is not None:
+        try:
+            table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        for key, raw in table.items():
+            if key in known:
+                values[key] = _coerce(key, raw, known[key].type, str(path))
+            else:
+                extra[key] = raw
+
+    for name, spec in known.items():
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ and environ[env_name] != "":
+            values[name] = _coerce(name, environ[env_name], spec.type, env_name)
+
+    for name, raw in overrides.items():
+        if raw is None:
+            continue
+        if name not in known:
+            raise SettingsError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, raw, known[name].type, "command line")
+
+    settings = Settings(**values, extra=extra)
+    return settings.replace(stack_dir=settings.stack_dir.absolute())
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The variables other commands and processes read to find the stack."""
+    return {
+        "CHATCHANNELS_KAFKA": settings.kafka_bootstrap,
+        "CHATCHANNELS_DSN": settings.postgres_dsn,
+        "CHATCHANNELS_TOPIC": settings.topic,
+        "CHATCHANNELS_STACK_DIR": str(settings.stack_dir),
+    }
