@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 import pytest
-
 from chatchannels.ingest.agent.spool import Spool, SpoolError, read_summary
 
 
@@ -71,7 +70,7 @@ def test_spool_of_another_host_is_refused(tmp_path):
 def test_garbage_file_is_refused_with_its_name(tmp_path):
     path = tmp_path / "s.db"
     path.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(SpoolError, match="s.db"):
+    with pytest.raises(SpoolError, match=r"s\.db"):
         Spool(path, "h")
     with pytest.raises(SpoolError, match="no spool"):
         read_summary(tmp_path / "absent.db")
