@@ -54,6 +54,9 @@ def main(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if not debug:
+        # kafka-python logs every connection at INFO; that drowns our own output.
+        logging.getLogger("kafka").setLevel(logging.WARNING)
     try:
         ctx.obj = load_settings(config_file)
     except SettingsError as exc:

@@ -1,0 +1,1 @@
+"""Chat Channels: an event-sourced archive of Skype chats."""

@@ -1,0 +1,285 @@
+"""Apache Kafka 4.x as one KRaft node (broker + controller) from Maven Central jars."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from chatchannels.settings import Settings
+from chatchannels.stack.processes import StackError, port_open, read_pid, terminate, wait_for
+
+# The raw topic is the archive: never deleted, broker's clock on every record (the
+# processor compares it with each agent's clock to estimate the host's offset).
+RAW_TOPIC_CONFIGS = {
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "message.timestamp.type": "LogAppendTime",
+    "cleanup.policy": "delete",
+}
+
+
+@dataclass(frozen=True)
+class KafkaPaths:
+    home: Path
+    libs: Path
+    data: Path
+    config: Path
+    log4j: Path
+    pid: Path
+    log: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> KafkaPaths:
+        home = settings.stack_dir / "kafka"
+        return cls(
+            home=home,
+            libs=home / "libs",
+            data=home / "data",
+            config=home / "server.properties",
+            log4j=home / "log4j2.properties",
+            pid=home / "kafka.pid",
+            log=settings.stack_dir / "logs" / "kafka.log",
+        )
+
+
+def kafka_jar(settings: Settings) -> Path:
+    return KafkaPaths.of(settings).libs / f"kafka_2.13-{settings.kafka_version}.jar"
+
+
+def fetch_kafka(settings: Settings) -> bool:
+    """Resolve the broker's jars with Maven into <stack>/kafka/libs. Idempotent; True if fetched."""
+    paths = KafkaPaths.of(settings)
+    if kafka_jar(settings).exists():
+        return False
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven (mvn) is not installed; it resolves Kafka from Maven Central")
+    paths.home.mkdir(parents=True, exist_ok=True)
+    pom = paths.home / "pom.xml"
+    pom.write_bytes(resources.files("chatchannels.stack").joinpath("pom.xml").read_bytes())
+    staging = paths.home / "libs.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "package",
+        f"-Dkafka.version={settings.kafka_version}",
+        f"-Dkafka.libs={staging}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(
+            f"Maven could not resolve Kafka {settings.kafka_version}:\n"
+            f"{(result.stdout + result.stderr)[-3000:]}"
+        )
+    # Rename last, so an interrupted fetch is never mistaken for a complete one.
+    shutil.rmtree(paths.libs, ignore_errors=True)
+    staging.rename(paths.libs)
+    shutil.rmtree(paths.home / "target", ignore_errors=True)
+    return True
+
+
+def server_properties(settings: Settings, data_dir: Path) -> str:
+    host, port, cport = settings.kafka_host, settings.kafka_port, settings.kafka_controller_port
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{host}:{cport}",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(data_dir),
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        # One partition each: the first group join and InitProducerId stay cheap on 2 cores.
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def new_cluster_id() -> str:
+    # Kafka's own format: 16 random bytes, URL-safe base64 without padding; a leading '-'
+    # would be read as an option by StorageTool.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
+def _java(settings: Settings, *args: str) -> list[str]:
+    paths = KafkaPaths.of(settings)
+    java = shutil.which("java")
+    if java is None:
+        raise StackError("java is not installed; Kafka 4 needs Java 17 or newer")
+    return [
+        java,
+        f"-Dlog4j2.configurationFile=file:{paths.log4j}",
+        "-cp",
+        f"{paths.libs}/*",
+        *args,
+    ]
+
+
+def kafka_pid(settings: Settings) -> int | None:
+    return read_pid(KafkaPaths.of(settings).pid)
+
+
+def start_kafka(settings: Settings) -> int:
+    """Format storage on first use, start the node detached, return its pid (no-op if running)."""
+    paths = KafkaPaths.of(settings)
+    running = kafka_pid(settings)
+    if running:
+        return running
+    if not kafka_jar(settings).exists():
+        raise StackError(f"Kafka jars missing in {paths.libs}; run `chatchannels stack fetch`")
+    if port_open(settings.kafka_host, settings.kafka_port):
+        raise StackError(
+            f"port {settings.kafka_host}:{settings.kafka_port} is taken by another process; "
+            "set CHATCHANNELS_KAFKA_PORT to a free port"
+        )
+    paths.data.mkdir(parents=True, exist_ok=True)
+    paths.log.parent.mkdir(parents=True, exist_ok=True)
+    paths.config.write_text(server_properties(settings, paths.data))
+    paths.log4j.write_bytes(
+        resources.files("chatchannels.stack").joinpath("log4j2.properties").read_bytes()
+    )
+    if not (paths.data / "meta.properties").exists():
+        fmt = subprocess.run(
+            _java(
+                settings,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                new_cluster_id(),
+                "-c",
+                str(paths.config),
+                "--ignore-formatted",
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if fmt.returncode != 0:
+            raise StackError(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
+    heap = settings.kafka_heap
+    cmd = _java(
+        settings,
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={paths.log.parent}",
+        "kafka.Kafka",
+        str(paths.config),
+    )
+    with paths.log.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    paths.pid.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def wait_kafka_ready(settings: Settings, timeout: float = 90) -> None:
+    from kafka import KafkaAdminClient
+
+    paths = KafkaPaths.of(settings)
+
+    def probe() -> bool:
+        if not kafka_pid(settings):
+            tail = paths.log.read_text(errors="replace")[-2000:] if paths.log.exists() else ""
+            raise StackError(f"Kafka exited during start-up; end of {paths.log}:\n{tail}")
+        if not port_open(settings.kafka_host, settings.kafka_port):
+            return False
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap,
+            request_timeout_ms=5000,
+            client_id="chatchannels-stack",
+        )
+        try:
+            return bool(admin.describe_cluster().get("brokers"))
+        finally:
+            admin.close()
+
+    wait_for(f"Kafka at {settings.kafka_bootstrap}", probe, timeout)
+
+
+def stop_kafka(settings: Settings, timeout: float = 60) -> bool:
+    pid = kafka_pid(settings)
+    if pid is None:
+        return False
+    terminate(pid, timeout)
+    KafkaPaths.of(settings).pid.unlink(missing_ok=True)
+    return True
+
+
+def ensure_topic(settings: Settings, name: str, partitions: int) -> bool:
+    """Create the topic with the archive's configs if missing. True if created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    try:
+        if name in admin.list_topics():
+            return False
+        try:
+            admin.create_topics(
+                [NewTopic(name, partitions, 1, topic_configs=dict(RAW_TOPIC_CONFIGS))]
+            )
+        except TopicAlreadyExistsError:
+            return False
+        return True
+    finally:
+        admin.close()
+
+
+def broker_version(settings: Settings) -> tuple[int, ...]:
+    """The broker's version as kafka-python infers it from the API versions it serves."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    try:
+        node_id = admin.describe_cluster()["brokers"][0]["broker_id"]
+        return tuple(admin.get_broker_version_data(node_id).broker_version)
+    finally:
+        admin.close()
+
+
+def topic_configs(settings: Settings, name: str) -> dict[str, str]:
+    """The topic's effective configuration values, by name."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    try:
+        result = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        admin.close()
+    entries = result.get("topic", {}).get(name, {})
+    return {key: str(entry["value"]) for key, entry in entries.items()}

@@ -1,0 +1,176 @@
+"""A private PostgreSQL 15 cluster under the stack folder (initdb + pg_ctl).
+
+initdb and pg_ctl refuse to run as root, so as root they run as the `postgres` user and the
+data directory belongs to it. The cluster listens on 127.0.0.1 only and trusts local
+connections: it is a developer's and CI's stack; production points CHATCHANNELS_DSN at a
+managed server instead (deploy/config.md).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatchannels.settings import Settings
+from chatchannels.stack.processes import StackError, port_open, read_pid, wait_for
+
+PG_MAJOR = 15
+
+
+@dataclass(frozen=True)
+class PostgresPaths:
+    home: Path
+    data: Path
+    run: Path
+    log: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> PostgresPaths:
+        home = settings.stack_dir / "postgres"
+        return cls(
+            home=home,
+            data=home / "data",
+            run=home / "run",
+            log=settings.stack_dir / "logs" / "postgres.log",
+        )
+
+
+def pg_bin(tool: str) -> str:
+    candidate = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin") / tool
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(tool)
+    if found is None:
+        raise StackError(
+            f"PostgreSQL {PG_MAJOR} server tool {tool!r} not found; run `make setup` "
+            f"(Debian package postgresql-{PG_MAJOR})"
+        )
+    return found
+
+
+def _as_owner(cmd: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return cmd
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+def _chown_to_owner(*paths: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    pw = pwd.getpwnam("postgres")
+    for path in paths:
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def postgres_pid(settings: Settings) -> int | None:
+    return read_pid(PostgresPaths.of(settings).data / "postmaster.pid")
+
+
+def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(_as_owner(cmd), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"{what} failed ({' '.join(cmd)}):\n{result.stdout}{result.stderr}")
+    return result
+
+
+def start_postgres(settings: Settings) -> int:
+    """initdb on first use, then `pg_ctl start`; returns the postmaster pid (no-op if running)."""
+    paths = PostgresPaths.of(settings)
+    running = postgres_pid(settings)
+    if running:
+        return running
+    if port_open(settings.pg_host, settings.pg_port):
+        raise StackError(
+            f"port {settings.pg_host}:{settings.pg_port} is taken by another process; "
+            "set CHATCHANNELS_PG_PORT to a free port"
+        )
+    for path in (paths.home, paths.run, paths.log.parent):
+        path.mkdir(parents=True, exist_ok=True)
+    paths.log.touch()
+    _chown_to_owner(paths.home, paths.run, paths.log)
+    if not (paths.data / "PG_VERSION").exists():
+        _run(
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(paths.data),
+                "-U",
+                settings.pg_user,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
+            "initdb",
+        )
+    # Rewritten at every start, so a changed port in the settings takes effect.
+    conf = paths.data / "chatchannels.conf"
+    conf.write_text(
+        f"listen_addresses = '{settings.pg_host}'\n"
+        f"port = {settings.pg_port}\n"
+        f"unix_socket_directories = '{paths.run}'\n"
+        "shared_buffers = 256MB\n"
+        "max_connections = 200\n"
+    )
+    _chown_to_owner(conf)
+    main_conf = paths.data / "postgresql.conf"
+    if "chatchannels.conf" not in main_conf.read_text():
+        with main_conf.open("a") as fh:
+            fh.write("\ninclude_if_exists = 'chatchannels.conf'\n")
+    _run(
+        [pg_bin("pg_ctl"), "-D", str(paths.data), "-l", str(paths.log), "-w", "-t", "60", "start"],
+        "pg_ctl start",
+    )
+    return wait_for("the postmaster pid", lambda: postgres_pid(settings), 10)
+
+
+def wait_postgres_ready(settings: Settings, timeout: float = 60) -> None:
+    import psycopg
+
+    def probe() -> bool:
+        with psycopg.connect(_admin_dsn(settings), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return True
+
+    wait_for(f"PostgreSQL at {settings.pg_host}:{settings.pg_port}", probe, timeout)
+
+
+def _admin_dsn(settings: Settings) -> str:
+    return f"postgresql://{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/postgres"
+
+
+def ensure_database(settings: Settings, name: str | None = None) -> bool:
+    """Create the database if missing. True if created."""
+    import psycopg
+    from psycopg import sql
+
+    name = name or settings.pg_database
+    with psycopg.connect(_admin_dsn(settings), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return True
+
+
+def server_version(settings: Settings) -> str:
+    import psycopg
+
+    with psycopg.connect(_admin_dsn(settings), connect_timeout=3) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else ""
+
+
+def stop_postgres(settings: Settings) -> bool:
+    paths = PostgresPaths.of(settings)
+    if postgres_pid(settings) is None:
+        return False
+    _run(
+        [pg_bin("pg_ctl"), "-D", str(paths.data), "-m", "fast", "-w", "-t", "60", "stop"],
+        "pg_ctl stop",
+    )
+    return True

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the stack and tests need, only if something is missing,
+# so a second `make setup` costs nothing. Needs root (or sudo) only when it installs.
+set -euo pipefail
+
+missing=()
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+command -v dbus-daemon >/dev/null || missing+=(dbus-daemon)
+command -v dbus-send >/dev/null || missing+=(dbus-bin)
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+command -v runuser >/dev/null || missing+=(util-linux)
+for extra in ${CHATCHANNELS_EXTRA_PACKAGES:-}; do
+  command -v "$extra" >/dev/null || missing+=("$extra")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing Debian packages: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian's postgresql package starts a system cluster on 5432; the stack runs its own.

@@ -1,0 +1,147 @@
+"""Shared fixtures. Integration tests use the real services, never stand-ins.
+
+One real stack (Kafka + PostgreSQL under <repo>/.stack, or $CHATCHANNELS_STACK_DIR) serves
+the whole test run; each test gets its own topic and database on it, so several test runs can
+share one broker. If the stack cannot start, the tests that need it fail with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chatchannels.settings import Settings, load_settings
+from chatchannels.stack.dbus import SessionBus, session_bus
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _base_settings() -> Settings:
+    env = dict(os.environ)
+    env.setdefault("CHATCHANNELS_STACK_DIR", str(REPO / ".stack"))
+    return load_settings(environ=env)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def dbus_bus(tmp_path) -> Iterator[SessionBus]:
+    """A fresh private `dbus-daemon --session` for one test."""
+    with session_bus(tmp_path / "dbus") as bus:
+        yield bus
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Settings]:
+    """The shared real stack; started if needed, and stopped at the end only if we started it."""
+    from chatchannels.stack.manager import stack_down, stack_up
+
+    settings = _base_settings()
+    report = stack_up(settings)
+    yield settings
+    if report.started:
+        stack_down(settings)
+
+
+@pytest.fixture
+def kafka_topic(stack: Settings) -> Iterator[str]:
+    """A fresh topic with the raw topic's configs (3 partitions), deleted afterwards."""
+    from kafka import KafkaAdminClient
+
+    from chatchannels.stack.kafka import ensure_topic
+
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    ensure_topic(stack, name, partitions=3)
+    yield name
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        admin.delete_topics([name])
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def pg_dsn(stack: Settings) -> Iterator[str]:
+    """A fresh PostgreSQL database on the shared server, dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    from chatchannels.stack.postgres import ensure_database
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    ensure_database(stack, name)
+    yield f"postgresql://{stack.pg_user}@{stack.pg_host}:{stack.pg_port}/{name}"
+    admin = f"postgresql://{stack.pg_user}@{stack.pg_host}:{stack.pg_port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@dataclass
+class PrivateKafka:
+    """A Kafka node of a test's own: it may stop and start it (never the shared one)."""
+
+    settings: Settings
+
+    def start(self) -> None:
+        from chatchannels.stack import kafka
+
+        kafka.start_kafka(self.settings)
+        kafka.wait_kafka_ready(self.settings)
+
+    def stop(self) -> None:
+        from chatchannels.stack import kafka
+
+        kafka.stop_kafka(self.settings)
+
+    def create_topic(self, name: str, partitions: int = 1) -> str:
+        from chatchannels.stack.kafka import ensure_topic
+
+        ensure_topic(self.settings, name, partitions)
+        return name
+
+
+def private_stack_settings(shared: Settings, root: Path) -> Settings:
+    """Settings for a second stack in `root` on free ports, reusing the shared stack's jars."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "kafka").mkdir(exist_ok=True)
+    libs = root / "kafka" / "libs"
+    if not libs.exists():
+        libs.symlink_to(shared.stack_dir / "kafka" / "libs")
+    return shared.replace(
+        stack_dir=root,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        pg_port=free_port(),
+        kafka_heap="384m",
+    )
+
+
+@pytest.fixture
+def private_stack_dir(stack: Settings) -> Iterator[Path]:
+    """A folder for a second stack. Under the shared stack folder rather than pytest's tmp_path,
+    because PostgreSQL runs as the `postgres` user, who cannot enter pytest's 0700 folders."""
+    import shutil
+
+    root = stack.stack_dir / "tmp" / uuid.uuid4().hex[:12]
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_kafka(stack: Settings, private_stack_dir: Path) -> Iterator[PrivateKafka]:
+    node = PrivateKafka(private_stack_settings(stack, private_stack_dir))
+    node.start()
+    yield node
+    node.stop()

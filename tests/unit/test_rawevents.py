@@ -1,0 +1,79 @@
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatchannels.rawevents import (
+    EventClock,
+    RawEventError,
+    decode_raw_event,
+    encode_raw_event,
+    skype_api_event,
+    validate_raw_event,
+)
+
+
+def _event(**changes):
+    event = skype_api_event(
+        host="alice-pc",
+        session="0" * 32,
+        seq=1,
+        clock=EventClock(utc=1357987875.25, tz_offset_s=3600),
+        reason="notification",
+        obj="CHATMESSAGE",
+        obj_id="293",
+        trigger="CHATMESSAGE 293 STATUS RECEIVED",
+        lines=["CHATMESSAGE 293 BODY  two\nlines ", "CHATMESSAGE 293 TIMESTAMP 1357987875"],
+    )
+    event.update(changes)
+    return event
+
+
+def test_a_built_event_is_valid_and_round_trips_byte_for_byte():
+    event = _event()
+    validate_raw_event(event)
+    data = encode_raw_event(event)
+    assert decode_raw_event(data) == event
+    assert encode_raw_event(decode_raw_event(data)) == data
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"seq": 0}, "seq"),
+        ({"host": "has space"}, "host"),
+        ({"source": "irc"}, "source"),
+        ({"session": "xyz"}, "session"),
+        ({"clock": {"utc": 1.0}}, "clock"),
+    ],
+)
+def test_invalid_events_name_the_field(change, where):
+    with pytest.raises(RawEventError, match=where):
+        validate_raw_event(_event(**change))
+
+
+def test_skype_api_payload_is_checked_too():
+    event = _event()
+    event["payload"]["reason"] = "whim"
+    with pytest.raises(RawEventError, match="payload/reason"):
+        validate_raw_event(event)
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_raise_only_raw_event_error(data):
+    with contextlib.suppress(RawEventError):
+        decode_raw_event(data)
+
+
+@given(st.text(max_size=200))
+def test_verbatim_lines_survive_encoding(text):
+    event = _event()
+    event["payload"]["lines"] = [text]
+    assert decode_raw_event(encode_raw_event(event))["payload"]["lines"] == [text]
+
+
+def test_encoding_is_compact_utf8_json():
+    data = encode_raw_event(_event(host="h"))
+    assert b": " not in data and json.loads(data)["host"] == "h"

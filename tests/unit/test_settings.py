@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from chatchannels.settings import SettingsError, load_settings, settings_env
+
+
+def test_defaults_do_not_clash_with_a_system_postgres():
+    settings = load_settings(environ={})
+    assert settings.pg_port != 5432
+    assert settings.kafka_bootstrap == "127.0.0.1:29092"
+    assert settings.postgres_dsn == "postgresql://postgres@127.0.0.1:55432/chatchannels"
+    assert settings.stack_dir.is_absolute()
+
+
+def test_layers_file_then_environment_then_overrides(tmp_path):
+    config = tmp_path / "cc.toml"
+    config.write_text('pg_port = 6000\ntopic = "from-file"\npartitions = 7\nsomething_else = 1\n')
+    env = {"CHATCHANNELS_CONFIG": str(config), "CHATCHANNELS_TOPIC": "from-env"}
+    settings = load_settings(environ=env, partitions=9)
+    assert settings.pg_port == 6000
+    assert settings.topic == "from-env"
+    assert settings.partitions == 9
+    assert settings.extra == {"something_else": 1}
+
+
+def test_explicit_addresses_win_over_the_stack():
+    env = {"CHATCHANNELS_KAFKA": "kafka:9092", "CHATCHANNELS_DSN": "postgresql://db/x"}
+    settings = load_settings(environ=env)
+    assert settings_env(settings)["CHATCHANNELS_KAFKA"] == "kafka:9092"
+    assert settings_env(settings)["CHATCHANNELS_DSN"] == "postgresql://db/x"
+
+
+def test_bad_values_name_the_key_and_the_source(tmp_path):
+    with pytest.raises(SettingsError, match="'kafka_port' from CHATCHANNELS_KAFKA_PORT"):
+        load_settings(environ={"CHATCHANNELS_KAFKA_PORT": "ninety"})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("pg_port = [")
+    with pytest.raises(SettingsError, match="cannot read config file"):
+        load_settings(config_file=broken, environ={})
+
+
+def test_stack_dir_from_environment_is_made_absolute():
+    settings = load_settings(environ={"CHATCHANNELS_STACK_DIR": "rel/stack"})
+    assert settings.stack_dir == Path.cwd() / "rel" / "stack"
