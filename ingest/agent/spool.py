@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS events (
     data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS marks (chat TEXT PRIMARY KEY, message_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead (
+    seq INTEGER PRIMARY KEY,
+    captured_at REAL NOT NULL,
+    data BLOB NOT NULL,
+    problem TEXT NOT NULL
+);
 """
 
 
@@ -137,6 +143,23 @@ class Spool:
         with self._transaction():
             self._db.executemany("DELETE FROM events WHERE seq = ?", ((s,) for s in seqs))
 
+    def bury(self, seq: int, problem: str) -> None:
+        """Move an event Kafka can never take (too large, ...) to the dead table, kept as is.
+
+        Kafka would refuse it forever and block everything behind it; keeping it here, named
+        in `agent status`, loses nothing and lets the rest flow (invariant 8).
+        """
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO dead SELECT seq, captured_at, data, ? FROM events "
+                "WHERE seq = ?",
+                (problem, seq),
+            )
+            self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+
+    def dead(self) -> list[tuple[int, str]]:
+        return list(self._db.execute("SELECT seq, problem FROM dead ORDER BY seq"))
+
     def depth(self) -> int:
         return self._db.execute("SELECT count(*) FROM events").fetchone()[0]
 
@@ -169,6 +192,7 @@ class SpoolSummary:
     next_seq: int
     oldest_seq: int | None
     oldest_captured_at: float | None
+    dead: int
 
 
 def read_summary(path: Path) -> SpoolSummary:
@@ -181,6 +205,7 @@ def read_summary(path: Path) -> SpoolSummary:
             depth, first = db.execute("SELECT count(*), min(seq) FROM events").fetchone()
             at = db.execute("SELECT captured_at FROM events WHERE seq = ?", (first,)).fetchone()
             next_seq = db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+            (dead,) = db.execute("SELECT count(*) FROM dead").fetchone()
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
@@ -190,4 +215,5 @@ def read_summary(path: Path) -> SpoolSummary:
         next_seq=int(next_seq[0]) if next_seq else 1,
         oldest_seq=first,
         oldest_captured_at=at[0] if at else None,
+        dead=dead,
     )
