@@ -1,0 +1,58 @@
+"""How every benchmark reports: one JSON line per figure on stdout, then a readable table.
+
+A figure measured against a ceiling (the fastest the underlying part can go on this machine,
+measured in the same run) carries the ceiling and the ratio, so a number is never read alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    unit: str
+    ceiling: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.ceiling in (None, 0):
+            return None
+        return self.value / self.ceiling
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "value": round(self.value, 3),
+                "unit": self.unit,
+                "ceiling": None if self.ceiling is None else round(self.ceiling, 3),
+                "ratio": None if self.ratio is None else round(self.ratio, 3),
+            }
+        )
+
+
+def report(title: str, figures: Iterable[Figure]) -> None:
+    figures = list(figures)
+    for figure in figures:
+        print(figure.as_json(), flush=True)
+    table = Table(title=title)
+    for column in ("figure", "value", "unit", "ceiling", "ratio"):
+        table.add_column(column, justify="left" if column in ("figure", "unit") else "right")
+    for f in figures:
+        table.add_row(
+            f.name,
+            f"{f.value:,.1f}",
+            f.unit,
+            "" if f.ceiling is None else f"{f.ceiling:,.1f}",
+            "" if f.ratio is None else f"{f.ratio:.2f}",
+        )
+    Console(file=sys.stderr).print(table)

@@ -1,0 +1,70 @@
+"""Schema migrations: numbered SQL files in processors/migrations/, each run in a transaction.
+
+A dependency-free runner rather than a migration framework: the store is written with plain
+SQL, the files are few, and a replay (issue: replay) must be able to build the same schema
+under another PostgreSQL schema name, which is a `search_path` away with plain files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+
+MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available_migrations() -> list[Migration]:
+    folder = resources.files("chatchannels.processors").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text()))
+    return sorted(found, key=lambda m: m.version)
+
+
+def use_schema(conn: psycopg.Connection, schema: str) -> None:
+    """Point the connection at `schema` (created if missing); every store query is unqualified."""
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+
+
+def migrate(dsn: str, schema: str = "public") -> list[Migration]:
+    """Apply pending migrations in order, each in its own transaction. Returns those applied.
+
+    Idempotent, and safe when two processes migrate at once: an advisory lock serialises them.
+    """
+    applied: list[Migration] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        use_schema(conn, schema)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_utc timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in available_migrations():
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('chatchannels.migrate'))")
+                done = conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = %s", (migration.version,)
+                ).fetchone()
+                if done:
+                    continue
+                conn.execute(migration.sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+                applied.append(migration)
+    return applied
