@@ -1,0 +1,46 @@
+"""Content normalisation and hashing: what must agree for two hosts' copies to be one message.
+
+Only what every host reads the same goes into a key: message type, body and the handles a
+system message is about. Status, display names, local ids and times differ per host and are
+left out (design invariant 5). Bodies are normalised for what transports change: Unicode
+form, Windows line ends (spec §6.5), and runs of blanks at the ends of lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+
+_TRAILING_BLANKS = re.compile(r"[ \t]+\n")
+
+
+def normalise_body(body: str) -> str:
+    text = unicodedata.normalize("NFC", body).replace("\r\n", "\n").replace("\r", "\n")
+    return _TRAILING_BLANKS.sub("\n", text).strip()
+
+
+def normalise_handle(handle: str) -> str:
+    """Skype names compare case-insensitively (spec §7.3)."""
+    return handle.casefold()
+
+
+def content_key(message_type: str | None, body: str, users: Iterable[str] = ()) -> str:
+    """A stable digest of what a message says; equal for every host's copy of it."""
+    parts = [
+        (message_type or "").upper(),
+        normalise_body(body),
+        " ".join(sorted(normalise_handle(u) for u in users)),
+    ]
+    return stable_digest("content", *parts)
+
+
+def stable_digest(*parts: str, length: int = 24) -> str:
+    """Hex digest of the parts, unambiguous (length-prefixed), for keys and ids."""
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8")
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()[:length]

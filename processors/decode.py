@@ -1,0 +1,167 @@
+"""Raw event -> observation, or a DecodeError saying what was wrong and where.
+
+Never raises on bad input: the consumer puts a DecodeError in dead_letters with the raw
+record. Lines the agent already flagged in `payload.anomalies` are skipped (the agent kept
+them for inspection), as are ERROR replies (an object that vanished between notification
+and read); any other line that is not a reply about the event's own object is an error,
+because silently dropping it could lose a body.
+
+The trigger (the notification that caused the read) is read first and the GET replies after
+it, so a value read later wins: a `status` event may carry its news only in the trigger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chatchannels.ingest.desktop_api.protocol import (
+    ApiParseError,
+    ErrorReply,
+    ObjectProperty,
+    parse_handle_list,
+    parse_int,
+    parse_reply,
+)
+from chatchannels.processors.observations import (
+    MessageObservation,
+    ObjectObservation,
+    Observation,
+)
+from chatchannels.rawevents import RawEventError, validate_raw_event
+
+# Skype TIMESTAMPs before 2003 (Skype's birth) or after 2100 are not times a host can have
+# recorded for a message, however wrong its clock.
+_EARLIEST_TIMESTAMP = 1_041_379_200
+_LATEST_TIMESTAMP = 4_102_444_800
+
+_MESSAGE_TEXT_PROPS = {
+    "CHATNAME": "chat",
+    "FROM_HANDLE": "author",
+    "FROM_DISPNAME": "author_name",
+    "TYPE": "type",
+    "STATUS": "status",
+    "BODY": "body",
+    "EDITED_BY": "edited_by",
+}
+
+
+@dataclass(frozen=True)
+class DecodeError:
+    """Why one raw event was refused. `where` names the field or line; `kind` is one of
+    "schema", "line", "value", "unsupported" (a source this processor does not read yet)."""
+
+    kind: str
+    where: str
+    reason: str
+    host: str | None = None
+    seq: int | None = None
+
+    def __str__(self) -> str:
+        origin = f"host {self.host} seq {self.seq}: " if self.host is not None else ""
+        return f"{origin}{self.where}: {self.reason}"
+
+
+class _Refused(Exception):
+    def __init__(self, kind: str, where: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind, self.where, self.reason = kind, where, reason
+
+
+def decode_event(event: Mapping[str, Any]) -> Observation | DecodeError:
+    """The observation in one raw event (validated here against the schema first)."""
+    host = event.get("host") if isinstance(event, Mapping) else None
+    seq = event.get("seq") if isinstance(event, Mapping) else None
+    host = host if isinstance(host, str) else None
+    seq = seq if isinstance(seq, int) else None
+    try:
+        validate_raw_event(event)
+        if event["source"] != "skype-api":
+            raise _Refused(
+                "unsupported", "source", f"source {event['source']!r} is not decoded yet"
+            )
+        return _decode_skype_api(event)
+    except RawEventError as exc:
+        return DecodeError("schema", "event", str(exc), host, seq)
+    except _Refused as exc:
+        return DecodeError(exc.kind, exc.where, exc.reason, host, seq)
+
+
+def _decode_skype_api(event: Mapping[str, Any]) -> Observation:
+    payload = event["payload"]
+    obj, obj_id = payload["object"], payload["id"]
+    flagged = {a["line"] for a in payload.get("anomalies", ())}
+    texts: list[tuple[str, str]] = []
+    if payload["trigger"] is not None:
+        texts.append(("payload.trigger", payload["trigger"]))
+    texts.extend((f"payload.lines[{i}]", line) for i, line in enumerate(payload["lines"]))
+    props: dict[str, tuple[str, str]] = {}
+    for where, text in texts:
+        if text in flagged:
+            continue
+        try:
+            reply = parse_reply(text)
+        except ApiParseError as exc:
+            raise _Refused("line", where, f"{exc.reason}: {text[:200]!r}") from None
+        if isinstance(reply, ErrorReply):
+            continue
+        if not isinstance(reply, ObjectProperty):
+            raise _Refused("line", where, f"not an object property reply: {text[:200]!r}")
+        if (reply.obj, reply.obj_id) != (obj, obj_id):
+            if where == "payload.trigger":
+                # A poll is triggered by the chat's ACTIVITY_TIMESTAMP, not by the message.
+                continue
+            raise _Refused("line", where, f"about {reply.obj} {reply.obj_id}, not {obj} {obj_id}")
+        props[reply.prop] = (where, reply.value)
+    clock = event["clock"]
+    if obj != "CHATMESSAGE":
+        return ObjectObservation(
+            host=event["host"],
+            seq=event["seq"],
+            obj=obj,
+            obj_id=obj_id,
+            reason=payload["reason"],
+            captured_utc=float(clock["utc"]),
+            properties=tuple(sorted((p, v) for p, (_, v) in props.items())),
+        )
+    fields: dict[str, Any] = {
+        name: props[prop][1] for prop, name in _MESSAGE_TEXT_PROPS.items() if prop in props
+    }
+    if "TIMESTAMP" in props:
+        fields["timestamp"] = _timestamp(props["TIMESTAMP"], allow_zero=False)
+    if "EDITED_TIMESTAMP" in props:
+        fields["edited_timestamp"] = _timestamp(props["EDITED_TIMESTAMP"], allow_zero=True)
+    if "USERS" in props:
+        fields["users"] = parse_handle_list(props["USERS"][1])
+    for name in ("chat", "author"):
+        if fields.get(name) == "":
+            raise _Refused("value", _where(props, name), f"empty {name}")
+    fields["edited_by"] = fields.get("edited_by") or None
+    return MessageObservation(
+        host=event["host"],
+        seq=event["seq"],
+        local_id=obj_id,
+        reason=payload["reason"],
+        captured_utc=float(clock["utc"]),
+        tz_offset_s=clock["tz_offset_s"],
+        **fields,
+    )
+
+
+def _timestamp(found: tuple[str, str], *, allow_zero: bool) -> int:
+    where, value = found
+    try:
+        seconds = parse_int(value)
+    except ApiParseError as exc:
+        raise _Refused("value", where, f"{exc.reason}: {value[:40]!r}") from None
+    if seconds == 0 and allow_zero:
+        return 0
+    if not _EARLIEST_TIMESTAMP <= seconds <= _LATEST_TIMESTAMP:
+        raise _Refused("value", where, f"impossible timestamp {seconds}")
+    return seconds
+
+
+def _where(props: dict[str, tuple[str, str]], name: str) -> str:
+    prop = next(p for p, n in _MESSAGE_TEXT_PROPS.items() if n == name)
+    return props[prop][0]

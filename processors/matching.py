@@ -1,0 +1,273 @@
+"""Cross-host matching: which hosts' copies are one message.
+
+Design note (also in /work/notes/matching.md)
+=============================================
+
+Input: every complete `HostMessage` (chat, author and TIMESTAMP known) of one group, the
+group being (chat, author compared case-insensitively). Output: clusters, each at most one
+host message per host, each one canonical message. `cluster_messages` is a pure function of
+the *set* of host messages: it sorts everything it reads by host id, time and local id and
+never looks at arrival order.
+
+Time. A host message's corrected time is its Skype TIMESTAMP minus its host's clock skew as
+estimated when that host first read the TIMESTAMP (clocks.py). That estimate depends only on
+the host's own prefix of events, so the corrected time is a function of the host's events.
+
+Phase 1, originals. A body read with EDITED_TIMESTAMP 0 is known to be the original; such a
+host message gets a strong key, the digest of (type, normalised original body, USERS).
+Copies with different strong keys are never one message. Within one strong key the hosts are
+taken in host-id order and each host's messages (sorted by corrected time, then local id) are
+aligned to the clusters built so far (sorted by their median time) by an order-preserving
+alignment (dynamic programming, like a sequence alignment) that maximises the sum over
+matched pairs of (tolerance - |time difference|) and admits only pairs within the tolerance.
+Unmatched messages open new clusters. The sum rewards close pairs, so when a host missed one
+of two equal posts its single copy goes to the nearer occurrence, not the earlier; order
+preservation keeps two equal posts of one host in their order, and one host never appears
+twice in a cluster because each host is aligned once.
+
+Phase 2, copies without a known original (first read after an edit, or after deletion: an
+empty body with EDITED_TIMESTAMP set). Hosts again in id order, each host's such messages
+aligned to all clusters of the group that lack that host, same score but doubled when the
+edit evidence agrees (the orphan's current body is one of the bodies the cluster's members
+saw, a tombstone meeting a deleted cluster) and admitted only if the edit is not older than
+the cluster's posting time minus the tolerance. A cluster whose hosts have not yet seen the
+edit still matches, on chat, author and time. Unmatched ones open clusters that later
+hosts' orphans can join.
+
+Why order-independent. Host messages fold in host order, which Kafka keeps; the corrected
+times depend on host prefixes only; clustering and ids (canonical.py) are functions of the
+set of host messages with every tie broken by host id, time and local id. So the state after
+all events is the same for every interleaving, and incrementally recomputing one group from
+its stored host messages whenever one of them changes reaches that same state.
+
+Limits. Progressive alignment is deterministic but not symmetric in hosts: the host-id order
+decides close calls among three or more hosts. Phase 2 can pair a copy read only after an
+edit with a different message of the same author within the tolerance if the true original
+was seen by no other host. Canonical ids can change when a group's clustering changes (see
+canonical.py); the store must keep old ids as aliases. Cost is quadratic in the number of
+equal texts of one author in one chat (alignment table), and each change recomputes its group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from chatchannels.processors.content import content_key, normalise_handle
+from chatchannels.processors.observations import HostMessage
+
+DEFAULT_TOLERANCE_S = 120.0
+_US = 1_000_000
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Host messages judged to be one message; `members` sorted by host id."""
+
+    chat: str
+    author_key: str
+    members: tuple[HostMessage, ...]
+    key: str
+    has_original: bool
+    utc_us: int
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        return frozenset(m.host for m in self.members)
+
+
+def group_key(message: HostMessage) -> tuple[str, str]:
+    assert message.chat is not None and message.author is not None
+    return (message.chat, normalise_handle(message.author))
+
+
+def corrected_us(message: HostMessage) -> int:
+    utc = message.corrected_utc
+    assert utc is not None
+    return round(utc * _US)
+
+
+def strong_key(message: HostMessage) -> str | None:
+    original = message.original_body
+    if original is None:
+        return None
+    return content_key(message.type, original, message.users)
+
+
+def current_key(message: HostMessage) -> str:
+    current = message.current
+    return content_key(message.type, current.body if current else "", message.users)
+
+
+def cluster_messages(
+    messages: Iterable[HostMessage], tolerance_s: float = DEFAULT_TOLERANCE_S
+) -> list[Cluster]:
+    """Cluster complete host messages of any groups; sorted by (chat, author, time, key)."""
+    groups: dict[tuple[str, str], list[HostMessage]] = {}
+    for message in messages:
+        if message.is_complete:
+            groups.setdefault(group_key(message), []).append(message)
+    tol_us = round(tolerance_s * _US)
+    clusters: list[Cluster] = []
+    for (chat, author_key), members in sorted(groups.items()):
+        clusters.extend(_cluster_group(chat, author_key, members, tol_us))
+    return sorted(clusters, key=lambda c: (c.chat, c.author_key, c.utc_us, c.key))
+
+
+class _Draft:
+    """A cluster being built; mutable only inside this module."""
+
+    def __init__(self, key: str, has_original: bool) -> None:
+        self.key = key
+        self.has_original = has_original
+        self.members: list[HostMessage] = []
+        self.utc_us = 0
+
+    def add(self, message: HostMessage) -> None:
+        self.members.append(message)
+        times = sorted(corrected_us(m) for m in self.members)
+        middle = len(times) // 2
+        self.utc_us = times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) // 2
+
+    @property
+    def hosts(self) -> set[str]:
+        return {m.host for m in self.members}
+
+    def body_keys(self) -> set[str]:
+        return {content_key(m.type, s.body, m.users) for m in self.members for s in m.sightings}
+
+    def sort_key(self) -> tuple[int, tuple[str, str]]:
+        return (self.utc_us, min(m.key for m in self.members))
+
+
+def _by_host(messages: Iterable[HostMessage]) -> list[tuple[str, list[HostMessage]]]:
+    hosts: dict[str, list[HostMessage]] = {}
+    for message in messages:
+        hosts.setdefault(message.host, []).append(message)
+    return [
+        (host, sorted(ms, key=lambda m: (corrected_us(m), m.local_order)))
+        for host, ms in sorted(hosts.items())
+    ]
+
+
+def _cluster_group(
+    chat: str, author_key: str, messages: list[HostMessage], tol_us: int
+) -> list[Cluster]:
+    by_strong: dict[str, list[HostMessage]] = {}
+    orphans: list[HostMessage] = []
+    for message in messages:
+        key = strong_key(message)
+        if key is None:
+            orphans.append(message)
+        else:
+            by_strong.setdefault(key, []).append(message)
+
+    drafts: list[_Draft] = []
+    for key, same in sorted(by_strong.items()):
+        keyed: list[_Draft] = []
+        for _host, own in _by_host(same):
+            keyed.sort(key=_Draft.sort_key)
+            pairs = align(
+                [d.utc_us for d in keyed],
+                [corrected_us(m) for m in own],
+                lambda i, j, _t: 1,
+                tol_us,
+            )
+            keyed.extend(_attach(keyed, own, pairs, lambda _m, k=key: _Draft(k, True)))
+        drafts.extend(keyed)
+
+    for host, own in _by_host(orphans):
+        drafts.sort(key=_Draft.sort_key)
+        candidates = [d for d in drafts if host not in d.hosts]
+        evidence = [d.body_keys() for d in candidates]
+        times = [d.utc_us for d in candidates]
+
+        def weight(i: int, j: int, _t: int, own=own, evidence=evidence, times=times) -> int:
+            return _edit_evidence(own[j], evidence[i], times[i], tol_us)
+
+        pairs = align(times, [corrected_us(m) for m in own], weight, tol_us)
+        drafts.extend(_attach(candidates, own, pairs, lambda m: _Draft(current_key(m), False)))
+
+    return [
+        Cluster(
+            chat=chat,
+            author_key=author_key,
+            members=tuple(sorted(d.members, key=lambda m: m.key)),
+            key=d.key,
+            has_original=d.has_original,
+            utc_us=d.utc_us,
+        )
+        for d in drafts
+    ]
+
+
+def _edit_evidence(orphan: HostMessage, body_keys: set[str], cluster_us: int, tol_us: int) -> int:
+    """Score weight of an orphan against a cluster: 2 agreeing, 1 neutral, 0 impossible."""
+    current = orphan.current
+    edited = current.edited_utc if current else None
+    if edited is not None and round(edited * _US) < cluster_us - tol_us:
+        return 0
+    return 2 if current_key(orphan) in body_keys else 1
+
+
+def _attach(
+    drafts: list[_Draft],
+    own: Sequence[HostMessage],
+    pairs: list[tuple[int, int]],
+    new_draft: Callable[[HostMessage], _Draft],
+) -> list[_Draft]:
+    """Add matched messages to their drafts; return new drafts for the unmatched ones."""
+    matched = {j: i for i, j in pairs}
+    opened: list[_Draft] = []
+    for j, message in enumerate(own):
+        if j in matched:
+            drafts[matched[j]].add(message)
+        else:
+            draft = new_draft(message)
+            draft.add(message)
+            opened.append(draft)
+    return opened
+
+
+def align(
+    xs: Sequence[int],
+    ys: Sequence[int],
+    weight: Callable[[int, int, int], int],
+    tol_us: int,
+) -> list[tuple[int, int]]:
+    """Order-preserving pairs (i, j) of two time-sorted sequences with the highest total of
+    weight * (tol_us - |xs[i] - ys[j]| + 1) over pairs within the tolerance.
+
+    `weight(i, j, dt)` of 0 forbids a pair. Ties prefer a match, then skipping an x, so the
+    result is a function of the inputs alone.
+    """
+    n, m = len(xs), len(ys)
+    if not n or not m:
+        return []
+    score = [[0] * (m + 1) for _ in range(n + 1)]
+    move = [[0] * (m + 1) for _ in range(n + 1)]  # 0 match, 1 skip x, 2 skip y
+    for i in range(1, n + 1):
+        row, prev = score[i], score[i - 1]
+        for j in range(1, m + 1):
+            best, choice = prev[j], 1
+            if row[j - 1] > best:
+                best, choice = row[j - 1], 2
+            dt = abs(xs[i - 1] - ys[j - 1])
+            if dt <= tol_us:
+                w = weight(i - 1, j - 1, dt)
+                if w and prev[j - 1] + w * (tol_us - dt + 1) >= best:
+                    best, choice = prev[j - 1] + w * (tol_us - dt + 1), 0
+            row[j], move[i][j] = best, choice
+    pairs: list[tuple[int, int]] = []
+    i, j = n, m
+    while i and j:
+        choice = move[i][j]
+        if choice == 0:
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif choice == 1:
+            i -= 1
+        else:
+            j -= 1
+    pairs.reverse()
+    return pairs

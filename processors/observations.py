@@ -1,0 +1,171 @@
+"""What one host saw: observations decoded from raw events, folded per (host, local id).
+
+A `MessageObservation` is one raw event's worth of CHATMESSAGE properties (any of them may be
+missing: a status notification carries only STATUS). Every observation about one
+(host, local message id) folds into one `HostMessage`, which keeps the body history as that
+host saw it. Folding is idempotent: a re-delivered event (seq not above the last one folded)
+changes nothing, because one host's events always arrive in that host's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class MessageObservation:
+    """CHATMESSAGE properties read in one raw event; None means "not read in this event"."""
+
+    host: str
+    seq: int
+    local_id: str
+    reason: str
+    captured_utc: float
+    tz_offset_s: int
+    chat: str | None = None
+    author: str | None = None
+    author_name: str | None = None
+    type: str | None = None
+    status: str | None = None
+    timestamp: int | None = None
+    body: str | None = None
+    edited_timestamp: int | None = None
+    edited_by: str | None = None
+    users: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ObjectObservation:
+    """Properties of a non-message object (CHAT, USER, CHATMEMBER, SESSION), as read."""
+
+    host: str
+    seq: int
+    obj: str
+    obj_id: str
+    reason: str
+    captured_utc: float
+    properties: tuple[tuple[str, str], ...]
+
+
+Observation = MessageObservation | ObjectObservation
+
+
+@dataclass(frozen=True)
+class BodySighting:
+    """One body a host read, with the edit evidence read alongside it.
+
+    `edited_timestamp` is Skype's raw value in the host's clock: 0 means never edited, so
+    this body is the original; None means EDITED_TIMESTAMP was not read, so nobody knows.
+    `skew_s` is the host clock estimate at this sighting, to correct the edit time.
+    """
+
+    body: str
+    edited_timestamp: int | None
+    edited_by: str | None
+    seq: int
+    skew_s: float
+
+    @property
+    def is_original(self) -> bool:
+        return self.edited_timestamp == 0
+
+    @property
+    def edited_utc(self) -> float | None:
+        if not self.edited_timestamp:
+            return None
+        return self.edited_timestamp - self.skew_s
+
+
+@dataclass(frozen=True)
+class HostMessage:
+    """One message as one host knows it, folded from all its observations in host order.
+
+    `skew_s` is frozen at the observation that first carried TIMESTAMP: it depends only on
+    this host's own prefix of events, so it is the same in every interleaving of hosts.
+    """
+
+    host: str
+    local_id: str
+    last_seq: int
+    chat: str | None = None
+    author: str | None = None
+    author_name: str | None = None
+    type: str | None = None
+    status: str | None = None
+    timestamp: int | None = None
+    skew_s: float | None = None
+    users: tuple[str, ...] = ()
+    sightings: tuple[BodySighting, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.host, self.local_id)
+
+    @property
+    def is_complete(self) -> bool:
+        """Enough is known to place it: chat, author and posting time."""
+        return self.chat is not None and self.author is not None and self.timestamp is not None
+
+    @property
+    def corrected_utc(self) -> float | None:
+        if self.timestamp is None or self.skew_s is None:
+            return None
+        return self.timestamp - self.skew_s
+
+    @property
+    def original_body(self) -> str | None:
+        """The body read with EDITED_TIMESTAMP 0, the only proof of an original."""
+        for sighting in self.sightings:
+            if sighting.is_original:
+                return sighting.body
+        return None
+
+    @property
+    def current(self) -> BodySighting | None:
+        return self.sightings[-1] if self.sightings else None
+
+    @property
+    def local_order(self) -> tuple[int, int | str]:
+        """Sort key among one host's messages: ids only grow on a host (spec §6.1)."""
+        return (0, int(self.local_id)) if self.local_id.isdigit() else (1, self.local_id)
+
+
+def fold_observation(
+    message: HostMessage | None, obs: MessageObservation, skew_s: float
+) -> HostMessage:
+    """Fold one observation into the host's message; `skew_s` is the host clock estimate now."""
+    if message is None:
+        message = HostMessage(host=obs.host, local_id=obs.local_id, last_seq=0)
+    elif obs.host != message.host or obs.local_id != message.local_id:
+        raise ValueError(f"observation {obs.host}/{obs.local_id} folded into {message.key}")
+    if obs.seq <= message.last_seq:
+        return message
+    sightings = message.sightings
+    if obs.body is not None:
+        sighting = BodySighting(obs.body, obs.edited_timestamp, obs.edited_by, obs.seq, skew_s)
+        if not sightings or not _same_sighting(sightings[-1], sighting):
+            sightings = (*sightings, sighting)
+    timestamp, msg_skew = message.timestamp, message.skew_s
+    if timestamp is None and obs.timestamp is not None:
+        timestamp, msg_skew = obs.timestamp, skew_s
+    return replace(
+        message,
+        last_seq=obs.seq,
+        chat=message.chat if message.chat is not None else obs.chat,
+        author=message.author if message.author is not None else obs.author,
+        author_name=obs.author_name if obs.author_name is not None else message.author_name,
+        type=message.type if message.type is not None else obs.type,
+        status=obs.status if obs.status is not None else message.status,
+        timestamp=timestamp,
+        skew_s=msg_skew,
+        users=obs.users if obs.users is not None else message.users,
+        sightings=sightings,
+    )
+
+
+def _same_sighting(a: BodySighting, b: BodySighting) -> bool:
+    # A re-read of an unchanged message is not a new body; EDITED_TIMESTAMP not read (None)
+    # on one of the two reads adds no evidence either.
+    if a.body != b.body or (a.edited_by != b.edited_by and b.edited_by is not None):
+        return False
+    return a.edited_timestamp == b.edited_timestamp or b.edited_timestamp is None
