@@ -1,0 +1,293 @@
+"""Scenarios: the emulated world (users, hosts, chats) and its timeline of actions.
+
+Pure: parsing and validation only. A scenario is either one JSON document (``timeline`` is a
+list) or JSON Lines (header line, then one action per line). The JSON Lines form is read
+lazily each time the actions are iterated, so a generated scenario with millions of
+messages never sits in memory. emulator/scenarios/README.md documents the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+FORMAT = "chatchannels.scenario.v1"
+FAULTS = (
+    "drop_received",
+    "reorder",
+    "reply_via_notify",
+    "refuse_consent",
+    "offline_consent",
+    "slow_consent",
+)
+
+
+class ScenarioError(ValueError):
+    """A scenario is malformed; ``str()`` names the file/line or timeline index and the field."""
+
+
+@dataclass(frozen=True)
+class User:
+    handle: str
+    fullname: str = ""
+    tz_offset_s: int | None = None
+
+
+@dataclass(frozen=True)
+class Host:
+    id: str
+    user: str
+    skew_s: float = 0.0
+    tz_offset_s: int = 0
+    online: bool = True
+    first_id: int = 0
+
+    def clock(self, true_time: float) -> int:
+        """This host's clock reading (integer Unix seconds, as Skype reports) at a true time."""
+        return math.floor(true_time + self.skew_s)
+
+
+@dataclass(frozen=True)
+class Chat:
+    name: str
+    members: tuple[str, ...]
+    topic: str = ""
+    adder: str = ""
+    created: float = 0.0
+    bookmarked: bool = False
+
+    @property
+    def is_dialog_name(self) -> bool:
+        # "#a/$b;hex" began as a dialog; "#a/$hex" was created as a multichat (spec 5.1).
+        return ";" in self.name
+
+
+@dataclass(frozen=True)
+class Action:
+    """One timeline entry. ``index`` is its position in the timeline (0-based)."""
+
+    index: int
+    at: float
+    op: str
+    chat: str = ""
+    author: str = ""
+    user: str = ""
+    host: str = ""
+    body: str = ""
+    msg: str = ""
+    type: str = "SAID"
+    editor: str = ""
+    fault: str = ""
+    on: bool = False
+
+    @property
+    def message_id(self) -> str:
+        """The scenario message id this action creates or targets (default ``t<index>``)."""
+        return self.msg or f"t{self.index}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    start: int
+    users: tuple[User, ...]
+    hosts: tuple[Host, ...]
+    chats: tuple[Chat, ...]
+    title: str = ""
+    seed: int | None = None
+    # Re-iterable source of actions: a tuple in memory or a re-opened file.
+    _actions: Callable[[], Iterator[Action]] = field(default=lambda: iter(()), repr=False)
+
+    def actions(self) -> Iterator[Action]:
+        return self._actions()
+
+    def host(self, host_id: str) -> Host:
+        for h in self.hosts:
+            if h.id == host_id:
+                return h
+        raise KeyError(host_id)
+
+    def user(self, handle: str) -> User:
+        for u in self.users:
+            if u.handle == handle:
+                return u
+        return User(handle)
+
+
+@cache
+def scenario_schema() -> dict[str, Any]:
+    text = resources.files("chatchannels.schemas").joinpath("scenario.v1.json").read_text()
+    return json.loads(text)
+
+
+@cache
+def _validator(definition: str) -> jsonschema.protocols.Validator:
+    schema = scenario_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    if definition:
+        schema = {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]}
+    return cls(schema)
+
+
+def _check(doc: Any, definition: str, where: str) -> None:
+    error = jsonschema.exceptions.best_match(_validator(definition).iter_errors(doc))
+    if error is not None:
+        path = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ScenarioError(f"{where}: field {path}: {error.message}")
+
+
+def default_first_id(host_id: str) -> int:
+    """A per-host counter start, so one message has different ids on different hosts."""
+    return 100 + int.from_bytes(hashlib.sha256(host_id.encode()).digest()[:4], "big") % 90000
+
+
+def _header(doc: Mapping[str, Any], where: str) -> Scenario:
+    _check(doc, "header", where)
+    users = {
+        u["handle"]: User(u["handle"], u.get("fullname", ""), u.get("tz_offset_s"))
+        for u in doc["users"]
+    }
+    hosts = tuple(
+        Host(
+            id=h["id"],
+            user=h["user"],
+            skew_s=float(h.get("skew_s", 0)),
+            tz_offset_s=h.get("tz_offset_s", 0),
+            online=h.get("online", True),
+            first_id=h.get("first_id") or default_first_id(h["id"]),
+        )
+        for h in doc["hosts"]
+    )
+    chats = tuple(
+        Chat(
+            name=c["name"],
+            members=tuple(c["members"]),
+            topic=c.get("topic", ""),
+            adder=c.get("adder", c["members"][0]),
+            created=float(c.get("created", 0)),
+            bookmarked=c.get("bookmarked", False),
+        )
+        for c in doc["chats"]
+    )
+    for h in hosts:
+        users.setdefault(h.user, User(h.user))
+    if len({h.id for h in hosts}) != len(hosts):
+        raise ScenarioError(f"{where}: host ids are not unique")
+    if len({h.user for h in hosts}) != len(hosts):
+        raise ScenarioError(f"{where}: two hosts share a user")
+    if len({c.name for c in chats}) != len(chats):
+        raise ScenarioError(f"{where}: chat names are not unique")
+    for c in chats:
+        for m in c.members:
+            users.setdefault(m, User(m))
+    return Scenario(
+        start=doc["start"],
+        users=tuple(users.values()),
+        hosts=hosts,
+        chats=chats,
+        title=doc.get("title", ""),
+        seed=doc.get("seed"),
+    )
+
+
+def _action(index: int, doc: Any, where: str) -> Action:
+    _check(doc, "action", where)
+    fields = {k: v for k, v in doc.items() if k not in ("at", "op")}
+    return Action(index=index, at=float(doc["at"]), op=doc["op"], **fields)
+
+
+def _checked(scenario: Scenario, docs: Iterable[tuple[str, Any]]) -> Iterator[Action]:
+    """Turn raw action documents into Actions, checking references and time order."""
+    host_ids = {h.id for h in scenario.hosts}
+    chat_names = {c.name for c in scenario.chats}
+    last_at = 0.0
+    for index, (where, doc) in enumerate(docs):
+        action = _action(index, doc, where)
+        if action.at < last_at:
+            raise ScenarioError(
+                f"{where}: at {action.at} is before the previous action ({last_at})"
+            )
+        if action.host and action.host not in host_ids:
+            raise ScenarioError(f"{where}: unknown host {action.host!r}")
+        if action.chat and action.chat not in chat_names:
+            raise ScenarioError(f"{where}: unknown chat {action.chat!r}")
+        last_at = action.at
+        yield action
+
+
+def scenario_from_dict(doc: Mapping[str, Any], where: str = "scenario") -> Scenario:
+    """A scenario from one JSON document (``timeline`` inline)."""
+    if not isinstance(doc, Mapping):
+        raise ScenarioError(f"{where}: expected a JSON object")
+    timeline = doc.get("timeline")
+    if not isinstance(timeline, list):
+        raise ScenarioError(f"{where}: field timeline: a list of actions is required")
+    header = _header({k: v for k, v in doc.items() if k != "timeline"}, where)
+    actions = tuple(
+        _checked(header, ((f"{where}: timeline[{i}]", a) for i, a in enumerate(timeline)))
+    )
+    return _with_actions(header, lambda: iter(actions))
+
+
+def _with_actions(header: Scenario, source: Callable[[], Iterator[Action]]) -> Scenario:
+    return Scenario(
+        start=header.start,
+        users=header.users,
+        hosts=header.hosts,
+        chats=header.chats,
+        title=header.title,
+        seed=header.seed,
+        _actions=source,
+    )
+
+
+def _json_lines(path: Path) -> Iterator[tuple[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                yield where, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ScenarioError(f"{where}: not JSON: {exc.msg} at column {exc.colno}") from exc
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Load a ``.json`` document or a ``.jsonl`` stream (actions are re-read lazily)."""
+    path = Path(path)
+    if path.suffix != ".jsonl":
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from exc
+        return scenario_from_dict(doc, str(path))
+    lines = _json_lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise ScenarioError(f"{path}: empty file, expected a header line")
+    where, doc = first
+    if not isinstance(doc, Mapping):
+        raise ScenarioError(f"{where}: the header must be a JSON object")
+    header = _header(doc, where)
+    lines.close()
+
+    def actions() -> Iterator[Action]:
+        rest = _json_lines(path)
+        next(rest)
+        return _checked(header, rest)
+
+    return _with_actions(header, actions)
+
+
+def bundled_scenario(name: str) -> Path:
+    """Path of a scenario shipped in emulator/scenarios/."""
+    return Path(str(resources.files("chatchannels.emulator").joinpath("scenarios", name)))
