@@ -137,6 +137,7 @@ class SkypeClient:
         self._attached_event = asyncio.Event()
         # Replaced on every state change, so a waiter can sleep until "anything changed".
         self._state_changed = asyncio.Event()
+        self._opened = False
         self._closed = False
 
     # --- public API -------------------------------------------------------------------
@@ -164,15 +165,22 @@ class SkypeClient:
         self._state_handlers.append(handler)
 
     async def connect(self, *, wait: bool = False, timeout: float | None = None) -> None:
-        """Open the bus and attach.
+        """Open the bus (once) and attach.
 
         With `wait=False` one attempt is made and its failure raised (SkypeNotRunning,
         AttachRefused, SkypeOffline, CommandTimeout). With `wait=True` the client keeps
         retrying (and watching for Skype to appear) until attached, refused, or `timeout`.
+        Either way, once the bus is open the client follows Skype from then on: when Skype
+        (re)appears it attaches again by itself (unless `reattach=False`). Calling connect()
+        again after a failure is allowed.
         """
-        if self._state is not AttachState.NOT_ATTACHED:
-            raise DesktopApiError(f"connect() called in state {self._state.value}")
-        await self._transport.open()
+        if self._closed:
+            raise NotAttached("client closed")
+        if not self._opened:
+            await self._transport.open()
+            self._opened = True
+        if self.attached:
+            return
         if not wait:
             await self._attach()
             return
@@ -303,7 +311,7 @@ class SkypeClient:
             await asyncio.sleep(delay)
 
     def _skype_owner_changed(self, owner: str) -> None:
-        if self._state in (AttachState.CLOSED, AttachState.NOT_ATTACHED):
+        if self._closed:
             return
         if not owner:
             self._lost_attachment("Skype left the bus", AttachState.NOT_AVAILABLE)

@@ -12,12 +12,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from chatchannels.ingest.desktop_api.errors import DesktopApiError, SkypeNotRunning
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusStr
 from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method
+
+from chatchannels.ingest.desktop_api.errors import DesktopApiError, SkypeNotRunning
 
 SKYPE_BUS_NAME = "com.Skype.API"
 SKYPE_PATH = "/com/Skype"

@@ -155,3 +155,12 @@ class CommandTimeout(DesktopApiError):
         self.command = command
         self.timeout = timeout
         super().__init__(f"no reply within {timeout:g} s to {command!r}")
+
+
+class UnexpectedReply(DesktopApiError):
+    """Skype answered a command with a well-formed reply of the wrong shape or object."""
+
+    def __init__(self, command: str, reply: object) -> None:
+        self.command = command
+        self.reply = reply
+        super().__init__(f"unexpected reply to {command!r}: {reply!r}")

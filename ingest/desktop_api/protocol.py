@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from chatchannels.ingest.desktop_api.errors import ApiParseError
 
@@ -48,11 +48,13 @@ __all__ = [
     "format_set_parameter",
     "format_timestamp",
     "parse_bool",
+    "parse_date",
     "parse_handle_list",
     "parse_id_list",
     "parse_int",
     "parse_reply",
     "parse_timestamp",
+    "parse_timezone",
     "split_command_id",
 ]
 
@@ -273,6 +275,26 @@ def format_timestamp(moment: datetime | None) -> str:
     if moment.tzinfo is None:
         raise ValueError("timestamps must be aware datetimes")
     return str(int(moment.timestamp()))
+
+
+def parse_timezone(value: str) -> timedelta | None:
+    """USER TIMEZONE is 86400 + the UTC offset in seconds; `0` means not set (spec §7.1)."""
+    seconds = parse_int(value)
+    if seconds == 0:
+        return None
+    return timedelta(seconds=seconds - 86400)
+
+
+def parse_date(value: str) -> date | None:
+    """USER BIRTHDAY: `YYYYMMDD`, or `0` when unset."""
+    if value == "0":
+        return None
+    if len(value) != 8 or not _INT.fullmatch(value):
+        raise ApiParseError(value, "not a YYYYMMDD date")
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        raise ApiParseError(value, "not a valid calendar date") from None
 
 
 def parse_bool(value: str) -> bool:

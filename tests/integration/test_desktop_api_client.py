@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from dbus_fast import Message, MessageFlag, MessageType
+from dbus_fast.aio import MessageBus
+
 from chatchannels.ingest.desktop_api import errors
 from chatchannels.ingest.desktop_api.client import AttachState, Backoff, Notification, SkypeClient
 from chatchannels.ingest.desktop_api.protocol import (
@@ -27,8 +30,6 @@ from chatchannels.ingest.desktop_api.protocol import (
     format_search_result,
     split_command_id,
 )
-from dbus_fast import Message, MessageFlag, MessageType
-from dbus_fast.aio import MessageBus
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,14 @@ class StubConfig:
     consent: asyncio.Event | None = None  # NAME waits for this event when set
     reply_via_notify: bool = False
     hold_until_in_flight: int = 0  # answer GETs only once this many are waiting
-    bodies: dict[str, str] = field(default_factory=dict)
+    # (object, id, property) -> value, answered to GET; unknown ones give an ERROR.
+    properties: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # exact command text (without #id) -> reply text, checked before anything else
+    answers: dict[str, str] = field(default_factory=dict)
+    # SEARCH word -> (reply noun, items)
+    searches: dict[str, tuple[str, list[str]]] = field(
+        default_factory=lambda: {"CHATS": ("CHATS", ["#alice/$bob;a7ab206ec78060f1"])}
+    )
     extra_notifications: list[str] = field(default_factory=list)
 
 
@@ -117,6 +125,8 @@ class SkypeStub:
 
     def _answer(self, line: str) -> str:
         _, text = split_command_id(line)
+        if text in self.config.answers:
+            return self.config.answers[text]
         words = text.split(" ")
         verb = words[0].upper()
         if verb == "PROTOCOL":
@@ -125,15 +135,22 @@ class SkypeStub:
             return "PONG"
         if words[:2] == ["GET", "CURRENTUSERHANDLE"]:
             return format_parameter("CURRENTUSERHANDLE", "alice")
-        if words[:2] == ["GET", "CHATMESSAGE"] and len(words) == 4:
-            body = self.config.bodies.get(words[2])
-            if body is None:
-                return format_error(15, "Unknown message")
-            return format_property("CHATMESSAGE", words[2], words[3], body)
-        if words[:2] == ["GET", "CHAT"] and words[2].startswith("19:"):
-            return format_error(105, "Invalid chat name")
-        if words[:2] == ["SEARCH", "CHATS"]:
-            return format_search_result("CHATS", ["#alice/$bob;a7ab206ec78060f1"])
+        if verb == "GET" and len(words) == 4:
+            obj, obj_id, prop = words[1:]
+            value = self.config.properties.get((obj, obj_id, prop))
+            if value is not None:
+                return format_property(obj, obj_id, prop, value)
+            return format_error(105, "Invalid chat name") if obj == "CHAT" else format_error(7)
+        if verb == "SEARCH" and words[1] in self.config.searches:
+            noun, items = self.config.searches[words[1]]
+            return format_search_result(noun, items)
+        if verb == "CHATMESSAGE":
+            message_id = str(1000 + len(self.received))
+            self.config.properties[("CHATMESSAGE", message_id, "BODY")] = text.split(" ", 2)[2]
+            return format_property("CHATMESSAGE", message_id, "STATUS", "SENDING")
+        if words[:2] == ["ALTER", "CHAT"] and words[3] == "SETTOPIC":
+            self.config.properties[("CHAT", words[2], "TOPIC")] = text.split(" ", 4)[4]
+            return "ALTER CHAT SETTOPIC"
         return format_error(2, "Unknown command")
 
     async def _attach(self, msg: Message, cmd_id: str | None) -> None:
@@ -210,6 +227,10 @@ class Recorder:
         return [n.line for n in self.notifications]
 
 
+def message_bodies(bodies: dict[str, str]) -> dict[tuple[str, str, str], str]:
+    return {("CHATMESSAGE", n, "BODY"): body for n, body in bodies.items()}
+
+
 def new_client(address: str, **kwargs) -> SkypeClient:
     kwargs.setdefault("backoff", FAST)
     return SkypeClient("ChatArchive", bus_address=address, **kwargs)
@@ -257,7 +278,9 @@ def test_many_commands_in_flight_are_matched_by_id(dbus_bus):
     async def scenario():
         # The stub answers no GET until 42 of them wait: a client that sent one command at
         # a time would never get a reply.
-        stub = SkypeStub(dbus_bus.address, StubConfig(bodies=bodies, hold_until_in_flight=42))
+        stub = SkypeStub(
+            dbus_bus.address, StubConfig(properties=message_bodies(bodies), hold_until_in_flight=42)
+        )
         await stub.start()
         client = new_client(dbus_bus.address)
         try:
@@ -276,7 +299,10 @@ def test_many_commands_in_flight_are_matched_by_id(dbus_bus):
 
 def test_replies_through_notify_and_unknown_ids_become_notifications(dbus_bus):
     async def scenario():
-        stub = SkypeStub(dbus_bus.address, StubConfig(reply_via_notify=True, bodies={"5": "x"}))
+        stub = SkypeStub(
+            dbus_bus.address,
+            StubConfig(reply_via_notify=True, properties=message_bodies({"5": "x"})),
+        )
         await stub.start()
         client = new_client(dbus_bus.address)
         seen = Recorder(client)
@@ -319,6 +345,9 @@ def test_error_replies_raise_typed_errors_and_invoke_keeps_them_verbatim(dbus_bu
                 await client.command("FROB")
             with pytest.raises(errors.UnknownObject):
                 await client.command("GET CHATMESSAGE 1 BODY")
+            with pytest.raises(errors.UnknownObject) as info:
+                await client.command("GET USER nobody FULLNAME")
+            assert info.value.text == ""
             assert await client.command("SEARCH CHATS") == SearchResult(
                 "CHATS", ("#alice/$bob;a7ab206ec78060f1",)
             )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
 from chatchannels.ingest.desktop_api import errors
 from chatchannels.ingest.desktop_api.protocol import (
     OBJECT_NOUNS,
@@ -36,15 +39,15 @@ from chatchannels.ingest.desktop_api.protocol import (
     format_set_parameter,
     format_timestamp,
     parse_bool,
+    parse_date,
     parse_handle_list,
     parse_id_list,
     parse_int,
     parse_reply,
     parse_timestamp,
+    parse_timezone,
     split_command_id,
 )
-from hypothesis import example, given
-from hypothesis import strategies as st
 
 CHAT = "#cecil/$bob;4d8cc9965791c6b9"
 DIALOG = "#alice/$bob;a7ab206ec78060f1"
@@ -319,6 +322,17 @@ def test_bad_lines_raise_one_parse_error_naming_the_line(line, reason):
 
 
 # --- value codecs ---------------------------------------------------------------------
+
+
+def test_timezone_and_birthday():
+    assert parse_timezone("90000") == timedelta(hours=1)
+    assert parse_timezone("68400") == timedelta(hours=-5)
+    assert parse_timezone("0") is None
+    assert parse_date("19800229") == date(1980, 2, 29)
+    assert parse_date("0") is None
+    for bad in ("19810229", "1980022", "abcdefgh", ""):
+        with pytest.raises(ApiParseError):
+            parse_date(bad)
 
 
 def test_codecs():
