@@ -122,7 +122,8 @@ async def measure(address: str) -> list[Figure]:
             return reply.body[0]
 
         figures = []
-        for label, workers in (("one at a time", 1), (f"pipelined, {IN_FLIGHT} in flight", 64)):
+        modes = (("one at a time", 1), (f"pipelined, {IN_FLIGHT} in flight", IN_FLIGHT))
+        for label, workers in modes:
             ceiling = await _rate(echo, workers)
             value = await _rate(get_body, workers)
             figures.append(
