@@ -36,6 +36,7 @@ class ObservationRef:
     local_timestamp: int
     utc: float
     skew_s: float
+    tz_offset_s: int
     status: str | None
 
 
@@ -65,6 +66,16 @@ class CanonicalMessage:
     state: str  # original | edited | deleted | unknown (no body read yet)
     revisions: tuple[Revision, ...]
     observations: tuple[ObservationRef, ...]
+
+    @property
+    def deleted(self) -> bool:
+        return self.state == "deleted"
+
+    @property
+    def last_edit(self) -> Revision | None:
+        """The latest dated edit or deletion (its editor and UTC time), None if never edited."""
+        edits = [r for r in self.revisions if r.kind in (EDIT, DELETE)]
+        return edits[-1] if edits else None
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,7 @@ def _build_message(message_id: str, cluster: Cluster, tolerance_s: float) -> Can
                 local_timestamp=m.timestamp or 0,
                 utc=m.corrected_utc or 0.0,
                 skew_s=m.skew_s or 0.0,
+                tz_offset_s=m.tz_offset_s or 0,
                 status=m.status,
             )
             for m in cluster.members

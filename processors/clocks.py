@@ -9,9 +9,14 @@ the sample of least delay. Live events are appended within a second, so the enve
 tight as soon as one live event exists; events spooled through a Kafka outage only ever give
 looser bounds, never wrong ones.
 
-Window. Only samples whose capture time (host clock) is within `window_s` before the current
-one count, so a clock that is corrected mid-day is followed: a jump forward shows at once
-(the new samples are higher), a jump back once the old samples leave the window.
+Window and steps. Only samples whose capture time (host clock) is within `window_s` before
+the current one count. A clock corrected mid-day is followed: a jump forward shows at once
+(the new samples are higher). A jump back makes new samples lower, which a delay would too;
+it is taken as a step once the latest samples have all lain more than `STEP_S` below the
+estimate for `STEP_CONFIRM_S` of broker time, advancing like live events: host clock and
+broker clock advance alike from one to the next, which events drained from a spool after an
+outage never do (captured far apart, appended together). Smaller steps back are followed
+when the window has passed.
 
 Order independence. The estimate after a host's n-th event is a function of that host's first
 n events only, and one host's events always arrive in that host's order (Kafka key = host
@@ -26,8 +31,13 @@ another host's events arrived.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 DEFAULT_WINDOW_S = 1800.0
+STEP_S = 30.0
+STEP_CONFIRM_S = 60.0
+# How much more one clock may advance than the other between two live events (delay jitter).
+_LIVE_JITTER_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,21 @@ def observe_clock(
     horizon = agent_utc - clock.window_s
     kept = tuple(s for s in clock.samples if horizon <= s.agent_utc <= agent_utc)
     samples = (*kept, sample)
+    low = 0
+    while low < len(samples) and samples[-1 - low].bound < clock.skew_s - STEP_S:
+        low += 1
+    if low and clock.has_evidence and _live_run(samples[-low:]):
+        samples = samples[-low:]
     return replace(
         clock, last_seq=seq, samples=samples, skew_s=round(max(s.bound for s in samples), 6)
+    )
+
+
+def _live_run(run: tuple[ClockSample, ...]) -> bool:
+    """Samples spanning STEP_CONFIRM_S of broker time, each appended as live as the last."""
+    if run[-1].broker_utc - run[0].broker_utc < STEP_CONFIRM_S:
+        return False
+    return all(
+        abs((b.agent_utc - a.agent_utc) - (b.broker_utc - a.broker_utc)) <= _LIVE_JITTER_S
+        for a, b in pairwise(run)
     )

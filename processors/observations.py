@@ -94,6 +94,7 @@ class HostMessage:
     status: str | None = None
     timestamp: int | None = None
     skew_s: float | None = None
+    tz_offset_s: int | None = None
     users: tuple[str, ...] = ()
     sightings: tuple[BodySighting, ...] = ()
 
@@ -145,9 +146,9 @@ def fold_observation(
         sighting = BodySighting(obs.body, obs.edited_timestamp, obs.edited_by, obs.seq, skew_s)
         if not sightings or not _same_sighting(sightings[-1], sighting):
             sightings = (*sightings, sighting)
-    timestamp, msg_skew = message.timestamp, message.skew_s
+    timestamp, msg_skew, tz = message.timestamp, message.skew_s, message.tz_offset_s
     if timestamp is None and obs.timestamp is not None:
-        timestamp, msg_skew = obs.timestamp, skew_s
+        timestamp, msg_skew, tz = obs.timestamp, skew_s, obs.tz_offset_s
     return replace(
         message,
         last_seq=obs.seq,
@@ -158,6 +159,7 @@ def fold_observation(
         status=obs.status if obs.status is not None else message.status,
         timestamp=timestamp,
         skew_s=msg_skew,
+        tz_offset_s=tz,
         users=obs.users if obs.users is not None else message.users,
         sightings=sightings,
     )

@@ -1,0 +1,95 @@
+"""Host clock offsets: upper envelope of (agent clock - broker append time), per host prefix."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatchannels.processors.clocks import HostClock, observe_clock
+
+T = 1_700_000_000.0
+
+
+def feed(clock: HostClock, samples: list[tuple[float, float]]) -> HostClock:
+    """samples: (true capture time, delay); the host clock is `skew` ahead."""
+    for true_time, delay in samples:
+        clock = observe_clock(clock, clock.last_seq + 1, true_time + SKEW, true_time + delay)
+    return clock
+
+
+SKEW = 42.0
+
+
+def test_no_evidence_means_zero() -> None:
+    clock = observe_clock(HostClock("h"), 1, T, None)
+    assert (clock.skew_s, clock.has_evidence, clock.last_seq) == (0.0, False, 1)
+
+
+def test_envelope_takes_the_least_delayed_sample() -> None:
+    clock = feed(HostClock("h"), [(T, 3.0), (T + 1, 0.25), (T + 2, 9.0)])
+    assert clock.skew_s == SKEW - 0.25
+
+
+def test_spooled_events_never_lower_the_estimate() -> None:
+    live = feed(HostClock("h"), [(T, 0.1)])
+    after_outage = feed(live, [(T + 60 + k, 3600.0 - k) for k in range(50)])
+    assert after_outage.skew_s == SKEW - 0.1
+
+
+def test_redelivered_seq_changes_nothing() -> None:
+    clock = feed(HostClock("h"), [(T, 0.5)])
+    assert observe_clock(clock, 1, T + SKEW + 100, T) == clock
+
+
+def test_clock_jump_forward_shows_at_once() -> None:
+    clock = feed(HostClock("h"), [(T, 0.1)])
+    clock = observe_clock(clock, 2, T + 10 + SKEW + 300, T + 10.1)
+    assert clock.skew_s == SKEW + 300 - 0.1
+
+
+def test_clock_jump_back_is_followed_once_the_window_passes() -> None:
+    clock = feed(HostClock("h", window_s=600), [(T + k * 60, 0.1) for k in range(5)])
+    # The host's clock is set back by 40 s (its skew drops from 42 to 2).
+    estimates = []
+    for k in range(5, 20):
+        true_time = T + k * 60
+        clock = observe_clock(clock, clock.last_seq + 1, true_time + 2.0, true_time + 0.1)
+        estimates.append(clock.skew_s)
+    assert estimates[0] == SKEW - 0.1
+    assert estimates[-1] == 2.0 - 0.1
+    assert estimates == sorted(estimates, reverse=True)
+
+
+def test_steady_lag_below_the_step_size_keeps_the_envelope() -> None:
+    clock = feed(HostClock("h"), [(T, 0.1)] + [(T + k * 60, 20.0) for k in range(1, 20)])
+    assert clock.skew_s == SKEW - 0.1
+
+
+@given(st.lists(st.tuples(st.floats(0, 1e5), st.floats(0, 1e4)), min_size=1, max_size=30))
+def test_estimate_is_bounded_by_true_skew_and_latest_sample(samples) -> None:
+    samples.sort()
+    clock = feed(HostClock("h"), samples)
+    assert SKEW - samples[-1][1] - 1e-6 <= clock.skew_s <= SKEW + 1e-6
+
+
+def test_clock_step_back_is_taken_once_live_samples_confirm_it() -> None:
+    clock = feed(HostClock("h"), [(T, 0.1)])
+    # Set back by 40 s; live events every 5 minutes: the second one confirms the step.
+    for k in range(1, 4):
+        true_time = T + k * 300
+        clock = observe_clock(clock, clock.last_seq + 1, true_time + SKEW - 40, true_time + 0.1)
+        assert clock.skew_s == (41.9 if k < 2 else 1.9)
+
+
+def test_host_clock_running_backwards_drops_later_samples_at_once() -> None:
+    clock = feed(HostClock("h"), [(T, 0.1), (T + 20, 0.1)])
+    # Events are in capture order, so a capture time before the last one proves a step back.
+    clock = observe_clock(clock, 3, T + 40 + SKEW - 60, T + 40.1)
+    assert clock.skew_s == -18.1
+
+
+def test_slow_spool_drain_is_not_a_clock_step() -> None:
+    clock = feed(HostClock("h"), [(T, 0.1)])
+    # Captured a minute apart during an outage, drained two seconds apart after it.
+    drained = [(T + 60 * k, 3000.0 - 58 * k) for k in range(1, 30)]
+    assert feed(clock, drained).skew_s == SKEW - 0.1

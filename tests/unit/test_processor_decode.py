@@ -1,0 +1,134 @@
+"""Raw event -> observation, and a clear DecodeError for everything bad."""
+
+from __future__ import annotations
+
+import copy
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatchannels.processors.decode import DecodeError, decode_event
+from chatchannels.processors.observations import MessageObservation, ObjectObservation
+from tests.unit.test_processor_support import CHAT, T0, Host
+
+
+def test_full_read_gives_every_property() -> None:
+    host = Host("alice-pc", skew=5)
+    event, _ = host.read("293", posted=T0, body="  two\nlines ")
+    obs = decode_event(event)
+    assert obs == MessageObservation(
+        host="alice-pc",
+        seq=1,
+        local_id="293",
+        reason="notification",
+        captured_utc=T0 + 6,
+        tz_offset_s=3600,
+        chat=CHAT,
+        author="bob",
+        author_name="Bob",
+        type="SAID",
+        status="RECEIVED",
+        timestamp=T0 + 5,
+        body="  two\nlines ",
+        edited_timestamp=0,
+        edited_by=None,
+    )
+
+
+def test_status_event_reads_its_news_from_the_trigger() -> None:
+    event, _ = Host("h").status("293", "READ", at=T0)
+    obs = decode_event(event)
+    assert isinstance(obs, MessageObservation)
+    assert (obs.status, obs.body, obs.timestamp, obs.chat) == ("READ", None, None, None)
+
+
+def test_deletion_reads_an_empty_body() -> None:
+    event, _ = Host("h").edit("293", edited=T0, body="")
+    obs = decode_event(event)
+    assert isinstance(obs, MessageObservation)
+    assert (obs.body, obs.edited_timestamp, obs.edited_by) == ("", T0, "bob")
+
+
+def test_chat_event_is_an_object_observation() -> None:
+    lines = [f"CHAT {CHAT} TOPIC release party", f"CHAT {CHAT} MEMBERS alice bob"]
+    event, _ = Host("h").event(CHAT, lines, at=T0, obj="CHAT", reason="backfill")
+    obs = decode_event(event)
+    assert isinstance(obs, ObjectObservation)
+    assert obs.properties == (("MEMBERS", "alice bob"), ("TOPIC", "release party"))
+
+
+def test_poll_trigger_about_the_chat_is_not_an_error() -> None:
+    host = Host("h")
+    event, _ = host.read("7", posted=T0, body="x", reason="poll")
+    event["payload"]["trigger"] = f"CHAT {CHAT} ACTIVITY_TIMESTAMP {T0}"
+    assert isinstance(decode_event(event), MessageObservation)
+
+
+def test_error_replies_and_flagged_anomalies_are_skipped() -> None:
+    event, _ = Host("h").read("7", posted=T0, body="x")
+    event["payload"]["lines"] += ["ERROR 15 Unknown message", "garbage line"]
+    event["payload"]["anomalies"] = [{"line": "garbage line", "problem": "unparsable"}]
+    obs = decode_event(event)
+    assert isinstance(obs, MessageObservation) and obs.body == "x"
+
+
+def _broken(mutate) -> DecodeError:
+    event, _ = Host("alice-pc").read("7", posted=T0, body="x")
+    event = copy.deepcopy(event)
+    mutate(event)
+    result = decode_event(event)
+    assert isinstance(result, DecodeError), result
+    return result
+
+
+def test_schema_invalid_event_names_the_field() -> None:
+    error = _broken(lambda e: e["clock"].update(tz_offset_s="+01:00"))
+    assert (error.kind, error.host, error.seq) == ("schema", "alice-pc", 1)
+    assert "clock/tz_offset_s" in error.reason
+
+
+def test_unparsable_line_names_the_line() -> None:
+    error = _broken(lambda e: e["payload"]["lines"].insert(2, "  not a reply"))
+    assert (error.kind, error.where) == ("line", "payload.lines[2]")
+    assert "'  not a reply'" in error.reason
+    assert str(error).startswith("host alice-pc seq 1: payload.lines[2]: ")
+
+
+def test_line_about_another_object_is_refused() -> None:
+    error = _broken(lambda e: e["payload"]["lines"].append("CHATMESSAGE 8 BODY y"))
+    assert error.where == "payload.lines[9]"
+    assert "CHATMESSAGE 8" in error.reason
+
+
+def test_impossible_timestamps_are_refused() -> None:
+    error = _broken(lambda e: e["payload"]["lines"].__setitem__(0, "CHATMESSAGE 7 TIMESTAMP 12"))
+    assert (error.kind, error.where) == ("value", "payload.lines[0]")
+    assert "impossible timestamp 12" in error.reason
+    error = _broken(lambda e: e["payload"]["lines"].__setitem__(0, "CHATMESSAGE 7 TIMESTAMP 1e9"))
+    assert "not a decimal integer" in error.reason
+
+
+def test_empty_author_is_refused() -> None:
+    error = _broken(lambda e: e["payload"]["lines"].__setitem__(1, "CHATMESSAGE 7 FROM_HANDLE "))
+    assert (error.kind, error.reason) == ("value", "empty author")
+
+
+def test_other_sources_are_unsupported_not_crashes() -> None:
+    error = _broken(lambda e: e.update(source="skype-export"))
+    assert error.kind == "unsupported"
+
+
+def test_non_object_is_a_schema_error() -> None:
+    assert isinstance(decode_event({"schema": 3}), DecodeError)
+
+
+@given(
+    lines=st.lists(st.text(max_size=40), max_size=6),
+    trigger=st.none() | st.text(max_size=40),
+    obj_id=st.text(min_size=1, max_size=8),
+)
+def test_any_lines_decode_or_give_an_error(lines, trigger, obj_id) -> None:
+    event, _ = Host("h").read("7", posted=T0, body="x")
+    event["payload"].update(lines=lines, trigger=trigger, id=obj_id)
+    result = decode_event(event)
+    assert isinstance(result, MessageObservation | DecodeError)
