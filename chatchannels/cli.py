@@ -18,6 +18,7 @@ from chatchannels.settings import SettingsError, load_settings
 
 # name -> "module:attribute" of a click command or group.
 SUBCOMMANDS = {
+    "agent": "chatchannels.ingest.agent.cli:agent",
     "db": "chatchannels.processors.cli:db",
     "stack": "chatchannels.stack.cli:stack",
 }

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from chatchannels.ingest.agent.allowlist import AllowList, AllowListError
-
 from chatchannels.settings import Settings
 
 _HOST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")

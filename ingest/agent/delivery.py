@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatchannels.ingest.agent.spool import Spool
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError
+
+from chatchannels.ingest.agent.spool import Spool
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from chatchannels.ingest.desktop_api.protocol import (
     format_get_parameter,
     parse_reply,
 )
-
 from chatchannels.rawevents import EventClock, skype_api_event
 
 # CHATNAME first: it decides whether the rest may be read at all (allow-list).

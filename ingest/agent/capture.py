@@ -1,0 +1,555 @@
+"""The capture loop: Skype notifications and backfills in, object reads out, in order.
+
+Every read is a task; tasks are consumed strictly in the order they were started, so events
+reach the spool in the order Skype's notifications and the backfill asked for them, while up
+to `read_window` reads have their GETs in flight at once (pipelined, spec §3.2). A read that
+fails because Skype went away is remembered and done again after re-attach.
+
+What is read follows spec §6.4 and §10.2.4 (see reads.py for the decisions): a message
+notification costs one GET (CHATNAME, for the allow-list) and, if the message is new or its
+content changed, one burst of GETs for the rest; a status change of a known message stays a
+small event. Chats outside the allow-list are never read beyond the GETs that decide it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from chatchannels.ingest.agent.allowlist import AllowList
+from chatchannels.ingest.agent.reads import (
+    Exchange,
+    Kind,
+    Notice,
+    ObjectRead,
+    chat_gets,
+    classify,
+    message_gets,
+    message_ids,
+    session_gets,
+)
+from chatchannels.ingest.desktop_api.client import AttachState, Notification, SkypeClient
+from chatchannels.ingest.desktop_api.errors import DesktopApiError
+from chatchannels.ingest.desktop_api.protocol import (
+    ApiParseError,
+    ObjectProperty,
+    SearchResult,
+    format_get,
+    format_search,
+    parse_reply,
+)
+from chatchannels.rawevents import EventClock
+
+log = logging.getLogger(__name__)
+
+_CHAT_SEARCHES = ("CHATS", "RECENTCHATS", "BOOKMARKEDCHATS", "ACTIVECHATS", "MISSEDCHATS")
+
+
+@dataclass(frozen=True)
+class Captured:
+    """One read ready for the spool: the event's content, its clock, the marks it earns."""
+
+    read: ObjectRead
+    clock: EventClock
+    marks: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass
+class _Entry:
+    task: asyncio.Task[list[Captured]]
+    written: asyncio.Future[None] | None = None
+
+
+Sink = Callable[[list[Captured]], Awaitable[None]]
+Clock = Callable[[], EventClock]
+
+
+@dataclass
+class CaptureState:
+    """What the capture knows; `marks` starts from the spool and rises as events are written."""
+
+    marks: dict[str, int]
+    allowed: dict[str, bool] = field(default_factory=dict)
+    backfilled: set[str] = field(default_factory=set)
+    backfilling: set[str] = field(default_factory=set)
+    # Message ids whose full read this session produced an event.
+    captured: set[int] = field(default_factory=set)
+    # Full read enqueued or running: polls and backfills skip these.
+    reading: set[int] = field(default_factory=set)
+    # Full read enqueued by a notification and its GETs not sent yet: further notifications
+    # about the message are folded into small events, since the read will see their effect.
+    queued: set[int] = field(default_factory=set)
+    queued_chats: set[str] = field(default_factory=set)
+    # Reads that failed because Skype went away; done again after re-attach.
+    missed: set[int] = field(default_factory=set)
+    attached_once: bool = False
+
+
+class Capture:
+    def __init__(
+        self,
+        client: SkypeClient,
+        allow: AllowList,
+        sink: Sink,
+        clock: Clock,
+        marks: dict[str, int],
+        overlap: int = 20,
+        read_window: int = 64,
+    ) -> None:
+        self.client = client
+        self.allow = allow
+        self.sink = sink
+        self.clock = clock
+        self.state = CaptureState(marks=dict(marks))
+        self.overlap = overlap
+        self._slots = asyncio.Semaphore(read_window)
+        self._entries: collections.deque[_Entry] = collections.deque()
+        self._entry_added = asyncio.Event()
+        self._notices: asyncio.Queue[str] = asyncio.Queue()
+        self._job: asyncio.Task[None] | None = None
+        self._chat_jobs: set[asyncio.Task] = set()
+        self._tasks: list[asyncio.Task] = []
+        self.failed: BaseException | None = None
+        client.add_notification_handler(self._on_notification)
+        client.add_state_handler(self._on_state)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._drain(), name="capture-drain"),
+            loop.create_task(self._dispatch(), name="capture-dispatch"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
+        if self.client.attached:
+            self._on_state(AttachState.ATTACHED)
+
+    async def idle(self) -> None:
+        """Wait until every notification so far is handled and every read is written."""
+        while True:
+            busy = [t for t in (self._job, *self._chat_jobs) if t is not None and not t.done()]
+            if busy:
+                await asyncio.wait(busy)
+            await self._notices.join()
+            if self._entries:
+                await self._barrier()
+            if self._notices.empty() and not any(
+                t is not None and not t.done() for t in (self._job, *self._chat_jobs)
+            ):
+                return
+
+    async def stop(self) -> None:
+        """Stop reacting, write every read already started, then end (SIGTERM path)."""
+        drain, dispatch = self._tasks
+        jobs = [t for t in (self._job, dispatch, *self._chat_jobs) if t is not None]
+        for task in jobs:
+            task.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        if self._entries and not drain.done():
+            await self._barrier()
+        drain.cancel()
+        await asyncio.gather(drain, return_exceptions=True)
+
+    def _task_ended(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.failed = task.exception()
+            log.error("capture task %s failed", task.get_name(), exc_info=self.failed)
+
+    # --- attach and re-attach: the jobs -------------------------------------------------
+
+    def _on_state(self, state: AttachState) -> None:
+        log.info("attach state: %s", state.value)
+        if state is not AttachState.ATTACHED:
+            # Messages may be posted while we are away: until the re-attach backfill has
+            # read them, no live read may raise a chat's mark above them.
+            self.state.backfilled.clear()
+            return
+        reason = "reattach" if self.state.attached_once else "backfill"
+        self.state.attached_once = True
+        if self._job is not None and not self._job.done():
+            self._job.cancel()
+        self._job = asyncio.get_running_loop().create_task(self._attach_job(reason))
+
+    async def _attach_job(self, reason: str) -> None:
+        """Session read, chat discovery, then each allowed chat: its read and its backfill."""
+        try:
+            await self._enqueue(self._read_session(reason))
+            chats = await self._discover_chats()
+            for chat in sorted(chats):
+                if await self._decide(chat):
+                    await self._backfill(chat, reason)
+            missed, self.state.missed = self.state.missed, set()
+            for message_id in sorted(missed - self.state.captured):
+                self.state.reading.add(message_id)
+                await self._enqueue(self._read_message(message_id, reason, None, forced=True))
+            await self._barrier()
+            log.info("%s done: %d chats allowed", reason, sum(self.state.allowed.values()))
+        except DesktopApiError as exc:
+            # Skype went away mid-job; the next ATTACHED starts a new one.
+            log.warning("%s interrupted: %s", reason, exc)
+
+    async def _discover_chats(self) -> set[str]:
+        """Union of every chat listing (spec §5.4: SEARCH CHATS alone is incomplete)."""
+        found = set(self.allow.names)
+        replies = await asyncio.gather(
+            *(self.client.invoke(format_search(what)) for what in _CHAT_SEARCHES)
+        )
+        for what, line in zip(_CHAT_SEARCHES, replies, strict=True):
+            try:
+                reply = parse_reply(line)
+            except ApiParseError as exc:
+                log.warning("SEARCH %s: %s", what, exc)
+                continue
+            if isinstance(reply, SearchResult):
+                found.update(reply.items)
+            else:
+                log.warning("SEARCH %s answered %r", what, line)
+        return found
+
+    async def _backfill(self, chat: str, reason: str) -> None:
+        """Every message of `chat` above its mark (less the overlap), oldest first."""
+        state = self.state
+        if chat in state.backfilling:
+            return
+        state.backfilling.add(chat)
+        try:
+            await self._backfill_chat(chat, reason)
+        finally:
+            state.backfilling.discard(chat)
+
+    async def _backfill_chat(self, chat: str, reason: str) -> None:
+        state = self.state
+        await self._enqueue(self._read_chat(chat, reason, None))
+        exchange = await self._exchange(format_get("CHAT", chat, "CHATMESSAGES"))
+        value = _property_value(exchange, "CHATMESSAGES")
+        if value is None:
+            await self._enqueue(self._report(ObjectRead(reason, "CHAT", chat, None, (exchange,))))
+            return
+        ids, junk = message_ids(value)
+        if junk:
+            problem = f"CHATMESSAGES items that are not ids: {junk[:5]}"
+            await self._enqueue(
+                self._report(ObjectRead(reason, "CHAT", chat, None, (), trigger_problem=problem))
+            )
+        floor = state.marks[chat] - self.overlap if chat in state.marks else 0
+        todo = [i for i in ids if i > floor and i not in state.captured and i not in state.reading]
+        log.info("%s of %s: %d of %d messages", reason, chat, len(todo), len(ids))
+        for message_id in todo:
+            state.reading.add(message_id)
+            await self._enqueue(self._read_message(message_id, reason, None, chat=chat, mark=True))
+        await self._barrier()
+        if all(i in state.captured for i in todo) and self.client.attached:
+            state.backfilled.add(chat)
+
+    # --- notifications ------------------------------------------------------------------
+
+    def _on_notification(self, notification: Notification) -> None:
+        self._notices.put_nowait(notification.line)
+
+    async def _dispatch(self) -> None:
+        while True:
+            line = await self._notices.get()
+            try:
+                await self._react(classify(line))
+            finally:
+                self._notices.task_done()
+
+    async def _react(self, notice: Notice) -> None:
+        state = self.state
+        match notice.kind:
+            case Kind.MESSAGE_STATUS | Kind.MESSAGE_CONTENT:
+                message_id = _int_id(notice.obj_id)
+                if message_id is None:
+                    await self._enqueue(self._report_odd(notice, "message id is not a number"))
+                elif message_id in state.queued:
+                    await self._enqueue(self._read_message_small(message_id, notice))
+                else:
+                    state.queued.add(message_id)
+                    state.reading.add(message_id)
+                    await self._enqueue(self._read_message(message_id, "notification", notice))
+            case Kind.CHAT_ACTIVITY:
+                await self._enqueue_chat_job(notice, self._poll(notice))
+            case Kind.CHAT_STRUCTURE:
+                chat = notice.obj_id
+                if chat in state.queued_chats and state.allowed.get(chat):
+                    await self._enqueue(self._report(self._small(notice, "CHAT")))
+                else:
+                    await self._enqueue_chat_job(notice, self._chat_changed(notice))
+            case Kind.CHAT_SMALL:
+                if state.allowed.get(notice.obj_id):
+                    await self._enqueue(self._report(self._small(notice, "CHAT")))
+            case Kind.SESSION:
+                await self._enqueue(self._report(self._small(notice, "SESSION", "notification")))
+            case Kind.ODD:
+                await self._enqueue(self._report_odd(notice, notice.problem))
+
+    async def _enqueue_chat_job(self, notice: Notice, job: Awaitable[None]) -> None:
+        # Chat-level reactions may start many reads; they run beside the dispatcher so that
+        # one slow chat does not hold up notifications about others.
+        task = asyncio.get_running_loop().create_task(job)
+        self._chat_jobs.add(task)
+        task.add_done_callback(self._chat_jobs.discard)
+        task.add_done_callback(lambda t: _log_failure(t, notice.line))
+
+    async def _poll(self, notice: Notice) -> None:
+        """ACTIVITY_TIMESTAMP: read the recent messages not yet captured (spec §6.4 gap)."""
+        chat = notice.obj_id
+        if not await self._decide(chat):
+            return
+        if chat not in self.state.backfilled and chat not in self.state.backfilling:
+            await self._backfill(chat, "backfill")
+            return
+        exchange = await self._exchange(format_get("CHAT", chat, "RECENTCHATMESSAGES"))
+        value = _property_value(exchange, "RECENTCHATMESSAGES")
+        if value is None:
+            await self._enqueue(
+                self._report(ObjectRead("poll", "CHAT", chat, notice.line, (exchange,)))
+            )
+            return
+        ids, _ = message_ids(value)
+        for message_id in ids:
+            if message_id in self.state.captured or message_id in self.state.reading:
+                continue
+            self.state.reading.add(message_id)
+            await self._enqueue(self._read_message(message_id, "poll", notice, chat=chat))
+
+    async def _chat_changed(self, notice: Notice) -> None:
+        chat = notice.obj_id
+        known = chat in self.state.allowed
+        topic = notice.value if notice.prop == "TOPIC" else None
+        if not await self._decide(chat, topic):
+            return
+        self.state.queued_chats.add(chat)
+        await self._enqueue(self._read_chat(chat, "notification", notice))
+        if not known or chat not in self.state.backfilled:
+            await self._backfill(chat, "backfill")
+
+    async def _decide(self, chat: str, topic: str | None = None) -> bool:
+        """Whether `chat` may be read; reads only its TOPIC, and only when patterns need it.
+
+        Once allowed, a chat stays allowed for this session: a topic edited away from a
+        pattern must not cut its history in two.
+        """
+        state = self.state
+        if state.allowed.get(chat):
+            return True
+        allowed = self.allow.allows(chat)
+        if not allowed and self.allow.needs_topic:
+            if topic is None:
+                exchange = await self._exchange(format_get("CHAT", chat, "TOPIC"))
+                topic = _property_value(exchange, "TOPIC")
+            allowed = self.allow.allows(chat, topic)
+        state.allowed[chat] = allowed
+        if allowed:
+            log.info("chat %s is on the allow-list", chat)
+        return allowed
+
+    # --- reads (each runs as one ordered task) ------------------------------------------
+
+    async def _read_session(self, reason: str) -> list[Captured]:
+        exchanges = await self._exchanges(session_gets())
+        return [self._captured(ObjectRead(reason, "SESSION", "attach", None, exchanges))]
+
+    async def _read_chat(self, chat: str, reason: str, notice: Notice | None) -> list[Captured]:
+        self.state.queued_chats.discard(chat)
+        exchanges = await self._exchanges(chat_gets(chat))
+        trigger = notice.line if notice else None
+        return [self._captured(ObjectRead(reason, "CHAT", chat, trigger, exchanges))]
+
+    async def _read_message(
+        self,
+        message_id: int,
+        reason: str,
+        notice: Notice | None,
+        chat: str | None = None,
+        mark: bool = False,
+        forced: bool = False,
+    ) -> list[Captured]:
+        state = self.state
+        obj_id = str(message_id)
+        gets = message_gets(obj_id)
+        try:
+            if chat is None:
+                first = await self._exchange(gets[0])
+                chat = _property_value(first, "CHATNAME")
+                if chat is None:
+                    return [self._captured(_read_of(reason, obj_id, notice, (first,)))]
+                if not await self._decide(chat):
+                    return []
+                if (
+                    notice is not None
+                    and notice.kind is Kind.MESSAGE_STATUS
+                    and not forced
+                    and (message_id in state.captured or message_id <= state.marks.get(chat, -1))
+                ):
+                    return [self._captured(_read_of("status", obj_id, notice, (first,)))]
+                state.queued.discard(message_id)
+                exchanges = (first, *await self._exchanges(gets[1:]))
+            else:
+                state.queued.discard(message_id)
+                exchanges = await self._exchanges(gets)
+        except DesktopApiError as exc:
+            state.missed.add(message_id)
+            log.info("read of message %s put off: %s", obj_id, exc)
+            return []
+        finally:
+            state.queued.discard(message_id)
+            state.reading.discard(message_id)
+        state.captured.add(message_id)
+        state.missed.discard(message_id)
+        marks = ((chat, message_id),) if mark or chat in state.backfilled else ()
+        return [self._captured(_read_of(reason, obj_id, notice, exchanges), marks)]
+
+    async def _read_message_small(self, message_id: int, notice: Notice) -> list[Captured]:
+        """A notification about a message whose full read is already queued: keep the line."""
+        first = await self._exchange(format_get("CHATMESSAGE", str(message_id), "CHATNAME"))
+        chat = _property_value(first, "CHATNAME")
+        if chat is not None and not await self._decide(chat):
+            return []
+        return [self._captured(_read_of("status", str(message_id), notice, (first,)))]
+
+    async def _report(self, read: ObjectRead) -> list[Captured]:
+        return [self._captured(read)]
+
+    async def _report_odd(self, notice: Notice, problem: str) -> list[Captured]:
+        read = ObjectRead(
+            "notification", "SESSION", "notification", notice.line, (), trigger_problem=problem
+        )
+        return [self._captured(read)]
+
+    def _small(self, notice: Notice, obj: str, reason: str = "status") -> ObjectRead:
+        obj_id = notice.obj_id or notice.prop or "notification"
+        return ObjectRead(reason, obj, obj_id, notice.line, (), trigger_problem=notice.problem)
+
+    def _captured(self, read: ObjectRead, marks: Iterable[tuple[str, int]] = ()) -> Captured:
+        return Captured(read, self.clock(), tuple(marks))
+
+    # --- the ordered pipeline -----------------------------------------------------------
+
+    async def _enqueue(self, read: Awaitable[list[Captured]]) -> None:
+        await self._slots.acquire()
+        task = asyncio.get_running_loop().create_task(read)
+        self._entries.append(_Entry(task))
+        self._entry_added.set()
+
+    async def _barrier(self) -> None:
+        """Wait until everything enqueued so far is written to the spool."""
+        written = asyncio.get_running_loop().create_future()
+
+        async def nothing() -> list[Captured]:
+            return []
+
+        await self._slots.acquire()
+        self._entries.append(_Entry(asyncio.get_running_loop().create_task(nothing()), written))
+        self._entry_added.set()
+        await written
+
+    async def _drain(self) -> None:
+        """Consume reads in start order; write each run of finished ones as one batch."""
+        while True:
+            if not self._entries:
+                self._entry_added.clear()
+                await self._entry_added.wait()
+                continue
+            head = self._entries[0]
+            await asyncio.wait([head.task])
+            batch: list[Captured] = []
+            done: list[_Entry] = []
+            while self._entries and self._entries[0].task.done() and len(batch) < 1000:
+                entry = self._entries.popleft()
+                self._slots.release()
+                done.append(entry)
+                if entry.task.cancelled():
+                    continue
+                if entry.task.exception() is not None:
+                    log.error("a read failed", exc_info=entry.task.exception())
+                    continue
+                batch.extend(entry.task.result())
+            if batch:
+                await self.sink(batch)
+                for captured in batch:
+                    for chat, message_id in captured.marks:
+                        if message_id > self.state.marks.get(chat, -1):
+                            self.state.marks[chat] = message_id
+            for entry in done:
+                if entry.written is not None and not entry.written.done():
+                    entry.written.set_result(None)
+
+    # --- D-Bus --------------------------------------------------------------------------
+
+    async def _exchange(self, command: str) -> Exchange:
+        return (await self._exchanges([command]))[0]
+
+    async def _exchanges(self, commands: list[str]) -> tuple[Exchange, ...]:
+        """Send all commands at once (pipelined) and pair each with its verbatim reply.
+
+        A command that timed out becomes an Exchange without reply; Skype going away raises.
+        """
+        results = await asyncio.gather(
+            *(self.client.invoke(c) for c in commands), return_exceptions=True
+        )
+        exchanges = []
+        for command, result in zip(commands, results, strict=True):
+            if isinstance(result, BaseException):
+                if not self.client.attached or not isinstance(result, DesktopApiError):
+                    raise result
+                exchanges.append(Exchange(command, None, str(result)))
+            else:
+                exchanges.append(Exchange(command, result))
+        return tuple(exchanges)
+
+
+def _read_of(
+    reason: str, obj_id: str, notice: Notice | None, exchanges: tuple[Exchange, ...]
+) -> ObjectRead:
+    return ObjectRead(
+        reason,
+        "CHATMESSAGE",
+        obj_id,
+        notice.line if notice else None,
+        exchanges,
+        trigger_problem=notice.problem if notice else "",
+    )
+
+
+def _property_value(exchange: Exchange, prop: str) -> str | None:
+    if exchange.reply is None:
+        return None
+    try:
+        reply = parse_reply(exchange.reply)
+    except ApiParseError:
+        return None
+    if isinstance(reply, ObjectProperty) and reply.prop == prop:
+        return reply.value
+    return None
+
+
+def _int_id(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _log_failure(task: asyncio.Task, line: str) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if isinstance(exc, DesktopApiError):
+        log.info("reaction to %r put off: %s", line, exc)
+    elif exc is not None:
+        log.error("reaction to %r failed", line, exc_info=exc)
+
+
+def wall_clock(offset_s: float) -> Clock:
+    """The host's clock: time.time() plus the configured offset, with the local UTC offset."""
+
+    def now() -> EventClock:
+        utc = time.time() + offset_s
+        tz = time.localtime(utc).tm_gmtoff
+        return EventClock(utc=round(utc, 6), tz_offset_s=int(tz))
+
+    return now

@@ -1,0 +1,105 @@
+"""`agent status` and the agent's structured logs.
+
+The running agent rewrites a small JSON status file every second; `agent status` combines
+it with what the spool itself says, so it works whether the agent runs or not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from chatchannels.ingest.agent.config import AgentConfig
+from chatchannels.ingest.agent.spool import read_summary
+
+# A status file older than this means the agent is not running (it rewrites it every second).
+_STALE_S = 10.0
+
+
+def read_status(config: AgentConfig, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    summary = read_summary(config.spool)
+    try:
+        live = json.loads(config.status_file.read_text())
+    except (OSError, ValueError):
+        live = {}
+    running = bool(live) and now - live.get("updated_at", 0) < _STALE_S and _alive(live)
+    return {
+        "host": config.host_id,
+        "spool": str(config.spool),
+        "running": running,
+        "attach_state": live.get("attach_state", "unknown") if running else "not running",
+        "session": live.get("session"),
+        "spool_depth": summary.depth,
+        "next_seq": summary.next_seq,
+        "dead_letters": summary.dead,
+        "oldest_unsent_seq": summary.oldest_seq,
+        "oldest_unsent_age_s": (
+            round(now - summary.oldest_captured_at, 1) if summary.oldest_captured_at else None
+        ),
+        "last_kafka_ack_at": live.get("last_ack_at"),
+        "kafka_connected": live.get("kafka_connected", False) if running else False,
+        "events_per_s": live.get("events_per_s", 0.0) if running else 0.0,
+        "captured_this_session": live.get("captured", 0),
+        "last_error": live.get("last_error", ""),
+    }
+
+
+def _alive(live: dict[str, Any]) -> bool:
+    try:
+        os.kill(int(live.get("pid", 0)), 0)
+    except (ProcessLookupError, ValueError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return int(live.get("pid", 0)) > 0
+
+
+def render_status(report: dict[str, Any]) -> str:
+    def when(ts: float | None) -> str:
+        if ts is None:
+            return "never"
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+    oldest = (
+        "none"
+        if report["oldest_unsent_seq"] is None
+        else f"seq {report['oldest_unsent_seq']}, {report['oldest_unsent_age_s']} s old"
+    )
+    rows = [
+        ("host", report["host"]),
+        ("agent", "running" if report["running"] else "not running"),
+        ("attach state", report["attach_state"]),
+        ("spool depth", f"{report['spool_depth']} events ({report['spool']})"),
+        ("oldest unsent", oldest),
+        ("last Kafka ack", when(report["last_kafka_ack_at"])),
+        ("events per second", f"{report['events_per_s']:g}"),
+        ("dead letters", str(report["dead_letters"])),
+    ]
+    if report["last_error"]:
+        rows.append(("last error", report["last_error"]))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per log line: time, level, logger, message, and any `extra` fields."""
+
+    _PLAIN = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._PLAIN:
+                doc[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
