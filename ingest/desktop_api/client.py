@@ -30,7 +30,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from chatchannels.ingest.desktop_api.dbus_transport import DBusTransport, TransportError
+from chatchannels.ingest.desktop_api.dbus_transport import DBusTransport
 from chatchannels.ingest.desktop_api.errors import (
     AccessDenied,
     ApiParseError,
@@ -40,6 +40,7 @@ from chatchannels.ingest.desktop_api.errors import (
     NotAttached,
     SkypeNotRunning,
     SkypeOffline,
+    TransportError,
     error_from_reply,
 )
 from chatchannels.ingest.desktop_api.protocol import (

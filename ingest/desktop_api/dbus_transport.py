@@ -18,7 +18,7 @@ from dbus_fast.annotations import DBusStr
 from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method
 
-from chatchannels.ingest.desktop_api.errors import DesktopApiError, SkypeNotRunning
+from chatchannels.ingest.desktop_api.errors import DesktopApiError, SkypeNotRunning, TransportError
 
 SKYPE_BUS_NAME = "com.Skype.API"
 SKYPE_PATH = "/com/Skype"
@@ -38,15 +38,6 @@ _NOT_RUNNING_ERRORS = frozenset(
 )
 
 _log = logging.getLogger(__name__)
-
-
-class TransportError(DesktopApiError):
-    """The bus refused or failed a call for a reason other than Skype's absence."""
-
-    def __init__(self, error_name: str, text: str) -> None:
-        self.error_name = error_name
-        self.text = text
-        super().__init__(f"D-Bus error {error_name}: {text}")
 
 
 class _ClientObject(ServiceInterface):
@@ -96,8 +87,13 @@ class DBusTransport:
         after attach are lost (spec §3.3). `bus_address` None means the session bus from the
         environment (dbus-fast reads DBUS_SESSION_BUS_ADDRESS).
         """
-        bus = MessageBus(bus_address=self._bus_address, bus_type=BusType.SESSION)
-        await bus.connect()
+        try:
+            bus = MessageBus(bus_address=self._bus_address, bus_type=BusType.SESSION)
+            await bus.connect()
+        except Exception as exc:
+            # dbus-fast raises ValueError, OSError or auth errors here; one type for callers.
+            where = self._bus_address or "the session bus (DBUS_SESSION_BUS_ADDRESS)"
+            raise TransportError("connect", f"cannot connect to {where}: {exc}") from exc
         self._bus = bus
         bus.export(CLIENT_PATH, _ClientObject(self._on_notify))
         bus.add_message_handler(self._handle_signal)

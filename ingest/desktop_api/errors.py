@@ -144,6 +144,15 @@ class SkypeNotRunning(DesktopApiError):
     """Nobody owns com.Skype.API on the bus, or Skype went away while a command was pending."""
 
 
+class TransportError(DesktopApiError):
+    """The bus refused or failed a call for a reason other than Skype's absence."""
+
+    def __init__(self, error_name: str, text: str) -> None:
+        self.error_name = error_name
+        self.text = text
+        super().__init__(f"D-Bus error {error_name}: {text}")
+
+
 class NotAttached(DesktopApiError):
     """A command was issued while the client is not attached to Skype."""
 

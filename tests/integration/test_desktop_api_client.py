@@ -500,3 +500,14 @@ def test_close_fails_pending_commands(dbus_bus):
             await stub.quit()
 
     run(scenario)
+
+
+def test_unusable_bus_address_is_one_clear_error(tmp_path):
+    async def scenario():
+        for address in (f"unix:path={tmp_path}/no-such-socket", "not-an-address"):
+            client = new_client(address)
+            with pytest.raises(errors.TransportError) as info:
+                await client.connect()
+            assert address in str(info.value)
+
+    run(scenario)
