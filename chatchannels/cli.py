@@ -20,6 +20,7 @@ from chatchannels.settings import SettingsError, load_settings
 SUBCOMMANDS = {
     "agent": "chatchannels.ingest.agent.cli:agent",
     "db": "chatchannels.processors.cli:db",
+    "emulate": "chatchannels.emulator.cli:emulate",
     "stack": "chatchannels.stack.cli:stack",
 }
 

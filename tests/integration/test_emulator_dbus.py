@@ -1,0 +1,280 @@
+"""The emulator as a real D-Bus service on a real dbus-daemon.
+
+`dbus-send` opens a new connection per call, and attach state is per connection (spec 3.2),
+so it can prove the service answers (NAME -> OK, introspection, the control object) and
+that an unattached connection gets `ERROR 68`, but never attach and read in one connection.
+The attached read uses a bare dbus-fast connection (not the project's client) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+
+import pytest
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
+
+from chatchannels.emulator.runner import Emulator
+from chatchannels.emulator.scenario import bundled_scenario, load_scenario
+
+pytestmark = pytest.mark.integration
+
+GROUP = "#cecil/$bob;4d8cc9965791c6b9"
+
+
+async def dbus_send(address: str, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "dbus-send",
+        "--session",
+        "--print-reply",
+        *args,
+        env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": address},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return out.decode()
+
+
+async def skype_send(address: str, command: str) -> str:
+    return await dbus_send(
+        address, "--dest=com.Skype.API", "/com/Skype", "com.Skype.API.Invoke", f"string:{command}"
+    )
+
+
+async def control(address: str, method: str, *args: str) -> str:
+    return await dbus_send(
+        address,
+        "--dest=org.chatchannels.Emulator",
+        "/org/chatchannels/Emulator",
+        f"org.chatchannels.Emulator.{method}",
+        *args,
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[object] | object], what: str, timeout=10.0):
+    """Poll `check` until it returns something truthy; on timeout say what was last seen."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: object = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
+
+
+class RawClient:
+    """A bare dbus-fast connection speaking the Skype protocol by hand."""
+
+    def __init__(self, bus: MessageBus) -> None:
+        self.bus = bus
+        self.notes: list[str] = []
+        self.owner_changes: list[tuple[str, str, str]] = []
+        bus.add_message_handler(self._on_message)
+
+    @classmethod
+    async def connect(cls, address: str) -> RawClient:
+        client = cls(await MessageBus(bus_address=address).connect())
+        await client.bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member="AddMatch",
+                signature="s",
+                body=["type='signal',member='NameOwnerChanged',arg0='com.Skype.API'"],
+            )
+        )
+        return client
+
+    def _on_message(self, msg: Message):
+        if msg.message_type == MessageType.SIGNAL and msg.member == "NameOwnerChanged":
+            self.owner_changes.append(tuple(msg.body))
+        elif msg.message_type == MessageType.METHOD_CALL and msg.member == "Notify":
+            assert (msg.path, msg.interface, msg.signature) == (
+                "/com/Skype/Client",
+                "com.Skype.API.Client",
+                "s",
+            )
+            self.notes.append(msg.body[0])
+            return True
+        return None
+
+    async def invoke(self, command: str) -> str:
+        reply = await self.bus.call(
+            Message(
+                destination="com.Skype.API",
+                path="/com/Skype",
+                interface="com.Skype.API",
+                member="Invoke",
+                signature="s",
+                body=[command],
+            )
+        )
+        assert reply.message_type == MessageType.METHOD_RETURN, reply.body
+        return reply.body[0]
+
+
+def run(coro):
+    asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_dbus_send_sees_a_real_service(dbus_bus):
+    async def scenario():
+        async with Emulator(
+            load_scenario(bundled_scenario("small.json")), {"alice-pc": dbus_bus.address}
+        ):
+            assert 'string "OK"' in await skype_send(dbus_bus.address, "NAME x")
+            # A new connection: not attached, so the documented refusal.
+            refused = await skype_send(dbus_bus.address, "#1 GET CHATMESSAGE 300 BODY")
+            assert 'string "#1 ERROR 68"' in refused
+            introspection = await dbus_send(
+                dbus_bus.address,
+                "--dest=com.Skype.API",
+                "/com/Skype",
+                "org.freedesktop.DBus.Introspectable.Introspect",
+            )
+            assert '<method name="Invoke">' in introspection
+            assert "uint32 29" in await control(dbus_bus.address, "Step", "uint32:0")
+
+    run(scenario())
+
+
+def test_attach_receive_read_edit_over_dbus(dbus_bus):
+    async def scenario():
+        world = load_scenario(bundled_scenario("small.json"))
+        async with Emulator(world, {"alice-pc": dbus_bus.address}):
+            client = await RawClient.connect(dbus_bus.address)
+            assert await client.invoke("#0 NAME ChatArchive") == "#0 OK"
+            assert await client.invoke("#1 PROTOCOL 8") == "#1 PROTOCOL 8"
+            await eventually(lambda: len(client.notes) >= 3, "attach notifications")
+            assert client.notes[:3] == [
+                "CONNSTATUS ONLINE",
+                "CURRENTUSERHANDLE alice",
+                "USERSTATUS ONLINE",
+            ]
+            client.notes.clear()
+            # Steps 1-3: alice posts, bob answers, cecil posts a two-line body.
+            assert "uint32 26" in await control(dbus_bus.address, "Step", "uint32:3")
+            received = await eventually(
+                lambda: [n for n in client.notes if n.endswith("STATUS RECEIVED")], "two receipts"
+            )
+            await eventually(lambda: len([n for n in client.notes if "RECEIVED" in n]) == 2, "2nd")
+            received = [n.split()[1] for n in client.notes if n.endswith("STATUS RECEIVED")]
+            body = await client.invoke(f"#2 GET CHATMESSAGE {received[1]} BODY")
+            assert (
+                body
+                == f'#2 CHATMESSAGE {received[1]} BODY  indented, "quotes" & <angle>\nsecond line'
+            )
+            chat = await client.invoke(f"#3 GET CHATMESSAGE {received[1]} CHATNAME")
+            assert chat == f"#3 CHATMESSAGE {received[1]} CHATNAME {GROUP}"
+            ts = await client.invoke(f"GET CHATMESSAGE {received[1]} TIMESTAMP")
+            assert ts == f"CHATMESSAGE {received[1]} TIMESTAMP {1357987875 + 10 + 3}"
+            sent = await client.invoke(f"CHATMESSAGE {GROUP} from the API")
+            assert sent.startswith("CHATMESSAGE ") and sent.endswith(" STATUS SENDING")
+            await eventually(lambda: client.notes[-1].endswith("STATUS SENT"), "STATUS SENT")
+            status = json.loads((await control(dbus_bus.address, "Status")).split('"', 1)[1][:-2])
+            assert status["attached"] and status["applied"] == 3
+
+    run(scenario())
+
+
+def test_quit_restart_and_faults_over_dbus(dbus_bus):
+    async def scenario():
+        world = load_scenario(bundled_scenario("small.json"))
+        async with Emulator(world, {"alice-pc": dbus_bus.address}) as emu:
+            client = await RawClient.connect(dbus_bus.address)
+            assert await client.invoke("NAME a") == "OK"
+            assert "method return" in await control(dbus_bus.address, "Quit")
+            await eventually(lambda: [c for c in client.owner_changes if not c[2]], "owner gone")
+            with pytest.raises(AssertionError, match="ServiceUnknown|not provided"):
+                await client.invoke("PING")
+            await control(dbus_bus.address, "Restart")
+            await eventually(lambda: client.owner_changes[-1][2] != "", "owner back")
+            # Skype forgot every client: attach again.
+            assert await client.invoke("#0 PING") == "#0 ERROR 68"
+            assert await client.invoke("#0 NAME a") == "#0 OK"
+            await control(dbus_bus.address, "SetFault", "string:reply_via_notify", "boolean:true")
+            client.notes.clear()
+            assert await client.invoke("#5 PING") == ""
+            await eventually(lambda: "#5 PONG" in client.notes, "reply via Notify")
+            await control(dbus_bus.address, "SetFault", "string:reply_via_notify", "boolean:false")
+            await control(dbus_bus.address, "SetFault", "string:refuse_consent", "boolean:true")
+            assert 'string "ERROR 68"' in await skype_send(dbus_bus.address, "NAME x")
+            bad = await control(dbus_bus.address, "SetFault", "string:nonsense", "boolean:true")
+            assert "UnknownFault" in bad
+            assert emu.world.hosts["alice-pc"].running
+
+    run(scenario())
+
+
+def test_two_hosts_on_two_buses_see_one_post_with_their_own_ids(dbus_bus, tmp_path):
+    from chatchannels.stack.dbus import session_bus
+
+    async def scenario(bob_address: str):
+        world = load_scenario(bundled_scenario("small.json"))
+        buses = {"alice-pc": dbus_bus.address, "bob-laptop": bob_address}
+        async with Emulator(world, buses):
+            alice, bob = (
+                await RawClient.connect(dbus_bus.address),
+                await RawClient.connect(bob_address),
+            )
+            for c in (alice, bob):
+                assert await c.invoke("NAME t") == "OK"
+                assert await c.invoke("PROTOCOL 8") == "PROTOCOL 8"
+            await control(bob_address, "Step", "uint32:2")
+            await eventually(lambda: any("RECEIVED" in n for n in alice.notes), "alice receipt")
+            await eventually(lambda: any(n.endswith("SENT") for n in bob.notes), "bob sent")
+            a_id = [n for n in alice.notes if n.endswith("RECEIVED")][-1].split()[1]
+            b_id = [n for n in bob.notes if n.endswith("SENT")][-1].split()[1]
+            assert a_id != b_id
+            a_body = await alice.invoke(f"GET CHATMESSAGE {a_id} BODY")
+            b_body = await bob.invoke(f"GET CHATMESSAGE {b_id} BODY")
+            assert a_body.split(" ", 3)[3] == b_body.split(" ", 3)[3]
+            a_ts = await alice.invoke(f"GET CHATMESSAGE {a_id} TIMESTAMP")
+            b_ts = await bob.invoke(f"GET CHATMESSAGE {b_id} TIMESTAMP")
+            assert int(a_ts.split()[-1]) - int(b_ts.split()[-1]) == 3 + 95
+
+    with session_bus(tmp_path / "bob-dbus") as bob_bus:
+        run(scenario(bob_bus.address))
+
+
+def test_cli_subprocess_is_driven_through_the_control_object(dbus_bus):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chatchannels.cli",
+            "emulate",
+            "--scenario",
+            str(bundled_scenario("small.json")),
+            "--bus",
+            f"alice-pc={dbus_bus.address}",
+            "--step",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready = json.loads(proc.stdout.readline())
+        assert ready == {"ready": True, "hosts": {"alice-pc": dbus_bus.address}, "actions": 29}
+
+        async def drive():
+            assert "uint32 24" in await control(dbus_bus.address, "Step", "uint32:5")
+            assert "uint32 24" in await control(dbus_bus.address, "RunToEnd")
+            assert 'string "OK"' in await skype_send(dbus_bus.address, "NAME x")
+
+        run(drive())
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
