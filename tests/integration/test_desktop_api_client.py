@@ -244,6 +244,11 @@ def test_attach_pushes_state_and_negotiates_protocol_8(dbus_bus):
         stub = SkypeStub(dbus_bus.address)
         await stub.start()
         client = new_client(dbus_bus.address)
+
+        def broken_handler(_notification):
+            raise RuntimeError("a handler bug must not stop the others")
+
+        client.add_notification_handler(broken_handler)
         seen = Recorder(client)
         try:
             await client.connect()
