@@ -195,7 +195,7 @@ def test_quit_restart_and_faults_over_dbus(dbus_bus):
             assert await client.invoke("NAME a") == "OK"
             assert "method return" in await control(dbus_bus.address, "Quit")
             await eventually(lambda: [c for c in client.owner_changes if not c[2]], "owner gone")
-            with pytest.raises(AssertionError, match="ServiceUnknown|not provided"):
+            with pytest.raises(AssertionError, match=r"ServiceUnknown|not provided"):
                 await client.invoke("PING")
             await control(dbus_bus.address, "Restart")
             await eventually(lambda: client.owner_changes[-1][2] != "", "owner back")
@@ -278,3 +278,24 @@ def test_cli_subprocess_is_driven_through_the_control_object(dbus_bus):
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
+
+
+def test_speed_mode_plays_the_timeline_by_itself(dbus_bus):
+    async def scenario():
+        world = load_scenario(bundled_scenario("small.json"))
+        # 115 scenario seconds at 2000x: the timeline is over in well under a second.
+        async with Emulator(world, {"alice-pc": dbus_bus.address}, speed=2000) as emu:
+            client = await RawClient.connect(dbus_bus.address)
+            assert await client.invoke("NAME fast") == "OK"
+            await asyncio.wait_for(emu.finished.wait(), 30)
+            assert emu.applied == emu.total == 29
+            # alice's Skype quit and restarted on the way (at 70 and 80): attach again.
+            assert await client.invoke("PING") == "ERROR 68"
+            assert await client.invoke("NAME fast") == "OK"
+            missed = await client.invoke("SEARCH MISSEDCHATMESSAGES")
+            assert missed.startswith("CHATMESSAGES ") and len(missed.split(", ")) > 3
+            host = emu.world.hosts["alice-pc"]
+            hostile = host.messages[host.local_ids["hostile"]]
+            assert hostile.timestamp == 1357987875 + 65 + 3
+
+    run(scenario())

@@ -112,13 +112,13 @@ def test_semantic_errors_surface_in_truth_and_world():
 def test_generated_scenario_streams_valid_json_lines(tmp_path):
     path = tmp_path / "gen.jsonl"
     with path.open("w", encoding="utf-8") as f:
-        lines = write_scenario(f, 3000, seed=11)
+        lines = write_scenario(f, 1500, seed=11)
     again = io.StringIO()
-    write_scenario(again, 3000, seed=11)
+    write_scenario(again, 1500, seed=11)
     assert again.getvalue() == path.read_text(encoding="utf-8")
     scenario = load_scenario(path)
     truth = ground_truth(scenario)
-    assert len(truth) == 3000
+    assert len(truth) == 1500
     ops = {a.op for a in scenario.actions()}
     assert {"post", "edit", "delete", "join", "leave", "topic"} <= ops
     assert {"offline", "online"} <= ops or {"quit", "restart"} <= ops
@@ -195,7 +195,7 @@ _commands = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_commands, min_size=1, max_size=6))
 def test_any_command_gets_a_reply_and_never_an_internal_error(commands):
     world = World(small())
