@@ -185,7 +185,8 @@ class Capture:
                 if await self._decide(chat):
                     await self._backfill(chat, reason)
             missed, self.state.missed = self.state.missed, set()
-            for message_id in sorted(missed - self.state.captured):
+            # Forced: a message captured before may have changed in what we missed.
+            for message_id in sorted(missed):
                 self.state.reading.add(message_id)
                 await self._enqueue(self._read_message(message_id, reason, None, forced=True))
             await self._barrier()
@@ -408,7 +409,12 @@ class Capture:
 
     async def _read_message_small(self, message_id: int, notice: Notice) -> list[Captured]:
         """A notification about a message whose full read is already queued: keep the line."""
-        first = await self._exchange(format_get("CHATMESSAGE", str(message_id), "CHATNAME"))
+        try:
+            first = await self._exchange(format_get("CHATMESSAGE", str(message_id), "CHATNAME"))
+        except DesktopApiError as exc:
+            self.state.missed.add(message_id)
+            log.info("read of message %s put off: %s", message_id, exc)
+            return []
         chat = _property_value(first, "CHATNAME")
         if chat is not None and not await self._decide(chat):
             return []

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from chatchannels.ingest.agent.delivery import Delivery
 from chatchannels.ingest.agent.spool import Spool
-
 from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
 from tests.integration.test_agent_support import TopicReader, seqs, wait_for
 

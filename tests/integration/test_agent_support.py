@@ -63,3 +63,166 @@ def wait_for(what: str, check: Callable[[], Any], seen: Callable[[], Any], timeo
 
 def seqs(events: list[dict[str, Any]]) -> list[int]:
     return [e["seq"] for e in events]
+
+
+# --- the emulator in a thread, the agent as a process -----------------------------------
+
+
+class EmulatorThread:
+    """The emulator's asyncio API on a loop of its own, so tests can drive it synchronously."""
+
+    def __init__(self, scenario, buses: dict[str, str]) -> None:
+        import asyncio
+        import threading
+
+        from chatchannels.emulator.runner import Emulator
+
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.emulator = self.call(lambda: _make(Emulator, scenario, buses))
+
+    def call(self, make_coro: Callable[[], Any], timeout: float = 60) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(make_coro(), self.loop).result(timeout)
+
+    def step(self, count: int = 1) -> int:
+        return self.call(lambda: self.emulator.step(count))
+
+    def quit(self, host: str) -> None:
+        self.call(lambda: self.emulator.quit(host))
+
+    def restart(self, host: str) -> None:
+        self.call(lambda: self.emulator.restart(host))
+
+    def close(self) -> None:
+        try:
+            self.call(self.emulator.stop)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+
+
+async def _make(cls, scenario, buses):
+    emulator = cls(scenario, buses)
+    await emulator.start()
+    return emulator
+
+
+class AgentProcess:
+    """`chatchannels agent run` as a real process with its own agent.toml."""
+
+    def __init__(self, root, host: str, bus: str, kafka: str, topic: str, **keys: Any) -> None:
+        import json
+
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.config = root / "agent.toml"
+        self.spool = root / "spool.db"
+        lines = [
+            f"host_id = {json.dumps(host)}",
+            f"spool = {json.dumps(str(self.spool))}",
+            f"kafka = {json.dumps(kafka)}",
+            f"topic = {json.dumps(topic)}",
+            f"dbus_address = {json.dumps(bus)}",
+        ]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
+        self.config.write_text("\n".join(lines) + "\n")
+        self.proc = None
+        self.starts = 0
+
+    def start(self) -> None:
+        import os
+        import subprocess
+        import sys
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCHANNELS_")}
+        self.starts += 1
+        log = (self.root / f"agent-{self.starts}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chatchannels.cli",
+                "agent",
+                "run",
+                "--config",
+                str(self.config),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def kill9(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.proc.terminate()
+        return self.proc.wait(timeout)
+
+    def status(self) -> dict[str, Any]:
+        import json
+
+        try:
+            return json.loads((self.root / "spool.db.status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def log_tail(self, lines: int = 20) -> str:
+        path = self.root / f"agent-{self.starts}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+# --- comparing what reached Kafka with the ground truth ---------------------------------
+
+
+def observed_messages(events: list[dict[str, Any]], host: str) -> dict[str, dict[str, str]]:
+    """Per local message id of `host`, the latest value of each property any event carried."""
+    from chatchannels.ingest.desktop_api.protocol import ApiParseError, ObjectProperty, parse_reply
+
+    seen: dict[str, dict[str, str]] = {}
+    for event in events:
+        payload = event["payload"]
+        if event["host"] != host or payload["object"] != "CHATMESSAGE":
+            continue
+        props = seen.setdefault(payload["id"], {})
+        for line in payload["lines"]:
+            try:
+                reply = parse_reply(line)
+            except ApiParseError:
+                continue
+            if isinstance(reply, ObjectProperty) and reply.obj == "CHATMESSAGE":
+                props[reply.prop] = reply.value
+    return seen
+
+
+def missing_messages(scenario, events, host: str, chats: set[str]) -> list[str]:
+    """Truth messages `host` holds in `chats` that no event shows with their final body."""
+    from chatchannels.emulator.truth import ground_truth
+
+    clock = scenario.host(host).clock
+    have = [
+        (p.get("CHATNAME"), p.get("FROM_HANDLE", "").lower(), p.get("TIMESTAMP"), p.get("BODY"))
+        for p in observed_messages(events, host).values()
+    ]
+    missing = []
+    for m in ground_truth(scenario):
+        if host not in m.hosts or m.chat not in chats:
+            continue
+        key = (m.chat, m.author.lower(), str(clock(m.posted_at)))
+        bodies = {b for c, a, t, b in have if (c, a, t) == key}
+        if m.type in ("", "SAID", "EMOTED", "SETTOPIC") and m.final_body not in bodies:
+            missing.append(f"{m.msg} {key} final body {m.final_body!r}; saw {sorted(bodies)}")
+        elif not bodies:
+            missing.append(f"{m.msg} {key} ({m.type})")
+    return missing
