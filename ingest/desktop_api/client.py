@@ -13,6 +13,8 @@ Every command carries a fresh `#<n>` id. The reply is normally the return value 
 Invoke call, but Skype may also deliver it through Notify (spec §3.2); both paths feed the
 same router, which resolves the waiting command by id and hands everything else (including
 replies with ids we do not know, prefix removed) to the notification handlers (spec §1.2).
+Each command is one D-Bus call awaited in the caller's task, so commands issued from
+concurrent tasks are all in flight at once.
 
 When Skype quits (NameOwnerChanged with an empty owner) pending commands fail with
 SkypeNotRunning and the state becomes NOT_AVAILABLE; when it comes back the client attaches
@@ -308,6 +310,8 @@ class SkypeClient:
             except (SkypeOffline, CommandTimeout, TransportError, ApiParseError) as exc:
                 _log.info("attach failed, retrying in %.2f s: %s", delay, exc)
             except DesktopApiError as exc:
+                if self._closed:
+                    return
                 _log.warning("attach failed, retrying in %.2f s: %s", delay, exc)
             await asyncio.sleep(delay)
 
@@ -354,35 +358,35 @@ class SkypeClient:
         cmd_id = str(next(self._ids))
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = future
-        call = asyncio.get_running_loop().create_task(self._send(add_command_id(cmd_id, text)))
         try:
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                try:
+                    returned = await self._transport.invoke(add_command_id(cmd_id, text))
+                except Exception as exc:
+                    if future.done():
+                        # close() or Skype's departure already said why; that reason wins.
+                        return future.result()
+                    raise self._call_failed(exc) from exc
+                # An empty return value means the reply will come through Notify (spec §3.2).
+                if returned:
+                    self._route_incoming(returned)
+                return await future
         except TimeoutError:
             raise CommandTimeout(text, timeout) from None
         finally:
             self._pending.pop(cmd_id, None)
-            if not call.done():
-                # The Invoke may still return later; its reply then has an unknown id and is
-                # routed as a notification, as Skype4Py does.
-                self._background.add(call)
-                call.add_done_callback(self._background.discard)
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: asyncio must not log it as forgotten
 
-    async def _send(self, line: str) -> None:
-        cmd_id, _ = split_command_id(line)
-        try:
-            returned = await self._transport.invoke(line)
-        except Exception as exc:
-            if not isinstance(exc, DesktopApiError):
-                exc = TransportError(type(exc).__name__, str(exc))
-            future = self._pending.get(cmd_id)
-            if future is not None and not future.done():
-                future.set_exception(exc)
-            if isinstance(exc, SkypeNotRunning) and self._state is AttachState.ATTACHED:
-                self._lost_attachment(str(exc), AttachState.NOT_AVAILABLE)
-            return
-        # An empty return value means the reply will come through Notify (spec §3.2).
-        if returned:
-            self._route_incoming(returned)
+    def _call_failed(self, exc: Exception) -> DesktopApiError:
+        error = (
+            exc
+            if isinstance(exc, DesktopApiError)
+            else TransportError(type(exc).__name__, str(exc))
+        )
+        if isinstance(error, SkypeNotRunning) and self._state is AttachState.ATTACHED:
+            self._lost_attachment(str(error), AttachState.NOT_AVAILABLE)
+        return error
 
     def _route_incoming(self, line: str) -> None:
         cmd_id, text = split_command_id(line)
