@@ -1,0 +1,87 @@
+"""The one change-reading loop every publisher shares (design.md, "Change stream").
+
+A publisher keeps its own watermark (the last change_seq it applied) in its own output, and
+applying a batch is idempotent, so "rebuild from zero" is this same loop from watermark 0.
+The loop reads changes after the watermark in pages, hands each page to the publisher, which
+applies it and then records the page's last change_seq; a crash in between re-applies the
+page, which changes nothing. Woken by NOTIFY on `chatchannels_changes`, and polling anyway
+in case a notification is missed (NOTIFY is not delivered to a listener that reconnects).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import psycopg
+
+from chatchannels.publishers.model import Change
+from chatchannels.publishers.store import read_changes
+
+CHANNEL = "chatchannels_changes"
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    name: str
+
+    def watermark(self) -> int:
+        """The last change_seq applied (0 when nothing was)."""
+
+    def apply(self, conn: psycopg.Connection, changes: Sequence[Change]) -> None:
+        """Make the output reflect these changes, then record changes[-1].seq. Idempotent."""
+
+    def idle(self) -> None:
+        """Housekeeping that must stay off the hot path (e.g. merging index segments)."""
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    publisher: str
+    changes: int
+    batches: int
+    watermark: int
+
+
+def catch_up(conn: psycopg.Connection, publisher: Publisher, batch_size: int) -> CatchUp:
+    """Apply every change after the publisher's watermark, one batch at a time."""
+    changes = batches = 0
+    while True:
+        batch = read_changes(conn, publisher.watermark(), batch_size)
+        if not batch:
+            return CatchUp(publisher.name, changes, batches, publisher.watermark())
+        publisher.apply(conn, batch)
+        changes += len(batch)
+        batches += 1
+        log.debug("%s applied %d changes up to %d", publisher.name, len(batch), batch[-1].seq)
+
+
+def run_publishers(
+    dsn: str,
+    publishers: Sequence[Publisher],
+    *,
+    once: bool,
+    batch_size: int = 5000,
+    poll_s: float = 5.0,
+    stop: threading.Event | None = None,
+) -> list[CatchUp]:
+    """Catch every publisher up; with `once`, return; else keep following until `stop`."""
+    stop = stop or threading.Event()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if not once:
+            conn.execute(f"LISTEN {CHANNEL}")
+        while True:
+            results = [catch_up(conn, p, batch_size) for p in publishers]
+            if once or stop.is_set():
+                for publisher in publishers:
+                    publisher.idle()
+                return results
+            if not any(r.changes for r in results):
+                for publisher in publishers:
+                    publisher.idle()
+            # Wake on the first notification, or after poll_s anyway.
+            for _ in conn.notifies(timeout=poll_s, stop_after=1):
+                pass

@@ -1,0 +1,145 @@
+"""Atom feeds from values: one current feed per chat and one for the whole archive, and
+closed monthly archive documents (RFC 5005 "archived feeds").
+
+- A chat's current feed holds its latest entries and links `prev-archive` to the archive of
+  its newest month; each month's archive holds all of that month's messages, is marked
+  `<fh:archive/>` and links to the month before. A month's archive changes only while its
+  month is open or when one of its own messages is edited, deleted or backfilled, never when
+  newer messages arrive.
+- Entry ids are `tag:` URIs minted from canonical ids (which never change on edit, invariant
+  5); `updated` is the last real edit, else the posting time; nothing depends on the clock.
+- Content is rendered Skype markup sent as escaped HTML (`type="html"`); titles are text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from feedgen.util import xml_elem
+
+from chatchannels.publishers import paths
+from chatchannels.publishers.markup import clean_text, render_markup
+from chatchannels.publishers.model import Message
+
+TAG_AUTHORITY = "chatchannels.intranet,2006"
+FEED_HISTORY_NS = "http://purl.org/syndication/history/1.0"
+CURRENT_ENTRIES = 50
+TITLE_CHARS = 80
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def tag_uri(kind: str, key: str) -> str:
+    """A `tag:` URI (RFC 4151) for a message, chat or feed; the key is percent-encoded."""
+    return f"tag:{TAG_AUTHORITY}:{kind}/{quote(key, safe='')}"
+
+
+class _ArchiveMark(BaseExtension):
+    """Adds RFC 5005's `<fh:archive/>`, which says the document is an archive."""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": FEED_HISTORY_NS}
+
+    def extend_atom(self, feed):  # type: ignore[no-untyped-def]
+        xml_elem(f"{{{FEED_HISTORY_NS}}}archive", feed)
+        return feed
+
+
+class _NoEntryExtension(BaseEntryExtension):
+    pass
+
+
+def _entry_title(message: Message) -> str:
+    who = message.author_name or message.author
+    if message.deleted:
+        return f"{who}: (deleted)"
+    text = " ".join(message.body.split())
+    if len(text) > TITLE_CHARS:
+        text = text[: TITLE_CHARS - 1] + "…"
+    return f"{who}: {text}"
+
+
+def _entry_html(message: Message) -> str:
+    if message.deleted:
+        return "<p><em>This message was deleted.</em></p>"
+    return f"<div>{render_markup(message.body_markup)}</div>"
+
+
+def _new_feed(
+    feed_path: str, feed_id: str, title: str, messages: Sequence[Message]
+) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.id(feed_id)
+    fg.title(clean_text(title))
+    fg.updated(max((m.updated_utc for m in messages), default=EPOCH))
+    fg.link(href=paths.relative_link(feed_path, feed_path), rel="self")
+    for message in messages:
+        month = paths.month_of(message.posted_utc)
+        fe = fg.add_entry(order="append")
+        fe.id(tag_uri("message", message.id))
+        fe.title(clean_text(_entry_title(message)))
+        fe.author(name=clean_text(message.author_name or message.author) or "(unknown)")
+        fe.published(message.posted_utc)
+        fe.updated(message.updated_utc)
+        fe.link(
+            href=paths.relative_link(
+                feed_path, paths.message_link(message.chat, month, message.id)
+            ),
+            rel="alternate",
+            type="text/html",
+        )
+        fe.content(_entry_html(message), type="html")
+    return fg
+
+
+def _serialise(fg: FeedGenerator) -> bytes:
+    return fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+
+
+def chat_feed(chat: str, latest: Sequence[Message], newest_month: str | None) -> bytes:
+    """A chat's current feed: its latest messages (newest first), paged to its archives."""
+    path = paths.chat_feed_path(chat)
+    fg = _new_feed(path, tag_uri("chat", chat), chat, latest)
+    fg.link(
+        href=paths.relative_link(path, paths.chat_index_path(chat)),
+        rel="alternate",
+        type="text/html",
+    )
+    if newest_month is not None:
+        fg.link(
+            href=paths.relative_link(path, paths.archive_feed_path(chat, newest_month)),
+            rel="prev-archive",
+        )
+    return _serialise(fg)
+
+
+def archive_feed(
+    chat: str, month: str, messages: Sequence[Message], prev_month: str | None
+) -> bytes:
+    """A month's archive document of a chat (all its messages, oldest first)."""
+    path = paths.archive_feed_path(chat, month)
+    fg = _new_feed(path, tag_uri("chat-archive", f"{chat}/{month}"), f"{chat} {month}", messages)
+    fg.register_extension("archive", _ArchiveMark, _NoEntryExtension, atom=True, rss=False)
+    fg.link(href=paths.relative_link(path, paths.chat_feed_path(chat)), rel="current")
+    fg.link(
+        href=paths.relative_link(path, paths.month_page_path(chat, month)),
+        rel="alternate",
+        type="text/html",
+    )
+    if prev_month is not None:
+        fg.link(
+            href=paths.relative_link(path, paths.archive_feed_path(chat, prev_month)),
+            rel="prev-archive",
+        )
+    return _serialise(fg)
+
+
+def all_feed(latest: Sequence[Message]) -> bytes:
+    """The whole archive's current feed: the latest messages of every chat."""
+    path = paths.ALL_FEED_PATH
+    fg = _new_feed(path, tag_uri("feed", "all"), "Chat Channels: all chats", latest)
+    fg.link(href=paths.relative_link(path, "index.html"), rel="alternate", type="text/html")
+    return _serialise(fg)

@@ -1,0 +1,140 @@
+"""The static site's pages, rendered from values (no I/O beyond reading our templates).
+
+Jinja2 with autoescape: every value is escaped unless it went through `markup`, which is
+Skype markup rebuilt by markup.render_markup. Pages carry nothing that depends on when they
+were rendered, so a page rendered incrementally equals the page rendered in a full rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from chatchannels.publishers import paths
+from chatchannels.publishers.markup import clean_text, render_markup
+from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount
+
+STYLE_CSS = """\
+body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 0 1rem; }
+nav.top { padding: .6rem 0; border-bottom: 1px solid #ccc; }
+article.message { border-bottom: 1px solid #eee; padding: .4rem 0; }
+article.message:target { background: #ffd; }
+article.deleted .tombstone, .edited { color: #777; font-style: italic; }
+.body { white-space: pre-wrap; overflow-wrap: anywhere; }
+.author { font-weight: 600; }
+.type, .seen, .chatname, .handle { color: #777; font-size: .85em; }
+blockquote.quote { border-left: 3px solid #ccc; margin: .2rem 0; padding-left: .6rem; }
+details.history { font-size: .9em; color: #555; }
+mark { background: #ff6; }
+table.chats td, table.chats th { text-align: left; padding: .2rem .6rem .2rem 0; }
+"""
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utc_time(moment: datetime) -> Markup:
+    return Markup(f'<time datetime="{utc_iso(moment)}">{utc_text(moment)}</time>')
+
+
+def _anchor(message_id: str) -> str:
+    return paths.message_anchor(message_id)
+
+
+def _markup(body_markup: str) -> Markup:
+    return Markup(render_markup(body_markup))
+
+
+def _finalize(value: object) -> object:
+    # Text XML cannot carry (NUL, lone surrogates) never reaches a page, even when escaped.
+    if isinstance(value, Markup):  # built from escaped parts already
+        return value
+    return clean_text(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class ChatRow:
+    name: str
+    title: str
+    topic: str
+    messages: int
+    last_utc: datetime | None
+    link: str
+    feed: str
+
+
+class PageRenderer:
+    """Renders each kind of page to a string. One per publisher; holds the Jinja environment."""
+
+    def __init__(self) -> None:
+        self.env = Environment(
+            loader=PackageLoader("chatchannels.publishers", "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            finalize=_finalize,
+            keep_trailing_newline=True,
+        )
+        self.env.filters.update(utc_time=_utc_time, anchor=_anchor, markup=_markup)
+
+    def site_index(self, chats: Sequence[ChatSummary]) -> str:
+        here = "index.html"
+        rows = [
+            ChatRow(
+                name=c.name,
+                title=c.topic or c.name,
+                topic=c.topic,
+                messages=c.messages,
+                last_utc=c.last_utc,
+                link=paths.relative_link(here, paths.chat_index_path(c.name)),
+                feed=paths.relative_link(here, paths.chat_feed_path(c.name)),
+            )
+            for c in chats
+        ]
+        return self.env.get_template("site_index.html").render(
+            root="", chats=rows, all_feed=paths.ALL_FEED_PATH
+        )
+
+    def chat_index(self, chat: Chat, months: Sequence[MonthCount]) -> str:
+        here = paths.chat_index_path(chat.name)
+        return self.env.get_template("chat_index.html").render(
+            root=paths.relative_link(here, ""),
+            chat=chat,
+            title=chat.topic or chat.name,
+            months=months,
+            feed=paths.relative_link(here, paths.chat_feed_path(chat.name)),
+        )
+
+    def month_page(
+        self,
+        chat: str,
+        month: str,
+        messages: Sequence[Message],
+        prev_month: str | None,
+        next_month: str | None,
+    ) -> str:
+        # The title is the chat's name, not its topic, so a topic change does not have to
+        # re-render every month of the chat; the chat's index page carries the topic.
+        here = paths.month_page_path(chat, month)
+        return self.env.get_template("month.html").render(
+            root=paths.relative_link(here, ""),
+            title=chat,
+            month=month,
+            messages=messages,
+            prev_month=prev_month,
+            next_month=next_month,
+        )
+
+    def search_page(self, query: str, sort: str, results: object | None, error: str) -> str:
+        return self.env.get_template("search.html").render(
+            root="", query=query, sort=sort, results=results, error=error
+        )
+

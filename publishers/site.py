@@ -1,0 +1,127 @@
+"""The static site publisher: HTML pages and Atom feeds under the site folder.
+
+A batch of changes names the pages it touches: a message change touches its (chat, month)
+page and archive, its chat's index page and current feed; a chat change touches the chat's
+index; a user change the index of every chat the user is a member of. The site index and the
+whole-archive feed follow every batch. When a month appears or disappears, its neighbouring
+months are re-rendered too, because their prev/next links changed. Nothing else is
+re-rendered, and every page is a function of the store alone, so publishing incrementally
+and publishing from zero give the same files (tests/integration/test_publishers_site.py).
+
+The watermark lives in the site (`.chatchannels-site.json`), written after the pages.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import psycopg
+
+from chatchannels.publishers import feeds, paths, store
+from chatchannels.publishers.files import file_exists, remove_file, write_atomic
+from chatchannels.publishers.model import Change, Chat, MonthCount
+from chatchannels.publishers.pages import STYLE_CSS, PageRenderer
+
+STATE_FILE = ".chatchannels-site.json"
+
+
+class SitePublisher:
+    name = "site"
+
+    def __init__(self, site_dir: Path) -> None:
+        self.site_dir = site_dir
+        self.renderer = PageRenderer()
+        self.pages_written = 0
+
+    def watermark(self) -> int:
+        try:
+            state = json.loads((self.site_dir / STATE_FILE).read_text())
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            raise ValueError(
+                f"site state {self.site_dir / STATE_FILE} is unreadable ({exc});"
+                " publish with --rebuild to start over"
+            ) from exc
+        return int(state["change_seq"])
+
+    def idle(self) -> None:
+        pass
+
+    def apply(self, conn: psycopg.Connection, changes: Sequence[Change]) -> None:
+        months: set[tuple[str, str]] = set()
+        chats: set[str] = set()
+        for change in changes:
+            if change.kind == "message" and change.chat is not None:
+                chats.add(change.chat)
+                if change.posted_utc is not None:
+                    months.add((change.chat, paths.month_of(change.posted_utc)))
+            elif change.kind == "chat":
+                chats.add(change.key)
+            elif change.kind == "user":
+                chats.update(store.chats_of_member(conn, change.key))
+        for chat in sorted(chats):
+            self._publish_chat(conn, chat, sorted(m for c, m in months if c == chat))
+        self._publish_top(conn)
+        self._write(STATE_FILE, json.dumps({"change_seq": changes[-1].seq}).encode() + b"\n")
+
+    def _write(self, rel: str, data: bytes) -> None:
+        self.pages_written += write_atomic(self.site_dir, rel, data)
+
+    def _publish_chat(self, conn: psycopg.Connection, chat: str, touched: list[str]) -> None:
+        counts = store.read_months(conn, chat)
+        months = [c.month for c in counts]
+        render = set(touched)
+        for month in touched:
+            if (month in months) != file_exists(self.site_dir, paths.month_page_path(chat, month)):
+                render.update(m for m in _neighbours(months, month) if m is not None)
+        for month in sorted(render):
+            self._publish_month(conn, chat, month, months)
+        self._publish_chat_index(conn, chat, counts)
+
+    def _publish_month(
+        self, conn: psycopg.Connection, chat: str, month: str, months: list[str]
+    ) -> None:
+        page, archive = paths.month_page_path(chat, month), paths.archive_feed_path(chat, month)
+        if month not in months:
+            remove_file(self.site_dir, page)
+            remove_file(self.site_dir, archive)
+            return
+        messages = store.read_month(conn, chat, month)
+        prev_month, next_month = _neighbours(months, month)
+        self._write(
+            page,
+            self.renderer.month_page(chat, month, messages, prev_month, next_month).encode(),
+        )
+        self._write(archive, feeds.archive_feed(chat, month, messages, prev_month))
+
+    def _publish_chat_index(
+        self, conn: psycopg.Connection, chat: str, counts: list[MonthCount]
+    ) -> None:
+        row = store.read_chat(conn, chat)
+        if row is None and not counts:
+            remove_file(self.site_dir, paths.chat_index_path(chat))
+            remove_file(self.site_dir, paths.chat_feed_path(chat))
+            return
+        info = row or Chat(chat, "", ())
+        self._write(paths.chat_index_path(chat), self.renderer.chat_index(info, counts).encode())
+        latest = store.read_latest(conn, chat, feeds.CURRENT_ENTRIES)
+        newest = counts[-1].month if counts else None
+        self._write(paths.chat_feed_path(chat), feeds.chat_feed(chat, latest, newest))
+
+    def _publish_top(self, conn: psycopg.Connection) -> None:
+        self._write("style.css", STYLE_CSS.encode())
+        summaries = store.read_chat_summaries(conn)
+        self._write("index.html", self.renderer.site_index(summaries).encode())
+        latest = store.read_latest(conn, None, feeds.CURRENT_ENTRIES)
+        self._write(paths.ALL_FEED_PATH, feeds.all_feed(latest))
+
+
+def _neighbours(months: list[str], month: str) -> tuple[str | None, str | None]:
+    """The months with messages just before and after `month` (which need not have any)."""
+    left = bisect.bisect_left(months, month)
+    right = bisect.bisect_right(months, month)
+    return (months[left - 1] if left > 0 else None, months[right] if right < len(months) else None)

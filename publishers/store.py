@@ -1,0 +1,157 @@
+"""Reading the canonical store for the publishers (processors/migrations/0001_*.sql).
+
+The only module of the publishers that speaks SQL. Every query orders its rows fully, so
+what is rendered from them depends on the store's contents alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import psycopg
+
+from chatchannels.publishers.model import (
+    Change,
+    Chat,
+    ChatSummary,
+    Message,
+    MonthCount,
+    Revision,
+)
+from chatchannels.publishers.paths import month_bounds
+
+MESSAGE_COLUMNS = (
+    "id, chat, author, author_name, posted_utc, type, body, body_markup,"
+    " edited_utc, edited_by, deleted"
+)
+
+
+class StoreError(RuntimeError):
+    """The store could not be read; the message names the query's purpose and the cause."""
+
+
+def read_changes(conn: psycopg.Connection, after: int, limit: int) -> list[Change]:
+    """Changes with change_seq > after, in change_seq order (commit order), at most limit."""
+    rows = conn.execute(
+        "SELECT change_seq, kind, key, chat, posted_utc FROM changes"
+        " WHERE change_seq > %s ORDER BY change_seq LIMIT %s",
+        (after, limit),
+    ).fetchall()
+    return [Change(*row) for row in rows]
+
+
+def _messages(rows: Iterable[tuple]) -> list[Message]:
+    return [Message(*row) for row in rows]
+
+
+def read_messages(
+    conn: psycopg.Connection, ids: Sequence[str], with_history: bool = False
+) -> list[Message]:
+    """The messages with these ids that still exist, ordered by time then id."""
+    rows = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ANY(%s) ORDER BY posted_utc, id",
+        (list(ids),),
+    ).fetchall()
+    messages = _messages(rows)
+    return _with_history(conn, messages) if with_history else messages
+
+
+def _with_history(conn: psycopg.Connection, messages: list[Message]) -> list[Message]:
+    ids = [m.id for m in messages]
+    revisions: dict[str, list[Revision]] = {}
+    for message_id, *rest in conn.execute(
+        "SELECT message_id, revision, body_markup, editor, edited_utc, deleted FROM revisions"
+        " WHERE message_id = ANY(%s) ORDER BY message_id, revision",
+        (ids,),
+    ):
+        revisions.setdefault(message_id, []).append(Revision(*rest))
+    hosts = dict(
+        conn.execute(
+            "SELECT message_id, array_agg(DISTINCT host ORDER BY host) FROM observations"
+            " WHERE message_id = ANY(%s) GROUP BY message_id",
+            (ids,),
+        ).fetchall()
+    )
+    return [
+        Message(
+            **{
+                **{f: getattr(m, f) for f in m.__dataclass_fields__},
+                "revisions": tuple(revisions.get(m.id, ())),
+                "hosts": tuple(hosts.get(m.id, ())),
+            }
+        )
+        for m in messages
+    ]
+
+
+def read_month(conn: psycopg.Connection, chat: str, month: str) -> list[Message]:
+    """A chat's messages posted in a UTC month, with revisions and hosts, in time order."""
+    start, end = month_bounds(month)
+    rows = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat = %s"
+        " AND posted_utc >= %s AND posted_utc < %s ORDER BY posted_utc, id",
+        (chat, start, end),
+    ).fetchall()
+    return _with_history(conn, _messages(rows))
+
+
+def read_months(conn: psycopg.Connection, chat: str) -> list[MonthCount]:
+    rows = conn.execute(
+        "SELECT to_char(posted_utc AT TIME ZONE 'UTC', 'YYYY-MM') AS month, count(*)"
+        " FROM messages WHERE chat = %s GROUP BY month ORDER BY month",
+        (chat,),
+    ).fetchall()
+    return [MonthCount(*row) for row in rows]
+
+
+def read_latest(conn: psycopg.Connection, chat: str | None, limit: int) -> list[Message]:
+    """The newest messages (of one chat, or of all), newest first."""
+    where, params = ("WHERE chat = %s", (chat,)) if chat is not None else ("", ())
+    rows = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages {where}"
+        " ORDER BY posted_utc DESC, id DESC LIMIT %s",
+        (*params, limit),
+    ).fetchall()
+    return _messages(rows)
+
+
+def read_chat(conn: psycopg.Connection, name: str) -> Chat | None:
+    """The chat's row with its members' display names; None when the store has no row."""
+    row = conn.execute("SELECT topic, members FROM chats WHERE name = %s", (name,)).fetchone()
+    if row is None:
+        return None
+    topic, members = row
+    names = dict(
+        conn.execute(
+            "SELECT handle, display_name FROM users WHERE handle = ANY(%s)", (members,)
+        ).fetchall()
+    )
+    return Chat(name, topic, tuple((h, names.get(h, "")) for h in sorted(set(members))))
+
+
+def chat_exists(conn: psycopg.Connection, name: str) -> bool:
+    return bool(
+        conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM chats WHERE name = %s)"
+            " OR EXISTS (SELECT 1 FROM messages WHERE chat = %s)",
+            (name, name),
+        ).fetchone()[0]
+    )
+
+
+def read_chat_summaries(conn: psycopg.Connection) -> list[ChatSummary]:
+    """Every chat that has a row or a message, by name."""
+    rows = conn.execute(
+        "WITH counted AS (SELECT chat, count(*) AS n, max(posted_utc) AS last"
+        "  FROM messages GROUP BY chat)"
+        " SELECT coalesce(c.name, m.chat), coalesce(c.topic, ''), coalesce(m.n, 0), m.last"
+        " FROM chats c FULL JOIN counted m ON m.chat = c.name ORDER BY 1"
+    ).fetchall()
+    return [ChatSummary(*row) for row in rows]
+
+
+def chats_of_member(conn: psycopg.Connection, handle: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT name FROM chats WHERE %s = ANY(members) ORDER BY name", (handle,)
+    ).fetchall()
+    return [row[0] for row in rows]
