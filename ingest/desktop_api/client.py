@@ -142,6 +142,7 @@ class SkypeClient:
         self._state_changed = asyncio.Event()
         self._opened = False
         self._closed = False
+        self._connect_waiters = 0
 
     # --- public API -------------------------------------------------------------------
 
@@ -187,6 +188,7 @@ class SkypeClient:
         if not wait:
             await self._attach()
             return
+        self._connect_waiters += 1
         self._start_reattach()
         try:
             await asyncio.wait_for(self._wait_attached_or_refused(), timeout)
@@ -194,6 +196,8 @@ class SkypeClient:
             raise SkypeNotRunning(
                 f"not attached within {timeout:g} s (state: {self._state.value})"
             ) from None
+        finally:
+            self._connect_waiters -= 1
 
     async def wait_attached(self, timeout: float | None = None) -> None:
         """Wait until attached (again, after Skype restarted); TimeoutError after `timeout`."""
@@ -276,7 +280,7 @@ class SkypeClient:
                 if self._state is AttachState.PENDING_AUTHORIZATION:
                     self._set_state(AttachState.NOT_AVAILABLE)
                 raise
-            except (ApiParseError, DesktopApiError):
+            except DesktopApiError:
                 if self._state is AttachState.PENDING_AUTHORIZATION:
                     self._set_state(AttachState.NOT_ATTACHED)
                 raise
@@ -284,7 +288,8 @@ class SkypeClient:
 
     async def _wait_attached_or_refused(self) -> None:
         while not self.attached:
-            if self._state is AttachState.REFUSED:
+            attempt_running = self._reattach_task is not None and not self._reattach_task.done()
+            if self._state is AttachState.REFUSED and not attempt_running:
                 raise AttachRefused(self.app_name, "ERROR 68")
             if self._state is AttachState.CLOSED:
                 raise NotAttached("client closed")
@@ -323,7 +328,7 @@ class SkypeClient:
             return
         # A new Skype process (or the old one came back): attach state was per connection.
         self._lost_attachment("Skype restarted", AttachState.NOT_AVAILABLE)
-        if self.reattach:
+        if self.reattach or self._connect_waiters:
             self._start_reattach()
 
     def _lost_attachment(self, why: str, state: AttachState = AttachState.NOT_ATTACHED) -> None:

@@ -429,7 +429,8 @@ def test_offline_skype_is_retried_until_signed_in(dbus_bus):
 
 def test_not_running_then_started(dbus_bus):
     async def scenario():
-        client = new_client(dbus_bus.address)
+        # reattach=False still lets connect(wait=True) wait for Skype to appear.
+        client = new_client(dbus_bus.address, reattach=False)
         probe = new_client(dbus_bus.address)
         stub = SkypeStub(dbus_bus.address)
         try:
