@@ -45,6 +45,7 @@ def start_session_bus(log_dir: Path | None = None) -> SessionBus:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()
+    proc.stdout.close()
     if not line:
         proc.kill()
         raise DBusError(f"dbus-daemon exited with {proc.wait()} before printing its address")
