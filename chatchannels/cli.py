@@ -20,6 +20,12 @@ from chatchannels.settings import SettingsError, load_settings
 SUBCOMMANDS = {
     "agent": "chatchannels.ingest.agent.cli:agent",
     "db": "chatchannels.processors.cli:db",
+    "publish": "chatchannels.publishers.cli:publish",
+    "search": "chatchannels.publishers.cli:search",
+    "serve": "chatchannels.publishers.cli:serve",
+    "deadletters": "chatchannels.processors.cli:deadletters",
+    "process": "chatchannels.processors.cli:process",
+    "stats": "chatchannels.processors.cli:stats",
     "emulate": "chatchannels.emulator.cli:emulate",
     "stack": "chatchannels.stack.cli:stack",
 }

@@ -1,10 +1,45 @@
-"""`chatchannels db` (and, with the processor, `process`, `stats`, `deadletters`)."""
+"""`chatchannels db`, `process`, `stats` and `deadletters`: flags in, one library call, output."""
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import click
 
+from chatchannels.processors.store import DEFAULT_CONSUMER
 from chatchannels.settings import Settings
+
+
+def _target_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The same flags on every processor command, so a test can point one at its own
+    topic and database."""
+    for option in reversed(
+        (
+            click.option("--topic", help="Raw topic (default: the `topic` setting)."),
+            click.option("--dsn", help="PostgreSQL DSN (default: the `dsn` setting)."),
+            click.option("--kafka", help="Kafka bootstrap servers (default: settings)."),
+            click.option(
+                "--group",
+                default=DEFAULT_CONSUMER,
+                show_default=True,
+                help="Consumer name: its offsets are stored under it.",
+            ),
+            click.option(
+                "--schema", default="public", show_default=True, help="PostgreSQL schema."
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _settings(settings: Settings, topic: str | None, dsn: str | None, kafka: str | None):
+    changes = {"topic": topic, "dsn": dsn, "kafka": kafka}
+    return settings.replace(**{k: v for k, v in changes.items() if v})
 
 
 @click.group()
@@ -24,3 +59,151 @@ def migrate(settings: Settings, schema: str) -> None:
         click.echo(f"applied {migration.version:04d}_{migration.name}")
     if not applied:
         click.echo("schema is up to date")
+
+
+@click.command()
+@_target_options
+@click.option("--once", is_flag=True, help="Stop when caught up with the topic's end offsets.")
+@click.option("--batch", "batch_records", default=5000, show_default=True, help="Records a batch.")
+@click.pass_obj
+def process(
+    settings: Settings,
+    topic: str | None,
+    dsn: str | None,
+    kafka: str | None,
+    group: str,
+    schema: str,
+    once: bool,
+    batch_records: int,
+) -> None:
+    """Consume raw events into the canonical store, exactly once (resumes where it stopped).
+
+    Runs until SIGTERM or Ctrl-C, which finish the current batch and exit 0; with --once it
+    exits when caught up.
+    """
+    from chatchannels.processors.consumer import ProcessOptions, ProcessorError, run_processor
+
+    settings = _settings(settings, topic, dsn, kafka)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    options = ProcessOptions(
+        topic=settings.topic, group=group, schema=schema, once=once, batch_records=batch_records
+    )
+    try:
+        summary = run_processor(settings, options, stop)
+    except ProcessorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"processed {summary.records} records in {summary.batches} batches:"
+        f" {summary.changes} changes, {summary.dead_letters} dead letters"
+    )
+
+
+@click.command()
+@_target_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with stable keys.")
+@click.pass_obj
+def stats(
+    settings: Settings,
+    topic: str | None,
+    dsn: str | None,
+    kafka: str | None,
+    group: str,
+    schema: str,
+    as_json: bool,
+) -> None:
+    """Events consumed, observations, messages, merges, host clocks, dead letters, lag."""
+    from chatchannels.processors.stats import collect_stats, render_stats
+
+    settings = _settings(settings, topic, dsn, kafka)
+    found = collect_stats(settings, group=group, schema=schema)
+    if as_json:
+        click.echo(json.dumps(found, sort_keys=True))
+    else:
+        render_stats(found)
+
+
+@click.group()
+def deadletters() -> None:
+    """Raw records the processor refused, kept with the reason."""
+
+
+@deadletters.command(name="list")
+@_target_options
+@click.option("--all", "show_all", is_flag=True, help="Include those already redriven.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def list_dead_letters(
+    settings: Settings,
+    topic: str | None,
+    dsn: str | None,
+    kafka: str | None,
+    group: str,
+    schema: str,
+    show_all: bool,
+    as_json: bool,
+) -> None:
+    """List dead letters: id, where, what was wrong."""
+    from chatchannels.processors.store import Store
+
+    settings = _settings(settings, topic, dsn, kafka)
+    store = Store.connect(settings.postgres_dsn, schema, consumer=group)
+    try:
+        letters = store.dead_letters(include_redriven=show_all)
+    finally:
+        store.close()
+    for d in letters:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": d.id,
+                        "topic": d.topic,
+                        "partition": d.partition,
+                        "offset": d.offset,
+                        "kind": d.kind,
+                        "reason": d.reason,
+                        "host": d.host,
+                        "seq": d.seq,
+                        "redriven": d.redriven_utc is not None,
+                    },
+                    sort_keys=True,
+                )
+            )
+        else:
+            state = " (redriven)" if d.redriven_utc else ""
+            click.echo(f"{d.id}\t{d.topic}:{d.partition}@{d.offset}\t{d.kind}: {d.reason}{state}")
+
+
+@deadletters.command()
+@_target_options
+@click.option("--id", "ids", type=int, multiple=True, help="Only these dead letters (repeatable).")
+@click.pass_obj
+def redrive(
+    settings: Settings,
+    topic: str | None,
+    dsn: str | None,
+    kafka: str | None,
+    group: str,
+    schema: str,
+    ids: tuple[int, ...],
+) -> None:
+    """Run dead letters through the current decoder again; those it accepts now are applied."""
+    from chatchannels.processors.store import Store
+
+    settings = _settings(settings, topic, dsn, kafka)
+    store = Store.connect(
+        settings.postgres_dsn,
+        schema,
+        consumer=group,
+        tolerance_s=float(settings.match_tolerance_s),
+    )
+    try:
+        result = store.redrive_dead_letters(list(ids) or None)
+    finally:
+        store.close()
+    click.echo(
+        f"redriven {len(result.redriven)}, still refused {len(result.still_bad)},"
+        f" {result.changes} changes"
+    )

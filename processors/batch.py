@@ -1,0 +1,143 @@
+"""Steps 1-3 of engine.py for a batch of Kafka records, as pure functions over loaded state.
+
+The store loads what a batch needs (the clocks of its hosts, the host messages it names),
+`fold_records` applies the records in order exactly as `Engine.apply` does, and the store
+writes back only what changed. Step 4 (recomputing the touched groups) follows in the store,
+under the groups' locks, once per group per batch instead of once per event: the canonical
+messages are a function of the set of host messages (matching.py), so the result after the
+batch is the one the engine reaches after the same events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from chatchannels.processors.clocks import HostClock, observe_clock
+from chatchannels.processors.decode import DecodeError, decode_event
+from chatchannels.processors.matching import group_key
+from chatchannels.processors.observations import (
+    HostMessage,
+    MessageObservation,
+    ObjectObservation,
+    Observation,
+    fold_observation,
+)
+
+GroupKey = tuple[str, str]
+MessageKey = tuple[str, str]
+ObjectKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One Kafka record as consumed; `broker_utc` is its LogAppendTime, None if unknown."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    broker_utc: float | None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    record: RawRecord
+    result: Observation | DecodeError
+
+
+@dataclass(frozen=True)
+class ClockEstimate:
+    """A row of host_clocks: the host's estimate changed at its event `seq` (after `steps`
+    steps of its clock seen so far)."""
+
+    host: str
+    seq: int
+    skew_s: float
+    steps: int
+
+
+@dataclass
+class Folded:
+    """What a batch changed; the store writes exactly these."""
+
+    clocks: dict[str, HostClock] = field(default_factory=dict)
+    estimates: list[ClockEstimate] = field(default_factory=list)
+    host_messages: dict[MessageKey, HostMessage] = field(default_factory=dict)
+    first_seen: dict[MessageKey, RawRecord] = field(default_factory=dict)
+    objects: dict[ObjectKey, ObjectObservation] = field(default_factory=dict)
+    groups: set[GroupKey] = field(default_factory=set)
+    dead: list[tuple[RawRecord, DecodeError]] = field(default_factory=list)
+
+
+def decode_record(record: RawRecord) -> Decoded:
+    """JSON first (decode_event takes a parsed event), then the pure decoder."""
+    try:
+        event = json.loads(record.value.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return Decoded(record, DecodeError("schema", "record", f"not UTF-8 (byte {exc.start})"))
+    except json.JSONDecodeError as exc:
+        reason = f"not JSON: {exc.msg} at char {exc.pos}"
+        return Decoded(record, DecodeError("schema", "record", reason))
+    if not isinstance(event, dict):
+        reason = f"JSON {type(event).__name__}, not an object"
+        return Decoded(record, DecodeError("schema", "record", reason))
+    return Decoded(record, decode_event(event))
+
+
+def needed_keys(decoded: Iterable[Decoded]) -> tuple[set[str], set[MessageKey], set[ObjectKey]]:
+    """The hosts, host messages and objects whose stored state a batch reads."""
+    hosts: set[str] = set()
+    messages: set[MessageKey] = set()
+    objects: set[ObjectKey] = set()
+    for d in decoded:
+        obs = d.result
+        if isinstance(obs, MessageObservation):
+            hosts.add(obs.host)
+            messages.add((obs.host, obs.local_id))
+        elif isinstance(obs, ObjectObservation):
+            hosts.add(obs.host)
+            objects.add((obs.host, obs.obj, obs.obj_id))
+    return hosts, messages, objects
+
+
+def fold_records(
+    decoded: Iterable[Decoded],
+    clocks: Mapping[str, HostClock],
+    host_messages: Mapping[MessageKey, HostMessage],
+    objects: Mapping[ObjectKey, ObjectObservation],
+) -> Folded:
+    """Apply decoded records in order to the stored state (not modified); return the changes."""
+    out = Folded()
+    for d in decoded:
+        obs = d.result
+        if isinstance(obs, DecodeError):
+            out.dead.append((d.record, obs))
+            continue
+        host = obs.host
+        before_clock = out.clocks.get(host) or clocks.get(host)
+        clock = before_clock or HostClock(host)
+        clock = observe_clock(clock, obs.seq, obs.captured_utc, d.record.broker_utc)
+        if clock != before_clock:
+            out.clocks[host] = clock
+            if clock.has_evidence and (before_clock is None or clock.skew_s != before_clock.skew_s):
+                out.estimates.append(ClockEstimate(host, clock.last_seq, clock.skew_s, clock.steps))
+        if isinstance(obs, ObjectObservation):
+            key3 = (host, obs.obj, obs.obj_id)
+            stored = out.objects.get(key3) or objects.get(key3)
+            if stored is None or obs.seq > stored.seq:
+                out.objects[key3] = obs
+            continue
+        key = (host, obs.local_id)
+        before = out.host_messages.get(key) or host_messages.get(key)
+        message = fold_observation(before, obs, clock.skew_s)
+        if message == before:
+            continue
+        if before is None:
+            out.first_seen[key] = d.record
+        out.host_messages[key] = message
+        if message.is_complete:
+            out.groups.add(group_key(message))
+    return out

@@ -1,0 +1,211 @@
+"""The Kafka loop around the store: batches of records, positions from PostgreSQL, SIGTERM.
+
+Kafka's own offset commits are never used: the position of every partition is a row of the
+store, written in the batch's transaction (store.py). On assignment the consumer seeks to
+those rows, so whatever was committed is never applied twice and whatever was not is read
+again; an OffsetConflict (another instance moved a partition during a rebalance) or a lost
+database connection rolls the batch back and seeks again. The loop stops between batches when
+`stop` is set (the CLI sets it on SIGTERM), so a batch is always either committed or dropped.
+
+`once=True` (replay, tests, demo) assigns every partition of the topic to itself without a
+consumer group and returns when it has caught up with the end offsets read at its start.
+Otherwise the instance joins consumer group `group` and runs until stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from chatchannels.processors.batch import RawRecord
+from chatchannels.processors.store import DEFAULT_CONSUMER, OffsetConflict, Store
+from chatchannels.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOG_APPEND_TIME = 1
+_DB_RETRIES = 5
+
+
+class ProcessorError(Exception):
+    """The processor cannot go on (e.g. the topic does not exist); the message says why."""
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    topic: str
+    group: str = DEFAULT_CONSUMER
+    schema: str = "public"
+    once: bool = False
+    batch_records: int = 5000
+    # How long a batch may wait to fill up; a quiet topic still commits promptly.
+    batch_wait_s: float = 0.5
+
+
+@dataclass
+class ProcessSummary:
+    records: int = 0
+    dead_letters: int = 0
+    changes: int = 0
+    batches: int = 0
+    conflicts: int = 0
+
+
+def raw_record(record) -> RawRecord:
+    """A kafka-python ConsumerRecord as the store's RawRecord; only LogAppendTime is clock
+    evidence (a producer's CreateTime is the host's own clock)."""
+    broker_utc = record.timestamp / 1000 if record.timestamp_type == LOG_APPEND_TIME else None
+    return RawRecord(
+        record.topic, record.partition, record.offset, record.key, record.value, broker_utc
+    )
+
+
+class Processor:
+    """One processor instance: a Kafka consumer and a Store connection."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: ProcessOptions,
+        stop: threading.Event | None = None,
+        on_batch: Callable[[ProcessSummary], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.stop = stop or threading.Event()
+        self.on_batch = on_batch
+        self.summary = ProcessSummary()
+        self.expected: dict[int, int] = {}
+        self.db_failures = 0
+        self.store = self._connect_store()
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=None if options.once else options.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=options.batch_records,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+
+    def _connect_store(self) -> Store:
+        return Store.connect(
+            self.settings.postgres_dsn,
+            self.options.schema,
+            consumer=self.options.group,
+            tolerance_s=float(self.settings.match_tolerance_s),
+        )
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.store.close()
+
+    # -- positions --------------------------------------------------------------------------
+
+    def _seek_to_stored(self, partitions) -> None:
+        stored = self.store.stored_offsets(self.options.topic)
+        for tp in partitions:
+            offset = stored.get(tp.partition, 0)
+            self.consumer.seek(tp, offset)
+            self.expected[tp.partition] = offset
+
+    def _partitions(self) -> list[TopicPartition]:
+        deadline = time.monotonic() + 30
+        while True:
+            found = self.consumer.partitions_for_topic(self.options.topic)
+            if found:
+                return [TopicPartition(self.options.topic, p) for p in sorted(found)]
+            if time.monotonic() > deadline:
+                raise ProcessorError(f"topic {self.options.topic!r} does not exist")
+            time.sleep(0.2)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> ProcessSummary:
+        """Consume until caught up (`once`) or until `stop` is set; returns what was done."""
+        end: dict[TopicPartition, int] | None = None
+        if self.options.once:
+            partitions = self._partitions()
+            self.consumer.assign(partitions)
+            self._seek_to_stored(partitions)
+            end = self.consumer.end_offsets(partitions)
+        else:
+            self.consumer.subscribe([self.options.topic], listener=_Rebalance(self))
+        while not self.stop.is_set():
+            records = self._gather()
+            if records:
+                self._apply(records)
+            elif end is not None and all(self.consumer.position(tp) >= o for tp, o in end.items()):
+                break
+        return self.summary
+
+    def _gather(self) -> list[RawRecord]:
+        records: list[RawRecord] = []
+        deadline = time.monotonic() + self.options.batch_wait_s
+        while len(records) < self.options.batch_records and not self.stop.is_set():
+            polled = self.consumer.poll(
+                timeout_ms=100, max_records=self.options.batch_records - len(records)
+            )
+            for batch in polled.values():
+                records.extend(raw_record(r) for r in batch)
+            if not polled or time.monotonic() > deadline:
+                break
+        return records
+
+    def _apply(self, records: list[RawRecord]) -> None:
+        try:
+            result = self.store.apply_batch(self.options.topic, records, self.expected)
+        except OffsetConflict as exc:
+            log.warning("batch dropped, %s; seeking to the stored offsets", exc)
+            self.summary.conflicts += 1
+            self._seek_to_stored(self.consumer.assignment())
+            return
+        except psycopg.OperationalError as exc:
+            self.db_failures += 1
+            if self.db_failures > _DB_RETRIES:
+                raise
+            log.warning("database error (%s); reconnecting, attempt %d", exc, self.db_failures)
+            time.sleep(min(0.2 * 2**self.db_failures, 5))
+            self.store.close()
+            self.store = self._connect_store()
+            # The commit may or may not have happened: the stored offsets say which.
+            self._seek_to_stored(self.consumer.assignment())
+            return
+        self.db_failures = 0
+        self.expected.update(result.next_offsets)
+        s = self.summary
+        s.records += result.records
+        s.dead_letters += result.dead_letters
+        s.changes += result.changes
+        s.batches += 1
+        if self.on_batch:
+            self.on_batch(s)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, processor: Processor) -> None:
+        self.processor = processor
+
+    def on_partitions_revoked(self, revoked) -> None:
+        for tp in revoked:
+            self.processor.expected.pop(tp.partition, None)
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.processor._seek_to_stored(assigned)
+
+
+def run_processor(
+    settings: Settings, options: ProcessOptions, stop: threading.Event | None = None
+) -> ProcessSummary:
+    processor = Processor(settings, options, stop)
+    try:
+        return processor.run()
+    finally:
+        processor.close()

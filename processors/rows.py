@@ -1,0 +1,95 @@
+"""Canonical values as rows of the store's tables (0001_canonical_store.sql); pure.
+
+Kept apart from store.py so that a test can build the rows the store must hold from the
+in-memory Engine and compare whole tables.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from chatchannels.processors.canonical import DELETE, CanonicalMessage
+from chatchannels.processors.observations import ObjectObservation
+
+_TAG = re.compile(r"<[^>]*>")
+
+MESSAGE_COLUMNS = (
+    "id",
+    "chat",
+    "author",
+    "author_name",
+    "posted_utc",
+    "type",
+    "body",
+    "body_markup",
+    "edited_utc",
+    "edited_by",
+    "deleted",
+)
+REVISION_COLUMNS = ("message_id", "revision", "body_markup", "editor", "edited_utc", "deleted")
+OBSERVATION_COLUMNS = (
+    "host",
+    "local_id",
+    "message_id",
+    "local_timestamp",
+    "corrected_utc",
+    "tz_offset_s",
+)
+
+
+def utc_datetime(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def plain_text(markup: str) -> str:
+    """Skype bodies are XML-ish markup with entities (<b>, <a>, <ss>, &amp;): the text a
+    reader sees, for search and feeds. The markup is kept alongside."""
+    return html.unescape(_TAG.sub("", markup))
+
+
+def message_row(m: CanonicalMessage) -> tuple:
+    edit = m.last_edit
+    return (
+        m.id,
+        m.chat,
+        m.author,
+        m.author_name or "",
+        utc_datetime(m.utc),
+        m.type or "",
+        plain_text(m.body),
+        m.body,
+        utc_datetime(edit.edited_utc) if edit else None,
+        edit.edited_by if edit else None,
+        m.deleted,
+    )
+
+
+def revision_rows(m: CanonicalMessage) -> list[tuple]:
+    return [
+        (m.id, r.n, r.body, r.edited_by, utc_datetime(r.edited_utc), r.kind == DELETE)
+        for r in m.revisions
+    ]
+
+
+def observation_rows(m: CanonicalMessage) -> list[tuple]:
+    return [
+        (o.host, o.local_id, m.id, o.local_timestamp, utc_datetime(o.utc), o.tz_offset_s)
+        for o in m.observations
+    ]
+
+
+def chat_topic(objects: Iterable[ObjectObservation], skews: dict[str, float]) -> str | None:
+    """The TOPIC read last in true time among the hosts' reads of one CHAT (ties: host id),
+    so the answer does not depend on which host's events arrived first."""
+    best: tuple[float, str, str] | None = None
+    for o in objects:
+        props = dict(o.properties)
+        if o.obj != "CHAT" or "TOPIC" not in props:
+            continue
+        candidate = (o.captured_utc - skews.get(o.host, 0.0), o.host, props["TOPIC"])
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return None if best is None else best[2]

@@ -1,0 +1,657 @@
+"""The processor's PostgreSQL adapter: state in, canonical archive out, exactly once.
+
+`Store.apply_batch` is one transaction that
+
+1. claims the batch's partitions: locks their rows in `offsets` (sorted) and checks they still
+   hold the positions the consumer started the batch from (`OffsetConflict` otherwise: another
+   instance got there first, the caller rolls back and seeks to the stored offsets);
+2. decodes the records, loads the clocks and host messages they name, folds them (batch.py),
+   writes what changed, and keeps undecodable records in dead_letters;
+3. takes a transaction-scoped advisory lock per touched group (chat, author), in sorted key
+   order so that instances never deadlock, reloads each group's host messages, including the
+   ones other instances committed, and recomputes it (engine.recompute_group);
+4. takes the change-stream lock, hands out change_seq, writes messages, revisions,
+   observations, chats, users and changes, NOTIFYs (delivered on commit), moves the offsets.
+
+Everything is in one transaction, so a crash at any point leaves either the whole batch or
+none of it, and the consumer resumes from the offsets that the data belongs to.
+All SQL of the processor lives here; driver errors stay psycopg's (the consumer retries
+OperationalError, the only transient kind here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from chatchannels.processors.batch import (
+    ClockEstimate,
+    Decoded,
+    Folded,
+    GroupKey,
+    RawRecord,
+    decode_record,
+    fold_records,
+    needed_keys,
+)
+from chatchannels.processors.canonical import CanonicalMessage, GroupChange
+from chatchannels.processors.clocks import HostClock
+from chatchannels.processors.content import normalise_handle
+from chatchannels.processors.engine import recompute_group
+from chatchannels.processors.matching import DEFAULT_TOLERANCE_S
+from chatchannels.processors.migrate import use_schema
+from chatchannels.processors.observations import HostMessage, ObjectObservation
+from chatchannels.processors.rows import (
+    MESSAGE_COLUMNS,
+    OBSERVATION_COLUMNS,
+    REVISION_COLUMNS,
+    chat_topic,
+    message_row,
+    observation_rows,
+    revision_rows,
+    utc_datetime,
+)
+from chatchannels.processors.snapshots import dump_value, load_value
+
+NOTIFY_CHANNEL = "chatchannels_changes"
+# The consumer name the offsets are stored under unless told otherwise.
+DEFAULT_CONSUMER = "chatchannels-processor"
+# pg_advisory_xact_lock keys: one fixed key for the change stream; groups hash into the rest.
+_CHANGES_LOCK = 0x63686368616E6765  # "chchange"
+
+
+class OffsetConflict(Exception):
+    """The stored position of a partition is not the one this batch was read from."""
+
+    def __init__(self, partition: int, expected: int, stored: int) -> None:
+        super().__init__(f"partition {partition}: expected offset {expected}, stored {stored}")
+        self.partition, self.expected, self.stored = partition, expected, stored
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    records: int
+    dead_letters: int
+    changes: int
+    next_offsets: dict[int, int]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    topic: str
+    partition: int
+    offset: int
+    kind: str
+    reason: str
+    host: str | None
+    seq: int | None
+    created_utc: datetime
+    redriven_utc: datetime | None
+
+
+@dataclass(frozen=True)
+class RedriveResult:
+    redriven: tuple[int, ...]
+    still_bad: tuple[int, ...]
+    changes: int
+
+
+@dataclass(frozen=True)
+class _Recomputed:
+    group: GroupKey
+    change: GroupChange
+    removed: tuple[CanonicalMessage, ...]
+
+
+def group_lock_key(group: GroupKey) -> int:
+    """A signed 64-bit advisory lock key for a group, the same in every process."""
+    digest = hashlib.blake2b("\x1f".join(group).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Store:
+    """One connection's view of the canonical store in `schema`, for consumer `consumer`."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        *,
+        consumer: str,
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
+    ) -> None:
+        self.conn = conn
+        self.consumer = consumer
+        self.tolerance_s = tolerance_s
+
+    @classmethod
+    def connect(cls, dsn: str, schema: str = "public", **kwargs: Any) -> Store:
+        conn = psycopg.connect(dsn, autocommit=True)
+        use_schema(conn, schema)
+        return cls(conn, **kwargs)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- offsets ----------------------------------------------------------------------------
+
+    def stored_offsets(self, topic: str) -> dict[int, int]:
+        rows = self.conn.execute(
+            "SELECT partition, next_offset FROM offsets WHERE consumer = %s AND topic = %s",
+            (self.consumer, topic),
+        ).fetchall()
+        return dict(rows)
+
+    def _claim_offsets(self, topic: str, expected: Mapping[int, int]) -> None:
+        parts = sorted(expected)
+        self.conn.execute(
+            "INSERT INTO offsets (consumer, topic, partition, next_offset)"
+            " SELECT %s, %s, p, 0 FROM unnest(%s::int[]) AS p ON CONFLICT DO NOTHING",
+            (self.consumer, topic, parts),
+        )
+        stored = self.conn.execute(
+            "SELECT partition, next_offset FROM offsets"
+            " WHERE consumer = %s AND topic = %s AND partition = ANY(%s)"
+            " ORDER BY partition FOR UPDATE",
+            (self.consumer, topic, parts),
+        ).fetchall()
+        for partition, next_offset in stored:
+            if next_offset != expected[partition]:
+                raise OffsetConflict(partition, expected[partition], next_offset)
+
+    def _advance_offsets(self, topic: str, records: Sequence[RawRecord]) -> dict[int, int]:
+        last: dict[int, int] = {}
+        counts: Counter[int] = Counter()
+        for r in records:
+            last[r.partition] = max(last.get(r.partition, -1), r.offset)
+            counts[r.partition] += 1
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE offsets SET next_offset = %s, consumed = consumed + %s"
+                " WHERE consumer = %s AND topic = %s AND partition = %s",
+                [(last[p] + 1, counts[p], self.consumer, topic, p) for p in sorted(last)],
+            )
+        return {p: o + 1 for p, o in last.items()}
+
+    # -- the batch --------------------------------------------------------------------------
+
+    def apply_batch(
+        self, topic: str, records: Sequence[RawRecord], expected: Mapping[int, int]
+    ) -> BatchResult:
+        """Apply records (each partition's in offset order) read from the positions
+        `expected` (partition -> next offset), in one transaction. Raises OffsetConflict
+        (nothing written) if another instance moved a partition meanwhile."""
+        with self.conn.transaction():
+            self._claim_offsets(topic, {p: expected[p] for p in {r.partition for r in records}})
+            decoded = [decode_record(r) for r in records]
+            folded, changes = self._apply_decoded(decoded)
+            next_offsets = self._advance_offsets(topic, records)
+        return BatchResult(len(records), len(folded.dead), changes, next_offsets)
+
+    def _apply_decoded(self, decoded: Sequence[Decoded]) -> tuple[Folded, int]:
+        hosts, message_keys, object_keys = needed_keys(decoded)
+        folded = fold_records(
+            decoded,
+            self._load_clocks(hosts),
+            self._load_host_messages(message_keys),
+            self._load_objects(object_keys),
+        )
+        self._write_dead_letters(folded)
+        self._write_clocks(folded)
+        self._write_host_messages(folded)
+        self._write_objects(folded)
+        recomputed = self._recompute_groups(folded.groups)
+        chats = {r.group[0] for r in recomputed if r.change.upserted or r.change.removed}
+        chats |= {key[2] for key in folded.objects if key[1] == "CHAT"}
+        return folded, self._publish(recomputed, chats)
+
+    # -- stats ------------------------------------------------------------------------------
+
+    def read_stats(self, topic: str) -> dict[str, Any]:
+        """Counts for `chatchannels stats` (one snapshot: REPEATABLE READ)."""
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+            def one(query: str, *params: Any) -> Any:
+                return self.conn.execute(query, params).fetchone()[0]
+
+            offsets = {
+                p: (n, c)
+                for p, n, c in self.conn.execute(
+                    "SELECT partition, next_offset, consumed FROM offsets"
+                    " WHERE consumer = %s AND topic = %s",
+                    (self.consumer, topic),
+                )
+            }
+            hosts = {
+                host: {"offset_s": skew, "last_seq": seq, "host_messages": n or 0}
+                for host, skew, seq, n in self.conn.execute(
+                    "SELECT c.host, c.skew_s, c.last_seq, m.n FROM proc_host_clocks c"
+                    " LEFT JOIN (SELECT host, count(*) AS n FROM proc_host_messages GROUP BY host)"
+                    " m USING (host) ORDER BY c.host"
+                )
+            }
+            return {
+                "events_consumed": sum(c for _, c in offsets.values()),
+                "next_offsets": {p: n for p, (n, _) in sorted(offsets.items())},
+                "observations": one("SELECT count(*) FROM observations"),
+                "messages": one("SELECT count(*) FROM messages"),
+                "deleted_messages": one("SELECT count(*) FROM messages WHERE deleted"),
+                "revisions": one("SELECT count(*) FROM revisions"),
+                "merged_across_hosts": one(
+                    "SELECT count(*) FROM (SELECT message_id FROM observations"
+                    " GROUP BY message_id HAVING count(DISTINCT host) > 1) AS merged"
+                ),
+                "aliases": one("SELECT count(*) FROM message_aliases"),
+                "chats": one("SELECT count(*) FROM chats"),
+                "users": one("SELECT count(*) FROM users"),
+                "last_change_seq": one("SELECT coalesce(max(change_seq), 0) FROM changes"),
+                "dead_letters": one("SELECT count(*) FROM dead_letters"),
+                "dead_letters_pending": one(
+                    "SELECT count(*) FROM dead_letters WHERE redriven_utc IS NULL"
+                ),
+                "hosts": hosts,
+            }
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    def dead_letters(self, include_redriven: bool = False) -> list[DeadLetter]:
+        rows = self.conn.execute(
+            'SELECT id, topic, partition, "offset", kind, reason, host, seq, created_utc,'
+            " redriven_utc FROM dead_letters WHERE %s OR redriven_utc IS NULL ORDER BY id",
+            (include_redriven,),
+        )
+        return [DeadLetter(*row) for row in rows]
+
+    def redrive_dead_letters(self, ids: Sequence[int] | None = None) -> RedriveResult:
+        """Decode the dead letters (all not yet redriven, or `ids`) again, in log order, in one
+        transaction: those accepted now are applied and marked redriven, the others keep
+        their row with the current reason. Their offsets were consumed long ago, so no
+        position moves. A host's clock and message folding only move forward (seq), so a
+        redriven event older than what its host has sent since adds its message's content
+        but no clock evidence."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                'SELECT id, topic, partition, "offset", key, value,'
+                " extract(epoch FROM broker_utc)::float8 FROM dead_letters"
+                " WHERE redriven_utc IS NULL AND (%s::bigint[] IS NULL OR id = ANY(%s))"
+                ' ORDER BY topic, partition, "offset" FOR UPDATE',
+                (ids, ids),
+            ).fetchall()
+            records = {row[0]: RawRecord(*row[1:]) for row in rows}
+            decoded = [decode_record(r) for r in records.values()]
+            folded, changes = self._apply_decoded(decoded)
+            refused = {(r.topic, r.partition, r.offset) for r, _ in folded.dead}
+            accepted = [
+                i for i, r in records.items() if (r.topic, r.partition, r.offset) not in refused
+            ]
+            self.conn.execute(
+                "UPDATE dead_letters SET redriven_utc = now() WHERE id = ANY(%s)", (accepted,)
+            )
+        still_bad = tuple(i for i in records if i not in set(accepted))
+        return RedriveResult(tuple(accepted), still_bad, changes)
+
+    # -- state in ---------------------------------------------------------------------------
+
+    def _load_clocks(self, hosts: set[str]) -> dict[str, HostClock]:
+        rows = self.conn.execute(
+            "SELECT host, state FROM proc_host_clocks WHERE host = ANY(%s)", (sorted(hosts),)
+        )
+        return {host: load_value(HostClock, state) for host, state in rows}
+
+    def _load_host_messages(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], HostMessage]:
+        if not keys:
+            return {}
+        hosts, ids = zip(*sorted(keys), strict=True)
+        rows = self.conn.execute(
+            "SELECT m.host, m.local_id, m.state FROM proc_host_messages m"
+            " JOIN unnest(%s::text[], %s::text[]) AS k(host, local_id) USING (host, local_id)",
+            (list(hosts), list(ids)),
+        )
+        return {(h, i): load_value(HostMessage, s) for h, i, s in rows}
+
+    def _load_objects(self, keys: set[tuple[str, str, str]]) -> dict[tuple, ObjectObservation]:
+        if not keys:
+            return {}
+        hosts, objs, ids = zip(*sorted(keys), strict=True)
+        rows = self.conn.execute(
+            "SELECT o.host, o.obj, o.obj_id, o.state FROM proc_objects o"
+            " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(host, obj, obj_id)"
+            " USING (host, obj, obj_id)",
+            (list(hosts), list(objs), list(ids)),
+        )
+        return {(h, o, i): load_value(ObjectObservation, s) for h, o, i, s in rows}
+
+    # -- state out --------------------------------------------------------------------------
+
+    def _write_dead_letters(self, folded: Folded) -> None:
+        if not folded.dead:
+            return
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                'INSERT INTO dead_letters (topic, partition, "offset", key, value, reason,'
+                " broker_utc, kind, host, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                ' ON CONFLICT (topic, partition, "offset") DO UPDATE SET reason = EXCLUDED.reason,'
+                " kind = EXCLUDED.kind, host = EXCLUDED.host, seq = EXCLUDED.seq",
+                [
+                    (
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        str(err),
+                        utc_datetime(r.broker_utc),
+                        err.kind,
+                        err.host,
+                        err.seq,
+                    )
+                    for r, err in folded.dead
+                ],
+            )
+
+    def _write_clocks(self, folded: Folded) -> None:
+        if folded.clocks:
+            self._upsert(
+                "proc_host_clocks",
+                ("host", "last_seq", "skew_s", "state"),
+                [(c.host, c.last_seq, c.skew_s, dump_value(c)) for c in folded.clocks.values()],
+                conflict=("host",),
+                update=("last_seq", "skew_s", "state"),
+            )
+        if folded.estimates:
+            self._copy_insert(
+                "host_clocks",
+                ("host", "seq", "offset_s", "samples", "steps"),
+                [_estimate_row(e) for e in folded.estimates],
+                conflict=("host", "seq"),
+            )
+
+    def _write_host_messages(self, folded: Folded) -> None:
+        rows = []
+        for key, m in folded.host_messages.items():
+            first = folded.first_seen.get(key)
+            group = (m.chat, normalise_handle(m.author)) if m.is_complete else (None, None)
+            rows.append(
+                (
+                    m.host,
+                    m.local_id,
+                    *group,
+                    first.partition if first else -1,
+                    first.offset if first else -1,
+                    dump_value(m),
+                )
+            )
+        self._upsert(
+            "proc_host_messages",
+            ("host", "local_id", "chat", "author_key", "first_partition", "first_offset", "state"),
+            rows,
+            conflict=("host", "local_id"),
+            update=("chat", "author_key", "state"),
+        )
+
+    def _write_objects(self, folded: Folded) -> None:
+        self._upsert(
+            "proc_objects",
+            ("host", "obj", "obj_id", "seq", "state"),
+            [(*key, o.seq, dump_value(o)) for key, o in folded.objects.items()],
+            conflict=("host", "obj", "obj_id"),
+            update=("seq", "state"),
+        )
+
+    # -- groups -----------------------------------------------------------------------------
+
+    def _recompute_groups(self, groups: Iterable[GroupKey]) -> list[_Recomputed]:
+        keyed = sorted((group_lock_key(g), g) for g in set(groups))
+        if not keyed:
+            return []
+        self.conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
+            ([k for k, _ in keyed],),
+        )
+        chats = [g[0] for _, g in keyed]
+        authors = [g[1] for _, g in keyed]
+        members: dict[GroupKey, list[HostMessage]] = {g: [] for _, g in keyed}
+        for chat, author_key, state in self.conn.execute(
+            "SELECT m.chat, m.author_key, m.state FROM proc_host_messages m"
+            " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
+            " USING (chat, author_key)",
+            (chats, authors),
+        ):
+            members[(chat, author_key)].append(load_value(HostMessage, state))
+        stored: dict[GroupKey, list[CanonicalMessage]] = {g: [] for _, g in keyed}
+        for chat, author_key, state in self.conn.execute(
+            "SELECT m.chat, m.author_key, m.state FROM proc_group_messages m"
+            " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
+            " USING (chat, author_key)",
+            (chats, authors),
+        ):
+            stored[(chat, author_key)].append(load_value(CanonicalMessage, state))
+        result = []
+        for _, group in keyed:
+            _messages, change = recompute_group(
+                members[group], sorted(stored[group], key=lambda m: m.id), self.tolerance_s
+            )
+            gone = set(change.removed)
+            result.append(
+                _Recomputed(group, change, tuple(m for m in stored[group] if m.id in gone))
+            )
+        return result
+
+    # -- the change stream ------------------------------------------------------------------
+
+    def _publish(self, recomputed: list[_Recomputed], chats: set[str]) -> int:
+        """Write the canonical rows and their change rows under the change-stream lock."""
+        upserted = [m for r in recomputed for m in r.change.upserted]
+        removed = sorted((m for r in recomputed for m in r.removed), key=lambda m: m.id)
+        removed_ids = [m.id for m in removed]
+        aliases = [a for r in recomputed for a in r.change.aliases]
+        if not upserted and not removed and not chats:
+            return 0
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHANGES_LOCK,))
+        (seq,) = self.conn.execute("SELECT coalesce(max(change_seq), 0) FROM changes").fetchone()
+        changes: list[tuple] = []
+
+        def next_seq() -> int:
+            nonlocal seq
+            seq += 1
+            return seq
+
+        if removed_ids:
+            self.conn.execute("DELETE FROM messages WHERE id = ANY(%s)", (removed_ids,))
+            self.conn.execute("DELETE FROM proc_group_messages WHERE id = ANY(%s)", (removed_ids,))
+        for m in removed:
+            changes.append((next_seq(), "message", m.id, m.chat, utc_datetime(m.utc)))
+        message_rows = []
+        for m in upserted:
+            s = next_seq()
+            message_rows.append((*message_row(m), s))
+            changes.append((s, "message", m.id, m.chat, utc_datetime(m.utc)))
+        self._write_messages(upserted, message_rows)
+        self._write_aliases(aliases, [m.id for m in upserted])
+        changes.extend(self._write_chats(sorted(chats), next_seq))
+        authors = sorted({m.author.lower() for m in [*upserted, *removed]})
+        changes.extend(self._write_users(authors, next_seq))
+        self._copy_insert(
+            "changes", ("change_seq", "kind", "key", "chat", "posted_utc"), changes, conflict=None
+        )
+        if changes:
+            self.conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(seq)))
+        return len(changes)
+
+    def _write_messages(self, upserted: list[CanonicalMessage], rows: list[tuple]) -> None:
+        if not upserted:
+            return
+        ids = [m.id for m in upserted]
+        self._upsert(
+            "messages",
+            (*MESSAGE_COLUMNS, "change_seq"),
+            rows,
+            conflict=("id",),
+            update=(*MESSAGE_COLUMNS[1:], "change_seq"),
+        )
+        self.conn.execute("DELETE FROM revisions WHERE message_id = ANY(%s)", (ids,))
+        self._copy_insert(
+            "revisions", REVISION_COLUMNS, [r for m in upserted for r in revision_rows(m)], None
+        )
+        obs = [r for m in upserted for r in observation_rows(m)]
+        with self.conn.cursor() as cur:
+            self._stage(cur, "observations", OBSERVATION_COLUMNS, obs)
+            columns = ", ".join(OBSERVATION_COLUMNS)
+            cur.execute(
+                f"INSERT INTO observations ({columns}, first_partition, first_offset)"
+                f" SELECT s.*, h.first_partition, h.first_offset FROM stage_observations s"
+                " JOIN proc_host_messages h USING (host, local_id)"
+                " ON CONFLICT (host, local_id) DO UPDATE SET message_id = EXCLUDED.message_id,"
+                " local_timestamp = EXCLUDED.local_timestamp,"
+                " corrected_utc = EXCLUDED.corrected_utc, tz_offset_s = EXCLUDED.tz_offset_s"
+            )
+        self._upsert(
+            "proc_group_messages",
+            ("id", "chat", "author_key", "state"),
+            [(m.id, m.chat, normalise_handle(m.author), dump_value(m)) for m in upserted],
+            conflict=("id",),
+            update=("chat", "author_key", "state"),
+        )
+
+    def _write_aliases(self, aliases: list[tuple[str, str]], live: list[str]) -> None:
+        if aliases:
+            with self.conn.cursor() as cur:
+                # Earlier aliases of an id now gone follow it to its successor.
+                cur.executemany(
+                    "UPDATE message_aliases SET new_id = %s WHERE new_id = %s",
+                    [(new, old) for old, new in aliases],
+                )
+                cur.executemany(
+                    "INSERT INTO message_aliases (old_id, new_id) VALUES (%s, %s)"
+                    " ON CONFLICT (old_id) DO UPDATE SET new_id = EXCLUDED.new_id",
+                    aliases,
+                )
+        if live:
+            self.conn.execute("DELETE FROM message_aliases WHERE old_id = ANY(%s)", (live,))
+
+    def _write_chats(self, chats: list[str], next_seq) -> list[tuple]:
+        if not chats:
+            return []
+        skews = dict(self.conn.execute("SELECT host, skew_s FROM proc_host_clocks"))
+        objects: dict[str, list[ObjectObservation]] = {c: [] for c in chats}
+        for obj_id, state in self.conn.execute(
+            "SELECT obj_id, state FROM proc_objects WHERE obj = 'CHAT' AND obj_id = ANY(%s)",
+            (chats,),
+        ):
+            objects[obj_id].append(load_value(ObjectObservation, state))
+        existing = dict(
+            self.conn.execute("SELECT name, topic FROM chats WHERE name = ANY(%s)", (chats,))
+        )
+        rows, changes = [], []
+        for chat in chats:
+            topic = chat_topic(objects[chat], skews) or ""
+            if existing.get(chat) == topic:
+                continue
+            s = next_seq()
+            rows.append((chat, topic, s))
+            changes.append((s, "chat", chat, chat, None))
+        self._upsert(
+            "chats", ("name", "topic", "change_seq"), rows, ("name",), ("topic", "change_seq")
+        )
+        return changes
+
+    def _write_users(self, handles: list[str], next_seq) -> list[tuple]:
+        """A user's display name is the one on their latest message, in any chat: a function
+        of the messages, not of which host's event came last."""
+        if not handles:
+            return []
+        latest = dict(
+            self.conn.execute(
+                "SELECT DISTINCT ON (lower(author)) lower(author), author_name FROM messages"
+                " WHERE lower(author) = ANY(%s) ORDER BY lower(author), posted_utc DESC, id DESC",
+                (handles,),
+            )
+        )
+        existing = dict(
+            self.conn.execute(
+                "SELECT handle, display_name FROM users WHERE handle = ANY(%s)", (handles,)
+            )
+        )
+        rows, changes = [], []
+        for handle in handles:
+            if handle not in latest or existing.get(handle) == latest[handle]:
+                continue
+            s = next_seq()
+            rows.append((handle, latest[handle], s))
+            changes.append((s, "user", handle, None, None))
+        self._upsert(
+            "users",
+            ("handle", "display_name", "change_seq"),
+            rows,
+            ("handle",),
+            ("display_name", "change_seq"),
+        )
+        return changes
+
+    # -- bulk writes ------------------------------------------------------------------------
+
+    def _stage(self, cur: psycopg.Cursor, table: str, columns: Sequence[str], rows) -> None:
+        """A temporary copy of `table`'s columns (dropped at commit), filled with COPY."""
+        cols = ", ".join(columns)
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS stage_{table} ON COMMIT DROP AS"
+            f" SELECT {cols} FROM {table} WITH NO DATA"
+        )
+        cur.execute(f"TRUNCATE stage_{table}")
+        with cur.copy(f"COPY stage_{table} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _upsert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[tuple],
+        conflict: Sequence[str],
+        update: Sequence[str],
+    ) -> None:
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in update)
+        with self.conn.cursor() as cur:
+            self._stage(cur, table, columns, rows)
+            cur.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM stage_{table}"
+                f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets}"
+            )
+
+    def _copy_insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[tuple],
+        conflict: Sequence[str] | None,
+    ) -> None:
+        """COPY straight into `table`, or through a stage when rows may exist already."""
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        with self.conn.cursor() as cur:
+            if conflict is None:
+                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                return
+            self._stage(cur, table, columns, rows)
+            cur.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM stage_{table}"
+                f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+            )
+
+
+def _estimate_row(e: ClockEstimate) -> tuple:
+    # The estimator keeps the one sample of least delay: each estimate rests on one sample.
+    return (e.host, e.seq, e.skew_s, 1, e.steps)

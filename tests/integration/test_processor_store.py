@@ -1,0 +1,135 @@
+"""The durable processor against real Kafka and PostgreSQL: truth, the Engine, exactly once."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from chatchannels.processors.migrate import migrate
+from chatchannels.processors.rows import message_row
+from tests.processor_harness import (
+    dump_tables,
+    engine_over,
+    host_events,
+    now_base,
+    process_once,
+    produce,
+    read_records,
+    stored_messages,
+)
+from tests.unit.test_processor_support import CHAT, Host
+
+pytestmark = pytest.mark.integration
+
+
+def three_hosts(base: float) -> list[Host]:
+    """Skews +0, +47, -83 s in three time zones; carol is offline at first and backfills."""
+    alice = Host("alice-pc", skew=0, tz_offset_s=3600)
+    bob = Host("bob-pc", skew=47, tz_offset_s=-18000)
+    carol = Host("carol-pc", skew=-83, tz_offset_s=19800)
+    hello, ping, oops = base + 1, base + 2, base + 4
+    for h, first in ((alice, 100), (bob, 200)):
+        h.read(str(first), posted=hello, body="hello", at=hello + 0.1)
+        h.read(str(first + 1), posted=ping, body="ping", author="bot", at=ping + 0.1)
+        h.edit(str(first), edited=base + 3, body="hello world", at=base + 3.1)
+        h.read(str(first + 2), posted=base + 3.5, body="ping", author="bot", at=base + 3.6)
+        h.read(str(first + 3), posted=oops, body="oops", at=oops + 0.1)
+        h.edit(str(first + 3), edited=base + 5, body="", at=base + 5.1)
+    # carol comes online at base + 6 and reads the history: already edited, already deleted.
+    carol.read(
+        "300",
+        posted=hello,
+        body="hello world",
+        edited=base + 3,
+        edited_by="bob",
+        at=base + 6,
+        reason="backfill",
+    )
+    carol.read("301", posted=ping, body="ping", author="bot", at=base + 6.1, reason="backfill")
+    carol.read(
+        "302", posted=base + 3.5, body="ping", author="bot", at=base + 6.2, reason="backfill"
+    )
+    carol.read(
+        "303",
+        posted=oops,
+        body="",
+        edited=base + 5,
+        edited_by="bob",
+        at=base + 6.3,
+        reason="backfill",
+    )
+    return [alice, bob, carol]
+
+
+@pytest.fixture
+def db(pg_dsn):
+    migrate(pg_dsn)
+    return pg_dsn
+
+
+@pytest.fixture
+def settings(stack, kafka_topic, db):
+    return stack.replace(topic=kafka_topic, dsn=db)
+
+
+def test_three_hosts_give_the_true_messages_and_agree_with_the_engine(settings) -> None:
+    base = now_base(8)
+    produce(settings, settings.topic, host_events(three_hosts(base)))
+    summary = process_once(settings, settings.topic)
+    assert summary.records == 16 and summary.dead_letters == 0
+
+    messages = stored_messages(settings.postgres_dsn)
+    truth = [
+        ("bob", "hello world", "edited", ["hello", "hello world"], base + 1),
+        ("bot", "ping", "original", ["ping"], base + 2),
+        ("bot", "ping", "original", ["ping"], base + 3.5),
+        ("bob", "", "deleted", ["oops", ""], base + 4),
+    ]
+    got = sorted(
+        (m.author, m.body, m.state, [r.body for r in m.revisions], m.utc) for m in messages
+    )
+    truth.sort()
+    assert [g[:4] for g in got] == [t[:4] for t in truth], got
+    # The broker stamps the events when they are produced, up to the scenario's span after
+    # their capture, so the clock estimates (and the times) are that much late at worst.
+    for g, t in zip(got, truth, strict=True):
+        assert -1 < g[4] - t[4] < 10, (g, t)
+    for m in messages:
+        assert {o.host for o in m.observations} == {"alice-pc", "bob-pc", "carol-pc"}, m
+
+    engine = engine_over(read_records(settings, settings.topic), settings.match_tolerance_s)
+    assert messages == engine.canonical_messages()
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        rows = conn.execute(
+            "SELECT id, chat, author, author_name, posted_utc, type, body, body_markup,"
+            " edited_utc, edited_by, deleted FROM messages ORDER BY posted_utc, id"
+        ).fetchall()
+        clocks = dict(conn.execute("SELECT host, skew_s FROM proc_host_clocks"))
+    assert rows == [message_row(m) for m in engine.canonical_messages()]
+    assert {c.host: c.skew_s for c in engine.clocks.values()} == clocks
+    for host, skew in (("alice-pc", 0), ("bob-pc", 47), ("carol-pc", -83)):
+        assert skew - 10 < clocks[host] <= skew + 0.5, clocks
+    assert {m.chat for m in messages} == {CHAT}
+
+
+def test_records_delivered_twice_change_nothing(settings) -> None:
+    hosts = three_hosts(now_base(8))
+    produce(settings, settings.topic, host_events(hosts))
+    process_once(settings, settings.topic)
+    before = dump_tables(settings.postgres_dsn)
+    produce(settings, settings.topic, host_events(hosts))
+    second = process_once(settings, settings.topic)
+    assert second.records == 16 and second.changes == 0
+    after = dump_tables(settings.postgres_dsn)
+    assert {t: v for t, v in after.items() if t != "offsets"} == {
+        t: v for t, v in before.items() if t != "offsets"
+    }
+    assert sum(o[3] for o in after["offsets"]) == 32
+
+
+def test_batches_of_one_record_end_where_one_batch_ends(settings) -> None:
+    produce(settings, settings.topic, host_events(three_hosts(now_base(8))))
+    process_once(settings, settings.topic)
+    migrate(settings.postgres_dsn, "small")
+    process_once(settings, settings.topic, batch_records=1, schema="small")
+    assert dump_tables(settings.postgres_dsn, schema="small") == dump_tables(settings.postgres_dsn)

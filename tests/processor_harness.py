@@ -1,0 +1,140 @@
+"""Helpers for the processor's integration tests and benchmark: produce raw events to a real
+topic, read them back with their broker times, run the in-memory Engine over them, and dump
+the store's tables for whole-table comparisons.
+
+Hosts are the matching tests' builders (tests/unit/test_processor_support.py). Their events
+carry the host's clock; the broker stamps true time on append (LogAppendTime), so a scenario
+is built in true time just before it is produced: `now_base()` leaves room for the scenario to
+end before the broker sees it, and the clock estimates come out within a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from chatchannels.processors.batch import RawRecord
+from chatchannels.processors.canonical import CanonicalMessage
+from chatchannels.processors.consumer import ProcessOptions, raw_record, run_processor
+from chatchannels.processors.engine import Engine
+from chatchannels.processors.snapshots import load_value
+from chatchannels.rawevents import encode_raw_event
+from chatchannels.settings import Settings
+from tests.unit.test_processor_support import Host
+
+# Tables whose contents must not depend on batching, crashes or re-delivery, with the columns
+# compared (change_seq and bookkeeping columns excluded: they record *when* something was
+# written, which legitimately depends on the batches).
+STABLE_TABLES = {
+    "messages": "id, chat, author, author_name, posted_utc, type, body, body_markup,"
+    " edited_utc, edited_by, deleted",
+    "revisions": "message_id, revision, body_markup, editor, edited_utc, deleted",
+    "observations": "host, local_id, message_id, local_timestamp, corrected_utc, tz_offset_s,"
+    " first_partition, first_offset",
+    "host_clocks": "host, seq, offset_s, samples, steps",
+    "chats": "name, topic, members",
+    "users": "handle, display_name",
+    "dead_letters": 'topic, partition, "offset", key, value, reason, kind, host, seq',
+    "proc_host_messages": "host, local_id, chat, author_key, first_partition, first_offset, state",
+    "proc_host_clocks": "host, last_seq, skew_s, state",
+    "proc_group_messages": "id, chat, author_key, state",
+    "proc_objects": "host, obj, obj_id, seq, state",
+    "offsets": "consumer, topic, partition, next_offset",
+}
+
+
+def now_base(span_s: float) -> float:
+    """A true-time origin so that a scenario spanning `span_s` seconds ends now."""
+    return time.time() - span_s
+
+
+def produce(settings: Settings, topic: str, events: Iterable[dict[str, Any] | bytes]) -> int:
+    """Produce raw events (dicts are encoded; bytes go as they are), keyed by host."""
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        batch_size=256 * 1024,
+    )
+    n = 0
+    for event in events:
+        if isinstance(event, bytes):
+            key, value = b"garbage", event
+        else:
+            key, value = str(event.get("host", "?")).encode(), encode_raw_event(event)
+        producer.send(topic, key=key, value=value)
+        n += 1
+    producer.flush()
+    producer.close()
+    return n
+
+
+def host_events(hosts: Sequence[Host]) -> list[dict[str, Any]]:
+    """Every host's events in its own order, hosts one after another."""
+    return [event for h in hosts for event, _ in h.records]
+
+
+def read_records(settings: Settings, topic: str) -> list[RawRecord]:
+    """Everything in the topic, each partition in offset order, partitions one after another."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    try:
+        found = sorted(consumer.partitions_for_topic(topic))
+        partitions = [TopicPartition(topic, p) for p in found]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        got: dict[int, list[RawRecord]] = {tp.partition: [] for tp in partitions}
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            assert time.monotonic() < deadline, f"topic {topic} not read to {end}"
+            for batch in consumer.poll(timeout_ms=200).values():
+                for r in batch:
+                    got[r.partition].append(raw_record(r))
+        return [r for p in sorted(got) for r in got[p]]
+    finally:
+        consumer.close()
+
+
+def engine_over(records: Iterable[RawRecord], tolerance_s: float) -> Engine:
+    """The reference: the same records through the in-memory Engine."""
+    engine = Engine(tolerance_s=tolerance_s)
+    for r in records:
+        try:
+            event = json.loads(r.value)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            engine.apply(event, r.broker_utc)
+    return engine
+
+
+def process_once(settings: Settings, topic: str, **options: Any) -> Any:
+    return run_processor(settings, ProcessOptions(topic=topic, once=True, **options))
+
+
+def stored_messages(dsn: str, schema: str = "public") -> list[CanonicalMessage]:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(f"SET search_path TO {schema}")
+        rows = conn.execute("SELECT state FROM proc_group_messages").fetchall()
+    return sorted(
+        (load_value(CanonicalMessage, s) for (s,) in rows), key=lambda m: (m.chat, m.utc, m.id)
+    )
+
+
+def dump_tables(
+    dsn: str, tables: Iterable[str] = STABLE_TABLES, schema: str = "public"
+) -> dict[str, list[tuple]]:
+    """The stable columns of every table, sorted, for whole-store comparisons."""
+    out = {}
+    with psycopg.connect(dsn) as conn:
+        conn.execute(f"SET search_path TO {schema}")
+        for table in tables:
+            cols = STABLE_TABLES[table]
+            out[table] = sorted(conn.execute(f"SELECT {cols} FROM {table}").fetchall(), key=repr)
+    return out
