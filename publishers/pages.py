@@ -137,4 +137,3 @@ class PageRenderer:
         return self.env.get_template("search.html").render(
             root="", query=query, sort=sort, results=results, error=error
         )
-

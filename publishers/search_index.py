@@ -1,0 +1,334 @@
+"""Full-text search: the backend interface, the Whoosh backend, and the search publisher.
+
+`SearchBackend` is the one seam a search cluster would fill (design.md, "Scaling out"); every
+backend passes tests/unit/test_publishers_search_contract.py. The Whoosh backend keeps:
+- one document per live message: body stemmed (`body`) and exact (`body_exact`, for phrases
+  and to rank exact words higher), author handle and display name, chat, UTC time, id, link;
+- a deleted or removed message has no document; an edit replaces the document;
+- one writer, one commit per batch without merging; small segments are merged by
+  `maintain()`, which the change loop calls only when it is idle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import psycopg
+from whoosh import index, writing
+from whoosh import query as wq
+from whoosh.analysis import StandardAnalyzer, StemmingAnalyzer
+from whoosh.fields import DATETIME, ID, STORED, TEXT, Schema
+
+from chatchannels.publishers import paths
+from chatchannels.publishers.model import Change, Message
+from chatchannels.publishers.search_query import (
+    AllOf,
+    AnyOf,
+    Clause,
+    Field,
+    Not,
+    TimeRange,
+    Words,
+    has_positive,
+    highlight_words,
+    make_snippet,
+    parse_query,
+)
+from chatchannels.publishers.store import read_messages
+
+STATE_FILE = ".chatchannels-index.json"
+SORTS = ("relevance", "time")
+# More small segments than this make searches slow; merge them when idle.
+MAX_SEGMENTS = 8
+
+
+@dataclass(frozen=True)
+class SearchDocument:
+    id: str
+    chat: str
+    author: str
+    author_name: str
+    posted_utc: datetime
+    body: str
+    url: str
+
+    @classmethod
+    def of(cls, message: Message) -> SearchDocument:
+        month = paths.month_of(message.posted_utc)
+        return cls(
+            message.id,
+            message.chat,
+            message.author,
+            message.author_name,
+            message.posted_utc,
+            message.body,
+            paths.message_link(message.chat, month, message.id),
+        )
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: str
+    chat: str
+    author: str
+    author_name: str
+    posted_utc: datetime
+    url: str  # relative to the site root: opens the message in its month page
+    score: float
+    snippet: tuple[tuple[str, bool], ...]  # (text, highlighted) pieces, not escaped
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id,
+            "chat": self.chat,
+            "author": self.author,
+            "author_name": self.author_name,
+            "posted_utc": self.posted_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "url": self.url,
+            "score": round(self.score, 4),
+            "snippet": [{"text": text, "match": match} for text, match in self.snippet],
+        }
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    query: str
+    sort: str
+    total: int
+    hits: tuple[SearchHit, ...]
+
+    def as_json(self) -> dict:
+        return {
+            "query": self.query,
+            "sort": self.sort,
+            "total": self.total,
+            "hits": [hit.as_json() for hit in self.hits],
+        }
+
+
+class SearchBackend(Protocol):
+    def watermark(self) -> int:
+        """The change_seq of the last batch written (0 for a new index)."""
+
+    def write_batch(
+        self, documents: Sequence[SearchDocument], removed: Sequence[str], watermark: int
+    ) -> None:
+        """Add or replace `documents`, remove ids `removed`, then record `watermark`; visible
+        to searches together. Idempotent."""
+
+    def search(self, query: str, sort: str = "relevance", limit: int = 20) -> SearchResults:
+        """Hits for the query language of search_query.py; raises QueryError for bad input."""
+
+    def maintain(self) -> None:
+        """Housekeeping off the hot path (merging segments)."""
+
+    def close(self) -> None: ...
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    # Whoosh's DATETIME stores naive datetimes; ours are all UTC.
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def whoosh_schema() -> Schema:
+    exact = StandardAnalyzer(stoplist=None, minsize=1)
+    return Schema(
+        id=ID(stored=True, unique=True),
+        chat=ID(stored=True),
+        chat_words=TEXT(analyzer=exact, phrase=False),
+        author=ID(stored=True),
+        author_key=ID,
+        author_name=TEXT(analyzer=exact, stored=True, phrase=False),
+        posted=DATETIME(stored=True, sortable=True),
+        body=TEXT(analyzer=StemmingAnalyzer(), stored=True, phrase=False),
+        body_exact=TEXT(analyzer=exact, phrase=True),
+        url=STORED,
+    )
+
+
+class IndexMissingError(LookupError):
+    """There is no index where one was expected."""
+
+
+class WhooshBackend:
+    def __init__(self, index_dir: Path, create: bool = True) -> None:
+        self.index_dir = index_dir
+        if index.exists_in(str(index_dir)):
+            self.ix = index.open_dir(str(index_dir))
+        elif create:
+            index_dir.mkdir(parents=True, exist_ok=True)
+            self.ix = index.create_in(str(index_dir), whoosh_schema())
+        else:
+            raise IndexMissingError(
+                f"no search index in {index_dir}; build it with `chatchannels publish --once`"
+            )
+        self._searcher = self.ix.searcher()
+        self._lock = threading.Lock()
+
+    def watermark(self) -> int:
+        try:
+            return int(json.loads((self.index_dir / STATE_FILE).read_text())["change_seq"])
+        except FileNotFoundError:
+            return 0
+
+    def write_batch(
+        self, documents: Sequence[SearchDocument], removed: Sequence[str], watermark: int
+    ) -> None:
+        fresh = self.ix.doc_count_all() == 0
+        writer = self.ix.writer(limitmb=128)
+        try:
+            for doc_id in removed:
+                writer.delete_by_term("id", doc_id)
+            # Into an empty index nothing needs replacing: adding skips a lookup per document.
+            put = writer.add_document if fresh else writer.update_document
+            for doc in documents:
+                put(
+                    id=doc.id,
+                    chat=doc.chat,
+                    chat_words=doc.chat,
+                    author=doc.author,
+                    author_key=doc.author.lower(),
+                    author_name=doc.author_name,
+                    posted=_naive_utc(doc.posted_utc),
+                    body=doc.body,
+                    body_exact=doc.body,
+                    url=doc.url,
+                )
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit(merge=False)
+        temp = self.index_dir / f".{STATE_FILE}.tmp-{os.getpid()}"
+        temp.write_text(json.dumps({"change_seq": watermark}) + "\n")
+        os.replace(temp, self.index_dir / STATE_FILE)
+
+    def maintain(self) -> None:
+        if len(self.ix._segments()) > MAX_SEGMENTS:
+            self.ix.writer().commit(mergetype=writing.MERGE_SMALL)
+
+    def close(self) -> None:
+        self._searcher.close()
+        self.ix.close()
+
+    # Translating the query tree.
+    def _tokens(self, field: str, text: str) -> list[str]:
+        return [t.text for t in self.ix.schema[field].analyzer(text)]
+
+    def _terms(self, field: str, text: str) -> wq.Query | None:
+        tokens = self._tokens(field, text)
+        if not tokens:
+            return None
+        return (
+            wq.And([wq.Term(field, t) for t in tokens])
+            if len(tokens) > 1
+            else wq.Term(field, tokens[0])
+        )
+
+    def _translate(self, clause: Clause) -> wq.Query:
+        if isinstance(clause, Words):
+            exact = self._tokens("body_exact", clause.text)
+            if clause.phrase:
+                if len(exact) > 1:
+                    return wq.Phrase("body_exact", exact)
+                return wq.Term("body_exact", exact[0]) if exact else wq.Every()
+            options = [q for q in (self._terms("body", clause.text),) if q is not None]
+            if exact:
+                options.append(self._terms("body_exact", clause.text).with_boost(2.0))
+            return wq.Or(options) if options else wq.Every()
+        if isinstance(clause, Field):
+            if clause.name == "author":
+                options = [wq.Term("author_key", clause.value.lower())]
+                by_name = self._terms("author_name", clause.value)
+            else:
+                options = [wq.Term("chat", clause.value)]
+                by_name = self._terms("chat_words", clause.value)
+            return wq.Or(options + ([by_name] if by_name is not None else []))
+        if isinstance(clause, TimeRange):
+            start = _naive_utc(clause.start) if clause.start else None
+            end = _naive_utc(clause.end) if clause.end else None
+            return wq.DateRange("posted", start, end, endexcl=True)
+        if isinstance(clause, Not):
+            return wq.Not(self._translate(clause.clause))
+        if isinstance(clause, AnyOf):
+            return wq.Or([self._translate(c) for c in clause.clauses])
+        parts = [self._translate(c) for c in clause.clauses]
+        if not has_positive(clause):
+            parts.insert(0, wq.Every())
+        return wq.And(parts)
+
+    def _matcher(self, tree: AllOf):
+        stems, exact = set(), set()
+        for text in highlight_words(tree):
+            stems.update(self._tokens("body", text))
+            exact.update(self._tokens("body_exact", text))
+
+        def is_match(word: str) -> bool:
+            lowered = word.lower()
+            return lowered in exact or any(t in stems for t in self._tokens("body", word))
+
+        return is_match
+
+    def search(self, query: str, sort: str = "relevance", limit: int = 20) -> SearchResults:
+        if sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+        tree = parse_query(query)
+        if not tree.clauses:
+            return SearchResults(query, sort, 0, ())
+        whoosh_query = self._translate(tree)
+        is_match = self._matcher(tree)
+        with self._lock:
+            if not self._searcher.up_to_date():
+                # Searcher.refresh() fails on an index that was empty when opened
+                # (whoosh-reloaded 2.7.5 reuses an EmptyReader); reopening always works.
+                self._searcher.close()
+                self._searcher = self.ix.searcher()
+            if sort == "time":
+                results = self._searcher.search(
+                    whoosh_query, limit=limit, sortedby="posted", reverse=True
+                )
+            else:
+                results = self._searcher.search(whoosh_query, limit=limit)
+            hits = tuple(
+                SearchHit(
+                    id=hit["id"],
+                    chat=hit["chat"],
+                    author=hit["author"],
+                    author_name=hit.get("author_name", ""),
+                    posted_utc=hit["posted"].replace(tzinfo=UTC),
+                    url=hit["url"],
+                    score=float(hit.score or 0.0),
+                    snippet=make_snippet(hit["body"], is_match),
+                )
+                for hit in results
+            )
+            total = len(results)
+        return SearchResults(query, sort, total, hits)
+
+
+class SearchPublisher:
+    """Keeps a search backend current from the change stream (publishers/changes.py)."""
+
+    name = "search"
+
+    def __init__(self, backend: SearchBackend) -> None:
+        self.backend = backend
+
+    def watermark(self) -> int:
+        return self.backend.watermark()
+
+    def idle(self) -> None:
+        self.backend.maintain()
+
+    def apply(self, conn: psycopg.Connection, changes: Sequence[Change]) -> None:
+        ids = sorted({c.key for c in changes if c.kind == "message"})
+        messages = read_messages(conn, ids)
+        live = [SearchDocument.of(m) for m in messages if not m.deleted]
+        live_ids = {d.id for d in live}
+        self.backend.write_batch(live, [i for i in ids if i not in live_ids], changes[-1].seq)

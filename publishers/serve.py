@@ -1,0 +1,136 @@
+"""`chatchannels serve`: the site's files and /search, read-only, over HTTP.
+
+A stdlib ThreadingHTTPServer: the static pages need nothing more, and /search is one Whoosh
+lookup. Only GET and HEAD exist; dot-files (the index, the publishers' state) are never served.
+`/search` answers HTML and `/search.json` the same results as JSON (datasette's habit: every
+page has a JSON twin); JSON errors share one shape: {"error": {"status": .., "message": ..}}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from functools import partial
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from chatchannels.publishers.pages import PageRenderer
+from chatchannels.publishers.publishing import index_dir
+from chatchannels.publishers.search_index import (
+    SORTS,
+    IndexMissingError,
+    SearchBackend,
+    WhooshBackend,
+)
+from chatchannels.publishers.search_query import QueryError
+
+log = logging.getLogger(__name__)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'; script-src 'none'; object-src 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+MAX_LIMIT = 200
+
+
+class SearchService:
+    """Opens the index lazily, so `serve` starts before the first `publish` finished."""
+
+    def __init__(self, site_dir: Path) -> None:
+        self.site_dir = site_dir
+        self.backend: SearchBackend | None = None
+        self.renderer = PageRenderer()
+
+    def search(self, query: str, sort: str, limit: int):
+        if self.backend is None:
+            self.backend = WhooshBackend(index_dir(self.site_dir), create=False)
+        return self.backend.search(query, sort=sort, limit=limit)
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+
+
+class SiteHandler(SimpleHTTPRequestHandler):
+    server_version = "chatchannels"
+    sys_version = ""
+
+    def __init__(self, *args, service: SearchService, **kwargs) -> None:
+        self.service = service
+        super().__init__(*args, **kwargs)
+
+    def end_headers(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
+
+    def log_message(self, format: str, *args) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._route(head=False)
+
+    def do_HEAD(self) -> None:
+        self._route(head=True)
+
+    def _route(self, head: bool) -> None:
+        url = urlsplit(self.path)
+        if url.path in ("/search", "/search.json"):
+            self._search(url.query, as_json=url.path.endswith(".json"), head=head)
+            return
+        parts = [p for p in posixpath.normpath(unquote(url.path)).split("/") if p]
+        if any(p.startswith(".") for p in parts):
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        if head:
+            super().do_HEAD()
+        else:
+            super().do_GET()
+
+    def _search(self, query_string: str, as_json: bool, head: bool) -> None:
+        params = parse_qs(query_string)
+        query = params.get("q", [""])[0]
+        sort = params.get("sort", ["relevance"])[0]
+        status, results, error = HTTPStatus.OK, None, ""
+        try:
+            limit = min(max(int(params.get("limit", ["20"])[0]), 1), MAX_LIMIT)
+            if sort not in SORTS:
+                raise QueryError(f"sort must be one of {', '.join(SORTS)}")
+            if query.strip():
+                results = self.service.search(query, sort, limit)
+        except (QueryError, ValueError) as exc:
+            status, error = HTTPStatus.BAD_REQUEST, str(exc)
+        except IndexMissingError as exc:
+            status, error = HTTPStatus.SERVICE_UNAVAILABLE, str(exc)
+        if as_json:
+            if error:
+                payload = {"error": {"status": int(status), "message": error}}
+            elif results is None:
+                payload = {"query": query, "sort": sort, "total": 0, "hits": []}
+            else:
+                payload = results.as_json()
+            body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
+            ctype = "application/json; charset=utf-8"
+        else:
+            body = self.service.renderer.search_page(query, sort, results, error).encode()
+            ctype = "text/html; charset=utf-8"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+
+def make_server(site_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
+    """A server for the site (not yet serving: call serve_forever). Bound to localhost unless
+    told otherwise, since the archive is for the intranet's web server to put in front."""
+    service = SearchService(site_dir)
+    handler = partial(SiteHandler, service=service, directory=str(site_dir))
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
