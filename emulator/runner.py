@@ -44,7 +44,7 @@ class Emulator:
         self._actions = scenario.actions()
         self._pending: Action | None = None
         self.applied = 0
-        self.total = sum(1 for _ in scenario.actions())
+        self.total = scenario.count_actions()
         self._lock = asyncio.Lock()
         self._t0 = 0.0
         self._player: asyncio.Task | None = None

@@ -123,6 +123,7 @@ def test_generated_scenario_streams_valid_json_lines(tmp_path):
     assert {"post", "edit", "delete", "join", "leave", "topic"} <= ops
     assert {"offline", "online"} <= ops or {"quit", "restart"} <= ops
     assert lines == sum(1 for _ in path.open()) == 1 + sum(1 for _ in scenario.actions())
+    assert scenario.count_actions() == lines - 1
     world = World(scenario)
     for action in scenario.actions():
         world.apply(action)
