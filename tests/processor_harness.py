@@ -11,6 +11,7 @@ end before the broker sees it, and the clock estimates come out within a few sec
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -23,7 +24,7 @@ from chatchannels.processors.canonical import CanonicalMessage
 from chatchannels.processors.consumer import ProcessOptions, raw_record, run_processor
 from chatchannels.processors.engine import Engine
 from chatchannels.processors.snapshots import load_value
-from chatchannels.rawevents import encode_raw_event
+from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
 from chatchannels.settings import Settings
 from tests.unit.test_processor_support import Host
 
@@ -138,3 +139,102 @@ def dump_tables(
             cols = STABLE_TABLES[table]
             out[table] = sorted(conn.execute(f"SELECT {cols} FROM {table}").fetchall(), key=repr)
     return out
+
+
+HOSTS = (("alice-pc", 0.0, 3600), ("bob-pc", 47.0, -18000), ("carol-pc", -83.0, 19800))
+
+
+def generate_events(
+    n_events: int,
+    *,
+    base: float,
+    seed: int = 0,
+    chats: int = 20,
+    authors: int = 8,
+    step_s: float = 0.001,
+    bot_share: float = 0.05,
+) -> list[dict[str, Any]]:
+    """About `n_events` raw events of three hosts (skews +0, +47, -83 s) reading the same
+    messages: edits, deletions, a bot repeating "ping", and carol offline for the middle fifth
+    of the messages, which she backfills (already edited or deleted) when she is back.
+
+    Built with `skype_api_event` but not validated one by one (the processor validates them),
+    so that a benchmark can make 200,000 of them quickly. Each host's events are in capture
+    order, as an agent emits them.
+    """
+    rng = random.Random(seed)
+    events: dict[str, list[dict[str, Any]]] = {h: [] for h, _, _ in HOSTS}
+    seqs = {h: 0 for h, _, _ in HOSTS}
+    ids = {h: 1000 * (i + 1) for i, (h, _, _) in enumerate(HOSTS)}
+    n_messages = max(1, int(n_events / 3.2))
+    offline = range(2 * n_messages // 5, 3 * n_messages // 5)
+    backlog: list[tuple[str, float, str, str, str, float | None]] = []
+
+    def emit(host: str, at: float, local_id: str, lines: list[str], reason: str) -> None:
+        _, skew, tz = next(h for h in HOSTS if h[0] == host)
+        seqs[host] += 1
+        trigger = lines[0] if reason == "notification" else None
+        events[host].append(
+            skype_api_event(
+                host=host,
+                session="0" * 31 + "1",
+                seq=seqs[host],
+                clock=EventClock(utc=round(at + skew, 6), tz_offset_s=tz),
+                reason=reason,
+                obj="CHATMESSAGE",
+                obj_id=local_id,
+                trigger=trigger,
+                lines=lines,
+            )
+        )
+
+    def stamp(host: str, t: float) -> int:
+        return int(t + next(h for h in HOSTS if h[0] == host)[1])
+
+    def read(host, at, local_id, chat, author, posted, body, edited, reason="notification"):
+        p = f"CHATMESSAGE {local_id} "
+        lines = [
+            p + "STATUS RECEIVED",
+            p + f"TIMESTAMP {stamp(host, posted)}",
+            p + f"FROM_HANDLE {author}",
+            p + f"FROM_DISPNAME {author.title()}",
+            p + "TYPE SAID",
+            p + f"CHATNAME {chat}",
+            p + f"EDITED_TIMESTAMP {stamp(host, edited) if edited is not None else 0}",
+            p + f"EDITED_BY {author if edited is not None else ''}",
+            p + f"BODY {body}",
+        ]
+        emit(host, at, local_id, lines, reason)
+
+    t = base
+    for k in range(n_messages):
+        t += step_s
+        chat = f"#owner{k % chats}/$chat{k % chats};{k % chats:016x}"
+        bot = rng.random() < bot_share
+        author = "bot" if bot else f"user{rng.randrange(authors)}"
+        body = "ping" if bot else f"message {k} from {author} <b>&amp;</b>"
+        fate = rng.random()
+        edited_body = None if fate > 0.07 else ("" if fate < 0.02 else body + " (edited)")
+        for host, _, _ in HOSTS:
+            ids[host] += 1
+            local_id = str(ids[host])
+            if host == "carol-pc" and k in offline:
+                backlog.append((local_id, t, chat, author, body, edited_body))
+                continue
+            read(host, t, local_id, chat, author, t, body, None)
+            if edited_body is not None:
+                p = f"CHATMESSAGE {local_id} "
+                edit_lines = [
+                    p + f"EDITED_TIMESTAMP {stamp(host, t + step_s / 2)}",
+                    p + f"EDITED_BY {author}",
+                    p + f"BODY {edited_body}",
+                ]
+                emit(host, t + step_s / 2, local_id, edit_lines, "notification")
+        if k == offline.stop - 1 or (k == n_messages - 1 and backlog):
+            for local_id, posted, chat, author, body, edited_body in backlog:
+                t += step_s / 10
+                current = body if edited_body is None else edited_body
+                edited = None if edited_body is None else posted + step_s / 2
+                read("carol-pc", t, local_id, chat, author, posted, current, edited, "backfill")
+            backlog.clear()
+    return [e for h, _, _ in HOSTS for e in events[h]]
