@@ -6,36 +6,44 @@ also the clock Skype stamps TIMESTAMPs with) and every Kafka record the broker's
 `delay` >= 0 the capture-to-append delay, `a - b = skew - delay`. So every sample is a lower
 bound of the skew, and the estimate is the upper envelope (max) of the samples, as NTP keeps
 the sample of least delay. Live events are appended within a second, so the envelope is
-tight as soon as one live event exists; events spooled through a Kafka outage only ever give
-looser bounds, never wrong ones.
+tight as soon as one live event exists; events spooled through a Kafka outage (a laptop that
+wakes up off the network and backfills) only ever give looser bounds, never wrong ones, so
+old evidence is kept however old it is: it ages out only through a step.
 
-Window and steps. Only samples whose capture time (host clock) is within `window_s` before
-the current one count. A clock corrected mid-day is followed: a jump forward shows at once
-(the new samples are higher). A jump back makes new samples lower, which a delay would too;
-it is taken as a step once the latest samples have all lain more than `STEP_S` below the
-estimate for `STEP_CONFIRM_S` of broker time, advancing like live events: host clock and
-broker clock advance alike from one to the next, which events drained from a spool after an
-outage never do (captured far apart, appended together). Smaller steps back are followed
-when the window has passed.
+Steps. A clock corrected mid-day is followed. A jump forward shows at once (the new samples
+are higher). A jump back makes new samples lower, which delays do too; it is taken as a
+step when the host's clock is seen running backwards by more than `STEP_S` (events are in
+capture order, give or take concurrent reads), or
+once the latest samples have all lain more than `STEP_S` below the estimate for
+`STEP_CONFIRM_S` of broker time while advancing like live events: host clock and broker
+clock advancing alike from one to the next, which events drained from a spool never do
+(captured apart, appended together). Slow drift back is followed only at a step.
+
+Epochs and refresh. The skew is assumed constant between steps: `steps` numbers the epochs.
+A message is corrected with the estimate current when its host first read it, and again
+whenever its epoch's estimate rises by `REFRESH_S` or more (`is_stale`): a host whose first
+evidence was spooled (it started off the network) gets its messages re-corrected as soon as
+one live event arrives. Messages of an earlier epoch keep their correction: a step applies
+from where it was seen.
 
 Order independence. The estimate after a host's n-th event is a function of that host's first
 n events only, and one host's events always arrive in that host's order (Kafka key = host
-id), so it is the same in every interleaving of hosts (design invariant 4).
+id), so it is the same in every interleaving of hosts (design invariant 4); so is every
+refresh, which depends on the same prefix and the host's own messages.
 
 Skype's TIMESTAMP of a live message against the agent's receive time is no evidence here:
-both come from the same host clock, so the skew cancels. Cross-host residuals are reported
-by matching for diagnosis but not fed back, which would make one host's times depend on when
-another host's events arrived.
+both come from the same host clock, so the skew cancels. Cross-host residuals (each copy's
+corrected time against its canonical message's) are not fed back, which would make one
+host's times depend on when another host's events arrived.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from itertools import pairwise
 
-DEFAULT_WINDOW_S = 1800.0
 STEP_S = 30.0
 STEP_CONFIRM_S = 60.0
+REFRESH_S = 1.0
 # How much more one clock may advance than the other between two live events (delay jitter).
 _LIVE_JITTER_S = 2.0
 
@@ -57,22 +65,40 @@ class ClockSample:
 class HostClock:
     """A host's clock estimate after its events up to `last_seq`; persist it, reload it.
 
-    `samples` holds only those still inside the window, in host order. `skew_s` is the
-    host clock minus true time (positive: the host is fast); 0 until any evidence exists.
+    `skew_s` is the host clock minus true time (positive: the host is fast), 0 until any
+    evidence exists; `best` is the sample it comes from, one of `samples` since the last
+    step. `run_*` describe the current run of low samples (candidates for a step back): its
+    first sample, its best, its length. State stays a handful of samples however many events.
     """
 
     host: str
     last_seq: int = 0
     skew_s: float = 0.0
-    samples: tuple[ClockSample, ...] = ()
-    window_s: float = DEFAULT_WINDOW_S
+    samples: int = 0
+    steps: int = 0
+    best: ClockSample | None = None
+    last: ClockSample | None = None
+    run_first: ClockSample | None = None
+    run_best: ClockSample | None = None
+    run_samples: int = 0
 
     @property
     def has_evidence(self) -> bool:
-        return bool(self.samples)
+        return self.best is not None
+
+    @property
+    def epoch(self) -> int | None:
+        """The epoch a correction made now belongs to; None while there is no evidence."""
+        return self.steps if self.has_evidence else None
 
     def to_utc(self, host_seconds: float) -> float:
         return host_seconds - self.skew_s
+
+    def is_stale(self, skew_s: float, epoch: int | None) -> bool:
+        """Whether a correction made with (skew_s, epoch) should be redone with this estimate."""
+        if epoch is None:
+            return self.has_evidence
+        return epoch == self.steps and self.skew_s - skew_s >= REFRESH_S
 
 
 def observe_clock(
@@ -88,24 +114,70 @@ def observe_clock(
     if broker_utc is None:
         return replace(clock, last_seq=seq)
     sample = ClockSample(seq, agent_utc, broker_utc)
-    horizon = agent_utc - clock.window_s
-    kept = tuple(s for s in clock.samples if horizon <= s.agent_utc <= agent_utc)
-    samples = (*kept, sample)
-    low = 0
-    while low < len(samples) and samples[-1 - low].bound < clock.skew_s - STEP_S:
-        low += 1
-    if low and clock.has_evidence and _live_run(samples[-low:]):
-        samples = samples[-low:]
+    if clock.best is None or clock.last is None or agent_utc < clock.last.agent_utc - STEP_S:
+        return _restart(clock, sample, stepped=clock.best is not None)
+    clock = replace(clock, samples=clock.samples + 1)
+    if sample.bound >= clock.best.bound:
+        return replace(
+            clock,
+            last_seq=seq,
+            skew_s=_round(sample.bound),
+            best=sample,
+            last=sample,
+            run_first=None,
+            run_best=None,
+            run_samples=0,
+        )
+    if sample.bound >= clock.best.bound - STEP_S:
+        return replace(
+            clock, last_seq=seq, last=sample, run_first=None, run_best=None, run_samples=0
+        )
+    first, run_best, run_samples = clock.run_first, clock.run_best, clock.run_samples
+    if first is None or run_best is None or not _advanced_alike(clock.last, sample):
+        first, run_best, run_samples = sample, sample, 0
+    elif sample.bound > run_best.bound:
+        run_best = sample
+    if sample.broker_utc - first.broker_utc >= STEP_CONFIRM_S:
+        return _restart(clock, run_best, stepped=True, last=sample, samples=clock.run_samples + 1)
     return replace(
-        clock, last_seq=seq, samples=samples, skew_s=round(max(s.bound for s in samples), 6)
+        clock,
+        last_seq=seq,
+        last=sample,
+        run_first=first,
+        run_best=run_best,
+        run_samples=run_samples + 1,
     )
 
 
-def _live_run(run: tuple[ClockSample, ...]) -> bool:
-    """Samples spanning STEP_CONFIRM_S of broker time, each appended as live as the last."""
-    if run[-1].broker_utc - run[0].broker_utc < STEP_CONFIRM_S:
-        return False
-    return all(
-        abs((b.agent_utc - a.agent_utc) - (b.broker_utc - a.broker_utc)) <= _LIVE_JITTER_S
-        for a, b in pairwise(run)
+def _restart(
+    clock: HostClock,
+    best: ClockSample,
+    *,
+    stepped: bool,
+    last: ClockSample | None = None,
+    samples: int = 1,
+) -> HostClock:
+    last = last or best
+    return replace(
+        clock,
+        last_seq=last.seq,
+        skew_s=_round(best.bound),
+        samples=samples,
+        steps=clock.steps + stepped,
+        best=best,
+        last=last,
+        run_first=None,
+        run_best=None,
+        run_samples=0,
     )
+
+
+def _advanced_alike(previous: ClockSample, sample: ClockSample) -> bool:
+    host_advance = sample.agent_utc - previous.agent_utc
+    broker_advance = sample.broker_utc - previous.broker_utc
+    return abs(host_advance - broker_advance) <= _LIVE_JITTER_S
+
+
+def _round(seconds: float) -> float:
+    # Microseconds are the precision of clock.utc; rounding keeps stored values exact.
+    return round(seconds, 6)

@@ -4,6 +4,9 @@ Only what every host reads the same goes into a key: message type, body and the 
 system message is about. Status, display names, local ids and times differ per host and are
 left out (design invariant 5). Bodies are normalised for what transports change: Unicode
 form, Windows line ends (spec §6.5), and runs of blanks at the ends of lines.
+
+Both functions are cached: matching recomputes a whole group per change, so the same
+bodies are normalised and hashed again and again.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 _TRAILING_BLANKS = re.compile(r"[ \t]+\n")
 
 
+@lru_cache(maxsize=1 << 16)
 def normalise_body(body: str) -> str:
     text = unicodedata.normalize("NFC", body).replace("\r\n", "\n").replace("\r", "\n")
     return _TRAILING_BLANKS.sub("\n", text).strip()
@@ -28,6 +33,11 @@ def normalise_handle(handle: str) -> str:
 
 def content_key(message_type: str | None, body: str, users: Iterable[str] = ()) -> str:
     """A stable digest of what a message says; equal for every host's copy of it."""
+    return _content_key(message_type, body, tuple(users))
+
+
+@lru_cache(maxsize=1 << 16)
+def _content_key(message_type: str | None, body: str, users: tuple[str, ...]) -> str:
     parts = [
         (message_type or "").upper(),
         normalise_body(body),

@@ -9,7 +9,10 @@ changes nothing, because one host's events always arrive in that host's order.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+
+from chatchannels.processors.clocks import HostClock
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class BodySighting:
 
     `edited_timestamp` is Skype's raw value in the host's clock: 0 means never edited, so
     this body is the original; None means EDITED_TIMESTAMP was not read, so nobody knows.
-    `skew_s` is the host clock estimate at this sighting, to correct the edit time.
+    `skew_s` is the host clock estimate of clock epoch `epoch` used to correct the edit time.
     """
 
     body: str
@@ -64,6 +67,7 @@ class BodySighting:
     edited_by: str | None
     seq: int
     skew_s: float
+    epoch: int | None = None
 
     @property
     def is_original(self) -> bool:
@@ -80,8 +84,9 @@ class BodySighting:
 class HostMessage:
     """One message as one host knows it, folded from all its observations in host order.
 
-    `skew_s` is frozen at the observation that first carried TIMESTAMP: it depends only on
-    this host's own prefix of events, so it is the same in every interleaving of hosts.
+    `skew_s` is the host's clock estimate when it first read TIMESTAMP, redone when that
+    clock epoch's estimate improves (`refresh_clock`): it depends only on this host's own
+    prefix of events, so it is the same in every interleaving of hosts.
     """
 
     host: str
@@ -94,6 +99,7 @@ class HostMessage:
     status: str | None = None
     timestamp: int | None = None
     skew_s: float | None = None
+    epoch: int | None = None
     tz_offset_s: int | None = None
     users: tuple[str, ...] = ()
     sightings: tuple[BodySighting, ...] = ()
@@ -132,9 +138,9 @@ class HostMessage:
 
 
 def fold_observation(
-    message: HostMessage | None, obs: MessageObservation, skew_s: float
+    message: HostMessage | None, obs: MessageObservation, clock: HostClock
 ) -> HostMessage:
-    """Fold one observation into the host's message; `skew_s` is the host clock estimate now."""
+    """Fold one observation into the host's message; `clock` is its host's estimate now."""
     if message is None:
         message = HostMessage(host=obs.host, local_id=obs.local_id, last_seq=0)
     elif obs.host != message.host or obs.local_id != message.local_id:
@@ -143,12 +149,16 @@ def fold_observation(
         return message
     sightings = message.sightings
     if obs.body is not None:
-        sighting = BodySighting(obs.body, obs.edited_timestamp, obs.edited_by, obs.seq, skew_s)
+        sighting = BodySighting(
+            obs.body, obs.edited_timestamp, obs.edited_by, obs.seq, clock.skew_s, clock.epoch
+        )
         if not sightings or not _same_sighting(sightings[-1], sighting):
             sightings = (*sightings, sighting)
-    timestamp, msg_skew, tz = message.timestamp, message.skew_s, message.tz_offset_s
+    timestamp, tz = message.timestamp, message.tz_offset_s
+    skew, epoch = message.skew_s, message.epoch
     if timestamp is None and obs.timestamp is not None:
-        timestamp, msg_skew, tz = obs.timestamp, skew_s, obs.tz_offset_s
+        timestamp, tz = obs.timestamp, obs.tz_offset_s
+        skew, epoch = clock.skew_s, clock.epoch
     return replace(
         message,
         last_seq=obs.seq,
@@ -158,7 +168,8 @@ def fold_observation(
         type=message.type if message.type is not None else obs.type,
         status=obs.status if obs.status is not None else message.status,
         timestamp=timestamp,
-        skew_s=msg_skew,
+        skew_s=skew,
+        epoch=epoch,
         tz_offset_s=tz,
         users=obs.users if obs.users is not None else message.users,
         sightings=sightings,
@@ -171,3 +182,30 @@ def _same_sighting(a: BodySighting, b: BodySighting) -> bool:
     if a.body != b.body or (a.edited_by != b.edited_by and b.edited_by is not None):
         return False
     return a.edited_timestamp == b.edited_timestamp or b.edited_timestamp is None
+
+
+def refresh_clock(message: HostMessage, clock: HostClock) -> HostMessage:
+    """The message re-corrected with its host's improved estimate (itself if none applies)."""
+    sightings = tuple(
+        replace(s, skew_s=clock.skew_s, epoch=clock.epoch)
+        if clock.is_stale(s.skew_s, s.epoch)
+        else s
+        for s in message.sightings
+    )
+    stale = message.skew_s is not None and clock.is_stale(message.skew_s, message.epoch)
+    if not stale and sightings == message.sightings:
+        return message
+    if stale:
+        message = replace(message, skew_s=clock.skew_s, epoch=clock.epoch)
+    return replace(message, sightings=sightings)
+
+
+def refresh_host_messages(messages: Iterable[HostMessage], clock: HostClock) -> list[HostMessage]:
+    """Those of a host's messages that its new estimate re-corrects, re-corrected."""
+    refreshed = []
+    for message in messages:
+        if message.host == clock.host:
+            updated = refresh_clock(message, clock)
+            if updated is not message:
+                refreshed.append(updated)
+    return refreshed

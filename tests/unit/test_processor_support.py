@@ -2,7 +2,9 @@
 
 A `Host` has a clock skew (its clock minus true time). Everything it writes (Skype's
 TIMESTAMP, EDITED_TIMESTAMP, the agent's clock.utc) is in its own clock; the broker append
-time it returns with each event is true time plus a delay.
+time it returns with each event is true time plus a delay, and never earlier than its
+previous event's, as its Kafka partition keeps its order. Events captured during a Kafka
+`outage` are spooled and appended when it ends.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Host:
     tz_offset_s: int = 3600
     seq: int = 0
     session: str = "0" * 31 + "1"
+    outage: tuple[float, float] | None = None
     records: list[Record] = field(default_factory=list)
 
     def event(
@@ -52,7 +55,12 @@ class Host:
             lines=lines,
         )
         validate_raw_event(event)
-        record = (event, at + (self.delay if delay is None else delay))
+        appended = at + (self.delay if delay is None else delay)
+        if self.outage is not None and self.outage[0] <= at < self.outage[1]:
+            appended = self.outage[1]
+        if self.records:
+            appended = max(appended, self.records[-1][1] + 0.001)
+        record = (event, appended)
         self.records.append(record)
         return record
 
