@@ -132,7 +132,7 @@ def fold_records(
             continue
         key = (host, obs.local_id)
         before = out.host_messages.get(key) or host_messages.get(key)
-        message = fold_observation(before, obs, clock.skew_s)
+        message = fold_observation(before, obs, clock)
         if message == before:
             continue
         if before is None:
