@@ -42,7 +42,9 @@ class AgentConfig:
     # D-Bus session bus address; "" means the desktop session's own bus.
     dbus_address: str = ""
     # Messages read concurrently (each is one pipelined burst of GETs).
-    read_window: int = 64
+    read_window: int = 32
+    # Commands sent to Skype and not yet answered, across all reads.
+    max_commands: int = 200
     # Events handed to the Kafka producer and not yet acknowledged (bounds memory).
     max_in_flight: int = 2000
     reattach_max_backoff_s: float = 30.0
@@ -97,8 +99,10 @@ def load_agent_config(
         raise AgentConfigError(
             f"{where}: host_id {config.host_id!r} must be 1-200 of A-Z a-z 0-9 . _ : @ -"
         )
-    if config.overlap < 0 or config.read_window < 1 or config.max_in_flight < 1:
-        raise AgentConfigError(f"{where}: overlap >= 0, read_window and max_in_flight >= 1")
+    if config.overlap < 0 or min(config.read_window, config.max_in_flight, config.max_commands) < 1:
+        raise AgentConfigError(
+            f"{where}: overlap must be >= 0; read_window, max_commands, max_in_flight >= 1"
+        )
     try:
         config.allow_list()
     except AllowListError as exc:

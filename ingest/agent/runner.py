@@ -122,6 +122,7 @@ class Agent:
             marks,
             overlap=config.overlap,
             read_window=config.read_window,
+            max_commands=config.max_commands,
         )
         log.info(
             "agent starting",

@@ -166,12 +166,14 @@ class AgentProcess:
         return self.proc.wait(timeout)
 
     def status(self) -> dict[str, Any]:
+        """The status file of the running process; {} until this process has written one."""
         import json
 
         try:
-            return json.loads((self.root / "spool.db.status.json").read_text())
+            doc = json.loads((self.root / "spool.db.status.json").read_text())
         except (OSError, ValueError):
             return {}
+        return doc if self.proc is not None and doc.get("pid") == self.proc.pid else {}
 
     def log_tail(self, lines: int = 20) -> str:
         path = self.root / f"agent-{self.starts}.log"
@@ -206,23 +208,33 @@ def observed_messages(events: list[dict[str, Any]], host: str) -> dict[str, dict
     return seen
 
 
-def missing_messages(scenario, events, host: str, chats: set[str]) -> list[str]:
-    """Truth messages `host` holds in `chats` that no event shows with their final body."""
+def missing_messages(
+    scenario, events, host: str, chats: set[str], bodies: bool = True
+) -> list[str]:
+    """Truth messages `host` holds in `chats` that no event shows (with their final body).
+
+    Messages are matched by chat, author and the host's TIMESTAMP; where one author posted
+    several times in one second, as many distinct local ids must have been seen.
+    """
+    from collections import Counter, defaultdict
+
     from chatchannels.emulator.truth import ground_truth
 
     clock = scenario.host(host).clock
-    have = [
-        (p.get("CHATNAME"), p.get("FROM_HANDLE", "").lower(), p.get("TIMESTAMP"), p.get("BODY"))
-        for p in observed_messages(events, host).values()
-    ]
+    seen: dict[tuple, list[str | None]] = defaultdict(list)
+    for props in observed_messages(events, host).values():
+        key = (props.get("CHATNAME"), props.get("FROM_HANDLE", "").lower(), props.get("TIMESTAMP"))
+        seen[key].append(props.get("BODY"))
+    expected: Counter = Counter()
     missing = []
     for m in ground_truth(scenario):
         if host not in m.hosts or m.chat not in chats:
             continue
         key = (m.chat, m.author.lower(), str(clock(m.posted_at)))
-        bodies = {b for c, a, t, b in have if (c, a, t) == key}
-        if m.type in ("", "SAID", "EMOTED", "SETTOPIC") and m.final_body not in bodies:
-            missing.append(f"{m.msg} {key} final body {m.final_body!r}; saw {sorted(bodies)}")
-        elif not bodies:
-            missing.append(f"{m.msg} {key} ({m.type})")
+        expected[key] += 1
+        if bodies and m.type in ("", "SAID", "EMOTED") and m.final_body not in seen[key]:
+            missing.append(f"{m.msg} {key} final body {m.final_body!r}; saw {seen[key]}")
+    for key, count in expected.items():
+        if len(seen[key]) < count:
+            missing.append(f"{key}: {count} expected, {len(seen[key])} seen")
     return missing
