@@ -20,11 +20,14 @@ clock advancing alike from one to the next, which events drained from a spool ne
 (captured apart, appended together). Slow drift back is followed only at a step.
 
 Epochs and refresh. The skew is assumed constant between steps: `steps` numbers the epochs.
-A message is corrected with the estimate current when its host first read it, and again
-whenever its epoch's estimate rises by `REFRESH_S` or more (`is_stale`): a host whose first
-evidence was spooled (it started off the network) gets its messages re-corrected as soon as
-one live event arrives. Messages of an earlier epoch keep their correction: a step applies
-from where it was seen.
+The correction in force, `skew_s`, follows the envelope only when it rises by `REFRESH_S`
+or more (a second: Skype's TIMESTAMP resolution), or at a step. Every message of an epoch is
+corrected with that epoch's `skew_s`: when it changes, the epoch's messages folded so far
+are re-corrected (`is_stale`, observations.refresh_clock). So a host whose first evidence
+was spooled (it started off the network) gets its messages right with its first live
+event, and the correction of a message is a function of its host's events alone, however
+the events are batched, as long as the refresh runs before the batch is committed.
+Messages of an earlier epoch keep their correction: a step applies from where it was seen.
 
 Order independence. The estimate after a host's n-th event is a function of that host's first
 n events only, and one host's events always arrive in that host's order (Kafka key = host
@@ -65,10 +68,11 @@ class ClockSample:
 class HostClock:
     """A host's clock estimate after its events up to `last_seq`; persist it, reload it.
 
-    `skew_s` is the host clock minus true time (positive: the host is fast), 0 until any
-    evidence exists; `best` is the sample it comes from, one of `samples` since the last
-    step. `run_*` describe the current run of low samples (candidates for a step back): its
-    first sample, its best, its length. State stays a handful of samples however many events.
+    `skew_s` is the correction in force: host clock minus true time (positive: the host is
+    fast), 0 until any evidence exists, within `REFRESH_S` below `best.bound`, the envelope
+    of the `samples` since the last step. `run_*` describe the current run of low samples
+    (candidates for a step back): its first sample, its best, its length. State stays a
+    handful of samples however many events.
     """
 
     host: str
@@ -98,7 +102,7 @@ class HostClock:
         """Whether a correction made with (skew_s, epoch) should be redone with this estimate."""
         if epoch is None:
             return self.has_evidence
-        return epoch == self.steps and self.skew_s - skew_s >= REFRESH_S
+        return epoch == self.steps and skew_s != self.skew_s
 
 
 def observe_clock(
@@ -121,7 +125,9 @@ def observe_clock(
         return replace(
             clock,
             last_seq=seq,
-            skew_s=_round(sample.bound),
+            skew_s=_round(sample.bound)
+            if sample.bound >= clock.skew_s + REFRESH_S
+            else clock.skew_s,
             best=sample,
             last=sample,
             run_first=None,

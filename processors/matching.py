@@ -9,9 +9,11 @@ host message per host, each one canonical message. `cluster_messages` is a pure 
 the *set* of host messages: it sorts everything it reads by host id, time and local id and
 never looks at arrival order.
 
-Time. A host message's corrected time is its Skype TIMESTAMP minus its host's clock skew as
-estimated when that host first read the TIMESTAMP (clocks.py). That estimate depends only on
-the host's own prefix of events, so the corrected time is a function of the host's events.
+Time. A host message's corrected time is its Skype TIMESTAMP minus its host's clock skew
+(clocks.py: upper envelope of agent clock minus broker append time, in epochs split at
+clock steps), as estimated when that host first read the TIMESTAMP and redone when that
+epoch's estimate later rises by a second or more. Both depend only on the host's own prefix
+of events, so the corrected time is a function of the host's events.
 
 Phase 1, originals. A body read with EDITED_TIMESTAMP 0 is known to be the original; such a
 host message gets a strong key, the digest of (type, normalised original body, USERS).
@@ -37,15 +39,18 @@ hosts' orphans can join.
 Why order-independent. Host messages fold in host order, which Kafka keeps; the corrected
 times depend on host prefixes only; clustering and ids (canonical.py) are functions of the
 set of host messages with every tie broken by host id, time and local id. So the state after
-all events is the same for every interleaving, and incrementally recomputing one group from
-its stored host messages whenever one of them changes reaches that same state.
+all events is the same for every interleaving, and incrementally recomputing a group from
+its stored host messages whenever one of them changes reaches that same state. Only the
+aliases (ids that existed for a while) depend on the interleaving.
 
 Limits. Progressive alignment is deterministic but not symmetric in hosts: the host-id order
 decides close calls among three or more hosts. Phase 2 can pair a copy read only after an
 edit with a different message of the same author within the tolerance if the true original
 was seen by no other host. Canonical ids can change when a group's clustering changes (see
-canonical.py); the store must keep old ids as aliases. Cost is quadratic in the number of
-equal texts of one author in one chat (alignment table), and each change recomputes its group.
+canonical.py); the store must keep old ids as aliases. A host whose only clock evidence so
+far is spooled is corrected too late by the spool delay until its first live event.
+Cost: each change recomputes its whole group (all messages of one author in one chat), and
+the alignment table is quadratic in the number of equal texts in it.
 """
 
 from __future__ import annotations

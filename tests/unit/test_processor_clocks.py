@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatchannels.processors.clocks import HostClock, observe_clock
+from chatchannels.processors.clocks import REFRESH_S, HostClock, observe_clock
 
 T = 1_700_000_000.0
 
@@ -54,6 +54,17 @@ def test_old_evidence_outlives_an_offline_night_and_a_spooled_backfill() -> None
     assert (clock.skew_s, clock.steps) == (SKEW - 0.1, 0)
 
 
+def test_correction_moves_only_by_a_second_or_more() -> None:
+    clock = feed(HostClock("h"), [(T, 0.9), (T + 1, 0.5)])
+    assert (clock.skew_s, clock.best.bound) == (SKEW - 0.9, SKEW - 0.5)
+    assert clock.is_stale(SKEW - 0.9, 0) is False
+    clock = feed(clock, [(T + 2, 2.5), (T + 3, 5.0), (T + 4, 1.0)])
+    assert clock.skew_s == SKEW - 0.9
+    clock = observe_clock(clock, 6, T + 5 + SKEW + 1.0, T + 5.0)
+    assert clock.skew_s == SKEW + 1.0
+    assert clock.is_stale(SKEW - 0.9, 0) and not clock.is_stale(SKEW - 0.9, 1)
+
+
 def test_steady_lag_below_the_step_size_keeps_the_envelope() -> None:
     clock = feed(HostClock("h"), [(T, 0.1)] + [(T + k * 60, 20.0) for k in range(1, 20)])
     assert clock.skew_s == SKEW - 0.1
@@ -63,7 +74,7 @@ def test_steady_lag_below_the_step_size_keeps_the_envelope() -> None:
 def test_estimate_is_bounded_by_true_skew_and_latest_sample(samples) -> None:
     samples.sort()
     clock = feed(HostClock("h"), samples)
-    assert SKEW - samples[-1][1] - 1e-6 <= clock.skew_s <= SKEW + 1e-6
+    assert SKEW - samples[-1][1] - REFRESH_S - 1e-6 <= clock.skew_s <= SKEW + 1e-6
 
 
 def test_clock_step_back_is_taken_once_live_samples_confirm_it() -> None:

@@ -317,3 +317,20 @@ def test_align_is_order_preserving_and_within_tolerance(xs, ys, tol) -> None:
     assert all(abs(xs[i] - ys[j]) <= tol for i, j in pairs)
     assert [i for i, _ in pairs] == sorted({i for i, _ in pairs})
     assert [j for _, j in pairs] == sorted({j for _, j in pairs})
+
+
+def test_host_that_started_off_the_network_is_recorrected_by_its_first_live_event() -> None:
+    # b's agent backfills while Kafka is out of reach for two hours: its only clock evidence
+    # is two hours loose, so its copies first look two hours late and match nothing.
+    a, b = Host("a"), Host("b", skew=-200, outage=(T0, T0 + 7200))
+    a.read("1", posted=T0, body="hi")
+    b.read("8", posted=T0, body="hi", at=T0 + 60, reason="backfill")
+    spooled = run(a.records + b.records)
+    assert copies(spooled) == [{("a", "1")}, {("b", "8")}]
+    b.event("#c/$d;1", ["CHAT #c/$d;1 TOPIC x"], at=T0 + 7300, obj="CHAT")
+    engine = run(a.records + b.records)
+    assert copies(engine) == [{("a", "1"), ("b", "8")}]
+    assert abs(only(engine).utc - T0) < 1.5
+    # The id b's copy had on its own now redirects to the one message.
+    transient = {m.id for m in spooled.canonical_messages()} - {only(engine).id}
+    assert engine.aliases == {transient.pop(): only(engine).id}
