@@ -95,7 +95,10 @@ class Engine:
                     touched.add(group_key(message))
         message = None
         if isinstance(observation, ObjectObservation):
-            self.objects[(host, observation.obj, observation.obj_id)] = observation
+            key = (host, observation.obj, observation.obj_id)
+            stored = self.objects.get(key)
+            if stored is None or observation.seq > stored.seq:
+                self.objects[key] = observation
         else:
             message = self._fold(observation, clock)
             if message is not None and message.is_complete:

@@ -160,11 +160,11 @@ def test_interleavings_agree_even_when_hosts_miss_messages(rng, data) -> None:
 
 def test_many_hosts_generated_scenario() -> None:
     rng = random.Random(20260601)
-    truth = make_truth(rng, 50)
+    truth = make_truth(rng, 36)
     hosts, copies = make_hosts(rng, truth, 8, miss=0.0)
     reference = process([r for h in hosts for r in h.records])
     assert_matches_truth(reference, copies)
-    assert sum(len(m.edits) > 0 for m in truth) > 8
+    assert sum(len(m.edits) > 0 for m in truth) > 5
     for trial in range(2):
         labels = [i for i, h in enumerate(hosts) for _ in h.records]
         random.Random(trial).shuffle(labels)
