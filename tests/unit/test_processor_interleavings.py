@@ -146,6 +146,13 @@ def test_any_interleaving_gives_the_same_ids_and_contents(scenario) -> None:
     assert_matches_truth(one_by_one, copies)
 
 
+def assert_one_copy_per_host(engine: Engine) -> None:
+    seen = [(o.host, o.local_id) for m in engine.canonical_messages() for o in m.observations]
+    assert len(seen) == len(set(seen)) == len(engine.host_messages)
+    for m in engine.canonical_messages():
+        assert len({o.host for o in m.observations}) == len(m.observations)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.randoms(use_true_random=False), st.data())
 def test_interleavings_agree_even_when_hosts_miss_messages(rng, data) -> None:
@@ -153,9 +160,23 @@ def test_interleavings_agree_even_when_hosts_miss_messages(rng, data) -> None:
     hosts, _copies = make_hosts(rng, truth, 3, miss=0.3)
     labels = [i for i, h in enumerate(hosts) for _ in h.records]
     order = data.draw(st.permutations(labels))
-    assert state(process(interleave(hosts, order))) == state(
-        process([r for h in reversed(hosts) for r in h.records])
-    )
+    shuffled = process(interleave(hosts, order))
+    assert state(shuffled) == state(process([r for h in reversed(hosts) for r in h.records]))
+    assert_one_copy_per_host(shuffled)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.randoms(use_true_random=False), st.data())
+def test_redelivered_records_change_nothing(rng, data) -> None:
+    truth = make_truth(rng, 10)
+    hosts, _copies = make_hosts(rng, truth, 2, miss=0.1)
+    once = process([r for h in hosts for r in h.records])
+    # A consumer that crashed re-reads a stretch of one host's partition.
+    records = hosts[0].records
+    end = data.draw(st.integers(1, len(records)))
+    start = data.draw(st.integers(0, end - 1))
+    again = records[:end] + records[start:end] + records[end:]
+    assert state(process(again + hosts[1].records)) == state(once)
 
 
 def test_many_hosts_generated_scenario() -> None:
