@@ -95,9 +95,6 @@ class HostClock:
         """The epoch a correction made now belongs to; None while there is no evidence."""
         return self.steps if self.has_evidence else None
 
-    def to_utc(self, host_seconds: float) -> float:
-        return host_seconds - self.skew_s
-
     def is_stale(self, skew_s: float, epoch: int | None) -> bool:
         """Whether a correction made with (skew_s, epoch) should be redone with this estimate."""
         if epoch is None:

@@ -73,12 +73,7 @@ class Cluster:
     author_key: str
     members: tuple[HostMessage, ...]
     key: str
-    has_original: bool
     utc_us: int
-
-    @property
-    def hosts(self) -> frozenset[str]:
-        return frozenset(m.host for m in self.members)
 
 
 def group_key(message: HostMessage) -> tuple[str, str]:
@@ -122,9 +117,8 @@ def cluster_messages(
 class _Draft:
     """A cluster being built; mutable only inside this module."""
 
-    def __init__(self, key: str, has_original: bool) -> None:
+    def __init__(self, key: str) -> None:
         self.key = key
-        self.has_original = has_original
         self.members: list[HostMessage] = []
         self.utc_us = 0
 
@@ -178,7 +172,7 @@ def _cluster_group(
                 lambda i, j, _t: 1,
                 tol_us,
             )
-            keyed.extend(_attach(keyed, own, pairs, lambda _m, k=key: _Draft(k, True)))
+            keyed.extend(_attach(keyed, own, pairs, lambda _m, k=key: _Draft(k)))
         drafts.extend(keyed)
 
     for host, own in _by_host(orphans):
@@ -191,7 +185,7 @@ def _cluster_group(
             return _edit_evidence(own[j], evidence[i], times[i], tol_us)
 
         pairs = align(times, [corrected_us(m) for m in own], weight, tol_us)
-        drafts.extend(_attach(candidates, own, pairs, lambda m: _Draft(current_key(m), False)))
+        drafts.extend(_attach(candidates, own, pairs, lambda m: _Draft(current_key(m))))
 
     return [
         Cluster(
@@ -199,7 +193,6 @@ def _cluster_group(
             author_key=author_key,
             members=tuple(sorted(d.members, key=lambda m: m.key)),
             key=d.key,
-            has_original=d.has_original,
             utc_us=d.utc_us,
         )
         for d in drafts
