@@ -23,6 +23,7 @@ from chatchannels.processors.observations import (
     ObjectObservation,
     Observation,
     fold_observation,
+    refresh_host_messages,
 )
 
 GroupKey = tuple[str, str]
@@ -103,14 +104,48 @@ def needed_keys(decoded: Iterable[Decoded]) -> tuple[set[str], set[MessageKey], 
     return hosts, messages, objects
 
 
+def refreshing_hosts(decoded: Iterable[Decoded], clocks: Mapping[str, HostClock]) -> set[str]:
+    """Hosts whose correction (skew, epoch) changes somewhere in the batch: the store must
+    load their possibly stale host messages (`correction_epochs`) before folding."""
+    current = dict(clocks)
+    changed: set[str] = set()
+    for d in decoded:
+        obs = d.result
+        if isinstance(obs, DecodeError):
+            continue
+        before = current.get(obs.host) or HostClock(obs.host)
+        clock = observe_clock(before, obs.seq, obs.captured_utc, d.record.broker_utc)
+        current[obs.host] = clock
+        if (clock.skew_s, clock.epoch) != (before.skew_s, before.epoch):
+            changed.add(obs.host)
+    return changed
+
+
+def correction_epochs(message: HostMessage) -> tuple[int, int]:
+    """(lowest, highest) clock epoch of the corrections in a host message, None as -1: a
+    correction can only go stale in its host's current epoch or while it has none."""
+    epochs = [s.epoch for s in message.sightings]
+    if message.skew_s is not None:
+        epochs.append(message.epoch)
+    values = [-1 if e is None else e for e in epochs] or [0]
+    return min(values), max(values)
+
+
 def fold_records(
     decoded: Iterable[Decoded],
     clocks: Mapping[str, HostClock],
     host_messages: Mapping[MessageKey, HostMessage],
     objects: Mapping[ObjectKey, ObjectObservation],
 ) -> Folded:
-    """Apply decoded records in order to the stored state (not modified); return the changes."""
+    """Apply decoded records in order to the stored state (not modified); return the changes.
+
+    `host_messages` must hold the messages the records name and, for every host in
+    `refreshing_hosts`, those of its messages whose correction may go stale.
+    """
     out = Folded()
+    by_host: dict[str, set[MessageKey]] = {}
+    for key in host_messages:
+        by_host.setdefault(key[0], set()).add(key)
     for d in decoded:
         obs = d.result
         if isinstance(obs, DecodeError):
@@ -118,12 +153,18 @@ def fold_records(
             continue
         host = obs.host
         before_clock = out.clocks.get(host) or clocks.get(host)
-        clock = before_clock or HostClock(host)
-        clock = observe_clock(clock, obs.seq, obs.captured_utc, d.record.broker_utc)
+        fresh = before_clock or HostClock(host)
+        clock = observe_clock(fresh, obs.seq, obs.captured_utc, d.record.broker_utc)
         if clock != before_clock:
             out.clocks[host] = clock
             if clock.has_evidence and (before_clock is None or clock.skew_s != before_clock.skew_s):
                 out.estimates.append(ClockEstimate(host, clock.last_seq, clock.skew_s, clock.steps))
+        if (clock.skew_s, clock.epoch) != (fresh.skew_s, fresh.epoch):
+            known = (out.host_messages.get(k) or host_messages[k] for k in by_host.get(host, ()))
+            for message in refresh_host_messages(known, clock):
+                out.host_messages[message.key] = message
+                if message.is_complete:
+                    out.groups.add(group_key(message))
         if isinstance(obs, ObjectObservation):
             key3 = (host, obs.obj, obs.obj_id)
             stored = out.objects.get(key3) or objects.get(key3)
@@ -137,6 +178,7 @@ def fold_records(
             continue
         if before is None:
             out.first_seen[key] = d.record
+            by_host.setdefault(host, set()).add(key)
         out.host_messages[key] = message
         if message.is_complete:
             out.groups.add(group_key(message))

@@ -16,13 +16,14 @@ from functools import cache
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_UNIONS = (types.UnionType, typing.Union)
 _Decoder = Callable[[Any], Any]
 
 
 def to_plain(value: Any) -> Any:
     """Dataclasses become dicts, tuples lists; everything else is already JSON."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return _encoder(type(value))(value)
     if isinstance(value, tuple | list):
         return [to_plain(v) for v in value]
     return value
@@ -30,6 +31,27 @@ def to_plain(value: Any) -> Any:
 
 def dump_value(value: Any) -> str:
     return json.dumps(to_plain(value), ensure_ascii=False, separators=(",", ":"))
+
+
+@cache
+def _encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
+    # Fields typed as plain scalars (or optional ones) skip the recursive walk: snapshots are
+    # written for every changed host message, so this is on the processor's hot path.
+    hints = typing.get_type_hints(cls)
+    scalar = {str, int, float, bool, type(None)}
+    plain, nested = [], []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = set(typing.get_args(hint)) if typing.get_origin(hint) in _UNIONS else {hint}
+        (plain if args <= scalar else nested).append(f.name)
+
+    def encode(value: Any) -> dict[str, Any]:
+        out = {name: getattr(value, name) for name in plain}
+        for name in nested:
+            out[name] = to_plain(getattr(value, name))
+        return out
+
+    return encode
 
 
 def load_value(cls: type[T], data: str | bytes | dict[str, Any]) -> T:
@@ -43,7 +65,7 @@ def _decoder(hint: Any) -> _Decoder:
         return _dataclass_decoder(hint)
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
+    if origin in _UNIONS:
         arms = [a for a in args if a is not type(None)]
         if len(arms) != 1:
             raise TypeError(f"cannot decode union {hint}")

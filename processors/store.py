@@ -22,8 +22,9 @@ OperationalError, the only transient kind here).
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,9 +37,11 @@ from chatchannels.processors.batch import (
     Folded,
     GroupKey,
     RawRecord,
+    correction_epochs,
     decode_record,
     fold_records,
     needed_keys,
+    refreshing_hosts,
 )
 from chatchannels.processors.canonical import CanonicalMessage, GroupChange
 from chatchannels.processors.clocks import HostClock
@@ -110,6 +113,37 @@ class _Recomputed:
     removed: tuple[CanonicalMessage, ...]
 
 
+@dataclass(frozen=True)
+class _GroupState:
+    version: uuid.UUID | None
+    members: dict[tuple[str, str], HostMessage]
+    messages: dict[str, CanonicalMessage]
+
+
+class _GroupCache:
+    """Recently recomputed groups, bounded by their number of host messages (LRU)."""
+
+    def __init__(self, max_members: int) -> None:
+        self.max_members = max_members
+        self.size = 0
+        self.groups: OrderedDict[GroupKey, _GroupState] = OrderedDict()
+
+    def get(self, group: GroupKey) -> _GroupState | None:
+        state = self.groups.get(group)
+        if state is not None:
+            self.groups.move_to_end(group)
+        return state
+
+    def put(self, group: GroupKey, state: _GroupState) -> None:
+        old = self.groups.pop(group, None)
+        self.size -= len(old.members) if old else 0
+        self.groups[group] = state
+        self.size += len(state.members)
+        while self.size > self.max_members and len(self.groups) > 1:
+            _, evicted = self.groups.popitem(last=False)
+            self.size -= len(evicted.members)
+
+
 def group_lock_key(group: GroupKey) -> int:
     """A signed 64-bit advisory lock key for a group, the same in every process."""
     digest = hashlib.blake2b("\x1f".join(group).encode(), digest_size=8).digest()
@@ -125,10 +159,12 @@ class Store:
         *,
         consumer: str,
         tolerance_s: float = DEFAULT_TOLERANCE_S,
+        cache_members: int = 300_000,
     ) -> None:
         self.conn = conn
         self.consumer = consumer
         self.tolerance_s = tolerance_s
+        self._cache = _GroupCache(cache_members)
 
     @classmethod
     def connect(cls, dsn: str, schema: str = "public", **kwargs: Any) -> Store:
@@ -196,17 +232,17 @@ class Store:
 
     def _apply_decoded(self, decoded: Sequence[Decoded]) -> tuple[Folded, int]:
         hosts, message_keys, object_keys = needed_keys(decoded)
-        folded = fold_records(
-            decoded,
-            self._load_clocks(hosts),
-            self._load_host_messages(message_keys),
-            self._load_objects(object_keys),
-        )
+        clocks = self._load_clocks(hosts)
+        host_messages = self._load_host_messages(message_keys)
+        refreshing = refreshing_hosts(decoded, clocks)
+        if refreshing:
+            host_messages.update(self._load_refreshable(refreshing, clocks))
+        folded = fold_records(decoded, clocks, host_messages, self._load_objects(object_keys))
         self._write_dead_letters(folded)
         self._write_clocks(folded)
         self._write_host_messages(folded)
         self._write_objects(folded)
-        recomputed = self._recompute_groups(folded.groups)
+        recomputed = self._recompute_groups(folded)
         chats = {r.group[0] for r in recomputed if r.change.upserted or r.change.removed}
         chats |= {key[2] for key in folded.objects if key[1] == "CHAT"}
         return folded, self._publish(recomputed, chats)
@@ -316,6 +352,20 @@ class Store:
         )
         return {(h, i): load_value(HostMessage, s) for h, i, s in rows}
 
+    def _load_refreshable(
+        self, hosts: set[str], clocks: Mapping[str, HostClock]
+    ) -> dict[tuple[str, str], HostMessage]:
+        """The hosts' messages with a correction in the host's current epoch or none."""
+        ordered = sorted(hosts)
+        steps = [clocks[h].steps if h in clocks else 0 for h in ordered]
+        rows = self.conn.execute(
+            "SELECT m.host, m.local_id, m.state FROM proc_host_messages m"
+            " JOIN unnest(%s::text[], %s::int[]) AS c(host, steps) USING (host)"
+            " WHERE m.epoch_min = -1 OR m.epoch_max >= c.steps",
+            (ordered, steps),
+        )
+        return {(h, i): load_value(HostMessage, s) for h, i, s in rows}
+
     def _load_objects(self, keys: set[tuple[str, str, str]]) -> dict[tuple, ObjectObservation]:
         if not keys:
             return {}
@@ -385,15 +435,26 @@ class Store:
                     *group,
                     first.partition if first else -1,
                     first.offset if first else -1,
+                    *correction_epochs(m),
                     dump_value(m),
                 )
             )
         self._upsert(
             "proc_host_messages",
-            ("host", "local_id", "chat", "author_key", "first_partition", "first_offset", "state"),
+            (
+                "host",
+                "local_id",
+                "chat",
+                "author_key",
+                "first_partition",
+                "first_offset",
+                "epoch_min",
+                "epoch_max",
+                "state",
+            ),
             rows,
             conflict=("host", "local_id"),
-            update=("chat", "author_key", "state"),
+            update=("chat", "author_key", "epoch_min", "epoch_max", "state"),
         )
 
     def _write_objects(self, folded: Folded) -> None:
@@ -407,42 +468,82 @@ class Store:
 
     # -- groups -----------------------------------------------------------------------------
 
-    def _recompute_groups(self, groups: Iterable[GroupKey]) -> list[_Recomputed]:
-        keyed = sorted((group_lock_key(g), g) for g in set(groups))
+    def _recompute_groups(self, folded: Folded) -> list[_Recomputed]:
+        keyed = sorted((group_lock_key(g), g) for g in folded.groups)
         if not keyed:
             return []
         self.conn.execute(
             "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
             ([k for k, _ in keyed],),
         )
-        chats = [g[0] for _, g in keyed]
-        authors = [g[1] for _, g in keyed]
-        members: dict[GroupKey, list[HostMessage]] = {g: [] for _, g in keyed}
-        for chat, author_key, state in self.conn.execute(
-            "SELECT m.chat, m.author_key, m.state FROM proc_host_messages m"
-            " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
-            " USING (chat, author_key)",
-            (chats, authors),
-        ):
-            members[(chat, author_key)].append(load_value(HostMessage, state))
-        stored: dict[GroupKey, list[CanonicalMessage]] = {g: [] for _, g in keyed}
-        for chat, author_key, state in self.conn.execute(
-            "SELECT m.chat, m.author_key, m.state FROM proc_group_messages m"
-            " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
-            " USING (chat, author_key)",
-            (chats, authors),
-        ):
-            stored[(chat, author_key)].append(load_value(CanonicalMessage, state))
+        groups = [g for _, g in keyed]
+        states = self._group_states(groups, folded)
+        versions = [(g[0], g[1], uuid.uuid4()) for g in groups]
+        self._upsert(
+            "proc_groups",
+            ("chat", "author_key", "version"),
+            versions,
+            ("chat", "author_key"),
+            ("version",),
+        )
         result = []
-        for _, group in keyed:
-            _messages, change = recompute_group(
-                members[group], sorted(stored[group], key=lambda m: m.id), self.tolerance_s
+        for (*_, version), group in zip(versions, groups, strict=True):
+            state = states[group]
+            messages, change = recompute_group(
+                state.members.values(), list(state.messages.values()), self.tolerance_s
             )
             gone = set(change.removed)
-            result.append(
-                _Recomputed(group, change, tuple(m for m in stored[group] if m.id in gone))
-            )
+            removed = tuple(m for i, m in state.messages.items() if i in gone)
+            result.append(_Recomputed(group, change, removed))
+            # Valid only if this transaction commits: otherwise the stored version differs
+            # and the next batch reloads the group.
+            self._cache.put(group, _GroupState(version, state.members, {m.id: m for m in messages}))
         return result
+
+    def _group_states(self, groups: list[GroupKey], folded: Folded) -> dict[GroupKey, _GroupState]:
+        """Each group's host messages (with this batch's changes) and stored messages: from
+        the cache when the stored version is the one cached (no other transaction has
+        written the group since), else from the tables."""
+        stored_versions = {
+            (c, a): v
+            for c, a, v in self.conn.execute(
+                "SELECT p.chat, p.author_key, p.version FROM proc_groups p"
+                " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
+                " USING (chat, author_key)",
+                ([g[0] for g in groups], [g[1] for g in groups]),
+            )
+        }
+        states: dict[GroupKey, _GroupState] = {}
+        for group in groups:
+            cached = self._cache.get(group)
+            if cached is not None and cached.version == stored_versions.get(group):
+                states[group] = _GroupState(cached.version, dict(cached.members), cached.messages)
+        missing = [g for g in groups if g not in states]
+        for group in missing:
+            states[group] = _GroupState(None, {}, {})
+        if missing:
+            chats, authors = [g[0] for g in missing], [g[1] for g in missing]
+            for chat, author_key, host, local_id, state in self.conn.execute(
+                "SELECT m.chat, m.author_key, m.host, m.local_id, m.state"
+                " FROM proc_host_messages m JOIN unnest(%s::text[], %s::text[])"
+                " AS g(chat, author_key) USING (chat, author_key)",
+                (chats, authors),
+            ):
+                message = load_value(HostMessage, state)
+                states[(chat, author_key)].members[(host, local_id)] = message
+            for chat, author_key, state in self.conn.execute(
+                "SELECT m.chat, m.author_key, m.state FROM proc_group_messages m"
+                " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
+                " USING (chat, author_key)",
+                (chats, authors),
+            ):
+                message = load_value(CanonicalMessage, state)
+                states[(chat, author_key)].messages[message.id] = message
+        for key, message in folded.host_messages.items():
+            if message.is_complete:
+                group = (message.chat, normalise_handle(message.author))
+                states[group].members[key] = message
+        return states
 
     # -- the change stream ------------------------------------------------------------------
 

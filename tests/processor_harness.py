@@ -45,6 +45,7 @@ STABLE_TABLES = {
     "proc_host_clocks": "host, last_seq, skew_s, state",
     "proc_group_messages": "id, chat, author_key, state",
     "proc_objects": "host, obj, obj_id, seq, state",
+    "proc_groups": "chat, author_key",
     "offsets": "consumer, topic, partition, next_offset",
 }
 

@@ -10,6 +10,7 @@ from chatchannels.processors.rows import message_row
 from tests.processor_harness import (
     dump_tables,
     engine_over,
+    generate_events,
     host_events,
     now_base,
     process_once,
@@ -133,3 +134,21 @@ def test_batches_of_one_record_end_where_one_batch_ends(settings) -> None:
     migrate(settings.postgres_dsn, "small")
     process_once(settings, settings.topic, batch_records=1, schema="small")
     assert dump_tables(settings.postgres_dsn, schema="small") == dump_tables(settings.postgres_dsn)
+
+
+def test_many_batches_of_a_generated_day_agree_with_the_engine(settings) -> None:
+    """Edits, deletions, bot repeats and a host backfilling, over a clock whose estimate
+    moves during the run (events are appended up to seconds after capture)."""
+    produce(settings, settings.topic, generate_events(1200, base=now_base(3), seed=3))
+    summary = process_once(settings, settings.topic, batch_records=60)
+    assert summary.batches >= 20
+    engine = engine_over(read_records(settings, settings.topic), settings.match_tolerance_s)
+    messages = stored_messages(settings.postgres_dsn)
+    assert len(messages) > 300 and messages == engine.canonical_messages()
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        (aliases,) = conn.execute("SELECT count(*) FROM message_aliases").fetchone()
+        (dangling,) = conn.execute(
+            "SELECT count(*) FROM message_aliases a LEFT JOIN messages m ON m.id = a.new_id"
+            " WHERE m.id IS NULL"
+        ).fetchone()
+    assert dangling == 0, f"{dangling} of {aliases} aliases point at no message"
