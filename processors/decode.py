@@ -1,10 +1,13 @@
 """Raw event -> observation, or a DecodeError saying what was wrong and where.
 
 Never raises on bad input: the consumer puts a DecodeError in dead_letters with the raw
-record. Lines the agent already flagged in `payload.anomalies` are skipped (the agent kept
-them for inspection), as are ERROR replies (an object that vanished between notification
-and read); any other line that is not a reply about the event's own object is an error,
-because silently dropping it could lose a body.
+record. SESSION events (the agent's connection state) carry general parameters
+(`CURRENTUSERHANDLE alice`); every other object carries its own property replies.
+
+Lines the agent already flagged in `payload.anomalies` are skipped (the agent kept them for
+inspection), as are ERROR replies (an object that vanished between notification and read);
+any other line that is not a reply about the event's own object is an error, because
+silently dropping it could lose a body.
 
 The trigger (the notification that caused the read) is read first and the GET replies after
 it, so a value read later wins: a `status` event may carry its news only in the trigger.
@@ -20,6 +23,7 @@ from chatchannels.ingest.desktop_api.protocol import (
     ApiParseError,
     ErrorReply,
     ObjectProperty,
+    Parameter,
     parse_handle_list,
     parse_int,
     parse_reply,
@@ -105,6 +109,10 @@ def _decode_skype_api(event: Mapping[str, Any]) -> Observation:
         except ApiParseError as exc:
             raise _Refused("line", where, f"{exc.reason}: {text[:200]!r}") from None
         if isinstance(reply, ErrorReply):
+            continue
+        if obj == "SESSION" and isinstance(reply, Parameter):
+            # The agent's connection state: general parameters, not object properties.
+            props[reply.name] = (where, reply.value)
             continue
         if not isinstance(reply, ObjectProperty):
             raise _Refused("line", where, f"not an object property reply: {text[:200]!r}")

@@ -7,8 +7,10 @@ import copy
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatchannels.ingest.agent.reads import Exchange, ObjectRead, build_event
 from chatchannels.processors.decode import DecodeError, decode_event
 from chatchannels.processors.observations import MessageObservation, ObjectObservation
+from chatchannels.rawevents import EventClock
 from tests.unit.test_processor_support import CHAT, T0, Host
 
 
@@ -55,6 +57,19 @@ def test_chat_event_is_an_object_observation() -> None:
     obs = decode_event(event)
     assert isinstance(obs, ObjectObservation)
     assert obs.properties == (("MEMBERS", "alice bob"), ("TOPIC", "release party"))
+
+
+def test_session_event_keeps_the_agents_parameters() -> None:
+    lines = ["CURRENTUSERHANDLE alice", "PROTOCOL 8", "ERROR 7 GET: invalid WHAT"]
+    event, _ = Host("h").event("attach", lines, at=T0, obj="SESSION", reason="reattach")
+    event["payload"]["trigger"] = "CONNSTATUS ONLINE"
+    obs = decode_event(event)
+    assert isinstance(obs, ObjectObservation)
+    assert obs.properties == (
+        ("CONNSTATUS", "ONLINE"),
+        ("CURRENTUSERHANDLE", "alice"),
+        ("PROTOCOL", "8"),
+    )
 
 
 def test_poll_trigger_about_the_chat_is_not_an_error() -> None:
@@ -132,3 +147,48 @@ def test_any_lines_decode_or_give_an_error(lines, trigger, obj_id) -> None:
     event["payload"].update(lines=lines, trigger=trigger, id=obj_id)
     result = decode_event(event)
     assert isinstance(result, MessageObservation | DecodeError)
+
+
+def test_events_as_the_agent_builds_them_decode() -> None:
+    pairs = [
+        ("GET CHATMESSAGE 293 CHATNAME", f"CHATMESSAGE 293 CHATNAME {CHAT}"),
+        ("GET CHATMESSAGE 293 TIMESTAMP", f"CHATMESSAGE 293 TIMESTAMP {T0}"),
+        ("GET CHATMESSAGE 293 FROM_HANDLE", "CHATMESSAGE 293 FROM_HANDLE bob"),
+        ("GET CHATMESSAGE 293 TYPE", "ERROR 16 Invalid PROP"),
+        ("GET CHATMESSAGE 293 BODY", "!!garbage"),
+        ("GET CHATMESSAGE 293 STATUS", "CHATMESSAGE 294 STATUS READ"),
+        ("GET CHATMESSAGE 293 USERS", None),
+    ]
+    exchanges = tuple(Exchange(c, r, "timed out" if r is None else "") for c, r in pairs)
+    read = ObjectRead(
+        "notification",
+        "CHATMESSAGE",
+        "293",
+        "CHATMESSAGE 293 SPARKLE x",
+        exchanges,
+        trigger_problem="unknown CHATMESSAGE property SPARKLE",
+    )
+    clock = EventClock(utc=T0 + 1.5, tz_offset_s=0)
+    event = build_event(read, host="alice-pc", session="0" * 32, seq=3, clock=clock)
+    obs = decode_event(event)
+    assert isinstance(obs, MessageObservation)
+    assert (obs.chat, obs.timestamp, obs.author, obs.body, obs.status) == (
+        CHAT,
+        T0,
+        "bob",
+        None,
+        None,
+    )
+    session = ObjectRead(
+        "reattach",
+        "SESSION",
+        "attach",
+        None,
+        tuple(
+            Exchange(c, r, "") for c, r in [("GET CURRENTUSERHANDLE", "CURRENTUSERHANDLE alice")]
+        ),
+    )
+    obs = decode_event(build_event(session, host="alice-pc", session="0" * 32, seq=4, clock=clock))
+    assert isinstance(obs, ObjectObservation) and obs.properties == (
+        ("CURRENTUSERHANDLE", "alice"),
+    )
