@@ -102,14 +102,22 @@ def emulate(
 
 
 def _write_truth(scenario, path: Path) -> None:
-    doc = {"start": scenario.start, "messages": [t.to_json() for t in iter_ground_truth(scenario)]}
-    text = json.dumps(doc, ensure_ascii=False, indent=1)
+    """Stream the truth out, one message per line, so millions of messages fit."""
     if str(path) == "-":
-        click.echo(text)
-    else:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(path)
+        _dump_truth(scenario, sys.stdout)
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        _dump_truth(scenario, out)
+    tmp.replace(path)
+
+
+def _dump_truth(scenario, out) -> None:
+    out.write(f'{{"start": {scenario.start}, "messages": [')
+    for n, message in enumerate(iter_ground_truth(scenario)):
+        out.write(",\n " if n else "\n ")
+        out.write(json.dumps(message.to_json(), ensure_ascii=False))
+    out.write("\n]}\n")
 
 
 async def _serve(scenario, buses: dict[str, str], speed: float | None) -> None:

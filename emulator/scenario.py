@@ -154,12 +154,29 @@ def _validator(definition: str) -> jsonschema.protocols.Validator:
     schema = scenario_schema()
     cls = jsonschema.validators.validator_for(schema)
     if definition:
-        schema = {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]}
+        # $ref lookups dominate validation time; definitions are not recursive, so inline them.
+        schema = _inline_refs(schema["$defs"][definition], schema["$defs"])
     return cls(schema)
 
 
+def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            target = _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return {**target, **rest} if rest else target
+        return {k: _inline_refs(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
 def _check(doc: Any, definition: str, where: str) -> None:
-    error = jsonschema.exceptions.best_match(_validator(definition).iter_errors(doc))
+    validator = _validator(definition)
+    if validator.is_valid(doc):
+        return
+    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is not None:
         path = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ScenarioError(f"{where}: field {path}: {error.message}")

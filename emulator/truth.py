@@ -10,7 +10,7 @@ syncs their history later).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 from chatchannels.emulator.scenario import Scenario, ScenarioError
 
@@ -46,17 +46,17 @@ class TruthMessage:
         return self.revisions[-1].body if self.revisions else self.body
 
     def to_json(self) -> dict:
-        doc = asdict(self)
-        doc["hosts"] = list(self.hosts)
-        doc["revisions"] = [asdict(r) for r in self.revisions]
-        doc["deleted"] = self.deleted
-        return doc
-
-
-@dataclass
-class _Building:
-    message: TruthMessage
-    revisions: list[Revision] = field(default_factory=list)
+        return {
+            "msg": self.msg,
+            "chat": self.chat,
+            "author": self.author,
+            "type": self.type,
+            "body": self.body,
+            "posted_at": self.posted_at,
+            "hosts": list(self.hosts),
+            "revisions": [{"body": r.body, "editor": r.editor, "at": r.at} for r in self.revisions],
+            "deleted": self.deleted,
+        }
 
 
 def ground_truth(scenario: Scenario) -> list[TruthMessage]:
@@ -65,38 +65,53 @@ def ground_truth(scenario: Scenario) -> list[TruthMessage]:
 
 
 def iter_ground_truth(scenario: Scenario) -> Iterator[TruthMessage]:
+    """Like `ground_truth`, streaming: two passes over the timeline, so only the edits (not
+    the messages) are held in memory, however long a generated scenario is."""
+    revisions = _revisions(scenario)
     members = {c.name: [m.lower() for m in c.members] for c in scenario.chats}
     host_of = {h.user.lower(): h.id for h in scenario.hosts}
-    building: dict[str, _Building] = {}
+    for action in scenario.actions():
+        if action.op not in _KINDS:
+            continue
+        author = action.user if action.op == "leave" else action.author
+        chat = members[action.chat]
+        if author.lower() not in chat:
+            where = f"timeline[{action.index}] ({action.op})"
+            raise ScenarioError(f"{where}: {author!r} is not a member of {action.chat}")
+        if action.op == "join":
+            if action.user.lower() in chat:
+                where = f"timeline[{action.index}] ({action.op})"
+                raise ScenarioError(f"{where}: {action.user} is already in {action.chat}")
+            chat.append(action.user.lower())
+        yield TruthMessage(
+            msg=action.message_id,
+            chat=action.chat,
+            author=author,
+            type=_KINDS[action.op] or action.type,
+            body=action.body if action.op in ("post", "topic") else "",
+            posted_at=scenario.start + action.at,
+            hosts=tuple(host_of[m] for m in chat if m in host_of),
+            revisions=tuple(revisions.pop(action.message_id, ())),
+        )
+        if action.op == "leave":
+            chat.remove(action.user.lower())
+
+
+def _revisions(scenario: Scenario) -> dict[str, list[Revision]]:
+    """First pass: every edit and delete, keyed by message id; checks that ids make sense."""
+    authors: dict[str, str] = {}
+    revisions: dict[str, list[Revision]] = {}
     for action in scenario.actions():
         where = f"timeline[{action.index}] ({action.op})"
-        at = scenario.start + action.at
+        key = action.message_id
         if action.op in _KINDS:
-            author = action.user if action.op == "leave" else action.author
-            if author.lower() not in members[action.chat]:
-                raise ScenarioError(f"{where}: {author!r} is not a member of {action.chat}")
-            if action.op == "join":
-                if action.user.lower() in members[action.chat]:
-                    raise ScenarioError(f"{where}: {action.user} is already in {action.chat}")
-                members[action.chat].append(action.user.lower())
-            key = action.message_id
-            if key in building:
+            if key in authors:
                 raise ScenarioError(f"{where}: message id {key!r} is already used")
-            hosts = tuple(host_of[m] for m in members[action.chat] if m in host_of)
-            body = action.body if action.op in ("post", "topic") else ""
-            kind = _KINDS[action.op] or action.type
-            building[key] = _Building(TruthMessage(key, action.chat, author, kind, body, at, hosts))
-            if action.op == "leave":
-                members[action.chat].remove(action.user.lower())
+            authors[key] = action.user if action.op == "leave" else action.author
         elif action.op in ("edit", "delete"):
-            entry = building.get(action.message_id)
-            if entry is None:
-                raise ScenarioError(f"{where}: unknown message id {action.message_id!r}")
+            if key not in authors:
+                raise ScenarioError(f"{where}: unknown message id {key!r}")
             body = action.body if action.op == "edit" else ""
-            editor = action.editor or entry.message.author
-            entry.revisions.append(Revision(body, editor, at))
-    for entry in building.values():
-        m = entry.message
-        yield TruthMessage(
-            m.msg, m.chat, m.author, m.type, m.body, m.posted_at, m.hosts, tuple(entry.revisions)
-        )
+            editor = action.editor or authors[key]
+            revisions.setdefault(key, []).append(Revision(body, editor, scenario.start + action.at))
+    return revisions
