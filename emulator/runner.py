@@ -44,6 +44,7 @@ class Emulator:
         self._actions = scenario.actions()
         self._pending: Action | None = None
         self.applied = 0
+        self._live_actions = 0
         self.total = scenario.count_actions()
         self._lock = asyncio.Lock()
         self._t0 = 0.0
@@ -121,13 +122,19 @@ class Emulator:
         await self.step(self.total)
         return self.applied - before
 
-    async def act(self, op: str, **fields: object) -> None:
-        """Apply an action that is not in the timeline, at the current true time."""
+    async def act(self, op: str, **fields: object) -> str:
+        """Apply an action that is not in the timeline, at the current true time.
+
+        e.g. `await emu.act("post", chat=name, author="bob", body="hi")`; returns the
+        scenario message id (`live<n>` unless `msg` was given)."""
         self.sync_clock()
+        self._live_actions += 1
+        fields.setdefault("msg", f"live{self._live_actions}")
         at = self.world.now - self.scenario.start
-        action = Action(index=-1, at=at, op=op, **fields)  # type: ignore[arg-type]
+        action = Action(index=-self._live_actions, at=at, op=op, **fields)  # type: ignore[arg-type]
         async with self._lock:
             await self._apply(action)
+        return action.message_id
 
     async def _apply(self, action: Action) -> None:
         # Timeline actions happen at their scheduled true time in both modes, so the

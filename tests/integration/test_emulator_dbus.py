@@ -299,3 +299,29 @@ def test_speed_mode_plays_the_timeline_by_itself(dbus_bus):
             assert hostile.timestamp == 1357987875 + 65 + 3
 
     run(scenario())
+
+
+def test_python_api_drives_actions_in_process(dbus_bus):
+    async def scenario():
+        world = load_scenario(bundled_scenario("small.json"))
+        async with Emulator(world, {"alice-pc": dbus_bus.address}) as emu:
+            client = await RawClient.connect(dbus_bus.address)
+            assert await client.invoke("NAME t") == "OK"
+            assert await client.invoke("PROTOCOL 8") == "PROTOCOL 8"
+            first = await emu.act("post", chat=GROUP, author="bob", body="same")
+            second = await emu.act("post", chat=GROUP, author="bob", body="same")
+            assert first != second
+            await emu.act("delete", msg=first)
+            await emu.act("fault", host="alice-pc", fault="drop_received", on=True)
+            await emu.act("post", chat=GROUP, author="cecil", body="quiet")
+            await eventually(
+                lambda: (
+                    sum(n.endswith("STATUS RECEIVED") for n in client.notes) == 2
+                    and client.notes[-1].startswith(f"CHAT {GROUP} ACTIVITY_TIMESTAMP")
+                ),
+                "two receipts, a deletion, then an activity line alone",
+            )
+            deleted = [n for n in client.notes if n.endswith(" BODY ")]
+            assert len(deleted) == 1
+
+    run(scenario())

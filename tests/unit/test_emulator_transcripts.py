@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from chatchannels.emulator.commands import invoke
+from chatchannels.emulator.commands import SLOW_CONSENT_S, invoke
 from chatchannels.emulator.scenario import Action, scenario_from_dict
 from chatchannels.emulator.world import World
 
@@ -416,3 +416,10 @@ def test_quit_forgets_attach_state_and_offline_host_gets_history_only():
     act(world, [c], at=4, op="quit", host="alice-pc")
     act(world, [c], at=5, op="restart", host="alice-pc")
     assert c.ask("GET CURRENTUSERHANDLE") == "ERROR 68"
+
+
+def test_slow_consent_holds_the_name_reply():
+    world = spec_world()
+    world.set_fault("alice-pc", "slow_consent", True)
+    outcome = invoke(world, "alice-pc", ":1.7", "#0 NAME x")
+    assert (outcome.reply, outcome.delay_s) == ("#0 OK", SLOW_CONSENT_S)
