@@ -154,25 +154,27 @@ def generate_events(
     authors: int = 8,
     step_s: float = 0.001,
     bot_share: float = 0.05,
+    hosts: Sequence[tuple[str, float, int]] = HOSTS,
 ) -> list[dict[str, Any]]:
-    """About `n_events` raw events of three hosts (skews +0, +47, -83 s) reading the same
-    messages: edits, deletions, a bot repeating "ping", and carol offline for the middle fifth
-    of the messages, which she backfills (already edited or deleted) when she is back.
+    """About `n_events` raw events of three hosts (name, skew, tz offset; by default skews +0,
+    +47, -83 s) reading the same
+    messages: edits, deletions, a bot repeating "ping", and the last host offline for the
+    middle fifth of the messages, which it backfills (already edited or deleted) when back.
 
     Built with `skype_api_event` but not validated one by one (the processor validates them),
     so that a benchmark can make 200,000 of them quickly. Each host's events are in capture
     order, as an agent emits them.
     """
     rng = random.Random(seed)
-    events: dict[str, list[dict[str, Any]]] = {h: [] for h, _, _ in HOSTS}
-    seqs = {h: 0 for h, _, _ in HOSTS}
-    ids = {h: 1000 * (i + 1) for i, (h, _, _) in enumerate(HOSTS)}
+    events: dict[str, list[dict[str, Any]]] = {h: [] for h, _, _ in hosts}
+    seqs = {h: 0 for h, _, _ in hosts}
+    ids = {h: 1000 * (i + 1) for i, (h, _, _) in enumerate(hosts)}
     n_messages = max(1, int(n_events / 3.2))
     offline = range(2 * n_messages // 5, 3 * n_messages // 5)
     backlog: list[tuple[str, float, str, str, str, float | None]] = []
 
     def emit(host: str, at: float, local_id: str, lines: list[str], reason: str) -> None:
-        _, skew, tz = next(h for h in HOSTS if h[0] == host)
+        _, skew, tz = next(h for h in hosts if h[0] == host)
         seqs[host] += 1
         trigger = lines[0] if reason == "notification" else None
         events[host].append(
@@ -190,7 +192,7 @@ def generate_events(
         )
 
     def stamp(host: str, t: float) -> int:
-        return int(t + next(h for h in HOSTS if h[0] == host)[1])
+        return int(t + next(h for h in hosts if h[0] == host)[1])
 
     def read(host, at, local_id, chat, author, posted, body, edited, reason="notification"):
         p = f"CHATMESSAGE {local_id} "
@@ -216,10 +218,10 @@ def generate_events(
         body = "ping" if bot else f"message {k} from {author} <b>&amp;</b>"
         fate = rng.random()
         edited_body = None if fate > 0.07 else ("" if fate < 0.02 else body + " (edited)")
-        for host, _, _ in HOSTS:
+        for host, _, _ in hosts:
             ids[host] += 1
             local_id = str(ids[host])
-            if host == "carol-pc" and k in offline:
+            if host == hosts[-1][0] and k in offline:
                 backlog.append((local_id, t, chat, author, body, edited_body))
                 continue
             read(host, t, local_id, chat, author, t, body, None)
@@ -236,6 +238,6 @@ def generate_events(
                 t += step_s / 10
                 current = body if edited_body is None else edited_body
                 edited = None if edited_body is None else posted + step_s / 2
-                read("carol-pc", t, local_id, chat, author, posted, current, edited, "backfill")
+                read(hosts[-1][0], t, local_id, chat, author, posted, current, edited, "backfill")
             backlog.clear()
-    return [e for h, _, _ in HOSTS for e in events[h]]
+    return [e for h, _, _ in hosts for e in events[h]]
