@@ -19,6 +19,7 @@ from chatchannels.emulator.state import (
     HIGHEST_PROTOCOL,
     PROTOCOL_7_CHAT_PROPS,
     SKYPE_VERSION,
+    ChatState,
     Connection,
     HostState,
     Line,
@@ -262,7 +263,7 @@ def _int_or(token: str, code: int, text: str) -> int:
         raise _Error(code, text) from None
 
 
-def _visible_chat(host: HostState, name: str):
+def _visible_chat(host: HostState, name: str) -> ChatState | None:
     # Cloud group chats are invisible to the Desktop API (spec 5.1).
     if _CLOUD_CHAT.fullmatch(name):
         return None
