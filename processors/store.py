@@ -22,9 +22,11 @@ OperationalError, the only transient kind here).
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -165,6 +167,7 @@ class Store:
         self.consumer = consumer
         self.tolerance_s = tolerance_s
         self._cache = _GroupCache(cache_members)
+        self.timings: Counter[str] = Counter()
 
     @classmethod
     def connect(cls, dsn: str, schema: str = "public", **kwargs: Any) -> Store:
@@ -225,27 +228,45 @@ class Store:
         (nothing written) if another instance moved a partition meanwhile."""
         with self.conn.transaction():
             self._claim_offsets(topic, {p: expected[p] for p in {r.partition for r in records}})
-            decoded = [decode_record(r) for r in records]
+            with self._timed("decode"):
+                decoded = [decode_record(r) for r in records]
             folded, changes = self._apply_decoded(decoded)
             next_offsets = self._advance_offsets(topic, records)
+            committing = time.perf_counter()
+        self.timings["commit"] += time.perf_counter() - committing
         return BatchResult(len(records), len(folded.dead), changes, next_offsets)
 
     def _apply_decoded(self, decoded: Sequence[Decoded]) -> tuple[Folded, int]:
-        hosts, message_keys, object_keys = needed_keys(decoded)
-        clocks = self._load_clocks(hosts)
-        host_messages = self._load_host_messages(message_keys)
-        refreshing = refreshing_hosts(decoded, clocks)
-        if refreshing:
-            host_messages.update(self._load_refreshable(refreshing, clocks))
-        folded = fold_records(decoded, clocks, host_messages, self._load_objects(object_keys))
-        self._write_dead_letters(folded)
-        self._write_clocks(folded)
-        self._write_host_messages(folded)
-        self._write_objects(folded)
-        recomputed = self._recompute_groups(folded)
+        with self._timed("load state"):
+            hosts, message_keys, object_keys = needed_keys(decoded)
+            clocks = self._load_clocks(hosts)
+            host_messages = self._load_host_messages(message_keys)
+            refreshing = refreshing_hosts(decoded, clocks)
+            if refreshing:
+                host_messages.update(self._load_refreshable(refreshing, clocks))
+            objects = self._load_objects(object_keys)
+        with self._timed("fold"):
+            folded = fold_records(decoded, clocks, host_messages, objects)
+        with self._timed("write state"):
+            self._write_dead_letters(folded)
+            self._write_clocks(folded)
+            self._write_host_messages(folded)
+            self._write_objects(folded)
+        with self._timed("recompute groups"):
+            recomputed = self._recompute_groups(folded)
         chats = {r.group[0] for r in recomputed if r.change.upserted or r.change.removed}
         chats |= {key[2] for key in folded.objects if key[1] == "CHAT"}
-        return folded, self._publish(recomputed, chats)
+        with self._timed("write canonical"):
+            return folded, self._publish(recomputed, chats)
+
+    @contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        """Seconds spent per phase, summed over the store's life (the benchmark reads them)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] += time.perf_counter() - start
 
     # -- stats ------------------------------------------------------------------------------
 

@@ -1,0 +1,139 @@
+"""The processor's throughput: generated raw events of 3 hosts through `process --once`.
+
+Figures, all from the same run:
+- the two ceilings (kafka-python consume, PostgreSQL COPY + upsert; bench/ceilings.py), and
+  the processor's events/s measured against the smaller one (target: half of it);
+- where the processor's time goes (store.py's phases), and the raw-event schema validation
+  alone, which every event pays in `decode_event`;
+- the same number of events in one (chat, author) group at two sizes, and the in-memory
+  Engine on one group: per-group recomputation makes the cost grow with the group's size.
+
+`python -m bench.bench_processor [--quick]` (quick: 20,000 events instead of 200,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+
+import psycopg
+from psycopg import sql
+
+from bench import ceilings
+from bench.report import Figure, report
+from chatchannels.processors.consumer import ProcessOptions, Processor
+from chatchannels.processors.engine import Engine
+from chatchannels.processors.migrate import migrate
+from chatchannels.rawevents import validate_raw_event
+from chatchannels.settings import Settings
+from tests.processor_harness import generate_events, produce
+
+N_FULL, N_QUICK = 200_000, 20_000
+BATCH = 20_000
+
+
+def _process(settings: Settings, events: list[dict], batch: int = BATCH) -> tuple[float, Processor]:
+    """Produce `events` to a fresh topic, process them into a fresh schema: (seconds, processor)."""
+    from kafka import KafkaAdminClient
+
+    from chatchannels.stack.kafka import ensure_topic
+
+    topic = f"bench.processor.{uuid.uuid4().hex[:8]}"
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    ensure_topic(settings, topic, partitions=3)
+    migrate(settings.postgres_dsn, schema)
+    try:
+        produce(settings, topic, events)
+        options = ProcessOptions(topic=topic, schema=schema, once=True, batch_records=batch)
+        processor = Processor(settings.replace(topic=topic), options)
+        try:
+            start = time.perf_counter()
+            summary = processor.run()
+            elapsed = time.perf_counter() - start
+        finally:
+            processor.close()
+        assert summary.records == len(events), summary
+        return elapsed, processor
+    finally:
+        with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin.delete_topics([topic])
+        admin.close()
+
+
+def _validation_rate(events: list[dict]) -> float:
+    start = time.perf_counter()
+    for event in events:
+        validate_raw_event(event)
+    return len(events) / (time.perf_counter() - start)
+
+
+def _engine_rate(events: list[dict]) -> float:
+    engine = Engine()
+    start = time.perf_counter()
+    for event in events:
+        engine.apply(event, event["clock"]["utc"])
+    return len(events) / (time.perf_counter() - start)
+
+
+def run(settings: Settings, quick: bool = False) -> list[Figure]:
+    n = N_QUICK if quick else N_FULL
+    kafka = ceilings.kafka_produce_consume(settings, n=min(n, 100_000))
+    postgres = ceilings.postgres_copy_upsert(settings, n=n)
+    consume = next(f for f in kafka if f.name.startswith("kafka consume"))
+    ceiling = min(consume.value, postgres[0].value)
+
+    events = generate_events(n, base=time.time(), step_s=1.0 / n)
+    elapsed, processor = _process(settings, events)
+    rate = len(events) / elapsed
+    figures = [
+        consume,
+        *postgres,
+        Figure(f"processor, {len(events):,} events of 3 hosts", rate, "events/s", ceiling),
+        Figure("raw-event schema validation alone", _validation_rate(events[:20_000]), "events/s"),
+    ]
+    timings = processor.store.timings
+    for phase, seconds in sorted(timings.items(), key=lambda kv: -kv[1]):
+        figures.append(Figure(f"  share of time: {phase}", 100 * seconds / elapsed, "%"))
+
+    # One author in one chat: every batch recomputes the whole group.
+    sizes = (n // 10, n // 5)
+    for size in sizes:
+        one = generate_events(
+            size, base=time.time(), step_s=1.0 / size, chats=1, authors=1, bot_share=0
+        )
+        seconds, _ = _process(settings, one, batch=2_000)
+        figures.append(
+            Figure(
+                f"one group, {len(one):,} events, batches of 2,000", len(one) / seconds, "events/s"
+            )
+        )
+    for size in (1_000, 2_000):
+        one = generate_events(
+            size, base=time.time(), step_s=1.0 / size, chats=1, authors=1, bot_share=0
+        )
+        figures.append(
+            Figure(
+                f"Engine (per event), one group, {len(one):,} events", _engine_rate(one), "events/s"
+            )
+        )
+    report(f"processor ({'quick' if quick else 'full'})", figures)
+    return figures
+
+
+def main() -> None:
+    from chatchannels.settings import load_settings
+    from chatchannels.stack.manager import stack_up
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{N_QUICK:,} events")
+    args = parser.parse_args()
+    settings = load_settings()
+    stack_up(settings)
+    run(settings, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
