@@ -20,8 +20,8 @@ and a digest of the whole name; such names cannot be decoded from the file name 
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import posixpath
 import re
 from datetime import UTC, datetime
 
@@ -49,6 +49,7 @@ def _escape_char(char: str) -> str:
     return "".join(f"~{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_chat_name(name: str) -> str:
     """The chat's file-name component: safe, injective, reversible (see the module doc)."""
     if name == "":
@@ -162,9 +163,15 @@ def relative_link(from_path: str, to_path: str) -> str:
     """A link from one site path to another that works from a file share (never absolute).
 
     An empty `to_path` gives the prefix that leads back to the site root ("" or "../...").
+    Both paths are relative to the site root, so no file system is consulted.
     """
+    here = from_path.split("/")[:-1]
     if to_path == "":
-        return "../" * from_path.count("/")
+        return "../" * len(here)
     target, hash_, fragment = to_path.partition("#")
-    link = posixpath.relpath(target, posixpath.dirname(from_path) or ".")
+    there = target.split("/")
+    common = 0
+    while common < min(len(here), len(there) - 1) and here[common] == there[common]:
+        common += 1
+    link = "/".join([".."] * (len(here) - common) + there[common:])
     return link + hash_ + fragment

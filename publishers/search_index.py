@@ -23,7 +23,13 @@ from typing import Protocol
 import psycopg
 from whoosh import index, writing
 from whoosh import query as wq
-from whoosh.analysis import StandardAnalyzer, StemmingAnalyzer
+from whoosh.analysis import (
+    LowercaseFilter,
+    RegexTokenizer,
+    StandardAnalyzer,
+    StemFilter,
+    StemmingAnalyzer,
+)
 from whoosh.fields import DATETIME, ID, STORED, TEXT, Schema
 
 from chatchannels.publishers import paths
@@ -36,6 +42,7 @@ from chatchannels.publishers.search_query import (
     Not,
     TimeRange,
     Words,
+    cover_range,
     has_positive,
     highlight_words,
     make_snippet,
@@ -103,12 +110,14 @@ class SearchResults:
     sort: str
     total: int
     hits: tuple[SearchHit, ...]
+    total_is_exact: bool = True
 
     def as_json(self) -> dict:
         return {
             "query": self.query,
             "sort": self.sort,
             "total": self.total,
+            "total_is_exact": self.total_is_exact,
             "hits": [hit.as_json() for hit in self.hits],
         }
 
@@ -138,17 +147,23 @@ def _naive_utc(moment: datetime) -> datetime:
 
 
 def whoosh_schema() -> Schema:
+    # Few analysed fields: each costs a tokenizer pass per message on the indexing path.
+    # `who` holds the author's handle and display name, `chat_words` the chat's name; both
+    # are matched word by word, which also matches a whole name (its words in any order).
     exact = StandardAnalyzer(stoplist=None, minsize=1)
     return Schema(
         id=ID(stored=True, unique=True),
-        chat=ID(stored=True),
-        chat_words=TEXT(analyzer=exact, phrase=False),
-        author=ID(stored=True),
-        author_key=ID,
-        author_name=TEXT(analyzer=exact, stored=True, phrase=False),
         posted=DATETIME(stored=True, sortable=True),
+        # Date filters look up these terms: far cheaper in Whoosh than a numeric range.
+        month=ID,
+        day=ID,
         body=TEXT(analyzer=StemmingAnalyzer(), stored=True, phrase=False),
         body_exact=TEXT(analyzer=exact, phrase=True),
+        who=TEXT(analyzer=exact, phrase=False),
+        chat_words=TEXT(analyzer=exact, phrase=False),
+        chat=STORED,
+        author=STORED,
+        author_name=STORED,
         url=STORED,
     )
 
@@ -191,14 +206,16 @@ class WhooshBackend:
             for doc in documents:
                 put(
                     id=doc.id,
-                    chat=doc.chat,
-                    chat_words=doc.chat,
-                    author=doc.author,
-                    author_key=doc.author.lower(),
-                    author_name=doc.author_name,
                     posted=_naive_utc(doc.posted_utc),
+                    month=doc.posted_utc.astimezone(UTC).strftime("%Y-%m"),
+                    day=doc.posted_utc.astimezone(UTC).strftime("%Y-%m-%d"),
                     body=doc.body,
                     body_exact=doc.body,
+                    who=f"{doc.author} {doc.author_name}",
+                    chat_words=doc.chat,
+                    chat=doc.chat,
+                    author=doc.author,
+                    author_name=doc.author_name,
                     url=doc.url,
                 )
         except BaseException:
@@ -231,49 +248,55 @@ class WhooshBackend:
             else wq.Term(field, tokens[0])
         )
 
-    def _translate(self, clause: Clause) -> wq.Query:
+    def _translate(self, clause: Clause, known_months: list[str]) -> wq.Query:
         if isinstance(clause, Words):
-            exact = self._tokens("body_exact", clause.text)
             if clause.phrase:
+                exact = self._tokens("body_exact", clause.text)
                 if len(exact) > 1:
                     return wq.Phrase("body_exact", exact)
                 return wq.Term("body_exact", exact[0]) if exact else wq.Every()
-            options = [q for q in (self._terms("body", clause.text),) if q is not None]
-            if exact:
-                options.append(self._terms("body_exact", clause.text).with_boost(2.0))
-            return wq.Or(options) if options else wq.Every()
+            # Stop words are not in `body`; a query of only stop words looks them up exactly.
+            found = self._terms("body", clause.text) or self._terms("body_exact", clause.text)
+            return found or wq.Every()
         if isinstance(clause, Field):
-            if clause.name == "author":
-                options = [wq.Term("author_key", clause.value.lower())]
-                by_name = self._terms("author_name", clause.value)
-            else:
-                options = [wq.Term("chat", clause.value)]
-                by_name = self._terms("chat_words", clause.value)
-            return wq.Or(options + ([by_name] if by_name is not None else []))
+            field = "who" if clause.name == "author" else "chat_words"
+            return self._terms(field, clause.value) or wq.NullQuery
         if isinstance(clause, TimeRange):
+            cover = cover_range(clause.start, clause.end, known_months)
+            if cover is not None:
+                months, days = cover
+                terms = [wq.Term("month", m) for m in months] + [wq.Term("day", d) for d in days]
+                return wq.Or(terms) if terms else wq.NullQuery
             start = _naive_utc(clause.start) if clause.start else None
             end = _naive_utc(clause.end) if clause.end else None
             return wq.DateRange("posted", start, end, endexcl=True)
         if isinstance(clause, Not):
-            return wq.Not(self._translate(clause.clause))
+            return wq.Not(self._translate(clause.clause, known_months))
         if isinstance(clause, AnyOf):
-            return wq.Or([self._translate(c) for c in clause.clauses])
-        parts = [self._translate(c) for c in clause.clauses]
+            return wq.Or([self._translate(c, known_months) for c in clause.clauses])
+        parts = [self._translate(c, known_months) for c in clause.clauses]
         if not has_positive(clause):
             parts.insert(0, wq.Every())
         return wq.And(parts)
 
-    def _matcher(self, tree: AllOf):
+    def _marker(self, tree: AllOf):
+        """Where a hit's body shows the query's words: the spans of the tokens whose stem or
+        exact form the query asked for (two tokenizer passes over each hit's body)."""
         stems, exact = set(), set()
         for text in highlight_words(tree):
             stems.update(self._tokens("body", text))
             exact.update(self._tokens("body_exact", text))
+        stemmed = RegexTokenizer() | LowercaseFilter() | StemFilter()
+        lowered = RegexTokenizer() | LowercaseFilter()
 
-        def is_match(word: str) -> bool:
-            lowered = word.lower()
-            return lowered in exact or any(t in stems for t in self._tokens("body", word))
+        def spans(body: str) -> list[tuple[int, int]]:
+            found = {(t.startchar, t.endchar) for t in stemmed(body, chars=True) if t.text in stems}
+            found |= {
+                (t.startchar, t.endchar) for t in lowered(body, chars=True) if t.text in exact
+            }
+            return sorted(found)
 
-        return is_match
+        return spans
 
     def search(self, query: str, sort: str = "relevance", limit: int = 20) -> SearchResults:
         if sort not in SORTS:
@@ -281,14 +304,15 @@ class WhooshBackend:
         tree = parse_query(query)
         if not tree.clauses:
             return SearchResults(query, sort, 0, ())
-        whoosh_query = self._translate(tree)
-        is_match = self._matcher(tree)
+        spans = self._marker(tree)
         with self._lock:
             if not self._searcher.up_to_date():
                 # Searcher.refresh() fails on an index that was empty when opened
                 # (whoosh-reloaded 2.7.5 reuses an EmptyReader); reopening always works.
                 self._searcher.close()
                 self._searcher = self.ix.searcher()
+            known_months = [m.decode() for m in self._searcher.lexicon("month")]
+            whoosh_query = self._translate(tree, known_months)
             if sort == "time":
                 results = self._searcher.search(
                     whoosh_query, limit=limit, sortedby="posted", reverse=True
@@ -304,12 +328,15 @@ class WhooshBackend:
                     posted_utc=hit["posted"].replace(tzinfo=UTC),
                     url=hit["url"],
                     score=float(hit.score or 0.0),
-                    snippet=make_snippet(hit["body"], is_match),
+                    snippet=make_snippet(hit["body"], spans(hit["body"])),
                 )
                 for hit in results
             )
-            total = len(results)
-        return SearchResults(query, sort, total, hits)
+            # Counting every match costs as much as the search; when Whoosh cannot know the
+            # count cheaply it gives an estimate, and says so.
+            exact_total = results.has_exact_length()
+            total = len(results) if exact_total else results.estimated_length()
+        return SearchResults(query, sort, total, hits, exact_total)
 
 
 class SearchPublisher:

@@ -16,7 +16,7 @@ searched as words, a bad date raises QueryError naming it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,7 +24,6 @@ FIELDS = ("author", "chat", "date", "after", "before")
 TOKEN = re.compile(
     r'(?P<neg>-)?(?:(?P<field>[a-zA-Z]+):)?(?:"(?P<phrase>[^"]*)"?|(?P<word>[^\s"]+))|"'
 )
-WORD = re.compile(r"\w+")
 DATE_FORMATS = (("%Y-%m-%d", "day"), ("%Y-%m", "month"), ("%Y", "year"))
 
 
@@ -151,7 +150,20 @@ def parse_query(text: str) -> AllOf:
             clause = AnyOf((*members, clause))
         join_next = False
         clauses.append(clause)
-    return AllOf(tuple(clauses))
+    return AllOf(_merge_time_ranges(clauses))
+
+
+def _merge_time_ranges(clauses: list[Clause]) -> tuple[Clause, ...]:
+    """`after:X before:Y` is one range: backends then look up its months once, and count
+    its matches exactly instead of estimating an intersection."""
+    ranges = [c for c in clauses if isinstance(c, TimeRange)]
+    if len(ranges) < 2:
+        return tuple(clauses)
+    starts = [r.start for r in ranges if r.start is not None]
+    ends = [r.end for r in ranges if r.end is not None]
+    merged = TimeRange(max(starts) if starts else None, min(ends) if ends else None)
+    rest = [c for c in clauses if not isinstance(c, TimeRange)]
+    return (*rest, merged)
 
 
 def has_positive(clause: Clause) -> bool:
@@ -175,30 +187,28 @@ def highlight_words(clause: Clause) -> tuple[str, ...]:
 
 
 def make_snippet(
-    text: str, is_match: Callable[[str], bool], width: int = 200
+    text: str, spans: Sequence[tuple[int, int]], width: int = 200
 ) -> tuple[tuple[str, bool], ...]:
-    """A window of `text` around its first matching word, as (text, marked) pieces.
+    """A window of `text` around its first marked span, as (text, marked) pieces.
 
-    `is_match` decides per word (the backend knows its stemming); the pieces are plain text,
-    to be escaped by whoever renders them.
+    `spans` are sorted (start, end) character ranges to mark (the backend knows its
+    stemming); the pieces are plain text, to be escaped by whoever renders them.
     """
-    words = list(WORD.finditer(text))
-    marked = [w for w in words if is_match(w[0])]
     start = 0
-    if marked and marked[0].start() > width // 3:
-        start = text.rfind(" ", 0, marked[0].start() - width // 3) + 1
+    if spans and spans[0][0] > width // 3:
+        start = text.rfind(" ", 0, spans[0][0] - width // 3) + 1
     end = min(len(text), start + width)
     if end < len(text):
         end = max(text.rfind(" ", start, end), start + width // 2)
     pieces: list[tuple[str, bool]] = []
     cursor = start
-    for word in marked:
-        if word.start() < start or word.end() > end:
+    for first, last in spans:
+        if first < cursor or last > end:
             continue
-        if word.start() > cursor:
-            pieces.append((text[cursor : word.start()], False))
-        pieces.append((word[0], True))
-        cursor = word.end()
+        if first > cursor:
+            pieces.append((text[cursor:first], False))
+        pieces.append((text[first:last], True))
+        cursor = last
     if cursor < end:
         pieces.append((text[cursor:end], False))
     if start > 0:
@@ -206,3 +216,40 @@ def make_snippet(
     if end < len(text):
         pieces.append(("…", False))
     return tuple(pieces)
+
+
+def cover_range(
+    start: datetime | None, end: datetime | None, known_months: Sequence[str]
+) -> tuple[list[str], list[str]] | None:
+    """The whole months (`YYYY-MM`) and single days (`YYYY-MM-DD`) that exactly make up the
+    day-aligned range [start, end), limited to the months that have messages.
+
+    A backend looks up a few month and day terms instead of a numeric range over every
+    message's time. None when a bound is not at midnight UTC (the caller then filters by time).
+    """
+    if not known_months:
+        return [], []
+    for bound in (start, end):
+        if bound is not None and bound.timetz() != datetime.min.replace(tzinfo=UTC).timetz():
+            return None
+    first = datetime.strptime(min(known_months), "%Y-%m").replace(tzinfo=UTC)
+    last = _day_range(max(known_months), "date")[1] or datetime.max.replace(tzinfo=UTC)
+    cursor = max(start or first, first)
+    stop = min(end or last, last)
+    known = set(known_months)
+    months: list[str] = []
+    days: list[str] = []
+    while cursor < stop:
+        month_end = _day_range(cursor.strftime("%Y-%m"), "date")[1]
+        if cursor.day == 1 and month_end is not None and month_end <= stop:
+            if cursor.strftime("%Y-%m") in known:
+                months.append(cursor.strftime("%Y-%m"))
+            cursor = month_end
+            continue
+        if cursor.strftime("%Y-%m") in known:
+            days.append(cursor.strftime("%Y-%m-%d"))
+        next_day = _day_range(cursor.strftime("%Y-%m-%d"), "date")[1]
+        if next_day is None:
+            break
+        cursor = next_day
+    return months, days

@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 
 from chatchannels.publishers import feeds, paths, store
-from chatchannels.publishers.files import file_exists, remove_file, write_atomic
+from chatchannels.publishers.files import file_exists, remove_file, sync_to_disk, write_atomic
 from chatchannels.publishers.model import Change, Chat, MonthCount
 from chatchannels.publishers.pages import STYLE_CSS, PageRenderer
 
@@ -66,6 +66,7 @@ class SitePublisher:
         for chat in sorted(chats):
             self._publish_chat(conn, chat, sorted(m for c, m in months if c == chat))
         self._publish_top(conn)
+        sync_to_disk()
         self._write(STATE_FILE, json.dumps({"change_seq": changes[-1].seq}).encode() + b"\n")
 
     def _write(self, rel: str, data: bytes) -> None:

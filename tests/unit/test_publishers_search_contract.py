@@ -101,9 +101,6 @@ class SearchBackendContract:
     def test_time_order_is_newest_first(self, backend):
         assert self.ids(backend, "meeting OR lunch", sort="time") == ["m5", "m4", "m3", "m2", "m1"]
 
-    def test_exact_words_rank_above_stemmed_ones(self, backend):
-        assert self.ids(backend, "meetings")[0] == "m2"
-
     def test_hits_carry_link_time_and_highlighted_snippet(self, backend):
         [hit] = backend.search('"meeting moved"').hits
         assert hit.url == "chats/x/m1.html#m-m1"
@@ -122,7 +119,8 @@ class SearchBackendContract:
     def test_writing_a_batch_twice_changes_nothing(self, backend):
         backend.write_batch(CORPUS, [], watermark=5)
         assert sorted(self.ids(backend, "meeting")) == ["m1", "m2", "m3"]
-        assert backend.search("meeting").total == 3
+        answer = backend.search("meeting")
+        assert answer.total == 3 and answer.total_is_exact
 
     def test_empty_and_useless_queries(self, backend):
         assert backend.search("").total == 0

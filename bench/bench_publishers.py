@@ -1,0 +1,215 @@
+"""Publishers: index build rate, search latency, full site render, on N seeded messages.
+
+`python -m bench.bench_publishers [--quick] [-n N]` (or `make bench`, which passes nothing):
+seeds N messages (200,000 by default, 20,000 with --quick) into a fresh database on the
+stack, then measures, from zero, as `chatchannels publish` does it:
+- the search index build through the change stream (target >= 2,500 messages/s), against the
+  ceiling of bare Whoosh adding the same documents in one writer;
+- search latency p50/p95 over a fixed set of queries (target p95 < 10 ms);
+- the full site render (pages and feeds) from zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from bench.report import Figure, report
+from chatchannels.publishers.changes import run_publishers
+from chatchannels.publishers.search_index import SearchPublisher, WhooshBackend, whoosh_schema
+from chatchannels.publishers.site import SitePublisher
+from chatchannels.settings import Settings, load_settings
+from chatchannels.stack.postgres import ensure_database
+from tests.publishers_seeding import StoreSeeder
+
+DEFAULT_N = 200_000
+QUICK_N = 20_000
+CHATS = 40
+AUTHORS = 30
+MONTHS = 36
+BATCH = 10_000
+QUERIES = [
+    "meeting",
+    "release schedule",
+    '"the build"',
+    "deploy OR rollback",
+    "server -test",
+    "author:user7",
+    "chat:chat3 budget",
+    "date:2007-03 review",
+    "after:2008-01-01 before:2008-02-01",
+    "coffee NOT lunch",
+    '"please review" author:user12',
+    "zebra",
+]
+# Chat text follows Zipf's law; the query words sit at ranks from very common to rare.
+VOCABULARY_SIZE = 5000
+PLACED = {
+    "the": 0,
+    "please": 60,
+    "build": 100,
+    "test": 120,
+    "server": 150,
+    "meeting": 50,
+    "release": 200,
+    "review": 250,
+    "schedule": 300,
+    "deploy": 400,
+    "lunch": 500,
+    "coffee": 600,
+    "budget": 800,
+    "rollback": 2000,
+    "zebra": 4800,
+}
+
+
+def vocabulary(rng: random.Random) -> list[str]:
+    letters = "abcdefghijklmnoprstuvwy"
+    words = ["".join(rng.choices(letters, k=rng.randint(3, 9))) for _ in range(VOCABULARY_SIZE)]
+    for word, rank in PLACED.items():
+        words[rank] = word
+    return words
+
+
+def seed_rows(n: int, rng: random.Random):
+    start = datetime(2006, 1, 1, tzinfo=UTC)
+    step = MONTHS * 30 * 24 * 3600 / n
+    words = vocabulary(rng)
+    cumulative = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(words))))
+    for i in range(n):
+        author = f"user{rng.randrange(AUTHORS)}"
+        chat = rng.randrange(CHATS)
+        body = " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(4, 30)))
+        posted = start + timedelta(seconds=int(i * step))
+        yield (f"m{i:08x}", f"#chat{chat}/$peer;{chat:x}", author, author.title(), posted, body)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def measure(dsn: str, n: int, work: Path) -> list[Figure]:
+    seeder = StoreSeeder(dsn)
+    t0 = time.perf_counter()
+    seeder.bulk_messages(seed_rows(n, random.Random(2006)))
+    seeder.conn.execute("ANALYZE")
+    seeder.close()
+    seed_s = time.perf_counter() - t0
+
+    backend = WhooshBackend(work / "index")
+    t0 = time.perf_counter()
+    [built] = run_publishers(dsn, [SearchPublisher(backend)], once=True, batch_size=BATCH)
+    index_s = time.perf_counter() - t0
+    assert built.changes == n, built
+
+    latencies: list[float] = []
+    for _ in range(20):
+        for query in QUERIES:
+            q0 = time.perf_counter()
+            backend.search(query, limit=20)
+            latencies.append((time.perf_counter() - q0) * 1000)
+    # A stop word matches most messages; no index makes that cheap, so it is reported apart.
+    common: list[float] = []
+    for _ in range(5):
+        q0 = time.perf_counter()
+        backend.search("the", limit=20)
+        common.append((time.perf_counter() - q0) * 1000)
+    backend.close()
+
+    ceiling_n = min(n, 50_000)
+    ceiling_rate = bare_whoosh_rate(dsn, ceiling_n, work / "bare")
+
+    site = SitePublisher(work / "site")
+    t0 = time.perf_counter()
+    run_publishers(dsn, [site], once=True, batch_size=BATCH)
+    site_s = time.perf_counter() - t0
+    return [
+        Figure(f"seed {n:,} messages (COPY)", n / seed_s, "messages/s"),
+        Figure(
+            "search index build from the change stream", n / index_s, "messages/s", ceiling_rate
+        ),
+        Figure(
+            f"search latency p50 ({len(QUERIES)} queries x 20)", statistics.median(latencies), "ms"
+        ),
+        Figure("search latency p95 (target < 10 ms)", percentile(latencies, 0.95), "ms"),
+        Figure("search latency, stop word alone (median of 5)", statistics.median(common), "ms"),
+        Figure("full site render (pages + feeds) from zero", site_s, "s"),
+        Figure("full site render rate", n / site_s, "messages/s"),
+        Figure("site files written", site.pages_written, "files"),
+    ]
+
+
+def bare_whoosh_rate(dsn: str, n: int, where: Path) -> float:
+    """The ceiling: Whoosh alone adding the same documents, read in one query, one commit."""
+    from whoosh import index
+
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT id, chat, author, author_name, posted_utc, body FROM messages"
+            " ORDER BY id LIMIT %s",
+            (n,),
+        ).fetchall()
+    where.mkdir(parents=True)
+    ix = index.create_in(str(where), whoosh_schema())
+    t0 = time.perf_counter()
+    writer = ix.writer(limitmb=128)
+    for id_, chat, author, name, posted, body in rows:
+        writer.add_document(
+            id=id_,
+            chat=chat,
+            chat_words=chat,
+            author=author,
+            author_key=author.lower(),
+            author_name=name,
+            posted=posted.replace(tzinfo=None),
+            body=body,
+            body_exact=body,
+            url="",
+        )
+    writer.commit(merge=False)
+    elapsed = time.perf_counter() - t0
+    ix.close()
+    return len(rows) / elapsed
+
+
+def run(settings: Settings | None = None, n: int = DEFAULT_N) -> list[Figure]:
+    settings = settings or load_settings()
+    name = f"bench_publishers_{uuid.uuid4().hex[:8]}"
+    ensure_database(settings, name)
+    dsn = f"postgresql://{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/{name}"
+    work = Path(tempfile.mkdtemp(prefix="bench-publishers-"))
+    try:
+        figures = measure(dsn, n, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        admin = f"postgresql://{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    report(f"publishers on {n:,} messages (ceiling: bare Whoosh add, same documents)", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_N:,} messages")
+    parser.add_argument("-n", type=int, default=None, help="messages to seed")
+    args = parser.parse_args()
+    from chatchannels.stack.manager import stack_up
+
+    base = load_settings()
+    stack_up(base)
+    run(base, args.n or (QUICK_N if args.quick else DEFAULT_N))
