@@ -20,6 +20,7 @@ from chatchannels.settings import SettingsError, load_settings
 SUBCOMMANDS = {
     "agent": "chatchannels.ingest.agent.cli:agent",
     "db": "chatchannels.processors.cli:db",
+    "demo": "chatchannels.demo.cli:demo",
     "publish": "chatchannels.publishers.cli:publish",
     "search": "chatchannels.publishers.cli:search",
     "serve": "chatchannels.publishers.cli:serve",

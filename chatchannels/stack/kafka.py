@@ -283,3 +283,38 @@ def topic_configs(settings: Settings, name: str) -> dict[str, str]:
         admin.close()
     entries = result.get("topic", {}).get(name, {})
     return {key: str(entry["value"]) for key, entry in entries.items()}
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """The next offset to be written in each partition of `topic`."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    from kafka import KafkaAdminClient
+
+    if not names:
+        return
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    try:
+        admin.delete_topics(names)
+    finally:
+        admin.close()
+
+
+def list_topics(settings: Settings) -> list[str]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    try:
+        return sorted(admin.list_topics())
+    finally:
+        admin.close()

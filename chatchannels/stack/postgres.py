@@ -174,3 +174,18 @@ def stop_postgres(settings: Settings) -> bool:
         "pg_ctl stop",
     )
     return True
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(_admin_dsn(settings), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def database_dsn(settings: Settings, name: str) -> str:
+    """The DSN of another database on the stack's server."""
+    return f"postgresql://{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/{name}"
