@@ -73,19 +73,12 @@ def kafka_topic(stack: Settings) -> Iterator[str]:
 @pytest.fixture
 def pg_dsn(stack: Settings) -> Iterator[str]:
     """A fresh PostgreSQL database on the shared server, dropped afterwards."""
-    import psycopg
-    from psycopg import sql
-
-    from chatchannels.stack.postgres import ensure_database
+    from chatchannels.stack.postgres import database_dsn, drop_database, ensure_database
 
     name = f"test_{uuid.uuid4().hex[:12]}"
     ensure_database(stack, name)
-    yield f"postgresql://{stack.pg_user}@{stack.pg_host}:{stack.pg_port}/{name}"
-    admin = f"postgresql://{stack.pg_user}@{stack.pg_host}:{stack.pg_port}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    yield database_dsn(stack, name)
+    drop_database(stack, name)
 
 
 @dataclass
