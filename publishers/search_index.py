@@ -168,6 +168,25 @@ def whoosh_schema() -> Schema:
     )
 
 
+def whoosh_fields(doc: SearchDocument) -> dict[str, object]:
+    """The Whoosh document of a message (whoosh_schema's fields)."""
+    utc = doc.posted_utc.astimezone(UTC)
+    return {
+        "id": doc.id,
+        "posted": utc.replace(tzinfo=None),
+        "month": utc.strftime("%Y-%m"),
+        "day": utc.strftime("%Y-%m-%d"),
+        "body": doc.body,
+        "body_exact": doc.body,
+        "who": f"{doc.author} {doc.author_name}",
+        "chat_words": doc.chat,
+        "chat": doc.chat,
+        "author": doc.author,
+        "author_name": doc.author_name,
+        "url": doc.url,
+    }
+
+
 class IndexMissingError(LookupError):
     """There is no index where one was expected."""
 
@@ -204,20 +223,7 @@ class WhooshBackend:
             # Into an empty index nothing needs replacing: adding skips a lookup per document.
             put = writer.add_document if fresh else writer.update_document
             for doc in documents:
-                put(
-                    id=doc.id,
-                    posted=_naive_utc(doc.posted_utc),
-                    month=doc.posted_utc.astimezone(UTC).strftime("%Y-%m"),
-                    day=doc.posted_utc.astimezone(UTC).strftime("%Y-%m-%d"),
-                    body=doc.body,
-                    body_exact=doc.body,
-                    who=f"{doc.author} {doc.author_name}",
-                    chat_words=doc.chat,
-                    chat=doc.chat,
-                    author=doc.author,
-                    author_name=doc.author_name,
-                    url=doc.url,
-                )
+                put(**whoosh_fields(doc))
         except BaseException:
             writer.cancel()
             raise
