@@ -61,6 +61,7 @@ _PLAIN_ALTER_CHAT_ACTIONS = frozenset(
         "KICKBAN",
     }
 )
+_BAD_CREATE = "CHAT: CREATE: invalid/missing user handle(s) as argument"
 _EMPTY_SEARCHES = {
     "USERSWAITINGMYAUTHORIZATION": "USERS",
     "GROUPS": "GROUPS",
@@ -477,7 +478,10 @@ def _chat(call: _Call, rest: str) -> str:
     if not args and call.conn.protocol >= 7:
         targets: tuple[str, ...] = ()
     else:
-        targets = _handles(args, 507, "CHAT: CREATE: invalid/missing user handle(s) as argument")
+        targets = _handles(args, 507, _BAD_CREATE)
+        lowered = [t.lower() for t in targets]
+        if host.me.lower() in lowered or len(set(lowered)) != len(lowered):
+            raise _Error(507, _BAD_CREATE)
     if len(targets) == 1 and (existing := _dialog_with(host, targets[0])):
         name = existing
     else:

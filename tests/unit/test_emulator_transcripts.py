@@ -364,6 +364,11 @@ def test_t32_contacts_and_user_details():
         ("CHATMESSAGE", "ERROR 509 No chat name given"),
         (f"CHATMESSAGE {GROUP} ", "ERROR 43 cannot send empty message"),
         ("CHAT CREATE", "ERROR 507 CHAT: CREATE: invalid/missing user handle(s) as argument"),
+        ("CHAT CREATE alice", "ERROR 507 CHAT: CREATE: invalid/missing user handle(s) as argument"),
+        (
+            "CHAT CREATE bob, BOB",
+            "ERROR 507 CHAT: CREATE: invalid/missing user handle(s) as argument",
+        ),
         ("get currentuserhandle", "CURRENTUSERHANDLE alice"),
         ("#a b GET CURRENTUSERHANDLE", "#a ERROR 2 Unknown command"),
     ],
