@@ -1,0 +1,120 @@
+"""Pages and feeds rendered from values (no store, no files)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import feedparser
+
+from chatchannels.publishers import feeds
+from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount, Revision
+from chatchannels.publishers.pages import PageRenderer
+
+CHAT = "#alice/$bob;a7ab"
+POSTED = datetime(2006, 5, 1, 12, 0, tzinfo=UTC)
+EDITED = datetime(2006, 5, 2, 8, 30, tzinfo=UTC)
+
+
+def message(id="m1", body="hi <b>there</b>", **changes):
+    values = dict(
+        id=id,
+        chat=CHAT,
+        author="alice",
+        author_name="Alice",
+        posted_utc=POSTED,
+        type="SAID",
+        body=body,
+        body_markup=body,
+        edited_utc=None,
+        edited_by=None,
+        deleted=False,
+        revisions=(Revision(0, body, None, None, False),),
+        hosts=("alice-pc",),
+    )
+    values.update(changes)
+    return Message(**values)
+
+
+def test_month_page_has_anchors_times_history_tombstones_and_hosts():
+    edited = message(
+        "m1",
+        "new <i>text</i>",
+        edited_utc=EDITED,
+        edited_by="alice",
+        revisions=(
+            Revision(0, "old text", None, None, False),
+            Revision(1, "new <i>text</i>", "alice", EDITED, False),
+        ),
+        hosts=("alice-pc", "bob-pc"),
+    )
+    deleted = message("m2", "", deleted=True, edited_utc=EDITED, edited_by="bob", author="bob")
+    emote = message("m3", "waves", type="EMOTED")
+    html = PageRenderer().month_page(CHAT, "2006-05", [edited, deleted, emote], "2006-04", None)
+    assert '<article class="message edited" id="m-m1">' in html
+    assert '<time datetime="2006-05-01T12:00:00Z">2006-05-01 12:00:00 UTC</time>' in html
+    assert "new <i>text</i>" in html and "old text" in html and "History (2 versions)" in html
+    assert '<bdi>alice-pc</bdi></span>, <span class="host"><bdi>bob-pc</bdi>' in html
+    assert "Message deleted by <bdi>bob</bdi> at" in html
+    assert '<span class="emote"><bdi>Alice</bdi></span> waves' in html
+    assert 'href="2006-04.html"' in html and "→" not in html
+    assert 'href="../../style.css"' in html
+
+
+def test_every_field_is_escaped():
+    evil = "<script>x()</script>\"'"
+    html = PageRenderer().month_page(
+        evil,
+        "2006-05",
+        [message(author=evil, author_name=evil, hosts=(evil,), body=evil)],
+        None,
+        None,
+    )
+    assert "<script>" not in html
+    index = PageRenderer().site_index([ChatSummary(evil, evil, 1, POSTED)])
+    assert "<script>" not in index and "&lt;script&gt;" in index
+    chat = PageRenderer().chat_index(Chat(evil, evil, ((evil, evil),)), [MonthCount("2006-05", 1)])
+    assert "<script>" not in chat
+
+
+def test_rendering_is_a_function_of_its_inputs():
+    renderer = PageRenderer()
+    first = renderer.month_page(CHAT, "2006-05", [message()], None, None)
+    assert PageRenderer().month_page(CHAT, "2006-05", [message()], None, None) == first
+
+
+def test_feeds_parse_and_carry_tag_ids_and_real_update_times():
+    edited = message("m1", "edited \x01 body & <b>bold</b>", edited_utc=EDITED, edited_by="a")
+    plain = message("m2", "plain")
+    gone = message("m3", "", deleted=True, edited_utc=EDITED)
+    archive = feeds.archive_feed(CHAT, "2006-05", [edited, plain, gone], "2006-04")
+    parsed = feedparser.parse(archive)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    entries = {e.id: e for e in parsed.entries}
+    assert set(entries) == {f"tag:chatchannels.intranet,2006:message/m{i}" for i in (1, 2, 3)}
+    assert (
+        entries["tag:chatchannels.intranet,2006:message/m1"].updated == "2006-05-02T08:30:00+00:00"
+    )
+    assert (
+        entries["tag:chatchannels.intranet,2006:message/m2"].updated == "2006-05-01T12:00:00+00:00"
+    )
+    assert "<b>bold</b>" in entries["tag:chatchannels.intranet,2006:message/m1"].content[0].value
+    assert "deleted" in entries["tag:chatchannels.intranet,2006:message/m3"].content[0].value
+    assert parsed.feed.updated == "2006-05-02T08:30:00+00:00"
+    assert b"<fh:archive/>" in archive
+    links = {link.rel: link.href for link in parsed.feed.links}
+    assert links["prev-archive"] == "2006-04.atom"
+    assert links["current"] == "../(alice)~24bob~3Ba7ab.atom"
+    assert entries["tag:chatchannels.intranet,2006:message/m1"].link == (
+        "../../chats/(alice)~24bob~3Ba7ab/2006-05.html#m-m1"
+    )
+
+
+def test_current_and_whole_archive_feeds():
+    current = feedparser.parse(feeds.chat_feed(CHAT, [message()], "2006-05"))
+    assert not current.bozo
+    assert {link.rel: link.href for link in current.feed.links}["prev-archive"] == (
+        "(alice)~24bob~3Ba7ab/2006-05.atom"
+    )
+    empty = feedparser.parse(feeds.all_feed([]))
+    assert not empty.bozo and empty.feed.updated == "1970-01-01T00:00:00+00:00"
+    assert feeds.all_feed([message()]) == feeds.all_feed([message()])
