@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg
@@ -47,6 +47,13 @@ class ProcessOptions:
     batch_records: int = 5000
     # How long a batch may wait to fill up; a quiet topic still commits promptly.
     batch_wait_s: float = 0.5
+    # With `once`: stop at these next offsets (partition -> offset; unnamed partitions: 0)
+    # instead of the end offsets read at the start, leaving later records unapplied. A
+    # replay uses it to rebuild exactly the position of the store it is checked against.
+    stop_at: Mapping[int, int] | None = None
+    # A copy of the raw topic (processors/topic_copy.py) carries each record's original
+    # LogAppendTime as its CreateTime, and only the copier produces to it.
+    create_time_is_append_time: bool = False
 
 
 @dataclass
@@ -58,10 +65,12 @@ class ProcessSummary:
     conflicts: int = 0
 
 
-def raw_record(record) -> RawRecord:
+def raw_record(record, create_time_is_append_time: bool = False) -> RawRecord:
     """A kafka-python ConsumerRecord as the store's RawRecord; only LogAppendTime is clock
-    evidence (a producer's CreateTime is the host's own clock)."""
-    broker_utc = record.timestamp / 1000 if record.timestamp_type == LOG_APPEND_TIME else None
+    evidence (a producer's CreateTime is the host's own clock), or CreateTime in a copy of
+    the raw topic that kept the original append times."""
+    trusted = record.timestamp_type == LOG_APPEND_TIME or create_time_is_append_time
+    broker_utc = record.timestamp / 1000 if trusted else None
     return RawRecord(
         record.topic, record.partition, record.offset, record.key, record.value, broker_utc
     )
@@ -136,6 +145,8 @@ class Processor:
             self.consumer.assign(partitions)
             self._seek_to_stored(partitions)
             end = self.consumer.end_offsets(partitions)
+            if self.options.stop_at is not None:
+                end = {tp: self.options.stop_at.get(tp.partition, 0) for tp in partitions}
         else:
             self.consumer.subscribe([self.options.topic], listener=_Rebalance(self))
         while not self.stop.is_set():
@@ -153,10 +164,15 @@ class Processor:
             polled = self.consumer.poll(
                 timeout_ms=100, max_records=self.options.batch_records - len(records)
             )
+            trusted = self.options.create_time_is_append_time
             for batch in polled.values():
-                records.extend(raw_record(r) for r in batch)
+                records.extend(raw_record(r, trusted) for r in batch)
             if not polled or time.monotonic() > deadline:
                 break
+        stop_at = self.options.stop_at
+        if stop_at is not None:
+            # Read past the stop (a fetch returns whole batches): those records stay unapplied.
+            records = [r for r in records if r.offset < stop_at.get(r.partition, 0)]
         return records
 
     def _apply(self, records: list[RawRecord]) -> None:
