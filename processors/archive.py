@@ -63,41 +63,47 @@ def read_archive(dsn: str, schema: str = "public") -> Iterator[ArchivedMessage]:
     """Every canonical message with its revisions and copies, ordered by (posted_utc, id)."""
     with psycopg.connect(dsn) as conn:
         use_schema(conn, schema)
-        revisions: dict[str, list[ArchivedRevision]] = {}
-        for mid, n, body, editor, edited, deleted in conn.execute(
-            "SELECT message_id, revision, body_markup, editor, edited_utc, deleted"
-            " FROM revisions ORDER BY message_id, revision"
-        ):
-            revisions.setdefault(mid, []).append(
-                ArchivedRevision(n, body, editor, _epoch(edited), deleted)
-            )
-        copies: dict[str, list[ArchivedCopy]] = {}
-        for mid, host, local_id, local_ts, corrected, tz in conn.execute(
-            "SELECT message_id, host, local_id, local_timestamp, corrected_utc, tz_offset_s"
-            " FROM observations ORDER BY message_id, host, local_id"
-        ):
-            copies.setdefault(mid, []).append(
-                ArchivedCopy(host, local_id, local_ts, _epoch(corrected), tz)
-            )
-        rows = conn.execute(
-            "SELECT id, chat, author, author_name, posted_utc, type, body_markup, edited_utc,"
-            " edited_by, deleted FROM messages ORDER BY posted_utc, id"
+        yield from archived_messages(conn)
+
+
+def archived_messages(conn: psycopg.Connection) -> Iterator[ArchivedMessage]:
+    """`read_archive` on an open connection, in its current transaction: a caller that reads
+    other tables in the same REPEATABLE READ snapshot gets an archive consistent with them."""
+    revisions: dict[str, list[ArchivedRevision]] = {}
+    for mid, n, body, editor, edited, deleted in conn.execute(
+        "SELECT message_id, revision, body_markup, editor, edited_utc, deleted"
+        " FROM revisions ORDER BY message_id, revision"
+    ):
+        revisions.setdefault(mid, []).append(
+            ArchivedRevision(n, body, editor, _epoch(edited), deleted)
         )
-        for mid, chat, author, name, posted, typ, body, edited, editor, deleted in rows:
-            yield ArchivedMessage(
-                id=mid,
-                chat=chat,
-                author=author,
-                author_name=name,
-                posted_utc=_epoch(posted),
-                type=typ,
-                body_markup=body,
-                edited_utc=_epoch(edited),
-                edited_by=editor,
-                deleted=deleted,
-                revisions=tuple(revisions.get(mid, ())),
-                copies=tuple(copies.get(mid, ())),
-            )
+    copies: dict[str, list[ArchivedCopy]] = {}
+    for mid, host, local_id, local_ts, corrected, tz in conn.execute(
+        "SELECT message_id, host, local_id, local_timestamp, corrected_utc, tz_offset_s"
+        " FROM observations ORDER BY message_id, host, local_id"
+    ):
+        copies.setdefault(mid, []).append(
+            ArchivedCopy(host, local_id, local_ts, _epoch(corrected), tz)
+        )
+    rows = conn.execute(
+        "SELECT id, chat, author, author_name, posted_utc, type, body_markup, edited_utc,"
+        " edited_by, deleted FROM messages ORDER BY posted_utc, id"
+    )
+    for mid, chat, author, name, posted, typ, body, edited, editor, deleted in rows:
+        yield ArchivedMessage(
+            id=mid,
+            chat=chat,
+            author=author,
+            author_name=name,
+            posted_utc=_epoch(posted),
+            type=typ,
+            body_markup=body,
+            edited_utc=_epoch(edited),
+            edited_by=editor,
+            deleted=deleted,
+            revisions=tuple(revisions.get(mid, ())),
+            copies=tuple(copies.get(mid, ())),
+        )
 
 
 def archive_digest(messages: Iterator[ArchivedMessage]) -> tuple[str, int]:
