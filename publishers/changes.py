@@ -37,6 +37,9 @@ class Publisher(Protocol):
     def idle(self) -> None:
         """Housekeeping that must stay off the hot path (e.g. merging index segments)."""
 
+    def close(self) -> None:
+        """Release files and connections."""
+
 
 @dataclass(frozen=True)
 class CatchUp:

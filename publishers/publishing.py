@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from chatchannels.publishers.changes import CatchUp, Publisher, run_publishers
+from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.search_index import SearchPublisher, WhooshBackend
 from chatchannels.publishers.site import STATE_FILE, SitePublisher
 
@@ -14,7 +15,7 @@ from chatchannels.publishers.site import STATE_FILE, SitePublisher
 # the nginx snippet ever serves it.
 INDEX_DIR = ".search-index"
 # Everything the site publisher owns; --rebuild removes exactly these.
-SITE_OUTPUTS = ("chats", "feeds", "index.html", "style.css", STATE_FILE, INDEX_DIR)
+SITE_OUTPUTS = ("chats", "feeds", "index.html", "style.css", STATE_FILE, DB_FILE, INDEX_DIR)
 
 
 def index_dir(site_dir: Path) -> Path:
@@ -45,11 +46,14 @@ def publish(
     if rebuild:
         clear_outputs(site_dir)
     site_dir.mkdir(parents=True, exist_ok=True)
-    backend = WhooshBackend(index_dir(site_dir))
-    publishers: list[Publisher] = [SitePublisher(site_dir), SearchPublisher(backend)]
+    publishers: list[Publisher] = [
+        SitePublisher(site_dir),
+        SearchPublisher(WhooshBackend(index_dir(site_dir))),
+    ]
     try:
         return run_publishers(
             dsn, publishers, once=once, batch_size=batch_size, poll_s=poll_s, stop=stop
         )
     finally:
-        backend.close()
+        for publisher in publishers:
+            publisher.close()

@@ -359,6 +359,9 @@ class SearchPublisher:
     def idle(self) -> None:
         self.backend.maintain()
 
+    def close(self) -> None:
+        self.backend.close()
+
     def apply(self, conn: psycopg.Connection, changes: Sequence[Change]) -> None:
         ids = sorted({c.key for c in changes if c.kind == "message"})
         messages = read_messages(conn, ids)

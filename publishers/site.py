@@ -8,7 +8,9 @@ months are re-rendered too, because their prev/next links changed. Nothing else 
 re-rendered, and every page is a function of the store alone, so publishing incrementally
 and publishing from zero give the same files (tests/integration/test_publishers_site.py).
 
-The watermark lives in the site (`.chatchannels-site.json`), written after the pages.
+Where each message was published is kept in `.chatchannels-pages.db` (placements.py), so a
+message that moves leaves its old page. The watermark lives in the site
+(`.chatchannels-site.json`), written after the pages and placements.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from chatchannels.publishers import feeds, paths, store
 from chatchannels.publishers.files import file_exists, remove_file, sync_to_disk, write_atomic
 from chatchannels.publishers.model import Change, Chat, MonthCount
 from chatchannels.publishers.pages import STYLE_CSS, PageRenderer
+from chatchannels.publishers.placements import Placements
 
 STATE_FILE = ".chatchannels-site.json"
 
@@ -34,6 +37,7 @@ class SitePublisher:
     def __init__(self, site_dir: Path) -> None:
         self.site_dir = site_dir
         self.renderer = PageRenderer()
+        self.placements = Placements(site_dir)
         self.pages_written = 0
 
     def watermark(self) -> int:
@@ -51,9 +55,13 @@ class SitePublisher:
     def idle(self) -> None:
         pass
 
+    def close(self) -> None:
+        self.placements.close()
+
     def apply(self, conn: psycopg.Connection, changes: Sequence[Change]) -> None:
         months: set[tuple[str, str]] = set()
         chats: set[str] = set()
+        message_ids = sorted({c.key for c in changes if c.kind == "message"})
         for change in changes:
             if change.kind == "message" and change.chat is not None:
                 chats.add(change.chat)
@@ -63,9 +71,23 @@ class SitePublisher:
                 chats.add(change.key)
             elif change.kind == "user":
                 chats.update(store.chats_of_member(conn, change.key))
+        # Where each changed message was published before and where it is now: a message
+        # that moved month (or chat) must leave its old page.
+        before = self.placements.lookup(message_ids)
+        now = {
+            id_: (chat, paths.month_of(posted))
+            for id_, chat, posted in store.read_places(conn, message_ids)
+        }
+        for chat, month in [*before.values(), *now.values()]:
+            chats.add(chat)
+            months.add((chat, month))
         for chat in sorted(chats):
             self._publish_chat(conn, chat, sorted(m for c, m in months if c == chat))
         self._publish_top(conn)
+        self.placements.record(
+            ((id_, chat, month) for id_, (chat, month) in now.items()),
+            (id_ for id_ in message_ids if id_ not in now),
+        )
         sync_to_disk()
         self._write(STATE_FILE, json.dumps({"change_seq": changes[-1].seq}).encode() + b"\n")
 

@@ -7,6 +7,7 @@ what is rendered from them depends on the store's contents alone.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import psycopg
 
@@ -38,6 +39,13 @@ def read_changes(conn: psycopg.Connection, after: int, limit: int) -> list[Chang
         (after, limit),
     ).fetchall()
     return [Change(*row) for row in rows]
+
+
+def read_places(conn: psycopg.Connection, ids: Sequence[str]) -> list[tuple[str, str, datetime]]:
+    """(id, chat, posted_utc) of the messages with these ids that still exist."""
+    return conn.execute(
+        "SELECT id, chat, posted_utc FROM messages WHERE id = ANY(%s)", (list(ids),)
+    ).fetchall()
 
 
 def _messages(rows: Iterable[tuple]) -> list[Message]:

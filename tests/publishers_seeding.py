@@ -141,6 +141,15 @@ class StoreSeeder:
             (edited_utc, editor, seq, id),
         )
 
+    def move(self, id: str, posted_utc: datetime) -> None:
+        """A re-corrected time, as the processor reports it: one change, the new place only."""
+        chat, _ = self._message_place(id)
+        seq = self._change("message", id, chat, posted_utc)
+        self.conn.execute(
+            "UPDATE messages SET posted_utc = %s, change_seq = %s WHERE id = %s",
+            (posted_utc, seq, id),
+        )
+
     def remove(self, id: str) -> None:
         """The row goes (e.g. re-clustered under another id): its page must drop it."""
         chat, posted = self._message_place(id)

@@ -20,6 +20,7 @@ import pytest
 
 from chatchannels.publishers import paths
 from chatchannels.publishers.pages import PageRenderer
+from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.publishing import INDEX_DIR, index_dir, publish
 from chatchannels.publishers.search_index import WhooshBackend
 from tests.publishers_seeding import StoreSeeder
@@ -164,7 +165,7 @@ def test_no_payload_runs_in_a_real_browser(pg_dsn, tmp_path):
 
     # Nothing outside the site; inside it, every file where the paths module puts files.
     assert [p.name for p in tmp_path.iterdir()] == ["site"]
-    expected = {"index.html", "style.css", ".chatchannels-site.json", paths.ALL_FEED_PATH}
+    expected = {"index.html", "style.css", ".chatchannels-site.json", paths.ALL_FEED_PATH, DB_FILE}
     for chat in chats:
         expected |= {paths.chat_index_path(chat), paths.chat_feed_path(chat)}
         expected |= {

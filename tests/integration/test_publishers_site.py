@@ -11,6 +11,7 @@ import pytest
 
 from chatchannels.publishers import paths
 from chatchannels.publishers.changes import run_publishers
+from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.site import STATE_FILE, SitePublisher
 from tests.publishers_seeding import StoreSeeder
 
@@ -25,13 +26,20 @@ def t(month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file of the site but the placements database (SQLite's bytes are its own)."""
     return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != DB_FILE
     }
 
 
 def publish(dsn: str, site: Path) -> int:
-    [result] = run_publishers(dsn, [SitePublisher(site)], once=True, batch_size=3)
+    publisher = SitePublisher(site)
+    try:
+        [result] = run_publishers(dsn, [publisher], once=True, batch_size=3)
+    finally:
+        publisher.close()
     return result.changes
 
 
@@ -76,6 +84,7 @@ def seed_even_more(s: StoreSeeder) -> None:
     s.user("alice", "Alice Renamed")
     s.chat("empty chat", "", [])
     s.edit("m03", "May message, edited", "alice", t(5, 9))
+    s.move("m05", t(8, 2))  # a re-corrected clock moves July's only message into August
 
 
 def test_incremental_publishing_equals_publishing_from_zero(seeder, pg_dsn, tmp_path):
@@ -92,6 +101,8 @@ def test_incremental_publishing_equals_publishing_from_zero(seeder, pg_dsn, tmp_
     assert (full / paths.month_page_path(OTHER, "2006-06")).exists() is False
     may = (full / paths.month_page_path(OTHER, "2006-05")).read_text()
     assert 'href="2006-08.html"' in may and "2006-06" not in may
+    assert not (full / paths.month_page_path(LEGACY, "2006-07")).exists()
+    assert 'id="m-m05"' in (full / paths.month_page_path(LEGACY, "2006-08")).read_text()
 
 
 def test_publishing_again_with_nothing_new_changes_nothing(seeder, pg_dsn, tmp_path):
