@@ -102,18 +102,22 @@ def search(
     text = " ".join(query)
     try:
         backend = WhooshBackend(index_dir(target), create=False)
-    except IndexMissingError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        results = backend.search(text, sort=sort, limit=limit)
-    except QueryError as exc:
-        raise click.ClickException(f"cannot search for {text!r}: {exc}") from exc
-    finally:
-        backend.close()
+        try:
+            results = backend.search(text, sort=sort, limit=limit)
+        finally:
+            backend.close()
+    except (IndexMissingError, QueryError) as exc:
+        message = str(exc) if isinstance(exc, IndexMissingError) else f"cannot search: {exc}"
+        if as_json:
+            # The same error shape as /search.json, so scripts read one thing.
+            click.echo(json.dumps({"error": {"status": 400, "message": message}}, indent=2))
+            raise SystemExit(1) from exc
+        raise click.ClickException(message) from exc
     if as_json:
         click.echo(json.dumps(results.as_json(), ensure_ascii=False, indent=2, sort_keys=True))
         return
-    click.echo(f"{results.total} messages match {text!r}", err=True)
+    about = "" if results.total_is_exact else "about "
+    click.echo(f"{about}{results.total} messages match {text!r}", err=True)
     for hit in results.hits:
         when = hit.posted_utc.strftime("%Y-%m-%d %H:%M UTC")
         who = f"{hit.author_name} ({hit.author})" if hit.author_name else hit.author

@@ -99,6 +99,9 @@ def test_search_command_prints_links_and_json(seeder, pg_dsn, tmp_path):
 
     bad = cli("search", "--site-dir", str(tmp_path), "date:2006-13")
     assert bad.exit_code == 1 and "date:2006-13 is not a date" in bad.output
+    bad_json = cli("search", "--json", "--site-dir", str(tmp_path), "date:2006-13")
+    assert bad_json.exit_code == 1
+    assert "is not a date" in json.loads(bad_json.stdout)["error"]["message"]
     missing = cli("search", "--site-dir", str(tmp_path / "nowhere"), "x")
     assert missing.exit_code == 1 and "chatchannels publish --once" in missing.output
 
