@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "serve": "chatchannels.publishers.cli:serve",
     "deadletters": "chatchannels.processors.cli:deadletters",
     "process": "chatchannels.processors.cli:process",
+    "replay": "chatchannels.processors.replay_cli:replay",
     "stats": "chatchannels.processors.cli:stats",
     "emulate": "chatchannels.emulator.cli:emulate",
     "stack": "chatchannels.stack.cli:stack",

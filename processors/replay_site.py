@@ -1,0 +1,86 @@
+"""The site after a replay: published from zero into a new folder, then swapped in.
+
+The publishers number their position by change_seq, which a rebuilt store hands out anew,
+so the live site cannot follow the swapped store; it is rebuilt beside it instead, from the
+replay schema (the publishers' connection gets that schema as its search_path), before the
+store is swapped, and put in place right after.
+
+The swap is atomic when the site folder is a symlink (`site -> site.replay-<stamp>`): a new
+link is renamed over the old one. A plain folder is renamed away, then the new one renamed
+in: two renames, between which the folder is missing for an instant (deploy/operations.md
+recommends the symlink).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from chatchannels.publishers.publishing import publish
+from chatchannels.publishers.site import STATE_FILE
+
+
+@dataclass
+class SiteSwap:
+    """A site built in `built`, to be put at `site_dir`; `previous` is what it displaced."""
+
+    site_dir: Path
+    built: Path
+    stamp: str
+    previous: Path | None = None
+    committed: bool = False
+
+    def commit(self) -> None:
+        """Put the built site in place of the current one."""
+        site = self.site_dir
+        if site.is_symlink():
+            self.previous = site.resolve()
+            link = site.with_name(f".{site.name}.link-{self.stamp}")
+            # Relative when the built folder is a sibling, so the pair can move together.
+            target = self.built.name if self.built.parent == site.parent else self.built
+            link.symlink_to(target, target_is_directory=True)
+            os.replace(link, site)
+        elif site.exists():
+            self.previous = site.with_name(f"{site.name}.previous-{self.stamp}")
+            site.rename(self.previous)
+            self.built.rename(site)
+        else:
+            self.built.rename(site)
+        self.committed = True
+
+    def as_json(self) -> dict[str, str | None]:
+        live = self.site_dir.resolve() if self.committed else None
+        return {
+            "site_dir": str(self.site_dir),
+            "serving": None if live is None else str(live),
+            "previous": None if self.previous is None else str(self.previous),
+        }
+
+
+def schema_dsn(dsn: str, schema: str) -> str:
+    """The DSN with `schema` as the session's search_path (other options kept)."""
+    # Schema names are plain identifiers (replay.py checks), so no quoting is needed here.
+    options = conninfo_to_dict(dsn).get("options") or ""
+    return make_conninfo(dsn, options=f"{options} -c search_path={schema}".strip())
+
+
+def rebuild_site(dsn: str, schema: str, site_dir: Path, stamp: str) -> SiteSwap:
+    """Publish the store in `schema` from zero into `<site_dir>.replay-<stamp>`."""
+    site_dir = site_dir.absolute()
+    built = site_dir.with_name(f"{site_dir.name}.replay-{stamp}")
+    publish(schema_dsn(dsn, schema), built, once=True)
+    return SiteSwap(site_dir, built, stamp)
+
+
+def remove_previous_site(swap: SiteSwap) -> bool:
+    """Remove the site a swap displaced, if it is one the publishers wrote (it has their
+    state file): never an arbitrary folder an old symlink happened to point at."""
+    previous = swap.previous
+    if previous is None or not (previous / STATE_FILE).is_file():
+        return False
+    shutil.rmtree(previous)
+    return True
