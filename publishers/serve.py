@@ -70,6 +70,11 @@ class SiteHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:
         log.info("%s %s", self.address_string(), format % args)
 
+    def list_directory(self, path):  # type: ignore[no-untyped-def]
+        # Like the nginx snippet: pages link to each other; folders are not browsable.
+        self.send_error(HTTPStatus.NOT_FOUND)
+        return None
+
     def do_GET(self) -> None:
         self._route(head=False)
 

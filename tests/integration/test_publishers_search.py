@@ -193,6 +193,7 @@ def test_serve_site_and_search(server):
     assert status == 200 and "<script>" not in body and "&lt;script&gt;" in body
 
     assert fetch(f"{server}/.search-index/")[0] == 404
+    assert fetch(f"{server}/chats/")[0] == 404
     assert fetch(f"{server}/.chatchannels-site.json")[0] == 404
     assert fetch(f"{server}/chats/%2e%2e/%2e%2e/etc/passwd")[0] == 404
     assert fetch(f"{server}/index.html", method="POST")[0] == 501
