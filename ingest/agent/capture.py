@@ -70,7 +70,13 @@ Clock = Callable[[], EventClock]
 
 @dataclass
 class CaptureState:
-    """What the capture knows; `marks` starts from the spool and rises as events are written."""
+    """What the capture knows.
+
+    `marks` (per chat, from the spool, rising as events are written) is the high-water mark of
+    the backfills: every message of the chat up to it is in the spool. Only backfills raise it,
+    because only they read a chat's messages without holes; live reads and polls pick single
+    messages (a poll sees only unread ones) and would make the mark claim messages never read.
+    """
 
     marks: dict[str, int]
     allowed: dict[str, bool] = field(default_factory=dict)
@@ -100,6 +106,7 @@ class Capture:
         overlap: int = 20,
         read_window: int = 32,
         max_commands: int = 200,
+        rescan_interval_s: float = 300.0,
     ) -> None:
         self.client = client
         self.allow = allow
@@ -107,6 +114,7 @@ class Capture:
         self.clock = clock
         self.state = CaptureState(marks=dict(marks))
         self.overlap = overlap
+        self.rescan_interval_s = rescan_interval_s
         self._slots = asyncio.Semaphore(read_window)
         # Commands awaiting their reply. Pipelining is the point, but an unbounded burst
         # floods the bus: dbus-fast 5.2 drops the whole connection when a send finds the
@@ -129,6 +137,7 @@ class Capture:
         self._tasks = [
             loop.create_task(self._drain(), name="capture-drain"),
             loop.create_task(self._dispatch(), name="capture-dispatch"),
+            loop.create_task(self._rescan_now_and_then(), name="capture-rescan"),
         ]
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
@@ -151,8 +160,8 @@ class Capture:
 
     async def stop(self) -> None:
         """Stop reacting, write every read already started, then end (SIGTERM path)."""
-        drain, dispatch = self._tasks
-        jobs = [t for t in (self._job, dispatch, *self._chat_jobs) if t is not None]
+        drain, *others = self._tasks
+        jobs = [t for t in (self._job, *others, *self._chat_jobs) if t is not None]
         for task in jobs:
             task.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
@@ -171,8 +180,7 @@ class Capture:
     def _on_state(self, state: AttachState) -> None:
         log.info("attach state: %s", state.value)
         if state is not AttachState.ATTACHED:
-            # Messages may be posted while we are away: until the re-attach backfill has
-            # read them, no live read may raise a chat's mark above them.
+            # Messages may be posted while we are away; the re-attach backfill reads them.
             self.state.backfilled.clear()
             return
         reason = "reattach" if self.state.attached_once else "backfill"
@@ -189,9 +197,9 @@ class Capture:
             for chat in sorted(chats):
                 if await self._decide(chat):
                     await self._backfill(chat, reason)
-            missed, self.state.missed = self.state.missed, set()
-            # Forced: a message captured before may have changed in what we missed.
-            for message_id in sorted(missed):
+            # Forced: a message captured before may have changed in what we missed. An id
+            # leaves `missed` only once read, so a job cut short by another quit loses none.
+            for message_id in sorted(self.state.missed):
                 self.state.reading.add(message_id)
                 await self._enqueue(self._read_message(message_id, reason, None, forced=True))
             await self._barrier()
@@ -218,18 +226,28 @@ class Capture:
                 log.warning("SEARCH %s answered %r", what, line)
         return found
 
-    async def _backfill(self, chat: str, reason: str) -> None:
-        """Every message of `chat` above its mark (less the overlap), oldest first."""
+    async def _backfill(self, chat: str, reason: str, overlap: bool = True) -> None:
+        """Every message of `chat` above its mark not read yet, oldest first.
+
+        With `overlap` (start-up, re-attach) the last few below the mark are read again: a
+        crash may have come between spooling them and saying so (harmless repeats).
+        """
         state = self.state
         if chat in state.backfilling:
             return
         state.backfilling.add(chat)
         try:
-            await self._backfill_chat(chat, reason)
+            await self._backfill_chat(chat, reason, self.overlap if overlap else 0)
         finally:
             state.backfilling.discard(chat)
 
-    async def _backfill_chat(self, chat: str, reason: str) -> None:
+    async def rescan(self) -> None:
+        """Backfill every allowed chat from its mark: finds what no notification announced
+        (offline delivery, own messages a poll does not list, dropped notifications)."""
+        for chat in sorted(c for c, allowed in self.state.allowed.items() if allowed):
+            await self._backfill(chat, "backfill", overlap=False)
+
+    async def _backfill_chat(self, chat: str, reason: str, overlap: int) -> None:
         state = self.state
         await self._enqueue(self._read_chat(chat, reason, None))
         exchange = await self._exchange(format_get("CHAT", chat, "CHATMESSAGES"))
@@ -243,7 +261,7 @@ class Capture:
             await self._enqueue(
                 self._report(ObjectRead(reason, "CHAT", chat, None, (), trigger_problem=problem))
             )
-        floor = state.marks[chat] - self.overlap if chat in state.marks else 0
+        floor = state.marks[chat] - overlap if chat in state.marks else 0
         todo = [i for i in ids if i > floor and i not in state.captured and i not in state.reading]
         log.info("%s of %s: %d of %d messages", reason, chat, len(todo), len(ids))
         for message_id in todo:
@@ -252,6 +270,15 @@ class Capture:
         await self._barrier()
         if all(i in state.captured for i in todo) and self.client.attached:
             state.backfilled.add(chat)
+
+    async def _rescan_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(self.rescan_interval_s)
+            if self.client.attached and (self._job is None or self._job.done()):
+                try:
+                    await self.rescan()
+                except DesktopApiError as exc:
+                    log.info("rescan put off: %s", exc)
 
     # --- notifications ------------------------------------------------------------------
 
@@ -292,6 +319,9 @@ class Capture:
                     await self._enqueue(self._report(self._small(notice, "CHAT")))
             case Kind.SESSION:
                 await self._enqueue(self._report(self._small(notice, "SESSION", "notification")))
+                if notice.prop == "CONNSTATUS" and notice.value == "ONLINE":
+                    # Back online: Skype synced history silently, no notification replays it.
+                    await self._enqueue_chat_job(notice, self.rescan())
             case Kind.ODD:
                 await self._enqueue(self._report_odd(notice, notice.problem))
 
@@ -409,7 +439,7 @@ class Capture:
             state.reading.discard(message_id)
         state.captured.add(message_id)
         state.missed.discard(message_id)
-        marks = ((chat, message_id),) if mark or chat in state.backfilled else ()
+        marks = ((chat, message_id),) if mark else ()
         return [self._captured(_read_of(reason, obj_id, notice, exchanges), marks)]
 
     async def _read_message_small(self, message_id: int, notice: Notice) -> list[Captured]:

@@ -48,6 +48,9 @@ class AgentConfig:
     # Events handed to the Kafka producer and not yet acknowledged (bounds memory).
     max_in_flight: int = 2000
     reattach_max_backoff_s: float = 30.0
+    # Every so often each allowed chat is re-listed, to find messages no notification
+    # announced (Skype sends none for history synced while offline, spec 6.4).
+    rescan_interval_s: float = 300.0
     command_timeout_s: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 

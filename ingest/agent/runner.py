@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import io
 import json
 import logging
 import os
@@ -123,6 +124,7 @@ class Agent:
             overlap=config.overlap,
             read_window=config.read_window,
             max_commands=config.max_commands,
+            rescan_interval_s=config.rescan_interval_s,
         )
         log.info(
             "agent starting",
@@ -190,6 +192,14 @@ class Agent:
         write_json_atomically(self.config.status_file, doc)
 
 
+def log_tasks() -> None:
+    """SIGUSR1: log where every task of the agent waits (for a hung-looking agent)."""
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=8, file=out)
+        log.warning("task %s", task.get_name(), extra={"stack": out.getvalue()})
+
+
 def write_json_atomically(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, sort_keys=True))
@@ -204,6 +214,7 @@ def run_agent(config: AgentConfig) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, log_tasks)
         try:
             return await Agent(config).run(stop)
         finally:

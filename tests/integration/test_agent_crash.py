@@ -179,11 +179,13 @@ def test_kafka_down_30s_during_capture_loses_nothing(tmp_path, private_kafka, db
         assert status["kafka_connected"] is False or status["in_flight"] <= 500
         private_kafka.start()
         emu.step(emu.emulator.total)
+        # Presence, not each final body: the generated timeline also takes alice offline,
+        # and edits made meanwhile never reach her host (a Skype fact, not a Kafka one).
         wait_for(
             "every message of the allowed chats in Kafka",
-            lambda: not missing_messages(scenario, reader.poll(), HOST, set(chats)),
+            lambda: not missing_messages(scenario, reader.poll(), HOST, set(chats), bodies=False),
             lambda: (
-                missing_messages(scenario, reader.events, HOST, set(chats))[:5],
+                missing_messages(scenario, reader.events, HOST, set(chats), bodies=False)[:5],
                 agent.log_tail(),
             ),
             180,
