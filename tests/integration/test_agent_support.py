@@ -180,7 +180,14 @@ class AgentProcess:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
+        """Kill it if still running, first asking it to log where its tasks wait (SIGUSR1)."""
+        import signal
+
         if self.proc is not None and self.proc.poll() is None:
+            log = self.root / f"agent-{self.starts}.log"
+            size = log.stat().st_size
+            self.proc.send_signal(signal.SIGUSR1)
+            wait_for("a task dump", lambda: log.stat().st_size > size, lambda: size, 5)
             self.proc.kill()
             self.proc.wait(30)
 

@@ -1,0 +1,212 @@
+"""The ingest agent's backfill: N messages of one emulated desktop into Kafka.
+
+One chat on one emulated host holds N messages (bodies from the emulator's realistic mix).
+`chatchannels agent run` starts against it with an empty spool and backfills the chat, every
+event spooled (SQLite, synchronous=FULL) and acknowledged by Kafka (acks=all). Figures:
+
+- messages/s from agent start until Kafka acknowledged the last message, against the
+  pipelined D-Bus ceiling: bench_desktop_api's pipelined GET rate from the emulator (same
+  run), divided by the GETs the agent sends per message;
+- the agent's peak RSS (VmHWM), against the 80 MB target.
+
+    python -m bench.bench_agent                    # 50,000 messages (about 3 minutes on 2 cores)
+    python -m bench.bench_agent --messages 100000  # the full size (about 6 minutes)
+    python -m bench.bench_agent --quick    # 10,000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench import bench_desktop_api
+from bench.report import Figure, report
+from chatchannels.emulator.bodies import SAMPLES
+from chatchannels.emulator.scenario import FORMAT
+from chatchannels.ingest.agent.reads import MESSAGE_PROPERTIES
+from chatchannels.settings import Settings, load_settings
+from chatchannels.stack.dbus import session_bus
+
+# 100,000 messages take about 5 minutes here (the agent runs at the D-Bus ceiling, ~320/s);
+# the default keeps a run near 3 minutes. `--messages 100000` measures the full size.
+N_FULL, N_QUICK = 50_000, 10_000
+HOST = "alice-pc"
+CHAT = "#alice/$bob;0123456789abcdef"
+RSS_TARGET_MB = 80.0
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_scenario(path: Path, messages: int, seed: int = 1) -> None:
+    """One host (alice's), one dialog with bob, `messages` posts from both, as JSON Lines."""
+    rng = random.Random(seed)
+    header = {
+        "format": FORMAT,
+        "title": f"bench_agent: {messages} messages in one chat",
+        "start": 1357987875,
+        "users": [{"handle": "alice", "fullname": "Alice"}, {"handle": "bob", "fullname": "Bob"}],
+        "hosts": [{"id": HOST, "user": "alice", "skew_s": 3}],
+        "chats": [{"name": CHAT, "members": ["alice", "bob"], "adder": "alice"}],
+    }
+    with path.open("w") as out:
+        out.write(json.dumps(header) + "\n")
+        for n in range(messages):
+            action = {
+                "at": n * 2.0,
+                "op": "post",
+                "chat": CHAT,
+                "author": rng.choice(("alice", "bob")),
+                "body": rng.choice(SAMPLES),
+                "msg": f"m{n}",
+            }
+            out.write(json.dumps(action) + "\n")
+
+
+def _emulator(scenario: Path, address: str) -> subprocess.Popen:
+    emulator = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "chatchannels.cli", "emulate"),
+            *("--scenario", str(scenario), "--bus", f"{HOST}={address}", "--step"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert emulator.stdout is not None
+    ready = emulator.stdout.readline()
+    if '"ready"' not in ready:
+        emulator.kill()
+        raise RuntimeError(f"emulator did not start (exit {emulator.wait()}): {ready!r}")
+    return emulator
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def _status(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def backfill(settings: Settings, messages: int, work: Path) -> tuple[float, float, float]:
+    """(messages/s until Kafka acked all, messages/s until all spooled, peak RSS MB)."""
+    from chatchannels.stack.kafka import ensure_topic
+
+    scenario = work / "scenario.jsonl"
+    write_scenario(scenario, messages)
+    topic = f"bench.agent.{uuid.uuid4().hex[:8]}"
+    ensure_topic(settings, topic, partitions=1)
+    with session_bus(work / "dbus") as bus:
+        emulator = _emulator(scenario, bus.address)
+        agent = None
+        try:
+            asyncio_run_to_end(bus.address)
+            config = work / "agent.toml"
+            spool = work / "spool.db"
+            config.write_text(
+                f"host_id = {json.dumps(HOST)}\nspool = {json.dumps(str(spool))}\n"
+                f"kafka = {json.dumps(settings.kafka_bootstrap)}\ntopic = {json.dumps(topic)}\n"
+                f"dbus_address = {json.dumps(bus.address)}\nchats = [{json.dumps(CHAT)}]\n"
+            )
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCHANNELS_")}
+            log = (work / "agent.log").open("wb")
+            started = time.monotonic()
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "chatchannels.cli", "agent", "run", "--config", str(config)],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            # Session + chat + one event per message; the status file counts Kafka acks.
+            expected = messages + 2
+            status_file = spool.with_name(spool.name + ".status.json")
+            spooled_at = None
+            deadline = started + 900
+            while True:
+                status = _status(status_file)
+                if status.get("pid") == agent.pid:
+                    if spooled_at is None and status.get("captured", 0) >= expected:
+                        spooled_at = time.monotonic()
+                    if status.get("acked", 0) >= expected:
+                        break
+                if agent.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"agent did not finish: {status}; see {work / 'agent.log'}")
+                time.sleep(0.2)
+            done = time.monotonic()
+            rss = _peak_rss_mb(agent.pid)
+            agent.terminate()
+            agent.wait(60)
+        finally:
+            if agent is not None and agent.poll() is None:
+                agent.kill()
+            emulator.terminate()
+            emulator.wait(30)
+    spooled_at = spooled_at or done
+    return messages / (done - started), messages / (spooled_at - started), rss
+
+
+def asyncio_run_to_end(address: str) -> None:
+    import asyncio
+
+    asyncio.run(bench_desktop_api._run_emulator_timeline(address))
+
+
+def pipelined_ceiling() -> float:
+    """bench_desktop_api's pipelined GET rate from the emulator, round trips/s (same run)."""
+    figures = bench_desktop_api.run()
+    for figure in figures:
+        if "from emulator" in figure.name and "pipelined" in figure.name:
+            return figure.value
+    raise RuntimeError("bench_desktop_api reported no pipelined emulator figure")
+
+
+def run(settings: Settings, quick: bool = False, messages: int | None = None) -> list[Figure]:
+    messages = messages or (N_QUICK if quick else N_FULL)
+    gets_per_message = len(MESSAGE_PROPERTIES)
+    get_rate = pipelined_ceiling()
+    ceiling = get_rate / gets_per_message
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
+        acked_rate, spooled_rate, rss = backfill(settings, messages, Path(tmp))
+    figures = [
+        Figure(
+            f"agent backfill {messages:,} messages, Kafka-acked (ceiling: pipelined D-Bus "
+            f"GETs / {gets_per_message})",
+            acked_rate,
+            "messages/s",
+            ceiling,
+        ),
+        Figure("agent backfill, spooled to disk", spooled_rate, "messages/s", ceiling),
+        Figure("agent peak RSS (ceiling: target)", rss, "MB", RSS_TARGET_MB),
+    ]
+    report(f"ingest agent backfill of {messages:,} messages", figures)
+    return figures
+
+
+def main() -> None:
+    from chatchannels.stack.manager import stack_up
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{N_QUICK:,} messages")
+    parser.add_argument("--messages", type=int, help="any other number of messages")
+    args = parser.parse_args()
+    settings = load_settings()
+    stack_up(settings)
+    run(settings, quick=args.quick, messages=args.messages)
+
+
+if __name__ == "__main__":
+    main()
