@@ -93,6 +93,7 @@ class Processor:
         self.summary = ProcessSummary()
         self.expected: dict[int, int] = {}
         self.db_failures = 0
+        self.generation = 0
         self.store = self._connect_store()
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
@@ -150,7 +151,14 @@ class Processor:
         else:
             self.consumer.subscribe([self.options.topic], listener=_Rebalance(self))
         while not self.stop.is_set():
+            generation = self.generation
             records = self._gather()
+            if self.generation != generation:
+                # A rebalance happened inside poll(): drop what was gathered and read again
+                # from the stored offsets (a poll after the assignment's seek may already
+                # have moved the positions past records dropped here).
+                self._seek_to_stored(self.consumer.assignment())
+                continue
             if records:
                 self._apply(records)
             elif end is not None and all(self.consumer.position(tp) >= o for tp, o in end.items()):
@@ -195,6 +203,7 @@ class Processor:
             self._seek_to_stored(self.consumer.assignment())
             return
         self.db_failures = 0
+        self.generation = 0
         self.expected.update(result.next_offsets)
         s = self.summary
         s.records += result.records
@@ -210,10 +219,12 @@ class _Rebalance(ConsumerRebalanceListener):
         self.processor = processor
 
     def on_partitions_revoked(self, revoked) -> None:
+        self.processor.generation += 1
         for tp in revoked:
             self.processor.expected.pop(tp.partition, None)
 
     def on_partitions_assigned(self, assigned) -> None:
+        self.processor.generation += 1
         self.processor._seek_to_stored(assigned)
 
 
