@@ -1,0 +1,164 @@
+"""Replay: rebuild the store from the log, verify it, rebuild the site and index, swap.
+
+Generated raw events (tests/processor_harness.py's bulk generator, in chunks of 100,000 with
+three hosts of their own each, so memory stays flat) go to a fresh topic and are processed
+into a fresh "live" schema; then `replay --verify --swap` runs against that schema with a
+site folder in a temporary directory. Figures: the time to rebuild the store (target: under
+3 minutes for 1,000,000 events), to verify (both digests), to rebuild the site and the search
+index from zero, to swap; the peak resident memory of this process and of its children.
+When fewer than 1,000,000 events were run, the 1,000,000 figure is a linear extrapolation,
+labelled as such.
+
+`python -m bench.bench_replay [--quick] [--events N]`; quick: 50,000 events. Under
+`python -m bench`, BENCH_REPLAY_EVENTS sets the number (the full run takes long).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from bench.report import Figure, report
+from chatchannels.processors.consumer import ProcessOptions, run_processor
+from chatchannels.processors.migrate import migrate
+from chatchannels.processors.replay import ReplayOptions, replay
+from chatchannels.settings import Settings
+from tests.processor_harness import HOSTS, generate_events, produce
+
+N_FULL, N_QUICK = 1_000_000, 50_000
+TARGET_EVENTS, TARGET_S = 1_000_000, 180.0
+CHUNK = 100_000
+BATCH = 20_000
+
+
+def _produce(settings: Settings, topic: str, n: int) -> int:
+    produced = 0
+    for k, start in enumerate(range(0, n, CHUNK)):
+        size = min(CHUNK, n - start)
+        hosts = tuple((name.replace("-pc", f"{k}-pc"), skew, tz) for name, skew, tz in HOSTS)
+        events = generate_events(size, base=time.time(), step_s=1.0 / size, seed=k, hosts=hosts)
+        produced += produce(settings, topic, events)
+    return produced
+
+
+def _peak_mb(who: int) -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def run(settings: Settings, quick: bool = False, events: int | None = None) -> list[Figure]:
+    from kafka import KafkaAdminClient
+
+    from chatchannels.stack.kafka import ensure_topic
+
+    n = events or int(os.environ.get("BENCH_REPLAY_EVENTS") or (N_QUICK if quick else N_FULL))
+    topic = f"bench.replay.{uuid.uuid4().hex[:8]}"
+    live = f"bench_live_{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    settings = settings.replace(topic=topic)
+    ensure_topic(settings, topic, partitions=3)
+    migrate(settings.postgres_dsn, live)
+    previous = None
+    try:
+        started = time.perf_counter()
+        produced = _produce(settings, topic, n)
+        produce_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        options = ProcessOptions(topic=topic, schema=live, once=True, batch_records=BATCH)
+        summary = run_processor(settings, options)
+        live_s = time.perf_counter() - started
+        assert summary.records == produced, summary
+
+        result = replay(
+            settings,
+            ReplayOptions(
+                topic=topic,
+                live_schema=live,
+                verify=True,
+                swap=True,
+                site_dir=work / "site",
+                batch_records=BATCH,
+            ),
+        )
+        previous = result.previous_schema
+        assert result.verify is not None and result.verify.equal
+        seconds = result.seconds
+        scale = TARGET_EVENTS / produced
+        figures = [
+            Figure(f"produce {produced:,} generated events", produce_s, "s"),
+            Figure("process them (the live store)", live_s, "s"),
+            Figure("replay: rebuild the store", seconds["replay"], "s"),
+            Figure("replay: rebuild rate", produced / seconds["replay"], "events/s"),
+            Figure(
+                f"replay: verify ({result.messages:,} messages, both digests)",
+                seconds["verify"],
+                "s",
+            ),
+            Figure("replay: rebuild site and search index", seconds["site"], "s"),
+            Figure("replay: swap schema and site", seconds["swap"], "s"),
+            Figure("peak memory, this process", _peak_mb(resource.RUSAGE_SELF), "MB"),
+            Figure("peak memory, children", _peak_mb(resource.RUSAGE_CHILDREN), "MB"),
+        ]
+        if produced < TARGET_EVENTS:
+            figures += [
+                Figure(
+                    f"EXTRAPOLATED x{scale:.0f} (linear): rebuild 1M",
+                    seconds["replay"] * scale,
+                    "s",
+                    None,
+                ),
+                Figure(
+                    f"EXTRAPOLATED x{scale:.0f} (linear): verify 1M", seconds["verify"] * scale, "s"
+                ),
+                Figure(
+                    f"EXTRAPOLATED x{scale:.0f} (linear): site 1M", seconds["site"] * scale, "s"
+                ),
+            ]
+        rebuild_1m = seconds["replay"] * scale
+        figures.append(
+            Figure(
+                f"rebuild of 1M within the {TARGET_S:.0f} s target (ratio < 1 meets it)",
+                rebuild_1m / TARGET_S,
+                "ratio",
+            )
+        )
+        report(f"replay ({produced:,} events)", figures)
+        return figures
+    finally:
+        with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+            for schema in (live, previous):
+                if schema:
+                    conn.execute(
+                        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                    )
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin.delete_topics([topic])
+        admin.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    from chatchannels.settings import load_settings
+    from chatchannels.stack.manager import stack_up
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{N_QUICK:,} events")
+    parser.add_argument("--events", type=int, help="this many events")
+    args = parser.parse_args()
+    settings = load_settings()
+    stack_up(settings)
+    run(settings, quick=args.quick, events=args.events)
+
+
+if __name__ == "__main__":
+    main()
