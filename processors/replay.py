@@ -48,7 +48,12 @@ from chatchannels.processors.archive import (
 from chatchannels.processors.archive_diff import diff_archives
 from chatchannels.processors.consumer import ProcessOptions, Processor, ProcessSummary
 from chatchannels.processors.migrate import migrate
-from chatchannels.processors.replay_site import SiteSwap, rebuild_site, remove_previous_site
+from chatchannels.processors.replay_site import (
+    SiteSwap,
+    check_site_dir,
+    rebuild_site,
+    remove_previous_site,
+)
 from chatchannels.processors.store import DEFAULT_CONSUMER
 from chatchannels.settings import Settings
 
@@ -193,6 +198,10 @@ def replay(
             f" consumer {options.group!r} on {options.topic!r}. To build a store from nothing,"
             " run `chatchannels db migrate` and `chatchannels process`."
         )
+    if options.swap and options.site_dir is not None:
+        problem = check_site_dir(options.site_dir)
+        if problem:
+            raise ReplayError(problem)
     if schema_exists(dsn, schema):
         raise ReplayError(f"schema {schema!r} exists already; a replay builds a new schema")
     result = ReplayResult(topic=options.topic, schema=schema, offsets=dict(live or {}))

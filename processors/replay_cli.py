@@ -90,6 +90,11 @@ def _render(found: dict) -> None:
     help=("Site to rebuild and swap with --swap (default: the site_dir setting)."),
 )
 @click.option("--no-site", is_flag=True, help="With --swap, leave the site alone.")
+@click.option(
+    "--topic-copy",
+    is_flag=True,
+    help="The topic is a copy whose CreateTime holds the original append times (topic_copy).",
+)
 @click.option("--keep", is_flag=True, help="Keep the replay schema when not swapping it in.")
 @click.option("--batch", "batch_records", default=5000, show_default=True, help="Records a batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with stable keys.")
@@ -107,6 +112,7 @@ def replay(
     drop_previous: bool,
     site_dir: Path | None,
     no_site: bool,
+    topic_copy: bool,
     keep: bool,
     batch_records: int,
     as_json: bool,
@@ -137,6 +143,7 @@ def replay(
         site_dir=None if no_site else (site_dir or settings.site_dir),
         keep=keep,
         batch_records=batch_records,
+        create_time_is_append_time=topic_copy,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -61,6 +61,19 @@ class SiteSwap:
         }
 
 
+def check_site_dir(site_dir: Path) -> str | None:
+    """Why the site folder cannot be swapped by renames, or None when it can."""
+    site_dir = site_dir.absolute()
+    if not site_dir.is_symlink() and os.path.ismount(site_dir):
+        return (
+            f"site folder {site_dir} is a mount point, which cannot be renamed: point site_dir"
+            " at a symlink inside it (deploy/operations.md), or use --no-site"
+        )
+    if not os.access(site_dir.parent, os.W_OK):
+        return f"cannot create folders beside the site folder {site_dir}: {site_dir.parent}"
+    return None
+
+
 def schema_dsn(dsn: str, schema: str) -> str:
     """The DSN with `schema` as the session's search_path (other options kept)."""
     # Schema names are plain identifiers (replay.py checks), so no quoting is needed here.
