@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -35,6 +36,36 @@ def _target_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ):
         command = option(command)
     return command
+
+
+@contextmanager
+def _user_errors(settings: Settings) -> Iterator[None]:
+    """Driver errors as one line saying what failed and what to try."""
+    import psycopg
+    from kafka.errors import KafkaError
+
+    from chatchannels.processors.consumer import ProcessorError
+
+    try:
+        yield
+    except psycopg.errors.UndefinedTable as exc:
+        raise click.ClickException(
+            f"the store is not migrated ({exc.diag.message_primary});"
+            " run `chatchannels db migrate` (with --schema if you use one)"
+        ) from exc
+    except psycopg.OperationalError as exc:
+        where = settings.postgres_dsn
+        raise click.ClickException(
+            f"cannot use PostgreSQL at {where}: {str(exc).strip().splitlines()[0]};"
+            " is the stack up (`chatchannels stack up`) or --dsn right?"
+        ) from exc
+    except KafkaError as exc:
+        raise click.ClickException(
+            f"cannot use Kafka at {settings.kafka_bootstrap}: {exc};"
+            " is the stack up (`chatchannels stack up`) or --kafka right?"
+        ) from exc
+    except ProcessorError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _settings(settings: Settings, topic: str | None, dsn: str | None, kafka: str | None):
@@ -81,7 +112,7 @@ def process(
     Runs until SIGTERM or Ctrl-C, which finish the current batch and exit 0; with --once it
     exits when caught up.
     """
-    from chatchannels.processors.consumer import ProcessOptions, ProcessorError, run_processor
+    from chatchannels.processors.consumer import ProcessOptions, run_processor
 
     settings = _settings(settings, topic, dsn, kafka)
     stop = threading.Event()
@@ -90,10 +121,8 @@ def process(
     options = ProcessOptions(
         topic=settings.topic, group=group, schema=schema, once=once, batch_records=batch_records
     )
-    try:
+    with _user_errors(settings):
         summary = run_processor(settings, options, stop)
-    except ProcessorError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(
         f"processed {summary.records} records in {summary.batches} batches:"
         f" {summary.changes} changes, {summary.dead_letters} dead letters"
@@ -117,7 +146,8 @@ def stats(
     from chatchannels.processors.stats import collect_stats, render_stats
 
     settings = _settings(settings, topic, dsn, kafka)
-    found = collect_stats(settings, group=group, schema=schema)
+    with _user_errors(settings):
+        found = collect_stats(settings, group=group, schema=schema)
     if as_json:
         click.echo(json.dumps(found, sort_keys=True))
     else:
@@ -148,11 +178,12 @@ def list_dead_letters(
     from chatchannels.processors.store import Store
 
     settings = _settings(settings, topic, dsn, kafka)
-    store = Store.connect(settings.postgres_dsn, schema, consumer=group)
-    try:
-        letters = store.dead_letters(include_redriven=show_all)
-    finally:
-        store.close()
+    with _user_errors(settings):
+        store = Store.connect(settings.postgres_dsn, schema, consumer=group)
+        try:
+            letters = store.dead_letters(include_redriven=show_all)
+        finally:
+            store.close()
     for d in letters:
         if as_json:
             click.echo(
@@ -193,16 +224,17 @@ def redrive(
     from chatchannels.processors.store import Store
 
     settings = _settings(settings, topic, dsn, kafka)
-    store = Store.connect(
-        settings.postgres_dsn,
-        schema,
-        consumer=group,
-        tolerance_s=float(settings.match_tolerance_s),
-    )
-    try:
-        result = store.redrive_dead_letters(list(ids) or None)
-    finally:
-        store.close()
+    with _user_errors(settings):
+        store = Store.connect(
+            settings.postgres_dsn,
+            schema,
+            consumer=group,
+            tolerance_s=float(settings.match_tolerance_s),
+        )
+        try:
+            result = store.redrive_dead_letters(list(ids) or None)
+        finally:
+            store.close()
     click.echo(
         f"redriven {len(result.redriven)}, still refused {len(result.still_bad)},"
         f" {result.changes} changes"

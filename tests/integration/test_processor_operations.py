@@ -194,3 +194,17 @@ def test_sigterm_finishes_the_batch_and_exits_zero(settings) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "processed 4 records" in out
+
+
+def test_errors_say_what_failed_and_what_to_try(stack, kafka_topic, pg_dsn) -> None:
+    """Unmigrated store and unreachable server: one line each, exit code 1, no traceback."""
+    base = ["--topic", kafka_topic, "--kafka", stack.kafka_bootstrap]
+    runner = CliRunner()
+    unmigrated = runner.invoke(main, ["process", "--once", *base, "--dsn", pg_dsn])
+    assert unmigrated.exit_code == 1
+    assert "not migrated" in unmigrated.output and "chatchannels db migrate" in unmigrated.output
+    nowhere = "postgresql://postgres@127.0.0.1:1/none"
+    unreachable = runner.invoke(main, ["stats", *base, "--dsn", nowhere])
+    assert unreachable.exit_code == 1
+    assert f"cannot use PostgreSQL at {nowhere}" in unreachable.output
+    assert "Traceback" not in unmigrated.output + unreachable.output
