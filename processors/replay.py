@@ -28,6 +28,7 @@ swap's renames, and a failed or interrupted replay drops its own schema.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -50,6 +51,7 @@ from chatchannels.processors.consumer import ProcessOptions, Processor, ProcessS
 from chatchannels.processors.migrate import migrate
 from chatchannels.processors.replay_site import (
     SiteSwap,
+    built_site_dir,
     check_site_dir,
     rebuild_site,
     remove_previous_site,
@@ -205,8 +207,8 @@ def replay(
     if schema_exists(dsn, schema):
         raise ReplayError(f"schema {schema!r} exists already; a replay builds a new schema")
     result = ReplayResult(topic=options.topic, schema=schema, offsets=dict(live or {}))
-    migrate(dsn, schema)
     try:
+        migrate(dsn, schema)
         started = time.perf_counter()
         _run_replay(settings, options, schema, live, result, progress, stop)
         result.seconds["replay"] = time.perf_counter() - started
@@ -216,6 +218,8 @@ def replay(
         else:
             result.digest, result.messages = _digest(read_archive(dsn, schema), progress, None)
         result.seconds["verify" if options.verify else "digest"] = time.perf_counter() - started
+        if stop.is_set():
+            raise ReplayError("replay interrupted before the swap; nothing was swapped")
     except BaseException:
         drop_schema(dsn, schema)
         raise
@@ -330,18 +334,31 @@ def _swap(
 ) -> None:
     dsn = settings.postgres_dsn
     site_swap = None
-    if options.site_dir is not None:
-        started = time.perf_counter()
-        progress("site", 0, None)
-        site_swap = rebuild_site(dsn, schema, options.site_dir, stamp)
-        progress("site", 1, 1)
-        result.seconds["site"] = time.perf_counter() - started
-    started = time.perf_counter()
     previous = f"previous_{stamp}"
-    swap_schemas(dsn, options.live_schema, schema, previous)
+    try:
+        if options.site_dir is not None:
+            started = time.perf_counter()
+            progress("site", 0, None)
+            site_swap = rebuild_site(dsn, schema, options.site_dir, stamp)
+            progress("site", 1, 1)
+            result.seconds["site"] = time.perf_counter() - started
+        started = time.perf_counter()
+        swap_schemas(dsn, options.live_schema, schema, previous)
+    except BaseException:
+        # Nothing is swapped yet: leave no half-built site or schema behind.
+        drop_schema(dsn, schema)
+        if options.site_dir is not None:
+            shutil.rmtree(built_site_dir(options.site_dir, stamp), ignore_errors=True)
+        raise
     result.previous_schema = previous
     if site_swap is not None:
-        site_swap.commit()
+        try:
+            site_swap.commit()
+        except OSError as exc:
+            raise ReplayError(
+                f"the rebuilt store is live (the previous one is schema {previous}), but the"
+                f" site could not be swapped ({exc}); the rebuilt site is {site_swap.built}"
+            ) from exc
         result.swap = site_swap
     result.seconds["swap"] = time.perf_counter() - started
     if options.drop_previous:

@@ -83,10 +83,14 @@ def schema_dsn(dsn: str, schema: str) -> str:
 
 def rebuild_site(dsn: str, schema: str, site_dir: Path, stamp: str) -> SiteSwap:
     """Publish the store in `schema` from zero into `<site_dir>.replay-<stamp>`."""
-    site_dir = site_dir.absolute()
-    built = site_dir.with_name(f"{site_dir.name}.replay-{stamp}")
+    built = built_site_dir(site_dir, stamp)
     publish(schema_dsn(dsn, schema), built, once=True)
-    return SiteSwap(site_dir, built, stamp)
+    return SiteSwap(site_dir.absolute(), built, stamp)
+
+
+def built_site_dir(site_dir: Path, stamp: str) -> Path:
+    site_dir = site_dir.absolute()
+    return site_dir.with_name(f"{site_dir.name}.replay-{stamp}")
 
 
 def remove_previous_site(swap: SiteSwap) -> bool:
