@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from chatchannels.processors.canonical import DELETE, CanonicalMessage
@@ -81,15 +82,31 @@ def observation_rows(m: CanonicalMessage) -> list[tuple]:
     ]
 
 
-def chat_topic(objects: Iterable[ObjectObservation], skews: dict[str, float]) -> str | None:
-    """The TOPIC read last in true time among the hosts' reads of one CHAT (ties: host id),
-    so the answer does not depend on which host's events arrived first."""
-    best: tuple[float, str, str] | None = None
+@dataclass(frozen=True)
+class ChatRow:
+    topic: str
+    members: tuple[str, ...]
+    created_utc: datetime | None
+
+
+def chat_row(objects: Iterable[ObjectObservation], skews: Mapping[str, float]) -> ChatRow:
+    """A chat's topic, members and creation time from the hosts' reads of its CHAT object:
+    each property from the read made last in true time (ties: host id), so the answer does
+    not depend on which host's events arrived first. Members are handles in lower case, as
+    users.handle. Creation time is Skype's TIMESTAMP corrected by that host's offset."""
+    latest: dict[str, tuple[float, str, str]] = {}
     for o in objects:
-        props = dict(o.properties)
-        if o.obj != "CHAT" or "TOPIC" not in props:
+        if o.obj != "CHAT":
             continue
-        candidate = (o.captured_utc - skews.get(o.host, 0.0), o.host, props["TOPIC"])
-        if best is None or candidate[:2] > best[:2]:
-            best = candidate
-    return None if best is None else best[2]
+        skew = skews.get(o.host, 0.0)
+        when = (o.captured_utc - skew, o.host)
+        for prop, value in o.properties:
+            if prop == "TIMESTAMP" and value.isdigit():
+                value = str(int(value) - skew)
+            if prop not in latest or when > latest[prop][:2]:
+                latest[prop] = (*when, value)
+    topic = latest["TOPIC"][2] if "TOPIC" in latest else ""
+    members = latest["MEMBERS"][2].lower().split() if "MEMBERS" in latest else []
+    created = latest.get("TIMESTAMP")
+    created_utc = utc_datetime(float(created[2])) if created and float(created[2]) > 0 else None
+    return ChatRow(topic, tuple(sorted(set(members))), created_utc)

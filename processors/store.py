@@ -56,7 +56,7 @@ from chatchannels.processors.rows import (
     MESSAGE_COLUMNS,
     OBSERVATION_COLUMNS,
     REVISION_COLUMNS,
-    chat_topic,
+    chat_row,
     message_row,
     observation_rows,
     revision_rows,
@@ -668,19 +668,28 @@ class Store:
             (chats,),
         ):
             objects[obj_id].append(load_value(ObjectObservation, state))
-        existing = dict(
-            self.conn.execute("SELECT name, topic FROM chats WHERE name = ANY(%s)", (chats,))
-        )
+        existing = {
+            name: (topic, tuple(members), created)
+            for name, topic, members, created in self.conn.execute(
+                "SELECT name, topic, members, created_utc FROM chats WHERE name = ANY(%s)",
+                (chats,),
+            )
+        }
         rows, changes = [], []
         for chat in chats:
-            topic = chat_topic(objects[chat], skews) or ""
-            if existing.get(chat) == topic:
+            row = chat_row(objects[chat], skews)
+            values = (row.topic, row.members, row.created_utc)
+            if existing.get(chat) == values:
                 continue
             s = next_seq()
-            rows.append((chat, topic, s))
+            rows.append((chat, row.topic, list(row.members), row.created_utc, s))
             changes.append((s, "chat", chat, chat, None))
         self._upsert(
-            "chats", ("name", "topic", "change_seq"), rows, ("name",), ("topic", "change_seq")
+            "chats",
+            ("name", "topic", "members", "created_utc", "change_seq"),
+            rows,
+            ("name",),
+            ("topic", "members", "created_utc", "change_seq"),
         )
         return changes
 

@@ -38,7 +38,7 @@ STABLE_TABLES = {
     "observations": "host, local_id, message_id, local_timestamp, corrected_utc, tz_offset_s,"
     " first_partition, first_offset",
     "host_clocks": "host, seq, offset_s, samples, steps",
-    "chats": "name, topic, members",
+    "chats": "name, topic, members, created_utc",
     "users": "handle, display_name",
     "dead_letters": 'topic, partition, "offset", key, value, reason, kind, host, seq',
     "proc_host_messages": "host, local_id, chat, author_key, first_partition, first_offset, state",

@@ -26,7 +26,7 @@ from tests.processor_harness import (
     read_records,
     stored_messages,
 )
-from tests.unit.test_processor_support import Host
+from tests.unit.test_processor_support import CHAT, Host
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +208,28 @@ def test_errors_say_what_failed_and_what_to_try(stack, kafka_topic, pg_dsn) -> N
     assert unreachable.exit_code == 1
     assert f"cannot use PostgreSQL at {nowhere}" in unreachable.output
     assert "Traceback" not in unmigrated.output + unreachable.output
+
+
+def test_chat_rows_come_from_the_latest_chat_read_and_users_from_messages(settings) -> None:
+    base = now_base(4)
+    a, b = two_hosts(base)
+    prefix = f"CHAT {CHAT} "
+    a.event(CHAT, [prefix + "TOPIC Lunch", prefix + "MEMBERS bob Alice"], at=base + 2, obj="CHAT")
+    b.event(
+        CHAT,
+        [prefix + "TOPIC Lunch at noon", prefix + f"TIMESTAMP {int(base) - 30}"],
+        at=base + 3,
+        obj="CHAT",
+    )
+    produce(settings, settings.topic, host_events([a, b]))
+    process_once(settings, settings.topic)
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        chats = conn.execute("SELECT name, topic, members, created_utc FROM chats").fetchall()
+        users = conn.execute("SELECT handle, display_name FROM users").fetchall()
+        kinds = conn.execute("SELECT kind, key FROM changes WHERE kind <> 'message'").fetchall()
+    ((name, topic, members, created),) = chats
+    assert (name, topic, members) == (CHAT, "Lunch at noon", ["alice", "bob"])
+    # b-pc's clock is 30 s slow, so its TIMESTAMP reads 30 s later in true time.
+    assert abs(created.timestamp() - (int(base) - 30 + 30)) < 5
+    assert users == [("bob", "Bob")]
+    assert sorted(kinds) == [("chat", CHAT), ("user", "bob")]
