@@ -144,20 +144,6 @@ class Capture:
         if self.client.attached:
             self._on_state(AttachState.ATTACHED)
 
-    async def idle(self) -> None:
-        """Wait until every notification so far is handled and every read is written."""
-        while True:
-            busy = [t for t in (self._job, *self._chat_jobs) if t is not None and not t.done()]
-            if busy:
-                await asyncio.wait(busy)
-            await self._notices.join()
-            if self._entries:
-                await self._barrier()
-            if self._notices.empty() and not any(
-                t is not None and not t.done() for t in (self._job, *self._chat_jobs)
-            ):
-                return
-
     async def stop(self) -> None:
         """Stop reacting, write every read already started, then end (SIGTERM path)."""
         drain, *others = self._tasks
@@ -188,6 +174,7 @@ class Capture:
         if self._job is not None and not self._job.done():
             self._job.cancel()
         self._job = asyncio.get_running_loop().create_task(self._attach_job(reason))
+        self._job.add_done_callback(lambda t: _log_failure(t, f"attach ({reason})"))
 
     async def _attach_job(self, reason: str) -> None:
         """Session read, chat discovery, then each allowed chat: its read and its backfill."""

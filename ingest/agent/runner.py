@@ -137,8 +137,9 @@ class Agent:
         code = 0
         try:
             while not stop.is_set():
-                await asyncio.wait([stopped, connect], timeout=1.0, return_when="FIRST_COMPLETED")
-                if connect.done() and connect.exception() is not None:
+                waiting = [stopped] if connect.done() else [stopped, connect]
+                await asyncio.wait(waiting, timeout=1.0, return_when="FIRST_COMPLETED")
+                if connect.done() and not connect.cancelled() and connect.exception() is not None:
                     log.error("cannot attach to Skype: %s", connect.exception())
                     code = 3
                     break

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from chatchannels.ingest.agent.allowlist import AllowList, AllowListError
 from chatchannels.ingest.agent.config import AgentConfigError, load_agent_config
 from chatchannels.ingest.agent.reads import (
@@ -15,9 +18,6 @@ from chatchannels.ingest.agent.reads import (
     message_ids,
     payload_parts,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
 from chatchannels.rawevents import EventClock, decode_raw_event, encode_raw_event
 from chatchannels.settings import Settings
 

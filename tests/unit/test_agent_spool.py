@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+
 from chatchannels.ingest.agent.spool import Spool, SpoolError, read_summary
 
 
