@@ -58,6 +58,7 @@ from chatchannels.processors.replay_site import (
 )
 from chatchannels.processors.store import DEFAULT_CONSUMER
 from chatchannels.settings import Settings
+from chatchannels.stack.kafka import end_offsets
 
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # (stage, done, total): stages "replay" (records), "verify" (messages), "site".
@@ -248,6 +249,15 @@ def _run_replay(
     replay's own stored offsets; adds the work done to `result`."""
     total = None if stop_at is None else sum(stop_at.values())
     done_before = result.records
+    if stop_at is not None:
+        ends = end_offsets(settings, options.topic)
+        past = {p: o for p, o in stop_at.items() if o > ends.get(p, 0)}
+        if past:
+            # The consumer would wait for these records forever.
+            raise ReplayError(
+                f"the live store's offsets {past} are past the end of {options.topic!r}"
+                f" ({ends}): is it the topic the live store consumed?"
+            )
 
     def on_batch(summary: ProcessSummary) -> None:
         progress("replay", done_before + summary.records, total)

@@ -165,6 +165,13 @@ def test_verify_fails_and_names_the_difference_when_the_live_store_was_tampered_
         replay(live, ReplayOptions(topic=live.topic, verify=True, schema="replay_again"))
     assert [d for d in caught.value.result.verify.differences if victim in d]
 
+    # Offsets the topic never reached (another topic's store?) are refused, not waited for.
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE offsets SET next_offset = next_offset + 1000")
+    with pytest.raises(ReplayError, match="past the end of"):
+        replay(live, ReplayOptions(topic=live.topic, verify=True))
+    assert schemas(dsn, "replay_") == sorted([kept[0], "replay_again"])
+
 
 def test_swap_only_after_verify_keeps_the_previous_store_and_swaps_the_site(
     live, tmp_path: Path
