@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 from kafka import KafkaAdminClient
@@ -116,15 +117,16 @@ def test_two_instances_in_one_group_build_what_the_engine_builds(
     (three hosts write to the same chats), serialised by the advisory locks."""
     settings = stack.replace(topic=kafka_topic, dsn=pg_dsn)
     migrate(pg_dsn)
-    group = ["--group", "scale-out", "--batch", "40"]
+    name = f"scale-out-{uuid.uuid4().hex[:8]}"
+    group = ["--group", name, "--batch", "40"]
     first = start_processor(settings, *group, once=False)
     second = start_processor(settings, *group, once=False)
-    wait_for_members(settings, "scale-out", 2, [first, second])
+    wait_for_members(settings, name, 2, [first, second])
     # Keys in partitions 1, 2 and 0: the range assignor gives one instance one host.
     hosts = (("alice-pc", 0.0, 3600), ("erin-pc", 47.0, -18000), ("carol-pc", -83.0, 19800))
     events = generate_events(1500, base=now_base(1), seed=11, hosts=hosts)
     total = produce(settings, kafka_topic, events)
-    store = Store.connect(pg_dsn, consumer="scale-out")
+    store = Store.connect(pg_dsn, consumer=name)
     try:
         deadline = time.monotonic() + 120
         done = 0

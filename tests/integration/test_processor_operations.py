@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import psycopg
 import pytest
@@ -162,6 +163,8 @@ def test_stats_report_counts_clocks_and_lag(settings) -> None:
 
 
 def test_sigterm_finishes_the_batch_and_exits_zero(settings) -> None:
+    # A consumer group of its own: another run's member would delay the assignment.
+    group = f"sigterm-{uuid.uuid4().hex[:8]}"
     produce(settings, settings.topic, host_events(two_hosts(now_base(3))))
     env = dict(os.environ, CHATCHANNELS_STACK_DIR=str(settings.stack_dir))
     proc = subprocess.Popen(
@@ -171,7 +174,9 @@ def test_sigterm_finishes_the_batch_and_exits_zero(settings) -> None:
             "chatchannels.cli",
             "process",
             "--group",
-            "sigterm-test",
+            group,
+            "--kafka",
+            settings.kafka_bootstrap,
             *target(settings),
         ],
         env=env,
@@ -179,7 +184,7 @@ def test_sigterm_finishes_the_batch_and_exits_zero(settings) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    store = Store.connect(settings.postgres_dsn, consumer="sigterm-test")
+    store = Store.connect(settings.postgres_dsn, consumer=group)
     try:
         deadline = time.monotonic() + 60
         seen: dict[int, int] = {}
