@@ -44,6 +44,7 @@ def publish(
     import psycopg
 
     from chatchannels.publishers.publishing import publish as run
+    from chatchannels.publishers.site import SiteStateError
 
     target = _site_dir(settings, site_dir)
     try:
@@ -60,6 +61,8 @@ def publish(
             f"cannot read the store at {settings.postgres_dsn}: {exc}".strip()
             + "\nIs it up (`chatchannels stack up`) and migrated (`chatchannels db migrate`)?"
         ) from exc
+    except SiteStateError as exc:
+        raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
         return
     if not quiet:

@@ -31,6 +31,10 @@ from chatchannels.publishers.placements import Placements
 STATE_FILE = ".chatchannels-site.json"
 
 
+class SiteStateError(ValueError):
+    """The site's recorded state cannot be read; the message says which file and what to do."""
+
+
 class SitePublisher:
     name = "site"
 
@@ -46,11 +50,17 @@ class SitePublisher:
         except FileNotFoundError:
             return 0
         except (OSError, ValueError) as exc:
-            raise ValueError(
+            raise SiteStateError(
                 f"site state {self.site_dir / STATE_FILE} is unreadable ({exc});"
                 " publish with --rebuild to start over"
             ) from exc
-        return int(state["change_seq"])
+        try:
+            return int(state["change_seq"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SiteStateError(
+                f"site state {self.site_dir / STATE_FILE} has no change_seq;"
+                " publish with --rebuild to start over"
+            ) from exc
 
     def idle(self) -> None:
         pass

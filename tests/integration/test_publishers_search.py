@@ -112,6 +112,9 @@ def test_publish_twice_is_harmless_and_rebuild_starts_over(seeder, pg_dsn, tmp_p
     assert "site: 4 changes" in first.stderr and "site: 0 changes" in again.stderr
     rebuilt = cli("publish", "--once", "--rebuild", "--site-dir", str(tmp_path), dsn=pg_dsn)
     assert "search: 4 changes" in rebuilt.stderr
+    (tmp_path / ".chatchannels-site.json").write_text("{broken")
+    broken = cli("publish", "--once", "--site-dir", str(tmp_path), dsn=pg_dsn)
+    assert broken.exit_code == 1 and "publish with --rebuild to start over" in broken.output
 
 
 def test_following_wakes_on_notify(seeder, pg_dsn, tmp_path):
