@@ -9,9 +9,9 @@ event spooled (SQLite, synchronous=FULL) and acknowledged by Kafka (acks=all). F
   run), divided by the GETs the agent sends per message;
 - the agent's peak RSS (VmHWM), against the 80 MB target.
 
-    python -m bench.bench_agent                    # 50,000 messages (about 3 minutes on 2 cores)
-    python -m bench.bench_agent --messages 100000  # the full size (about 6 minutes)
-    python -m bench.bench_agent --quick    # 10,000
+    python -m bench.bench_agent                  # 100,000 messages (about 3 minutes on 2 cores)
+    python -m bench.bench_agent --quick          # 10,000
+    python -m bench.bench_agent --messages N     # any other size
 """
 
 from __future__ import annotations
@@ -36,9 +36,8 @@ from chatchannels.ingest.agent.reads import MESSAGE_PROPERTIES
 from chatchannels.settings import Settings, load_settings
 from chatchannels.stack.dbus import session_bus
 
-# 100,000 messages take about 5 minutes here (the agent runs at the D-Bus ceiling, ~320/s);
-# the default keeps a run near 3 minutes. `--messages 100000` measures the full size.
-N_FULL, N_QUICK = 50_000, 10_000
+# 100,000 messages: about 3 minutes on 2 cores (the agent runs near the D-Bus ceiling).
+N_FULL, N_QUICK = 100_000, 10_000
 HOST = "alice-pc"
 CHAT = "#alice/$bob;0123456789abcdef"
 RSS_TARGET_MB = 80.0
