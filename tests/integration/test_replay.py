@@ -193,6 +193,11 @@ def test_swap_only_after_verify_keeps_the_previous_store_and_swaps_the_site(
     with psycopg.connect(dsn) as conn:
         # The rebuilt store numbered its own changes; its offsets are the live consumer's.
         assert conn.execute("SELECT to_regclass('public.schema_migrations')").fetchone()[0]
+        # PostgreSQL gives every role USAGE on `public`; the swapped-in schema keeps that.
+        assert conn.execute(
+            "SELECT a.privilege_type FROM pg_namespace n, aclexplode(n.nspacl) a"
+            " WHERE n.nspname = 'public' AND a.grantee = 0"
+        ).fetchall() == [("USAGE",)]
     assert read_offsets(dsn, "public", DEFAULT_CONSUMER, live.topic) == first.offsets
     assert first.swap is not None and first.swap.previous == site.with_name(
         f"site.previous-{first.swap.stamp}"
