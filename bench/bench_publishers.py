@@ -45,7 +45,7 @@ QUICK_N = 20_000
 CHATS = 40
 AUTHORS = 30
 MONTHS = 36
-BATCH = 10_000
+BATCH = 50_000
 QUERIES = [
     "meeting",
     "release schedule",

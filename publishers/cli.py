@@ -23,7 +23,7 @@ def _site_dir(settings: Settings, site_dir: Path | None) -> Path:
     "--rebuild", is_flag=True, help="Delete the site's pages, feeds and index first (from zero)."
 )
 @click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path), help=SITE_DIR_HELP)
-@click.option("--batch-size", default=5000, show_default=True, help="Changes per batch.")
+@click.option("--batch-size", default=10_000, show_default=True, help="Changes per batch.")
 @click.option("--poll", "poll_s", default=5.0, show_default=True, help="Seconds between polls.")
 @click.option("--quiet", is_flag=True, help="No summary on stderr.")
 @click.pass_obj
