@@ -13,6 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 
 SCHEMA_ID = "chatchannels.raw.v1"
@@ -37,8 +38,21 @@ def _validator() -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
+@cache
+def _fast_validator() -> Any:
+    return fastjsonschema.compile(raw_event_schema())
+
+
 def validate_raw_event(event: Mapping[str, Any]) -> None:
     """Raise RawEventError naming the first offending field, or return None."""
+    try:
+        # Every consumed event is validated: the compiled validator is ~40x faster.
+        _fast_validator()(event)
+        return
+    except fastjsonschema.JsonSchemaValueException:
+        pass
+    # jsonschema is the reference: it words the message, and it decides the corners where
+    # the compiled one is stricter (a pattern's `$` before a trailing newline).
     error = jsonschema.exceptions.best_match(_validator().iter_errors(event))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"

@@ -1,6 +1,7 @@
 import contextlib
 import json
 
+import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +11,7 @@ from chatchannels.rawevents import (
     RawEventError,
     decode_raw_event,
     encode_raw_event,
+    raw_event_schema,
     skype_api_event,
     validate_raw_event,
 )
@@ -77,3 +79,48 @@ def test_verbatim_lines_survive_encoding(text):
 def test_encoding_is_compact_utf8_json():
     data = encode_raw_event(_event(host="h"))
     assert b": " not in data and json.loads(data)["host"] == "h"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+_FIELDS = [
+    ("schema",),
+    ("host",),
+    ("session",),
+    ("seq",),
+    ("clock",),
+    ("clock", "utc"),
+    ("clock", "tz_offset_s"),
+    ("source",),
+    ("payload",),
+    ("payload", "reason"),
+    ("payload", "object"),
+    ("payload", "id"),
+    ("payload", "trigger"),
+    ("payload", "lines"),
+    ("payload", "anomalies"),
+    ("payload", "extra"),
+]
+_NEAR_VALID = st.sampled_from(
+    ["chatchannels.raw.v1", "h\n", "0" * 32, "0" * 32 + "\n", "skype-export", "poll", "SESSION"]
+) | st.sampled_from([0, 1, 1.0, True, -64801, 64800, [], [{"line": "x", "problem": "y"}]])
+
+
+@given(st.lists(st.tuples(st.sampled_from(_FIELDS), _JSON | _NEAR_VALID), max_size=3))
+def test_accepts_exactly_what_the_json_schema_accepts(changes):
+    event = _event()
+    for path, value in changes:
+        target = event
+        for name in path[:-1]:
+            target = target[name] if isinstance(target.get(name), dict) else {}
+        target[path[-1]] = value
+    reference = jsonschema.Draft202012Validator(raw_event_schema()).is_valid(event)
+    try:
+        validate_raw_event(event)
+        accepted = True
+    except RawEventError:
+        accepted = False
+    assert accepted == reference
