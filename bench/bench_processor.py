@@ -6,7 +6,9 @@ Figures, all from the same run:
 - where the processor's time goes (store.py's phases), and the raw-event schema validation
   alone, which every event pays in `decode_event`;
 - the same number of events in one (chat, author) group at two sizes, and the in-memory
-  Engine on one group: per-group recomputation makes the cost grow with the group's size.
+  Engine on one group: per-group recomputation makes the cost grow with the group's size
+  when all its messages fall within the matching tolerance (one time segment); the Engine
+  again with the messages 150 s apart, where only the changed segment is re-clustered.
 
 `python -m bench.bench_processor [--quick]` (quick: 20,000 events instead of 200,000).
 """
@@ -27,10 +29,11 @@ from chatchannels.processors.engine import Engine
 from chatchannels.processors.migrate import migrate
 from chatchannels.rawevents import validate_raw_event
 from chatchannels.settings import Settings
-from tests.processor_harness import generate_events, produce
+from tests.processor_harness import HOSTS, generate_events, produce
 
 N_FULL, N_QUICK = 200_000, 20_000
 BATCH = 20_000
+SPREAD_STEP_S = 150.0
 
 
 def _process(settings: Settings, events: list[dict], batch: int = BATCH) -> tuple[float, Processor]:
@@ -70,11 +73,15 @@ def _validation_rate(events: list[dict]) -> float:
     return len(events) / (time.perf_counter() - start)
 
 
-def _engine_rate(events: list[dict]) -> float:
+def _engine_rate(events: list[dict], true_time: bool = False) -> float:
+    """Per-event rate of the Engine; broker time is the event's own clock, or with
+    `true_time` the moment it was captured (its clock minus its host's skew)."""
+    skews = {host: skew for host, skew, _ in HOSTS}
     engine = Engine()
     start = time.perf_counter()
     for event in events:
-        engine.apply(event, event["clock"]["utc"])
+        utc = event["clock"]["utc"]
+        engine.apply(event, utc - skews[event["host"]] if true_time else utc)
     return len(events) / (time.perf_counter() - start)
 
 
@@ -117,6 +124,25 @@ def run(settings: Settings, quick: bool = False) -> list[Figure]:
         figures.append(
             Figure(
                 f"Engine (per event), one group, {len(one):,} events", _engine_rate(one), "events/s"
+            )
+        )
+    # The same, with a message every 150 s (more than the matching tolerance apart): each
+    # change re-clusters its own time segment only, so the cost per event stays flat.
+    for size in (1_000, 2_000):
+        span = size / 3.2 * SPREAD_STEP_S
+        one = generate_events(
+            size,
+            base=time.time() - span - 60,
+            step_s=SPREAD_STEP_S,
+            chats=1,
+            authors=1,
+            bot_share=0,
+        )
+        figures.append(
+            Figure(
+                f"Engine (per event), one group, {len(one):,} events, {SPREAD_STEP_S:.0f} s apart",
+                _engine_rate(one, true_time=True),
+                "events/s",
             )
         )
     report(f"processor ({'quick' if quick else 'full'})", figures)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from chatchannels.processors.content import normalise_body, normalise_handle, stable_digest
 from chatchannels.processors.matching import DEFAULT_TOLERANCE_S, Cluster
@@ -100,12 +101,18 @@ def build_messages(
         slot = (cluster.chat, cluster.author_key, cluster.key)
         rank = ranks.get(slot, 0)
         ranks[slot] = rank + 1
-        message_id = "m" + stable_digest("message", *slot, str(rank))
-        messages.append(_build_message(message_id, cluster, tolerance_s))
+        messages.append(_build_message(_message_id(*slot, rank), cluster, tolerance_s))
     return messages
 
 
+@lru_cache(maxsize=1 << 16)
+def _message_id(chat: str, author_key: str, key: str, rank: int) -> str:
+    return "m" + stable_digest("message", chat, author_key, key, str(rank))
+
+
+@lru_cache(maxsize=1 << 16)
 def _build_message(message_id: str, cluster: Cluster, tolerance_s: float) -> CanonicalMessage:
+    # Memoised: recomputing a group rebuilds every cluster, most of them unchanged.
     first = cluster.members[0]
     revisions = _revisions(cluster, tolerance_s)
     latest = revisions[-1] if revisions else None

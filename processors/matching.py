@@ -49,14 +49,25 @@ edit with a different message of the same author within the tolerance if the tru
 was seen by no other host. Canonical ids can change when a group's clustering changes (see
 canonical.py); the store must keep old ids as aliases. A host whose only clock evidence so
 far is spooled is corrected too late by the spool delay until its first live event.
-Cost: each change recomputes its whole group (all messages of one author in one chat), and
-the alignment table is quadratic in the number of equal texts in it.
+
+Segments. A cluster's median lies among its members' times, and a member joins only within
+the tolerance of it, so a cluster never spans a gap of more than the tolerance between two
+consecutive corrected times of the group (orphans' and tombstones' included). A group is
+therefore clustered segment by segment, a segment being a maximal run of its host messages
+(time-sorted) whose consecutive times are at most the tolerance apart: messages of different
+segments can never pair. That is the definition, not an optimisation of it (a tie in the
+alignment could otherwise be broken across segments). Segments are memoised on their host
+messages, so recomputing a group after a change re-clusters only the segments that changed;
+a message bridging a gap makes one new segment of two, which is simply a new one to cluster.
+Cost: a change re-clusters its segment (the alignment table is quadratic in the number of
+equal texts in it) and hashes the rest of its group.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from chatchannels.processors.content import content_key, normalise_handle
 from chatchannels.processors.observations import HostMessage
@@ -110,8 +121,29 @@ def cluster_messages(
     tol_us = round(tolerance_s * _US)
     clusters: list[Cluster] = []
     for (chat, author_key), members in sorted(groups.items()):
-        clusters.extend(_cluster_group(chat, author_key, members, tol_us))
+        for segment in split_segments(members, tol_us):
+            clusters.extend(_cluster_segment(chat, author_key, segment, tol_us))
     return sorted(clusters, key=lambda c: (c.chat, c.author_key, c.utc_us, c.key))
+
+
+def split_segments(messages: Iterable[HostMessage], tol_us: int) -> list[tuple[HostMessage, ...]]:
+    """Complete host messages sorted by (corrected time, host, local id), cut wherever two
+    consecutive times are more than `tol_us` apart: no cluster can span such a gap."""
+    timed = sorted(((corrected_us(m), m.key), m) for m in messages)
+    segments: list[tuple[HostMessage, ...]] = []
+    start = 0
+    for i in range(1, len(timed) + 1):
+        if i == len(timed) or timed[i][0][0] - timed[i - 1][0][0] > tol_us:
+            segments.append(tuple(m for _, m in timed[start:i]))
+            start = i
+    return segments
+
+
+@lru_cache(maxsize=1 << 15)
+def _cluster_segment(
+    chat: str, author_key: str, members: tuple[HostMessage, ...], tol_us: int
+) -> tuple[Cluster, ...]:
+    return tuple(_cluster_group(chat, author_key, list(members), tol_us))
 
 
 class _Draft:
