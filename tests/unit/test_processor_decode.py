@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatchannels.ingest.agent.reads import Exchange, ObjectRead, build_event
-from chatchannels.processors.decode import DecodeError, decode_event
+from chatchannels.ingest.desktop_api.protocol import ApiParseError, ObjectProperty, parse_reply
+from chatchannels.processors.decode import DecodeError, decode_event, own_prefix, own_property
 from chatchannels.processors.observations import MessageObservation, ObjectObservation
 from chatchannels.rawevents import EventClock
 from tests.unit.test_processor_support import CHAT, T0, Host
@@ -192,3 +193,21 @@ def test_events_as_the_agent_builds_them_decode() -> None:
     assert isinstance(obs, ObjectObservation) and obs.properties == (
         ("CURRENTUSERHANDLE", "alice"),
     )
+
+
+_TOKEN = st.sampled_from(["CHATMESSAGE", "chatmessage", "CHAT", "SESSION", "USER", "293", "2 3"])
+_PIECE = st.sampled_from(["BODY", "body", "B0DY_x", "9X", "", " ", "\t", "\n", "x y", "é"])
+
+
+@given(_TOKEN, _TOKEN, st.lists(_PIECE | st.text(max_size=4), max_size=4))
+def test_own_lines_split_exactly_as_parse_reply_splits_them(obj, obj_id, pieces):
+    own = own_prefix(obj, obj_id)
+    text = f"{obj} {obj_id} " + "".join(pieces)
+    found = own_property(own, text) if own is not None else None
+    if found is None:
+        return
+    try:
+        reply = parse_reply(text)
+    except ApiParseError as exc:
+        raise AssertionError(f"fast path took {text!r}, parse_reply refuses it") from exc
+    assert reply == ObjectProperty(obj, obj_id, *found)
