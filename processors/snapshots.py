@@ -20,23 +20,22 @@ _UNIONS = (types.UnionType, typing.Union)
 _Decoder = Callable[[Any], Any]
 
 
-def to_plain(value: Any) -> Any:
-    """Dataclasses become dicts, tuples lists; everything else is already JSON."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _encoder(type(value))(value)
-    if isinstance(value, tuple | list):
-        return [to_plain(v) for v in value]
-    return value
+_DUMPS = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=lambda v: _fields(type(v))(v)
+).encode
 
 
 def dump_value(value: Any) -> str:
-    return json.dumps(to_plain(value), ensure_ascii=False, separators=(",", ":"))
+    # The JSON encoder walks tuples itself and asks `default` only for each dataclass: on
+    # the processor's hot path (a snapshot per changed host message and canonical message).
+    return _DUMPS(value)
 
 
 @cache
-def _encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
-    # Fields typed as plain scalars (or optional ones) skip the recursive walk: snapshots are
-    # written for every changed host message, so this is on the processor's hot path.
+def _fields(cls: type) -> Callable[[Any], dict[str, Any]]:
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"cannot encode {cls.__name__}")
+    # Scalar fields (plain or optional) first, then the nested ones, as snapshots always were.
     hints = typing.get_type_hints(cls)
     scalar = {str, int, float, bool, type(None)}
     plain, nested = [], []
@@ -44,14 +43,8 @@ def _encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
         hint = hints[f.name]
         args = set(typing.get_args(hint)) if typing.get_origin(hint) in _UNIONS else {hint}
         (plain if args <= scalar else nested).append(f.name)
-
-    def encode(value: Any) -> dict[str, Any]:
-        out = {name: getattr(value, name) for name in plain}
-        for name in nested:
-            out[name] = to_plain(getattr(value, name))
-        return out
-
-    return encode
+    names = [*plain, *nested]
+    return lambda value: {name: getattr(value, name) for name in names}
 
 
 def load_value(cls: type[T], data: str | bytes | dict[str, Any]) -> T:
