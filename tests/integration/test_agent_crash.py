@@ -8,12 +8,12 @@ from collections import defaultdict
 
 import pytest
 
+from chatchannels.emulator.background import BackgroundEmulator
 from chatchannels.emulator.generate import write_scenario
 from chatchannels.emulator.scenario import load_scenario
 from chatchannels.ingest.agent.spool import SpoolError, read_summary
 from tests.integration.test_agent_support import (
     AgentProcess,
-    EmulatorThread,
     TopicReader,
     missing_messages,
     wait_for,
@@ -63,7 +63,7 @@ def _assert_only_identical_repeats(events) -> None:
 def test_sigkill_mid_backfill_several_times(tmp_path, stack, kafka_topic, dbus_bus):
     scenario = _scenario(tmp_path, 8000, seed=11)
     chats = _alice_chats(scenario)
-    emu = EmulatorThread(scenario, {HOST: dbus_bus.address})
+    emu = BackgroundEmulator(scenario, {HOST: dbus_bus.address})
     agent = AgentProcess(
         tmp_path / "agent", HOST, dbus_bus.address, stack.kafka_bootstrap, kafka_topic, chats=chats
     )
@@ -103,7 +103,7 @@ def test_sigkill_mid_backfill_several_times(tmp_path, stack, kafka_topic, dbus_b
 def test_sigkill_mid_live_capture_several_times(tmp_path, stack, kafka_topic, dbus_bus):
     scenario = _scenario(tmp_path, 800, seed=5)
     chats = _alice_chats(scenario)
-    emu = EmulatorThread(scenario, {HOST: dbus_bus.address})
+    emu = BackgroundEmulator(scenario, {HOST: dbus_bus.address})
     agent = AgentProcess(
         tmp_path / "agent",
         HOST,
@@ -150,7 +150,7 @@ def test_kafka_down_30s_during_capture_loses_nothing(tmp_path, private_kafka, db
     bootstrap = private_kafka.settings.kafka_bootstrap
     scenario = _scenario(tmp_path, 1200, seed=3)
     chats = _alice_chats(scenario)
-    emu = EmulatorThread(scenario, {HOST: dbus_bus.address})
+    emu = BackgroundEmulator(scenario, {HOST: dbus_bus.address})
     agent = AgentProcess(
         tmp_path / "agent", HOST, dbus_bus.address, bootstrap, topic, chats=chats, max_in_flight=500
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from chatchannels.emulator.background import BackgroundEmulator
 from chatchannels.emulator.scenario import bundled_scenario, load_scenario
 from chatchannels.emulator.truth import ground_truth
 from tests.integration.test_agent_support import (
     AgentProcess,
-    EmulatorThread,
     TopicReader,
     missing_messages,
     wait_for,
@@ -33,7 +33,7 @@ def test_live_flows_allow_list_and_restart(tmp_path, stack, kafka_topic, dbus_bu
 
     scenario = load_scenario(bundled_scenario("small.json"))
     with session_bus(tmp_path / "dbus-alice") as alice_bus:
-        emu = EmulatorThread(
+        emu = BackgroundEmulator(
             scenario, {"bob-laptop": dbus_bus.address, "alice-pc": alice_bus.address}
         )
         bob = AgentProcess(

@@ -65,49 +65,7 @@ def seqs(events: list[dict[str, Any]]) -> list[int]:
     return [e["seq"] for e in events]
 
 
-# --- the emulator in a thread, the agent as a process -----------------------------------
-
-
-class EmulatorThread:
-    """The emulator's asyncio API on a loop of its own, so tests can drive it synchronously."""
-
-    def __init__(self, scenario, buses: dict[str, str]) -> None:
-        import asyncio
-        import threading
-
-        from chatchannels.emulator.runner import Emulator
-
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self.emulator = self.call(lambda: _make(Emulator, scenario, buses))
-
-    def call(self, make_coro: Callable[[], Any], timeout: float = 60) -> Any:
-        import asyncio
-
-        return asyncio.run_coroutine_threadsafe(make_coro(), self.loop).result(timeout)
-
-    def step(self, count: int = 1) -> int:
-        return self.call(lambda: self.emulator.step(count))
-
-    def quit(self, host: str) -> None:
-        self.call(lambda: self.emulator.quit(host))
-
-    def restart(self, host: str) -> None:
-        self.call(lambda: self.emulator.restart(host))
-
-    def close(self) -> None:
-        try:
-            self.call(self.emulator.stop)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-
-
-async def _make(cls, scenario, buses):
-    emulator = cls(scenario, buses)
-    await emulator.start()
-    return emulator
+# --- the agent as a process (the emulator runs in a thread: emulator/background.py) -------
 
 
 class AgentProcess:
