@@ -545,13 +545,15 @@ class Store:
         if missing:
             chats, authors = [g[0] for g in missing], [g[1] for g in missing]
             for chat, author_key, host, local_id, state in self.conn.execute(
-                "SELECT m.chat, m.author_key, m.host, m.local_id, m.state"
+                "SELECT m.chat, m.author_key, m.host, m.local_id, m.state::text"
                 " FROM proc_host_messages m JOIN unnest(%s::text[], %s::text[])"
                 " AS g(chat, author_key) USING (chat, author_key)",
                 (chats, authors),
             ):
-                message = load_value(HostMessage, state)
-                states[(chat, author_key)].members[(host, local_id)] = message
+                # As text, so that the rows this batch wrote (replaced below) are not parsed.
+                if (host, local_id) not in folded.host_messages:
+                    message = load_value(HostMessage, state)
+                    states[(chat, author_key)].members[(host, local_id)] = message
             for chat, author_key, state in self.conn.execute(
                 "SELECT m.chat, m.author_key, m.state FROM proc_group_messages m"
                 " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
