@@ -154,6 +154,12 @@ class _Draft:
         self.members: list[HostMessage] = []
         self.utc_us = 0
 
+    @classmethod
+    def restore(cls, key: str, members: tuple[HostMessage, ...], utc_us: int) -> _Draft:
+        draft = cls(key)
+        draft.members, draft.utc_us = list(members), utc_us
+        return draft
+
     def add(self, message: HostMessage) -> None:
         self.members.append(message)
         times = sorted(corrected_us(m) for m in self.members)
@@ -193,19 +199,11 @@ def _cluster_group(
         else:
             by_strong.setdefault(key, []).append(message)
 
-    drafts: list[_Draft] = []
-    for key, same in sorted(by_strong.items()):
-        keyed: list[_Draft] = []
-        for _host, own in _by_host(same):
-            keyed.sort(key=_Draft.sort_key)
-            pairs = align(
-                [d.utc_us for d in keyed],
-                [corrected_us(m) for m in own],
-                lambda i, j, _t: 1,
-                tol_us,
-            )
-            keyed.extend(_attach(keyed, own, pairs, lambda _m, k=key: _Draft(k)))
-        drafts.extend(keyed)
+    drafts = [
+        _Draft.restore(key, members, utc_us)
+        for key, same in sorted(by_strong.items())
+        for members, utc_us in _strong_clusters(key, tuple(same), tol_us)
+    ]
 
     for host, own in _by_host(orphans):
         drafts.sort(key=_Draft.sort_key)
@@ -229,6 +227,25 @@ def _cluster_group(
         )
         for d in drafts
     ]
+
+
+@lru_cache(maxsize=1 << 16)
+def _strong_clusters(
+    key: str, same: tuple[HostMessage, ...], tol_us: int
+) -> tuple[tuple[tuple[HostMessage, ...], int], ...]:
+    """Phase 1 for one strong key: (members, median time) of its clusters. It reads only the
+    messages with that key, so it is memoised apart: most keys of a segment are unchanged."""
+    keyed: list[_Draft] = []
+    for _host, own in _by_host(same):
+        keyed.sort(key=_Draft.sort_key)
+        pairs = align(
+            [d.utc_us for d in keyed],
+            [corrected_us(m) for m in own],
+            lambda i, j, _t: 1,
+            tol_us,
+        )
+        keyed.extend(_attach(keyed, own, pairs, lambda _m: _Draft(key)))
+    return tuple((tuple(d.members), d.utc_us) for d in keyed)
 
 
 def _edit_evidence(orphan: HostMessage, body_keys: set[str], cluster_us: int, tol_us: int) -> int:

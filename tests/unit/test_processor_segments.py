@@ -7,8 +7,9 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatchannels.processors import canonical, matching
 from chatchannels.processors.canonical import build_messages
-from chatchannels.processors.matching import _cluster_segment, cluster_messages, split_segments
+from chatchannels.processors.matching import cluster_messages, split_segments
 from chatchannels.processors.observations import BodySighting, HostMessage
 
 TOL_US = 120_000_000
@@ -75,7 +76,8 @@ def test_incremental_memoised_clustering_equals_a_fresh_one(posts):
     # after each change does; the memoised segments must give what a cold computation gives.
     for k in range(1, len(messages) + 1):
         warm = build_messages(cluster_messages(messages[:k]))
-    _cluster_segment.cache_clear()
+    for memo in (matching._cluster_segment, matching._strong_clusters, canonical._build_message):
+        memo.cache_clear()
     cold = build_messages(cluster_messages(messages))
     assert warm == cold
 
