@@ -117,10 +117,11 @@ def observe_clock(
     sample = ClockSample(seq, agent_utc, broker_utc)
     if clock.best is None or clock.last is None or agent_utc < clock.last.agent_utc - STEP_S:
         return _restart(clock, sample, stepped=clock.best is not None)
-    clock = replace(clock, samples=clock.samples + 1)
+    samples = clock.samples + 1
     if sample.bound >= clock.best.bound:
         return replace(
             clock,
+            samples=samples,
             last_seq=seq,
             skew_s=_round(sample.bound)
             if sample.bound >= clock.skew_s + REFRESH_S
@@ -133,7 +134,13 @@ def observe_clock(
         )
     if sample.bound >= clock.best.bound - STEP_S:
         return replace(
-            clock, last_seq=seq, last=sample, run_first=None, run_best=None, run_samples=0
+            clock,
+            samples=samples,
+            last_seq=seq,
+            last=sample,
+            run_first=None,
+            run_best=None,
+            run_samples=0,
         )
     first, run_best, run_samples = clock.run_first, clock.run_best, clock.run_samples
     if first is None or run_best is None or not _advanced_alike(clock.last, sample):
@@ -144,6 +151,7 @@ def observe_clock(
         return _restart(clock, run_best, stepped=True, last=sample, samples=clock.run_samples + 1)
     return replace(
         clock,
+        samples=samples,
         last_seq=seq,
         last=sample,
         run_first=first,
