@@ -23,6 +23,7 @@ from chatchannels.processors.observations import (
     ObjectObservation,
     Observation,
     fold_observation,
+    merge_object,
     refresh_host_messages,
 )
 
@@ -168,8 +169,9 @@ def fold_records(
         if isinstance(obs, ObjectObservation):
             key3 = (host, obs.obj, obs.obj_id)
             stored = out.objects.get(key3) or objects.get(key3)
-            if stored is None or obs.seq > stored.seq:
-                out.objects[key3] = obs
+            merged = merge_object(stored, obs)
+            if merged is not stored:
+                out.objects[key3] = merged
             continue
         key = (host, obs.local_id)
         before = out.host_messages.get(key) or host_messages.get(key)

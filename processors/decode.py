@@ -135,14 +135,15 @@ def _decode_skype_api(event: Mapping[str, Any]) -> Observation:
         props[reply.prop] = (where, reply.value)
     clock = event["clock"]
     if obj != "CHATMESSAGE":
+        captured = float(clock["utc"])
         return ObjectObservation(
             host=event["host"],
             seq=event["seq"],
             obj=obj,
             obj_id=obj_id,
             reason=payload["reason"],
-            captured_utc=float(clock["utc"]),
-            properties=tuple(sorted((p, v) for p, (_, v) in props.items())),
+            captured_utc=captured,
+            properties=tuple(sorted((p, v, captured) for p, (_, v) in props.items())),
         )
     fields: dict[str, Any] = {
         name: props[prop][1] for prop, name in _MESSAGE_TEXT_PROPS.items() if prop in props

@@ -39,6 +39,7 @@ from chatchannels.processors.observations import (
     ObjectObservation,
     Observation,
     fold_observation,
+    merge_object,
     refresh_host_messages,
 )
 
@@ -96,9 +97,7 @@ class Engine:
         message = None
         if isinstance(observation, ObjectObservation):
             key = (host, observation.obj, observation.obj_id)
-            stored = self.objects.get(key)
-            if stored is None or observation.seq > stored.seq:
-                self.objects[key] = observation
+            self.objects[key] = merge_object(self.objects.get(key), observation)
         else:
             message = self._fold(observation, clock)
             if message is not None and message.is_complete:

@@ -39,7 +39,11 @@ class MessageObservation:
 
 @dataclass(frozen=True)
 class ObjectObservation:
-    """Properties of a non-message object (CHAT, USER, CHATMEMBER, SESSION), as read."""
+    """Properties of a non-message object (CHAT, USER, CHATMEMBER, SESSION), as read: each
+    (name, value, captured_utc by the host's clock). Skype notifies one property at a time,
+    so a host's reads of one object merge (`merge_object`) rather than replace each other,
+    and each property keeps the time it was read: which host read it last is decided per
+    property."""
 
     host: str
     seq: int
@@ -47,7 +51,19 @@ class ObjectObservation:
     obj_id: str
     reason: str
     captured_utc: float
-    properties: tuple[tuple[str, str], ...]
+    properties: tuple[tuple[str, str, float], ...]
+
+
+def merge_object(stored: ObjectObservation | None, new: ObjectObservation) -> ObjectObservation:
+    """One host's reads of an object so far, after `new`. Idempotent, like folding messages:
+    a re-delivered event (seq not above the stored one) changes nothing."""
+    if stored is None:
+        return new
+    if new.seq <= stored.seq:
+        return stored
+    merged = {name: (value, at) for name, value, at in stored.properties}
+    merged.update((name, (value, at)) for name, value, at in new.properties)
+    return replace(new, properties=tuple((n, v, t) for n, (v, t) in sorted(merged.items())))
 
 
 Observation = MessageObservation | ObjectObservation

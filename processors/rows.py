@@ -99,8 +99,8 @@ def chat_row(objects: Iterable[ObjectObservation], skews: Mapping[str, float]) -
         if o.obj != "CHAT":
             continue
         skew = skews.get(o.host, 0.0)
-        when = (o.captured_utc - skew, o.host)
-        for prop, value in o.properties:
+        for prop, value, captured in o.properties:
+            when = (captured - skew, o.host)
             if prop == "TIMESTAMP" and value.isdigit():
                 value = str(int(value) - skew)
             if prop not in latest or when > latest[prop][:2]:

@@ -226,6 +226,10 @@ def test_chat_rows_come_from_the_latest_chat_read_and_users_from_messages(settin
         at=base + 3,
         obj="CHAT",
     )
+    # The reads are a second apart in true time: each host's clock estimate must be tighter
+    # than that, so each host's last event is live (appended as it is captured).
+    for h in (a, b):
+        h.event(CHAT, [prefix + "STATUS MULTI_SUBSCRIBED"], at=time.time(), obj="CHAT")
     produce(settings, settings.topic, host_events([a, b]))
     process_once(settings, settings.topic)
     with psycopg.connect(settings.postgres_dsn) as conn:

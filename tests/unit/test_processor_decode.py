@@ -57,7 +57,11 @@ def test_chat_event_is_an_object_observation() -> None:
     event, _ = Host("h").event(CHAT, lines, at=T0, obj="CHAT", reason="backfill")
     obs = decode_event(event)
     assert isinstance(obs, ObjectObservation)
-    assert obs.properties == (("MEMBERS", "alice bob"), ("TOPIC", "release party"))
+    captured = obs.captured_utc
+    assert obs.properties == (
+        ("MEMBERS", "alice bob", captured),
+        ("TOPIC", "release party", captured),
+    )
 
 
 def test_session_event_keeps_the_agents_parameters() -> None:
@@ -66,11 +70,11 @@ def test_session_event_keeps_the_agents_parameters() -> None:
     event["payload"]["trigger"] = "CONNSTATUS ONLINE"
     obs = decode_event(event)
     assert isinstance(obs, ObjectObservation)
-    assert obs.properties == (
+    assert [(name, value) for name, value, _ in obs.properties] == [
         ("CONNSTATUS", "ONLINE"),
         ("CURRENTUSERHANDLE", "alice"),
         ("PROTOCOL", "8"),
-    )
+    ]
 
 
 def test_poll_trigger_about_the_chat_is_not_an_error() -> None:
@@ -191,7 +195,7 @@ def test_events_as_the_agent_builds_them_decode() -> None:
     )
     obs = decode_event(build_event(session, host="alice-pc", session="0" * 32, seq=4, clock=clock))
     assert isinstance(obs, ObjectObservation) and obs.properties == (
-        ("CURRENTUSERHANDLE", "alice"),
+        ("CURRENTUSERHANDLE", "alice", obs.captured_utc),
     )
 
 
