@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import click
 
 from chatchannels.settings import Settings
@@ -28,6 +31,8 @@ def demo(settings: Settings, once: bool, speed: float, messages: int, port: int)
     from chatchannels.demo.summary import render_summary
 
     options = DemoOptions(once=once, speed=speed, messages=messages, port=port)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the demo stops what it started.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         result = run_demo(settings, options, lambda line: click.echo(f"demo: {line}", err=True))
     except DemoError as exc:

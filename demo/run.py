@@ -40,7 +40,7 @@ from chatchannels.settings import Settings, settings_env
 from chatchannels.stack import kafka, postgres
 from chatchannels.stack.dbus import SessionBus, start_session_bus, stop_session_bus
 from chatchannels.stack.manager import stack_up
-from chatchannels.stack.processes import StackError, wait_for
+from chatchannels.stack.processes import StackError, die_with_parent, wait_for
 
 DEMO_DATABASE = "chatchannels_demo"
 DEMO_TOPIC_PREFIX = "chatchannels.demo."
@@ -86,6 +86,7 @@ class Child:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                preexec_fn=die_with_parent,
             )
 
     def check(self) -> None:
@@ -331,12 +332,14 @@ class Demo:
             return store.read_stats(self.topic)
 
     def close(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
-        if self.emulator is not None:
-            self.emulator.close()
-        for bus in self.buses:
-            stop_session_bus(bus)
+        # Everything is stopped even when stopping one part fails.
+        with contextlib.ExitStack() as stack:
+            for bus in self.buses:
+                stack.callback(stop_session_bus, bus)
+            if self.emulator is not None:
+                stack.callback(self.emulator.close)
+            for child in self.children:
+                stack.callback(child.stop)
 
 
 def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None]) -> DemoResult:

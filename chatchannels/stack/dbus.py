@@ -11,6 +11,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatchannels.stack.processes import die_with_parent
+
 
 class DBusError(RuntimeError):
     pass
@@ -42,6 +44,7 @@ def start_session_bus(log_dir: Path | None = None) -> SessionBus:
         stderr=stderr,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+_PR_SET_PDEATHSIG = 1
 
 
 class StackError(RuntimeError):
@@ -79,3 +82,12 @@ def terminate(pid: int, timeout: float) -> None:
         time.sleep(0.1)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
+
+
+def die_with_parent() -> None:
+    """For Popen's preexec_fn: the child gets SIGTERM when the process that started it dies,
+    even by SIGKILL, so a killed demo or test run leaves no agents, processors or buses behind
+    (Linux prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
