@@ -101,8 +101,14 @@ class SkypeService:
                 body=["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"],
             )
         )
-        await _own(bus, SKYPE_NAME, self.address)
+        # Answerable before the name is ours: a client that sees the name appear may call
+        # at once, and a call handled while `self.bus` was unset went unanswered.
         self.bus = bus
+        try:
+            await _own(bus, SKYPE_NAME, self.address)
+        except EmulatorBusError:
+            self.bus = None
+            raise
 
     async def stop(self) -> None:
         bus, self.bus = self.bus, None

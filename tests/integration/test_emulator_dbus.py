@@ -187,6 +187,33 @@ def test_attach_receive_read_edit_over_dbus(dbus_bus):
     run(scenario())
 
 
+def test_a_call_made_as_the_name_appears_is_answered(dbus_bus, monkeypatch):
+    """A client that sees com.Skype.API appear calls at once: the call may be handled before
+    the service's start() has resumed, and must be answered all the same (an unanswered NAME
+    left the demo's agent pending authorization for a minute)."""
+    from chatchannels.emulator import service
+
+    answers: list[str] = []
+    own = service._own
+
+    async def own_then_called(bus, name, address):
+        await own(bus, name, address)
+        if name != service.SKYPE_NAME:
+            return
+        client = await RawClient.connect(address)
+        answers.append(await asyncio.wait_for(client.invoke("NAME early"), 5))
+        client.bus.disconnect()
+
+    monkeypatch.setattr(service, "_own", own_then_called)
+
+    async def scenario():
+        world = load_scenario(bundled_scenario("small.json"))
+        async with Emulator(world, {"alice-pc": dbus_bus.address}):
+            assert answers == ["OK"]
+
+    run(scenario())
+
+
 def test_quit_restart_and_faults_over_dbus(dbus_bus):
     async def scenario():
         world = load_scenario(bundled_scenario("small.json"))
