@@ -50,9 +50,14 @@ def report(title: str, figures: Iterable[Figure]) -> None:
     for f in figures:
         table.add_row(
             f.name,
-            f"{f.value:,.1f}",
+            _readable(f.value),
             f.unit,
             "" if f.ceiling is None else f"{f.ceiling:,.1f}",
             "" if f.ratio is None else f"{f.ratio:.2f}",
         )
     Console(file=sys.stderr).print(table)
+
+
+def _readable(value: float) -> str:
+    # Latencies of a fraction of a second would all read 0.0 with one decimal.
+    return f"{value:.3g}" if abs(value) < 10 else f"{value:,.1f}"

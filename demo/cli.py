@@ -27,7 +27,8 @@ def demo(settings: Settings, once: bool, speed: float, messages: int, port: int)
     --once it waits until everything is published, prints the summary and exits 0 only when
     the archive matches the scenario's ground truth.
     """
-    from chatchannels.demo.run import DemoError, DemoOptions, run_demo
+    from chatchannels.demo.pipeline import PipelineError
+    from chatchannels.demo.run import DemoOptions, run_demo
     from chatchannels.demo.summary import render_summary
 
     options = DemoOptions(once=once, speed=speed, messages=messages, port=port)
@@ -35,7 +36,7 @@ def demo(settings: Settings, once: bool, speed: float, messages: int, port: int)
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         result = run_demo(settings, options, lambda line: click.echo(f"demo: {line}", err=True))
-    except DemoError as exc:
+    except PipelineError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(render_summary(result))
     if not result.score.perfect:

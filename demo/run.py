@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatchannels.demo.pipeline import Child, PipelineError, pipeline_env, write_agent_config
 from chatchannels.demo.scenario import ARCHIVED_CHATS, HOSTS, demo_scenario
 from chatchannels.emulator.background import BackgroundEmulator
 from chatchannels.emulator.scenario import scenario_from_dict
@@ -36,17 +37,17 @@ from chatchannels.ingest.agent.status import read_status
 from chatchannels.processors.archive import read_archive
 from chatchannels.processors.migrate import migrate
 from chatchannels.processors.store import DEFAULT_CONSUMER, Store
-from chatchannels.settings import Settings, settings_env
+from chatchannels.settings import Settings
 from chatchannels.stack import kafka, postgres
 from chatchannels.stack.dbus import SessionBus, start_session_bus, stop_session_bus
 from chatchannels.stack.manager import stack_up
-from chatchannels.stack.processes import StackError, die_with_parent, wait_for
+from chatchannels.stack.processes import StackError, wait_for
 
 DEMO_DATABASE = "chatchannels_demo"
 DEMO_TOPIC_PREFIX = "chatchannels.demo."
 
 
-class DemoError(RuntimeError):
+class DemoError(PipelineError):
     """The demo could not run, or its result differs from the ground truth."""
 
 
@@ -71,41 +72,6 @@ class DemoResult:
     skews: dict[str, float]
     url: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-class Child:
-    """A pipeline process of the demo, its output in a log file."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
-        self.name = name
-        self.log = logs / f"{name}.log"
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "chatchannels.cli", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                preexec_fn=die_with_parent,
-            )
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            tail = self.log.read_text(errors="replace").splitlines()[-15:]
-            raise DemoError(
-                f"{self.name} exited with {self.proc.returncode}; end of {self.log}:\n"
-                + "\n".join(tail)
-            )
-
-    def stop(self, timeout: float = 30) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
 
 
 class Demo:
@@ -143,34 +109,14 @@ class Demo:
         postgres.ensure_database(self.settings, DEMO_DATABASE)
         migrate(self.settings.postgres_dsn)
 
-    def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCHANNELS_")}
-        env.update(settings_env(self.settings))
-        env["CHATCHANNELS_SITE_DIR"] = str(self.settings.site_dir)
-        return env
-
     def _start(self, name: str, *args: str) -> Child:
-        child = Child(name, list(args), self._env(), self.logs)
+        child = Child(name, list(args), pipeline_env(self.settings), self.logs)
         self.children.append(child)
         return child
 
-    def _start_agent(self, host: str, user: str, skew: float, bus: SessionBus) -> None:
+    def _start_agent(self, host: str, skew: float, bus: SessionBus) -> None:
         root = self.work / "agents" / host
-        root.mkdir(parents=True)
-        config = root / "agent.toml"
-        config.write_text(
-            "\n".join(
-                [
-                    f"host_id = {json.dumps(host)}",
-                    f"spool = {json.dumps(str(root / 'spool.db'))}",
-                    f"dbus_address = {json.dumps(bus.address)}",
-                    f"chats = {json.dumps(list(ARCHIVED_CHATS))}",
-                    # The emulated desktop's clock is wrong by `skew`; so is its agent's.
-                    f"clock_offset_s = {skew}",
-                ]
-            )
-            + "\n"
-        )
+        config = write_agent_config(root, host, bus.address, ARCHIVED_CHATS, skew)
         self.agents[host] = config
         self._start(f"agent-{host}", "agent", "run", "--config", str(config))
 
@@ -198,11 +144,11 @@ class Demo:
             self._start("server", "serve", "--port", str(o.port))
             url = f"http://127.0.0.1:{o.port}/"
         buses = {}
-        for host, user, _, skew, _ in HOSTS:
+        for host, _, _, skew, _ in HOSTS:
             bus = start_session_bus(self.logs / f"dbus-{host}")
             self.buses.append(bus)
             buses[host] = bus.address
-            self._start_agent(host, user, skew, bus)
+            self._start_agent(host, skew, bus)
         self.emulator = BackgroundEmulator(scenario, buses, speed=o.speed)
         self.say(
             f"playing {len(doc['timeline'])} actions on {len(HOSTS)} desktops "
@@ -292,7 +238,7 @@ class Demo:
             publisher.check()
         final = subprocess.run(
             [sys.executable, "-m", "chatchannels.cli", "publish", "--once", "--quiet"],
-            env=self._env(),
+            env=pipeline_env(self.settings),
             capture_output=True,
             text=True,
         )
