@@ -36,7 +36,7 @@ from chatchannels.ingest.agent.config import load_agent_config
 from chatchannels.ingest.agent.status import read_status
 from chatchannels.processors.archive import read_archive
 from chatchannels.processors.migrate import migrate
-from chatchannels.processors.store import DEFAULT_CONSUMER, Store
+from chatchannels.processors.store import Store
 from chatchannels.settings import Settings
 from chatchannels.stack import kafka, postgres
 from chatchannels.stack.dbus import SessionBus, start_session_bus, stop_session_bus
@@ -45,6 +45,9 @@ from chatchannels.stack.processes import StackError, wait_for
 
 DEMO_DATABASE = "chatchannels_demo"
 DEMO_TOPIC_PREFIX = "chatchannels.demo."
+# A consumer group of its own: a processor on another topic in the same group (a test, a
+# benchmark, the real archive's) would make the two rebalance each other and stall.
+DEMO_GROUP = "chatchannels-demo"
 
 
 class DemoError(PipelineError):
@@ -137,7 +140,7 @@ class Demo:
             a["at"] for a in doc["timeline"] if not a.get("msg", "").startswith("live-")
         )
 
-        self._start("processor", "process", "--topic", self.topic)
+        self._start("processor", "process", "--topic", self.topic, "--group", DEMO_GROUP)
         self._start("publisher", "publish", "--quiet")
         url = None
         if not o.once:
@@ -273,7 +276,7 @@ class Demo:
         return self._result(scenario, url)
 
     def _stats(self) -> dict[str, Any]:
-        store = Store.connect(self.settings.postgres_dsn, consumer=DEFAULT_CONSUMER)
+        store = Store.connect(self.settings.postgres_dsn, consumer=DEMO_GROUP)
         with contextlib.closing(store):
             return store.read_stats(self.topic)
 

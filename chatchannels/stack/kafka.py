@@ -289,7 +289,11 @@ def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """The next offset to be written in each partition of `topic`."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="chatchannels",
+        enable_auto_commit=False,
+    )
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
