@@ -2,11 +2,13 @@
 
 `SearchBackend` is the one seam a search cluster would fill (design.md, "Scaling out"); every
 backend passes tests/unit/test_publishers_search_contract.py. The Whoosh backend keeps:
-- one document per live message: body stemmed (`body`) and exact (`body_exact`, for phrases
-  and to rank exact words higher), author handle and display name, chat, UTC time, id, link;
+- one document per live message: body stemmed (`body`), exact (`body_exact`, for phrases and
+  stop words) and the pairs of adjacent words that hold a stop word (`body_pairs`, for
+  phrases), author handle and display name, chat, UTC time, id, link;
 - a deleted or removed message has no document; an edit replaces the document;
-- one writer, one commit per batch without merging; small segments are merged by
-  `maintain()`, which the change loop calls only when it is idle.
+- one writer, one commit per batch without merging (a big batch is split between writer
+  processes, each writing a segment); small segments are merged by `maintain()`, which the
+  change loop calls only when it is idle.
 """
 
 from __future__ import annotations
@@ -16,21 +18,24 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
 import psycopg
-from whoosh import index, writing
+from whoosh import collectors, index, writing
 from whoosh import query as wq
 from whoosh.analysis import (
+    STOP_WORDS,
+    Filter,
     LowercaseFilter,
     RegexTokenizer,
     StandardAnalyzer,
     StemFilter,
     StemmingAnalyzer,
 )
-from whoosh.fields import DATETIME, ID, STORED, TEXT, Schema
+from whoosh.columns import NumericColumn
+from whoosh.fields import COLUMN, ID, STORED, TEXT, Schema
 
 from chatchannels.publishers import paths
 from chatchannels.publishers.model import Change, Message
@@ -51,9 +56,20 @@ from chatchannels.publishers.search_query import (
 from chatchannels.publishers.store import read_messages
 
 STATE_FILE = ".chatchannels-index.json"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SORTS = ("relevance", "time")
 # More small segments than this make searches slow; merge them when idle.
 MAX_SEGMENTS = 8
+# A batch this big is split between processes, each writing its own segment; smaller ones
+# are not worth starting processes for.
+PARALLEL_BATCH = 10_000
+PROCS = max(1, min(2, len(os.sched_getaffinity(0))))
+# Whoosh keeps postings in memory up to this size and sorts them on disk beyond it; the
+# disk round trip (pickling every posting twice) costs a third of the build.
+POOL_MB = 1024
+# What the snippets mark: the body's words, stemmed or lowercased like `body`, `body_exact`.
+STEMMED = RegexTokenizer() | LowercaseFilter() | StemFilter()
+LOWERED = RegexTokenizer() | LowercaseFilter()
 
 
 @dataclass(frozen=True)
@@ -141,9 +157,23 @@ class SearchBackend(Protocol):
     def close(self) -> None: ...
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    # Whoosh's DATETIME stores naive datetimes; ours are all UTC.
-    return moment.astimezone(UTC).replace(tzinfo=None)
+class StopWordPairs(Filter):
+    """Each pair of adjacent words of which one is a stop word, as one token ("the build").
+
+    A phrase of `body_exact` walks the postings of all its words, and a stop word has postings
+    for most messages: "the build" took 60 times longer than "please review". A pair is
+    one short lookup. Pairs of other words would double the terms of the index (and its build
+    time) for phrases that are already cheap; Lucene calls this filter CommonGrams.
+    """
+
+    def __call__(self, tokens):
+        previous = None
+        for token in tokens:
+            word = token.text
+            if previous is not None and (previous in STOP_WORDS or word in STOP_WORDS):
+                token.text = f"{previous} {word}"
+                yield token
+            previous = word
 
 
 def whoosh_schema() -> Schema:
@@ -153,12 +183,16 @@ def whoosh_schema() -> Schema:
     exact = StandardAnalyzer(stoplist=None, minsize=1)
     return Schema(
         id=ID(stored=True, unique=True),
-        posted=DATETIME(stored=True, sortable=True),
-        # Date filters look up these terms: far cheaper in Whoosh than a numeric range.
+        # Microseconds since the epoch, only to sort by: date filters look up month and day
+        # terms instead, far cheaper in Whoosh than a numeric range, so the time is not
+        # indexed (a DATETIME field would add eight terms to every message).
+        posted=COLUMN(NumericColumn("q")),
+        posted_utc=STORED,
         month=ID,
         day=ID,
         body=TEXT(analyzer=StemmingAnalyzer(), stored=True, phrase=False),
         body_exact=TEXT(analyzer=exact, phrase=True),
+        body_pairs=TEXT(analyzer=exact | StopWordPairs(), phrase=False),
         who=TEXT(analyzer=exact, phrase=False),
         chat_words=TEXT(analyzer=exact, phrase=False),
         chat=STORED,
@@ -173,11 +207,13 @@ def whoosh_fields(doc: SearchDocument) -> dict[str, object]:
     utc = doc.posted_utc.astimezone(UTC)
     return {
         "id": doc.id,
-        "posted": utc.replace(tzinfo=None),
+        "posted": (utc - EPOCH) // timedelta(microseconds=1),
+        "posted_utc": utc,
         "month": utc.strftime("%Y-%m"),
         "day": utc.strftime("%Y-%m-%d"),
         "body": doc.body,
         "body_exact": doc.body,
+        "body_pairs": doc.body,
         "who": f"{doc.author} {doc.author_name}",
         "chat_words": doc.chat,
         "chat": doc.chat,
@@ -185,6 +221,20 @@ def whoosh_fields(doc: SearchDocument) -> dict[str, object]:
         "author_name": doc.author_name,
         "url": doc.url,
     }
+
+
+class _TopCollector(collectors.TopCollector):
+    """Whoosh's top-N collector skips the blocks of postings that cannot beat the N-th best
+    score, but learns that score only when a better hit displaces it. When every hit scores
+    the same (a filter alone: author:, chat:, date:) none ever does, and it scores them all.
+    A hit that only ties the N-th best never enters (ties keep the lower document number), so
+    the N-th best is the bar as soon as there are N."""
+
+    def _collect(self, global_docnum: int, score: float):
+        key = super()._collect(global_docnum, score)
+        if len(self.items) == self.limit:
+            self.minscore = self.items[0][0]
+        return key
 
 
 class IndexMissingError(LookupError):
@@ -203,6 +253,14 @@ class WhooshBackend:
             raise IndexMissingError(
                 f"no search index in {index_dir}; build it with `chatchannels publish --once`"
             )
+        # Index.schema reads the table of contents from disk on every use.
+        self.schema = self.ix.schema
+        if sorted(self.schema.names()) != sorted(whoosh_schema().names()):
+            self.ix.close()
+            raise IndexMissingError(
+                f"the search index in {index_dir} has other fields than this version writes;"
+                " rebuild it with `chatchannels publish --rebuild`"
+            )
         self._searcher = self.ix.searcher()
         self._lock = threading.Lock()
 
@@ -215,15 +273,19 @@ class WhooshBackend:
     def write_batch(
         self, documents: Sequence[SearchDocument], removed: Sequence[str], watermark: int
     ) -> None:
-        fresh = self.ix.doc_count_all() == 0
-        writer = self.ix.writer(limitmb=128)
+        parallel = {}
+        if PROCS > 1 and len(documents) >= PARALLEL_BATCH:
+            parallel = {"procs": PROCS, "multisegment": True}
+        writer = self.ix.writer(limitmb=POOL_MB, **parallel)
         try:
-            for doc_id in removed:
-                writer.delete_by_term("id", doc_id)
-            # Into an empty index nothing needs replacing: adding skips a lookup per document.
-            put = writer.add_document if fresh else writer.update_document
+            # Deleting what exists and then adding is Whoosh's advice for batches: an
+            # update_document runs a query per document, for the new ones (most) too.
+            existing = writer.searcher().reader()
+            for doc_id in (*removed, *(d.id for d in documents)):
+                if ("id", doc_id) in existing:
+                    writer.delete_by_term("id", doc_id)
             for doc in documents:
-                put(**whoosh_fields(doc))
+                writer.add_document(**whoosh_fields(doc))
         except BaseException:
             writer.cancel()
             raise
@@ -240,7 +302,7 @@ class WhooshBackend:
         if len(self.ix._segments()) > MAX_SEGMENTS:
             self.ix.writer().commit(mergetype=writing.MERGE_SMALL)
         if len(self.ix._segments()) > MAX_SEGMENTS:
-            self.ix.optimize()
+            self.ix.optimize(limitmb=POOL_MB)
 
     def close(self) -> None:
         self._searcher.close()
@@ -248,7 +310,7 @@ class WhooshBackend:
 
     # Translating the query tree.
     def _tokens(self, field: str, text: str) -> list[str]:
-        return [t.text for t in self.ix.schema[field].analyzer(text)]
+        return [t.text for t in self.schema[field].analyzer(text)]
 
     def _terms(self, field: str, text: str) -> wq.Query | None:
         tokens = self._tokens(field, text)
@@ -264,9 +326,13 @@ class WhooshBackend:
         if isinstance(clause, Words):
             if clause.phrase:
                 exact = self._tokens("body_exact", clause.text)
-                if len(exact) > 1:
-                    return wq.Phrase("body_exact", exact)
-                return wq.Term("body_exact", exact[0]) if exact else wq.Every()
+                if len(exact) < 2:
+                    return wq.Term("body_exact", exact[0]) if exact else wq.Every()
+                pairs = [wq.Term("body_pairs", p) for p in self._tokens("body_pairs", clause.text)]
+                if len(exact) == 2 and pairs:
+                    return pairs[0]
+                # The pairs (when there are any) find the few messages to check positions of.
+                return wq.And([*pairs, wq.Phrase("body_exact", exact)])
             # Stop words are not in `body`; a query of only stop words looks them up exactly.
             found = self._terms("body", clause.text) or self._terms("body_exact", clause.text)
             return found or wq.Every()
@@ -274,14 +340,9 @@ class WhooshBackend:
             field = "who" if clause.name == "author" else "chat_words"
             return self._terms(field, clause.value) or wq.NullQuery
         if isinstance(clause, TimeRange):
-            cover = cover_range(clause.start, clause.end, known_months)
-            if cover is not None:
-                months, days = cover
-                terms = [wq.Term("month", m) for m in months] + [wq.Term("day", d) for d in days]
-                return wq.Or(terms) if terms else wq.NullQuery
-            start = _naive_utc(clause.start) if clause.start else None
-            end = _naive_utc(clause.end) if clause.end else None
-            return wq.DateRange("posted", start, end, endexcl=True)
+            months, days = cover_range(clause.start, clause.end, known_months)
+            terms = [wq.Term("month", m) for m in months] + [wq.Term("day", d) for d in days]
+            return wq.Or(terms) if terms else wq.NullQuery
         if isinstance(clause, Not):
             return wq.Not(self._translate(clause.clause, known_months))
         if isinstance(clause, AnyOf):
@@ -298,13 +359,11 @@ class WhooshBackend:
         for text in highlight_words(tree):
             stems.update(self._tokens("body", text))
             exact.update(self._tokens("body_exact", text))
-        stemmed = RegexTokenizer() | LowercaseFilter() | StemFilter()
-        lowered = RegexTokenizer() | LowercaseFilter()
 
         def spans(body: str) -> list[tuple[int, int]]:
-            found = {(t.startchar, t.endchar) for t in stemmed(body, chars=True) if t.text in stems}
+            found = {(t.startchar, t.endchar) for t in STEMMED(body, chars=True) if t.text in stems}
             found |= {
-                (t.startchar, t.endchar) for t in lowered(body, chars=True) if t.text in exact
+                (t.startchar, t.endchar) for t in LOWERED(body, chars=True) if t.text in exact
             }
             return sorted(found)
 
@@ -329,15 +388,20 @@ class WhooshBackend:
                 results = self._searcher.search(
                     whoosh_query, limit=limit, sortedby="posted", reverse=True
                 )
-            else:
+            elif limit >= self._searcher.doc_count():
+                # Whoosh then collects every hit and counts them exactly.
                 results = self._searcher.search(whoosh_query, limit=limit)
+            else:
+                collector = _TopCollector(limit)
+                self._searcher.search_with_collector(whoosh_query, collector)
+                results = collector.results()
             hits = tuple(
                 SearchHit(
                     id=hit["id"],
                     chat=hit["chat"],
                     author=hit["author"],
                     author_name=hit.get("author_name", ""),
-                    posted_utc=hit["posted"].replace(tzinfo=UTC),
+                    posted_utc=hit["posted_utc"],
                     url=hit["url"],
                     score=float(hit.score or 0.0),
                     snippet=make_snippet(hit["body"], spans(hit["body"])),

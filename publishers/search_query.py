@@ -220,18 +220,18 @@ def make_snippet(
 
 def cover_range(
     start: datetime | None, end: datetime | None, known_months: Sequence[str]
-) -> tuple[list[str], list[str]] | None:
+) -> tuple[list[str], list[str]]:
     """The whole months (`YYYY-MM`) and single days (`YYYY-MM-DD`) that exactly make up the
     day-aligned range [start, end), limited to the months that have messages.
 
     A backend looks up a few month and day terms instead of a numeric range over every
-    message's time. None when a bound is not at midnight UTC (the caller then filters by time).
+    message's time. The language only has days, so the bounds are midnight UTC.
     """
-    if not known_months:
-        return [], []
     for bound in (start, end):
         if bound is not None and bound.timetz() != datetime.min.replace(tzinfo=UTC).timetz():
-            return None
+            raise ValueError(f"{bound} is not midnight UTC; time ranges are made of days")
+    if not known_months:
+        return [], []
     first = datetime.strptime(min(known_months), "%Y-%m").replace(tzinfo=UTC)
     last = _day_range(max(known_months), "date")[1] or datetime.max.replace(tzinfo=UTC)
     cursor = max(start or first, first)

@@ -136,7 +136,14 @@ class SearchBackendContract:
         finally:
             reopened.close()
 
-    @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    # Every backend's class runs this same test: the executors differ by design.
+    @settings(
+        max_examples=60,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
     @given(st.text(max_size=40))
     def test_any_query_gives_results_or_a_query_error(self, backend, text):
         try:

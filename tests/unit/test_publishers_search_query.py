@@ -115,8 +115,9 @@ def test_cover_range_is_exactly_the_known_days_in_range(start_day, length, open_
     assert len(days) <= 62
 
 
-def test_cover_range_gives_up_on_bounds_within_a_day():
-    assert cover_range(d(2006, 5, 1, 12), None, MONTHS) is None
+def test_cover_range_refuses_bounds_within_a_day():
+    with pytest.raises(ValueError, match="not midnight"):
+        cover_range(d(2006, 5, 1, 12), None, MONTHS)
     assert cover_range(None, None, []) == ([], [])
 
 

@@ -1,0 +1,113 @@
+"""The Whoosh backend's shortcuts answer exactly what plain Whoosh answers.
+
+Phrases look up pairs of adjacent words instead of walking positions, filter-only queries stop
+scoring once the top N are known, and big batches are written by several processes; each is
+checked here against the slow way on random messages.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from whoosh import index
+from whoosh import query as wq
+from whoosh.fields import ID, Schema
+
+from chatchannels.publishers import search_index
+from chatchannels.publishers.search_index import WhooshBackend
+from chatchannels.publishers.search_query import parse_query
+from tests.unit import test_publishers_search_contract as contract
+
+WORDS = ["the", "build", "broke", "again", "please", "review", "it"]
+texts = st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join)
+corpora = st.lists(st.tuples(texts, st.sampled_from(["alice", "bob"])), max_size=40)
+
+
+def write(backend, bodies):
+    docs = [
+        contract.doc(f"m{i:04d}", body, author, author.title(), when=(2006, 1 + i % 12, 1))
+        for i, (body, author) in enumerate(bodies)
+    ]
+    # Three batches, three segments: the top N carries over from one segment to the next.
+    for part in range(3):
+        backend.write_batch(docs[part::3], [], watermark=part + 1)
+
+
+@pytest.fixture
+def make_backend(tmp_path_factory):
+    made = []
+
+    def make():
+        made.append(WhooshBackend(tmp_path_factory.mktemp("index")))
+        return made[-1]
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(corpora, st.lists(st.sampled_from(WORDS), min_size=2, max_size=4))
+def test_phrases_match_exactly_the_messages_with_the_words_adjacent(make_backend, bodies, words):
+    backend = make_backend()
+    write(backend, bodies)
+    found = {hit.id for hit in backend.search(f'"{" ".join(words)}"', limit=100).hits}
+    with backend.ix.searcher() as searcher:
+        positional = searcher.search(wq.Phrase("body_exact", words), limit=None)
+        assert found == {hit["id"] for hit in positional}
+
+
+def test_a_phrase_ranks_by_how_often_the_phrase_occurs(make_backend):
+    # Positions ranked by the phrase's words wherever they stood: "the" elsewhere put alice's
+    # message first. Now it is the phrase that counts, then the length, as for a word.
+    backend = make_backend()
+    write(backend, [("the build the the the", "alice"), ("the build broke", "bob")])
+    assert [hit.author for hit in backend.search('"the build"').hits] == ["bob", "alice"]
+    twice = make_backend()
+    write(twice, [("the build the build", "alice"), ("the build broke it", "bob")])
+    assert [hit.author for hit in twice.search('"the build"').hits] == ["alice", "bob"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_top_hits_are_whooshs_top_hits(make_backend, seed):
+    # Enough messages for many blocks of postings, so that whole blocks are skipped.
+    rng = random.Random(seed)
+    bodies = [
+        (" ".join(rng.choices(WORDS, k=rng.randint(0, 12))), rng.choice(["alice", "bob"]))
+        for _ in range(1500)
+    ]
+    backend = make_backend()
+    write(backend, bodies)
+    for query in ["author:alice", "date:2006-03", "build", "please -it", '"the build"']:
+        assert top_hits(backend, query) == whoosh_top_hits(backend, query), query
+
+
+def top_hits(backend, query):
+    return [(hit.id, round(hit.score, 9)) for hit in backend.search(query, limit=20).hits]
+
+
+def whoosh_top_hits(backend, query):
+    with backend.ix.searcher() as searcher:
+        months = [m.decode() for m in searcher.lexicon("month")]
+        hits = searcher.search(backend._translate(parse_query(query), months), limit=20)
+        return [(hit["id"], round(hit.score, 9)) for hit in hits]
+
+
+def test_an_index_of_other_fields_asks_for_a_rebuild(tmp_path):
+    index.create_in(str(tmp_path), Schema(id=ID(stored=True, unique=True))).close()
+    with pytest.raises(search_index.IndexMissingError, match="publish --rebuild"):
+        WhooshBackend(tmp_path)
+
+
+class TestWhooshBackendInProcesses(contract.TestWhooshBackend):
+    """The whole contract again, with every batch written by worker processes."""
+
+    @pytest.fixture(autouse=True)
+    def every_batch_in_parallel(self, monkeypatch):
+        monkeypatch.setattr(search_index, "PARALLEL_BATCH", 1)
+        monkeypatch.setattr(search_index, "PROCS", 2)
