@@ -23,6 +23,7 @@ def _site_dir(settings: Settings, site_dir: Path | None) -> Path:
     "--rebuild", is_flag=True, help="Delete the site's pages, feeds and index first (from zero)."
 )
 @click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path), help=SITE_DIR_HELP)
+# publishing.DEFAULT_BATCH, written out: importing it would load Whoosh for --help.
 @click.option("--batch-size", default=10_000, show_default=True, help="Changes per batch.")
 @click.option("--poll", "poll_s", default=5.0, show_default=True, help="Seconds between polls.")
 @click.option("--quiet", is_flag=True, help="No summary on stderr.")
@@ -44,6 +45,7 @@ def publish(
     import psycopg
 
     from chatchannels.publishers.publishing import publish as run
+    from chatchannels.publishers.search_index import IndexMissingError
     from chatchannels.publishers.site import SiteStateError
 
     target = _site_dir(settings, site_dir)
@@ -61,7 +63,7 @@ def publish(
             f"cannot read the store at {settings.postgres_dsn}: {exc}".strip()
             + "\nIs it up (`chatchannels stack up`) and migrated (`chatchannels db migrate`)?"
         ) from exc
-    except SiteStateError as exc:
+    except (SiteStateError, IndexMissingError) as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
         return

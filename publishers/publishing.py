@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 from pathlib import Path
 
 from chatchannels.publishers.changes import CatchUp, Publisher, run_publishers
 from chatchannels.publishers.placements import DB_FILE
-from chatchannels.publishers.search_index import SearchPublisher, WhooshBackend
+from chatchannels.publishers.search_index import PARALLEL_BATCH, SearchPublisher, WhooshBackend
 from chatchannels.publishers.site import STATE_FILE, SitePublisher
 
 # Inside the site so that one volume carries both, and a dot-folder so neither `serve` nor
 # the nginx snippet ever serves it.
 INDEX_DIR = ".search-index"
+# Changes per batch: as many as make the search index use its parallel writer.
+DEFAULT_BATCH = PARALLEL_BATCH
 # Everything the site publisher owns; --rebuild removes exactly these.
 SITE_OUTPUTS = ("chats", "feeds", "index.html", "style.css", STATE_FILE, DB_FILE, INDEX_DIR)
 
@@ -38,7 +41,7 @@ def publish(
     *,
     once: bool,
     rebuild: bool = False,
-    batch_size: int = 5000,
+    batch_size: int = DEFAULT_BATCH,
     poll_s: float = 5.0,
     stop: threading.Event | None = None,
 ) -> list[CatchUp]:
@@ -46,14 +49,15 @@ def publish(
     if rebuild:
         clear_outputs(site_dir)
     site_dir.mkdir(parents=True, exist_ok=True)
-    publishers: list[Publisher] = [
-        SitePublisher(site_dir),
-        SearchPublisher(WhooshBackend(index_dir(site_dir))),
-    ]
-    try:
+    with contextlib.ExitStack() as opened:
+        # Each is closed even when opening the next one fails (a stale index, bad state).
+        publishers: list[Publisher] = []
+        for open_publisher in (
+            lambda: SitePublisher(site_dir),
+            lambda: SearchPublisher(WhooshBackend(index_dir(site_dir))),
+        ):
+            publishers.append(open_publisher())
+            opened.callback(publishers[-1].close)
         return run_publishers(
             dsn, publishers, once=once, batch_size=batch_size, poll_s=poll_s, stop=stop
         )
-    finally:
-        for publisher in publishers:
-            publisher.close()

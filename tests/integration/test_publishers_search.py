@@ -4,6 +4,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 import urllib.error
@@ -13,6 +14,8 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 from click.testing import CliRunner
+from whoosh import index
+from whoosh.fields import ID, Schema
 
 from chatchannels.cli import main
 from chatchannels.publishers import paths
@@ -115,6 +118,18 @@ def test_publish_twice_is_harmless_and_rebuild_starts_over(seeder, pg_dsn, tmp_p
     (tmp_path / ".chatchannels-site.json").write_text("{broken")
     broken = cli("publish", "--once", "--site-dir", str(tmp_path), dsn=pg_dsn)
     assert broken.exit_code == 1 and "publish with --rebuild to start over" in broken.output
+    cli("publish", "--once", "--rebuild", "--site-dir", str(tmp_path), dsn=pg_dsn)
+    # An index written by an older version (other fields): one line asking for a rebuild.
+    shutil.rmtree(index_dir(tmp_path))
+    index_dir(tmp_path).mkdir()
+    index.create_in(str(index_dir(tmp_path)), Schema(id=ID(stored=True, unique=True))).close()
+    stale = cli("publish", "--once", "--site-dir", str(tmp_path), dsn=pg_dsn)
+    assert stale.exit_code == 1 and "publish --rebuild" in stale.output
+    assert "Traceback" not in stale.output
+    assert (
+        cli("publish", "--once", "--rebuild", "--site-dir", str(tmp_path), dsn=pg_dsn).exit_code
+        == 0
+    )
 
 
 def test_following_wakes_on_notify(seeder, pg_dsn, tmp_path):
