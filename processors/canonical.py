@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from chatchannels.processors.content import normalise_body, normalise_handle, stable_digest
-from chatchannels.processors.matching import DEFAULT_TOLERANCE_S, Cluster
+from chatchannels.processors.matching import DEFAULT_TOLERANCE_S, MEMO_SLOTS, Cluster, LatestMemo
 
 ORIGINAL, EDIT, DELETE, UNDATED = "original", "edit", "delete", "undated"
 
@@ -101,18 +101,27 @@ def build_messages(
         slot = (cluster.chat, cluster.author_key, cluster.key)
         rank = ranks.get(slot, 0)
         ranks[slot] = rank + 1
-        messages.append(_build_message(_message_id(*slot, rank), cluster, tolerance_s))
+        message_id = _message_id(*slot, rank)
+        messages.append(
+            _BUILT.get(
+                (message_id, tolerance_s),
+                cluster,
+                lambda i=message_id, c=cluster: _build_message(i, c, tolerance_s),
+            )
+        )
     return messages
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=MEMO_SLOTS)
 def _message_id(chat: str, author_key: str, key: str, rank: int) -> str:
     return "m" + stable_digest("message", chat, author_key, key, str(rank))
 
 
-@lru_cache(maxsize=1 << 16)
+# Memoised per message id: recomputing a group rebuilds every cluster, most of them unchanged.
+_BUILT: LatestMemo[CanonicalMessage] = LatestMemo(MEMO_SLOTS)
+
+
 def _build_message(message_id: str, cluster: Cluster, tolerance_s: float) -> CanonicalMessage:
-    # Memoised: recomputing a group rebuilds every cluster, most of them unchanged.
     first = cluster.members[0]
     revisions = _revisions(cluster, tolerance_s)
     latest = revisions[-1] if revisions else None

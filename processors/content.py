@@ -18,9 +18,14 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 _TRAILING_BLANKS = re.compile(r"[ \t]+\n")
+# Entries of the processor's memos: more than the distinct bodies (or messages) of the groups
+# that the store's group cache holds, because a batch recomputing those groups visits each
+# once in turn, and an LRU cache visited cyclically by more keys than it holds misses every
+# time.
+MEMO_SLOTS = 1 << 18
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=MEMO_SLOTS)
 def normalise_body(body: str) -> str:
     text = unicodedata.normalize("NFC", body).replace("\r\n", "\n").replace("\r", "\n")
     return _TRAILING_BLANKS.sub("\n", text).strip()
@@ -36,7 +41,7 @@ def content_key(message_type: str | None, body: str, users: Iterable[str] = ()) 
     return _content_key(message_type, body, tuple(users))
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=MEMO_SLOTS)
 def _content_key(message_type: str | None, body: str, users: tuple[str, ...]) -> str:
     parts = [
         (message_type or "").upper(),

@@ -65,15 +65,43 @@ equal texts in it) and hashes the rest of its group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Any, Generic, TypeVar
 
-from chatchannels.processors.content import content_key, normalise_handle
+from chatchannels.processors.content import MEMO_SLOTS, content_key, normalise_handle
 from chatchannels.processors.observations import HostMessage
 
 DEFAULT_TOLERANCE_S = 120.0
 _US = 1_000_000
+R = TypeVar("R")
+
+
+class LatestMemo(Generic[R]):
+    """A function memoised on the latest input per slot, least recently used slots dropped.
+
+    Unlike an lru_cache keyed on the whole input, an input that changed replaces its slot's
+    old one instead of adding an entry, so the memo holds one entry per live slot, and a
+    batch that visits more slots than fit does not wipe out the entries it needs next (an
+    LRU cache visited cyclically by more keys than it holds misses every time). Inputs are
+    compared with ==, which for the same objects is an identity check per element."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.entries: OrderedDict[Hashable, tuple[Any, R]] = OrderedDict()
+
+    def get(self, slot: Hashable, value: Any, compute: Callable[[], R]) -> R:
+        entry = self.entries.get(slot)
+        if entry is not None and entry[0] == value:
+            self.entries.move_to_end(slot)
+            return entry[1]
+        result = compute()
+        self.entries[slot] = (value, result)
+        self.entries.move_to_end(slot)
+        if len(self.entries) > self.slots:
+            self.entries.popitem(last=False)
+        return result
 
 
 @dataclass(frozen=True)
@@ -122,7 +150,15 @@ def cluster_messages(
     clusters: list[Cluster] = []
     for (chat, author_key), members in sorted(groups.items()):
         for segment in split_segments(members, tol_us):
-            clusters.extend(_cluster_segment(chat, author_key, segment, tol_us))
+            clusters.extend(
+                _SEGMENTS.get(
+                    (segment[0].key, tol_us),
+                    segment,
+                    lambda c=chat, a=author_key, s=segment: tuple(
+                        _cluster_group(c, a, list(s), tol_us)
+                    ),
+                )
+            )
     return sorted(clusters, key=lambda c: (c.chat, c.author_key, c.utc_us, c.key))
 
 
@@ -139,11 +175,8 @@ def split_segments(messages: Iterable[HostMessage], tol_us: int) -> list[tuple[H
     return segments
 
 
-@lru_cache(maxsize=1 << 15)
-def _cluster_segment(
-    chat: str, author_key: str, members: tuple[HostMessage, ...], tol_us: int
-) -> tuple[Cluster, ...]:
-    return tuple(_cluster_group(chat, author_key, list(members), tol_us))
+# A slot per segment, named by its first message: a change elsewhere in the group finds it.
+_SEGMENTS: LatestMemo[tuple[Cluster, ...]] = LatestMemo(MEMO_SLOTS)
 
 
 class _Draft:
@@ -202,7 +235,11 @@ def _cluster_group(
     drafts = [
         _Draft.restore(key, members, utc_us)
         for key, same in sorted(by_strong.items())
-        for members, utc_us in _strong_clusters(key, tuple(same), tol_us)
+        for members, utc_us in _STRONG.get(
+            (key, same[0].key, tol_us),
+            same,
+            lambda key=key, same=same: _strong_clusters(key, same, tol_us),
+        )
     ]
 
     for host, own in _by_host(orphans):
@@ -229,12 +266,12 @@ def _cluster_group(
     ]
 
 
-@lru_cache(maxsize=1 << 16)
 def _strong_clusters(
-    key: str, same: tuple[HostMessage, ...], tol_us: int
+    key: str, same: list[HostMessage], tol_us: int
 ) -> tuple[tuple[tuple[HostMessage, ...], int], ...]:
     """Phase 1 for one strong key: (members, median time) of its clusters. It reads only the
-    messages with that key, so it is memoised apart: most keys of a segment are unchanged."""
+    messages with that key, so it is memoised apart (_STRONG, a slot per strong key and
+    segment, named by its first message): most keys of a segment are unchanged."""
     keyed: list[_Draft] = []
     for _host, own in _by_host(same):
         keyed.sort(key=_Draft.sort_key)
@@ -246,6 +283,9 @@ def _strong_clusters(
         )
         keyed.extend(_attach(keyed, own, pairs, lambda _m: _Draft(key)))
     return tuple((tuple(d.members), d.utc_us) for d in keyed)
+
+
+_STRONG: LatestMemo[tuple[tuple[tuple[HostMessage, ...], int], ...]] = LatestMemo(MEMO_SLOTS)
 
 
 def _edit_evidence(orphan: HostMessage, body_keys: set[str], cluster_us: int, tol_us: int) -> int:

@@ -76,8 +76,8 @@ def test_incremental_memoised_clustering_equals_a_fresh_one(posts):
     # after each change does; the memoised segments must give what a cold computation gives.
     for k in range(1, len(messages) + 1):
         warm = build_messages(cluster_messages(messages[:k]))
-    for memo in (matching._cluster_segment, matching._strong_clusters, canonical._build_message):
-        memo.cache_clear()
+    for memo in (matching._SEGMENTS, matching._STRONG, canonical._BUILT):
+        memo.entries.clear()
     cold = build_messages(cluster_messages(messages))
     assert warm == cold
 
