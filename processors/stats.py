@@ -10,18 +10,7 @@ from rich.table import Table
 
 from chatchannels.processors.store import Store
 from chatchannels.settings import Settings
-
-
-def kafka_end_offsets(settings: Settings) -> dict[int, int]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        found = consumer.partitions_for_topic(settings.topic) or set()
-        partitions = [TopicPartition(settings.topic, p) for p in sorted(found)]
-        return {tp.partition: o for tp, o in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
+from chatchannels.stack import kafka
 
 
 def collect_stats(settings: Settings, *, group: str, schema: str = "public") -> dict[str, Any]:
@@ -36,7 +25,7 @@ def collect_stats(settings: Settings, *, group: str, schema: str = "public") -> 
     from kafka.errors import KafkaError
 
     try:
-        end = kafka_end_offsets(settings)
+        end = kafka.end_offsets(settings, settings.topic)
     except KafkaError as exc:
         found["kafka_error"] = f"{type(exc).__name__}: {exc}"
         return found
