@@ -149,6 +149,10 @@ class Processor:
             if self.options.stop_at is not None:
                 end = {tp: self.options.stop_at.get(tp.partition, 0) for tp in partitions}
         else:
+            # Known partitions first: a member that joins the group before the topic's
+            # metadata has reached it is assigned nothing, and kafka-python only notices
+            # the partitions at its next metadata refresh, minutes later.
+            self._partitions()
             self.consumer.subscribe([self.options.topic], listener=_Rebalance(self))
         while not self.stop.is_set():
             generation = self.generation
