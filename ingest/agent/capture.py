@@ -8,7 +8,8 @@ fails because Skype went away is remembered and done again after re-attach.
 What is read follows spec §6.4 and §10.2.4 (see reads.py for the decisions): a message
 notification costs one GET (CHATNAME, for the allow-list) and, if the message is new or its
 content changed, one burst of GETs for the rest; a status change of a known message stays a
-small event. Chats outside the allow-list are never read beyond the GETs that decide it.
+small event (known: read in full this session). Chats outside the allow-list are never read
+beyond the GETs that decide it.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class CaptureState:
     """What the capture knows.
 
     `marks` (per chat, from the spool, rising as events are written) is the high-water mark of
-    the backfills: every message of the chat up to it is in the spool. Only backfills raise it,
+    the backfills: every message of the chat up to it is in the spool, or was being read when
+    the backfill passed it (and that read finishes in full). Only backfills raise it,
     because only they read a chat's messages without holes; live reads and polls pick single
     messages (a poll sees only unread ones) and would make the mark claim messages never read.
     """
@@ -405,11 +407,15 @@ class Capture:
                     return [self._captured(_read_of(reason, obj_id, notice, (first,)))]
                 if not await self._decide(chat):
                     return []
+                # Only a message read in full this session gets away with a status line. Not
+                # "under the chat's mark": a backfill skips ids whose read is in flight (this
+                # one) and its later reads may move the mark past them, so this read would
+                # downgrade itself and no backfill would ever read the message.
                 if (
                     notice is not None
                     and notice.kind is Kind.MESSAGE_STATUS
                     and not forced
-                    and (message_id in state.captured or message_id <= state.marks.get(chat, -1))
+                    and message_id in state.captured
                 ):
                     return [self._captured(_read_of("status", obj_id, notice, (first,)))]
                 state.queued.discard(message_id)
