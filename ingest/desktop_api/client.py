@@ -207,22 +207,29 @@ class SkypeClient:
         """Send one command; return the reply string as received, without the `#id` prefix.
 
         ERROR replies are returned, not raised: this is the call for callers that keep the
-        verbatim lines (the agent's raw events).
+        verbatim lines (the agent's raw events). The exception is `ERROR 68` (access denied),
+        which is about the client, not the command: it raises AccessDenied.
         """
         if not self.attached:
             raise NotAttached(f"cannot send {text!r}: {self._state.value}")
-        return await self._exchange(text, self.command_timeout if timeout is None else timeout)
+        line = await self._exchange(text, self.command_timeout if timeout is None else timeout)
+        if line.startswith("ERROR "):
+            reply = parse_reply(line)
+            if isinstance(reply, ErrorReply) and reply.code in AccessDenied.codes:
+                # Skype does not know us: it restarted (a call sent before its new name's
+                # NameOwnerChanged reached us lands there) or revoked the app. Raised, even
+                # here, so that the caller retries after re-attaching instead of keeping a
+                # reply that says nothing about the object asked for.
+                if self._state is AttachState.ATTACHED:
+                    self._lost_attachment("access denied to an attached client")
+                raise error_from_reply(reply, text)
+        return line
 
     async def command(self, text: str, *, timeout: float | None = None) -> Reply:
         """Send one command and return the parsed reply; `ERROR n` raises its typed exception."""
-        line = await self.invoke(text, timeout=timeout)
-        reply = parse_reply(line)
+        reply = parse_reply(await self.invoke(text, timeout=timeout))
         if isinstance(reply, ErrorReply):
-            error = error_from_reply(reply, text)
-            if isinstance(error, AccessDenied):
-                # Skype forgot us (restarted without a name change, or revoked the app).
-                self._lost_attachment("access denied to an attached client")
-            raise error
+            raise error_from_reply(reply, text)
         return reply
 
     async def close(self) -> None:

@@ -92,6 +92,33 @@ def test_reattach_after_quit_and_restart_and_reply_via_notify(dbus_bus):
     run(scenario)
 
 
+def test_a_client_skype_forgot_raises_and_attaches_again(dbus_bus):
+    """ERROR 68 to an attached client (Skype restarted under the same name, or a call that
+    reached the new Skype before its NameOwnerChanged reached us): even `invoke`, which
+    returns other ERROR lines verbatim, raises, and the client attaches again."""
+
+    async def scenario():
+        async with Emulator(small_world(), {HOST: dbus_bus.address}) as emu:
+            client = new_client(dbus_bus.address)
+            seen = Recorder(client)
+            try:
+                await client.connect()
+                emu.world.hosts[HOST].connections.clear()
+                with pytest.raises(errors.AccessDenied):
+                    await client.invoke("GET CURRENTUSERHANDLE")
+                await client.wait_attached(timeout=20)
+                assert seen.states[-3:] == [
+                    AttachState.NOT_ATTACHED,
+                    AttachState.PENDING_AUTHORIZATION,
+                    AttachState.ATTACHED,
+                ]
+                assert await client.invoke("GET CURRENTUSERHANDLE") == "CURRENTUSERHANDLE alice"
+            finally:
+                await client.close()
+
+    run(scenario)
+
+
 def test_refused_consent(dbus_bus):
     async def scenario():
         async with Emulator(small_world(), {HOST: dbus_bus.address}) as emu:
