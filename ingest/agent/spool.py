@@ -14,6 +14,7 @@ the delivery side peeks and removes. WAL lets them work at the same time.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 # A builder receives the seq the spool allocated and returns the encoded record; the seq is
 # part of the record, so it can only be built inside the allocating transaction.
 EventBuilder = Callable[[int], bytes]
+
+_OPEN_TIMEOUT_S = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,14 +60,29 @@ class Spool:
         self.path = Path(path)
         self.host = host
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._claim_host()
-        except sqlite3.DatabaseError as exc:
-            raise SpoolError(f"spool {self.path} is not usable: {exc}") from exc
+        deadline = time.monotonic() + _OPEN_TIMEOUT_S
+        while True:
+            try:
+                self._db = sqlite3.connect(self.path, timeout=_OPEN_TIMEOUT_S, isolation_level=None)
+                self._open()
+                return
+            except sqlite3.OperationalError as exc:
+                self._db.close()
+                # Two connections opening a new spool at once (the agent's writer and its
+                # delivery thread): switching to WAL can fail at once with "locked", without
+                # waiting for the busy timeout. It is safe to try again.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise SpoolError(f"spool {self.path} is not usable: {exc}") from exc
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                self._db.close()
+                raise SpoolError(f"spool {self.path} is not usable: {exc}") from exc
+
+    def _open(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._claim_host()
 
     def _claim_host(self) -> None:
         with self._transaction():

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -120,3 +121,26 @@ def test_sigkill_mid_write_loses_no_committed_event_and_leaves_no_gap(tmp_path, 
         assert spool.next_seq == len(stored) + 1
         assert spool.marks()["chat"] in (last_mark, last_mark + 1)
         assert spool.marks()["chat"] == len(stored) // 50 - 1
+
+
+def test_spools_opened_at_once_on_a_new_file_all_open(tmp_path):
+    # The agent's writer and its delivery thread open a new spool at the same moment;
+    # switching a new file to WAL can then fail at once with "database is locked".
+    for round_ in range(100):
+        path = tmp_path / f"spool-{round_}.db"
+        start = threading.Barrier(8)
+        failures: list[BaseException] = []
+
+        def open_close(path=path, start=start, failures=failures) -> None:
+            start.wait()
+            try:
+                Spool(path, "alice-pc").close()
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_close) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not failures, failures
