@@ -16,7 +16,6 @@ event spooled (SQLite, synchronous=FULL) and acknowledged by Kafka (acks=all). F
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -29,11 +28,11 @@ import uuid
 from pathlib import Path
 
 from bench import bench_desktop_api
-from bench.report import Figure, report
+from bench.report import Figure, bench_main, report
 from chatchannels.emulator.bodies import SAMPLES
 from chatchannels.emulator.scenario import FORMAT
 from chatchannels.ingest.agent.reads import MESSAGE_PROPERTIES
-from chatchannels.settings import Settings, load_settings
+from chatchannels.settings import Settings
 from chatchannels.stack.dbus import session_bus
 
 # 100,000 messages: about 3 minutes on 2 cores (the agent runs near the D-Bus ceiling).
@@ -229,15 +228,7 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
 
 
 def main() -> None:
-    from chatchannels.stack.manager import stack_up
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{N_QUICK:,} messages")
-    parser.add_argument("--messages", type=int, help="any other number of messages")
-    args = parser.parse_args()
-    settings = load_settings()
-    stack_up(settings)
-    run(settings, quick=args.quick, messages=args.messages)
+    bench_main(__doc__, run, f"{N_QUICK:,} messages", "messages")
 
 
 if __name__ == "__main__":

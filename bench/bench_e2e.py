@@ -20,7 +20,6 @@ for 5 s), the messages on their way then are counted, and each p95 is also given
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -42,7 +41,7 @@ from urllib.parse import urlencode
 
 import psycopg
 
-from bench.report import Figure, report
+from bench.report import Figure, bench_main, report
 from chatchannels.demo.pipeline import Child, PipelineError, pipeline_env, write_agent_config
 from chatchannels.emulator.background import BackgroundEmulator
 from chatchannels.emulator.scenario import FORMAT, scenario_from_dict
@@ -50,7 +49,7 @@ from chatchannels.processors.migrate import migrate
 from chatchannels.processors.topic_copy import read_topic
 from chatchannels.publishers import paths
 from chatchannels.publishers.changes import CHANNEL
-from chatchannels.settings import Settings, load_settings
+from chatchannels.settings import Settings
 from chatchannels.stack import kafka, postgres
 from chatchannels.stack.dbus import start_session_bus, stop_session_bus
 from chatchannels.stack.processes import port_open
@@ -488,15 +487,7 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
 
 
 def main() -> None:
-    from chatchannels.stack.manager import stack_up
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{N_QUICK} messages")
-    parser.add_argument("--messages", type=int, help="any other number of messages")
-    args = parser.parse_args()
-    settings = load_settings()
-    stack_up(settings)
-    run(settings, quick=args.quick, messages=args.messages)
+    bench_main(__doc__, run, f"{N_QUICK} messages", "messages")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Figures, all from the same run:
 
 from __future__ import annotations
 
-import argparse
 import time
 import uuid
 
@@ -23,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from bench import ceilings
-from bench.report import Figure, report
+from bench.report import Figure, bench_main, report
 from chatchannels.processors.consumer import ProcessOptions, Processor
 from chatchannels.processors.engine import Engine
 from chatchannels.processors.migrate import migrate
@@ -150,15 +149,7 @@ def run(settings: Settings, quick: bool = False) -> list[Figure]:
 
 
 def main() -> None:
-    from chatchannels.settings import load_settings
-    from chatchannels.stack.manager import stack_up
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{N_QUICK:,} events")
-    args = parser.parse_args()
-    settings = load_settings()
-    stack_up(settings)
-    run(settings, quick=args.quick)
+    bench_main(__doc__, run, f"{N_QUICK:,} events")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ labelled as such.
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from bench.report import Figure, report
+from bench.report import Figure, bench_main, report
 from chatchannels.processors.consumer import ProcessOptions, run_processor
 from chatchannels.processors.migrate import migrate
 from chatchannels.processors.replay import ReplayOptions, replay
@@ -148,16 +147,7 @@ def run(settings: Settings, quick: bool = False, events: int | None = None) -> l
 
 
 def main() -> None:
-    from chatchannels.settings import load_settings
-    from chatchannels.stack.manager import stack_up
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{N_QUICK:,} events")
-    parser.add_argument("--events", type=int, help="this many events")
-    args = parser.parse_args()
-    settings = load_settings()
-    stack_up(settings)
-    run(settings, quick=args.quick, events=args.events)
+    bench_main(__doc__, run, f"{N_QUICK:,} events", "events")
 
 
 if __name__ == "__main__":

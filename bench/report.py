@@ -6,9 +6,10 @@ measured in the same run) carries the ceiling and the ratio, so a number is neve
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -61,3 +62,19 @@ def report(title: str, figures: Iterable[Figure]) -> None:
 def _readable(value: float) -> str:
     # Latencies of a fraction of a second would all read 0.0 with one decimal.
     return f"{value:.3g}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def bench_main(doc: str, run: Callable[..., object], quick: str, size: str | None = None) -> None:
+    """One benchmark's command line: `--quick` (help `quick`) and, with `size`, `--<size> N`;
+    brings the stack up first, like `make bench`."""
+    from chatchannels.settings import load_settings
+    from chatchannels.stack.manager import stack_up
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    if size is not None:
+        parser.add_argument(f"--{size}", type=int, help=f"any other number of {size}")
+    options = vars(parser.parse_args())
+    settings = load_settings()
+    stack_up(settings)
+    run(settings, **options)
