@@ -3,7 +3,8 @@
 Every read is a task; tasks are consumed strictly in the order they were started, so events
 reach the spool in the order Skype's notifications and the backfill asked for them, while up
 to `read_window` reads have their GETs in flight at once (pipelined, spec §3.2). A read that
-fails because Skype went away is remembered and done again after re-attach.
+fails because Skype went away (or whose GETs time out) is remembered and done again after
+re-attach and at each rescan.
 
 What is read follows spec §6.4 and §10.2.4 (see reads.py for the decisions): a message
 notification costs one GET (CHATNAME, for the allow-list) and, if the message is new or its
@@ -18,10 +19,12 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from chatchannels.ingest.agent.allowlist import AllowList
+from chatchannels.ingest.agent.marks import MarkWalk
 from chatchannels.ingest.agent.reads import (
     Exchange,
     Kind,
@@ -34,7 +37,7 @@ from chatchannels.ingest.agent.reads import (
     session_gets,
 )
 from chatchannels.ingest.desktop_api.client import AttachState, Notification, SkypeClient
-from chatchannels.ingest.desktop_api.errors import DesktopApiError
+from chatchannels.ingest.desktop_api.errors import CommandTimeout, DesktopApiError
 from chatchannels.ingest.desktop_api.protocol import (
     ApiParseError,
     ObjectProperty,
@@ -52,11 +55,12 @@ _CHAT_SEARCHES = ("CHATS", "RECENTCHATS", "BOOKMARKEDCHATS", "ACTIVECHATS", "MIS
 
 @dataclass(frozen=True)
 class Captured:
-    """One read ready for the spool: the event's content, its clock, the marks it earns."""
+    """One read ready for the spool: the event's content and its clock."""
 
     read: ObjectRead
     clock: EventClock
-    marks: tuple[tuple[str, int], ...] = ()
+    # The message this read holds in full (Skype answered every GET): what marks count.
+    message_id: int | None = None
 
 
 @dataclass
@@ -65,34 +69,38 @@ class _Entry:
     written: asyncio.Future[None] | None = None
 
 
-Sink = Callable[[list[Captured]], Awaitable[None]]
+# Writes a batch of events and, in the same transaction, the chats' new marks.
+Sink = Callable[[list[Captured], dict[str, int]], Awaitable[None]]
 Clock = Callable[[], EventClock]
+Read = Callable[[], Awaitable[list[Captured]]]
 
 
 @dataclass
 class CaptureState:
     """What the capture knows.
 
-    `marks` (per chat, from the spool, rising as events are written) is the high-water mark of
-    the backfills: every message of the chat up to it is in the spool, or was being read when
-    the backfill passed it (and that read finishes in full). Only backfills raise it,
-    because only they read a chat's messages without holes; live reads and polls pick single
-    messages (a poll sees only unread ones) and would make the mark claim messages never read.
+    `marks` (per chat, from the spool, rising as events are written): every message of the
+    chat up to its mark is in the spool. Only backfills raise it (marks.py), because only
+    they know a chat's whole message list; live reads and polls pick single messages (a poll
+    sees only unread ones), and a mark raised from them would claim messages never read.
     """
 
     marks: dict[str, int]
     allowed: dict[str, bool] = field(default_factory=dict)
     backfilled: set[str] = field(default_factory=set)
     backfilling: set[str] = field(default_factory=set)
-    # Message ids whose full read this session produced an event.
+    # Backfills asked for while one of the chat ran: (reason, overlap) of one more pass.
+    again: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    # Message ids whose full read this session is written to the spool.
     captured: set[int] = field(default_factory=set)
-    # Full read enqueued or running: polls and backfills skip these.
+    # Full read enqueued, running or being written: polls and backfills skip these.
     reading: set[int] = field(default_factory=set)
     # Full read enqueued by a notification and its GETs not sent yet: further notifications
     # about the message are folded into small events, since the read will see their effect.
     queued: set[int] = field(default_factory=set)
     queued_chats: set[str] = field(default_factory=set)
-    # Reads that failed because Skype went away; done again after re-attach.
+    # Reads that failed because Skype went away, or timed out; done again after re-attach
+    # and at each rescan.
     missed: set[int] = field(default_factory=set)
     attached_once: bool = False
 
@@ -127,6 +135,7 @@ class Capture:
         self._notices: asyncio.Queue[str] = asyncio.Queue()
         self._job: asyncio.Task[None] | None = None
         self._chat_jobs: set[asyncio.Task] = set()
+        self._walks: dict[str, MarkWalk] = {}
         self._tasks: list[asyncio.Task] = []
         self.failed: BaseException | None = None
         client.add_notification_handler(self._on_notification)
@@ -181,16 +190,12 @@ class Capture:
     async def _attach_job(self, reason: str) -> None:
         """Session read, chat discovery, then each allowed chat: its read and its backfill."""
         try:
-            await self._enqueue(self._read_session(reason))
+            await self._enqueue(partial(self._read_session, reason))
             chats = await self._discover_chats()
             for chat in sorted(chats):
                 if await self._decide(chat):
                     await self._backfill(chat, reason)
-            # Forced: a message captured before may have changed in what we missed. An id
-            # leaves `missed` only once read, so a job cut short by another quit loses none.
-            for message_id in sorted(self.state.missed):
-                self.state.reading.add(message_id)
-                await self._enqueue(self._read_message(message_id, reason, None, forced=True))
+            await self._read_missed(reason)
             await self._barrier()
             log.info("%s done: %d chats allowed", reason, sum(self.state.allowed.values()))
         except DesktopApiError as exc:
@@ -215,50 +220,89 @@ class Capture:
                 log.warning("SEARCH %s answered %r", what, line)
         return found
 
+    async def _read_missed(self, reason: str) -> None:
+        # Forced: a message captured before may have changed in what we missed. An id
+        # leaves `missed` only once read in full, so a job cut short by another quit loses none.
+        for message_id in sorted(self.state.missed - self.state.reading):
+            read = partial(self._read_message, message_id, reason, None, forced=True)
+            await self._enqueue(read, reading=message_id)
+
     async def _backfill(self, chat: str, reason: str, overlap: bool = True) -> None:
         """Every message of `chat` above its mark not read yet, oldest first.
 
         With `overlap` (start-up, re-attach) the last few below the mark are read again: a
         crash may have come between spooling them and saying so (harmless repeats).
+
+        Asked for while one runs, it makes the running one list the chat once more when done:
+        what that one listed may be older than the reason for asking (a re-attach after a
+        quit that cut it short). A pass that left reads undone while Skype is still there
+        (timeouts) is tried once more too.
         """
         state = self.state
         if chat in state.backfilling:
+            state.again[chat] = (reason, overlap or state.again.get(chat, ("", False))[1])
             return
         state.backfilling.add(chat)
         try:
-            await self._backfill_chat(chat, reason, self.overlap if overlap else 0)
+            retried = False
+            while True:
+                try:
+                    complete = await self._backfill_chat(
+                        chat, reason, self.overlap if overlap else 0
+                    )
+                except DesktopApiError:
+                    if chat not in state.again:
+                        raise
+                    complete = False
+                if chat in state.again:
+                    reason, overlap = state.again.pop(chat)
+                elif not complete and self.client.attached and not retried:
+                    retried, overlap = True, False
+                else:
+                    return
         finally:
             state.backfilling.discard(chat)
+            state.again.pop(chat, None)
 
     async def rescan(self) -> None:
         """Backfill every allowed chat from its mark: finds what no notification announced
         (offline delivery, own messages a poll does not list, dropped notifications)."""
         for chat in sorted(c for c, allowed in self.state.allowed.items() if allowed):
             await self._backfill(chat, "backfill", overlap=False)
+        await self._read_missed("backfill")
 
-    async def _backfill_chat(self, chat: str, reason: str, overlap: int) -> None:
+    async def _backfill_chat(self, chat: str, reason: str, overlap: int) -> bool:
+        """One pass; whether every message it set out to read was captured."""
         state = self.state
-        await self._enqueue(self._read_chat(chat, reason, None))
+        await self._enqueue(partial(self._read_chat, chat, reason, None))
         exchange = await self._exchange(format_get("CHAT", chat, "CHATMESSAGES"))
         value = _property_value(exchange, "CHATMESSAGES")
         if value is None:
-            await self._enqueue(self._report(ObjectRead(reason, "CHAT", chat, None, (exchange,))))
-            return
+            await self._keep(ObjectRead(reason, "CHAT", chat, None, (exchange,)))
+            return False
         ids, junk = message_ids(value)
         if junk:
             problem = f"CHATMESSAGES items that are not ids: {junk[:5]}"
-            await self._enqueue(
-                self._report(ObjectRead(reason, "CHAT", chat, None, (), trigger_problem=problem))
-            )
-        floor = state.marks[chat] - overlap if chat in state.marks else 0
+            read = ObjectRead(reason, "CHAT", chat, None, (), trigger_problem=problem)
+            await self._keep(read)
+        mark = state.marks.get(chat)
+        floor = -1 if mark is None else mark - overlap
         todo = [i for i in ids if i > floor and i not in state.captured and i not in state.reading]
         log.info("%s of %s: %d of %d messages", reason, chat, len(todo), len(ids))
-        for message_id in todo:
-            state.reading.add(message_id)
-            await self._enqueue(self._read_message(message_id, reason, None, chat=chat, mark=True))
-        await self._barrier()
-        if all(i in state.captured for i in todo) and self.client.attached:
+        walk = MarkWalk(ids, mark)
+        self._walks[chat] = walk
+        try:
+            for message_id in todo:
+                read = partial(self._read_message, message_id, reason, None, chat=chat)
+                await self._enqueue(read, reading=message_id)
+            await self._barrier()
+        finally:
+            if self._walks.get(chat) is walk:
+                del self._walks[chat]
+        complete = all(i in state.captured for i in todo)
+        if complete and self.client.attached:
             state.backfilled.add(chat)
+        return complete
 
     async def _rescan_now_and_then(self) -> None:
         while True:
@@ -288,31 +332,31 @@ class Capture:
             case Kind.MESSAGE_STATUS | Kind.MESSAGE_CONTENT:
                 message_id = _int_id(notice.obj_id)
                 if message_id is None:
-                    await self._enqueue(self._report_odd(notice, "message id is not a number"))
+                    await self._keep(_odd(notice, "message id is not a number"))
                 elif message_id in state.queued:
-                    await self._enqueue(self._read_message_small(message_id, notice))
+                    await self._enqueue(partial(self._read_message_small, message_id, notice))
                 else:
                     state.queued.add(message_id)
-                    state.reading.add(message_id)
-                    await self._enqueue(self._read_message(message_id, "notification", notice))
+                    read = partial(self._read_message, message_id, "notification", notice)
+                    await self._enqueue(read, reading=message_id)
             case Kind.CHAT_ACTIVITY:
                 await self._enqueue_chat_job(notice, self._poll(notice))
             case Kind.CHAT_STRUCTURE:
                 chat = notice.obj_id
                 if chat in state.queued_chats and state.allowed.get(chat):
-                    await self._enqueue(self._report(self._small(notice, "CHAT")))
+                    await self._keep(self._small(notice, "CHAT"))
                 else:
                     await self._enqueue_chat_job(notice, self._chat_changed(notice))
             case Kind.CHAT_SMALL:
                 if state.allowed.get(notice.obj_id):
-                    await self._enqueue(self._report(self._small(notice, "CHAT")))
+                    await self._keep(self._small(notice, "CHAT"))
             case Kind.SESSION:
-                await self._enqueue(self._report(self._small(notice, "SESSION", "notification")))
+                await self._keep(self._small(notice, "SESSION", "notification"))
                 if notice.prop == "CONNSTATUS" and notice.value == "ONLINE":
                     # Back online: Skype synced history silently, no notification replays it.
                     await self._enqueue_chat_job(notice, self.rescan())
             case Kind.ODD:
-                await self._enqueue(self._report_odd(notice, notice.problem))
+                await self._keep(_odd(notice, notice.problem))
 
     async def _enqueue_chat_job(self, notice: Notice, job: Awaitable[None]) -> None:
         # Chat-level reactions may start many reads; they run beside the dispatcher so that
@@ -327,22 +371,21 @@ class Capture:
         chat = notice.obj_id
         if not await self._decide(chat):
             return
-        if chat not in self.state.backfilled and chat not in self.state.backfilling:
+        if chat not in self.state.backfilled:
+            # Also while a backfill runs: what it listed may predate this activity.
             await self._backfill(chat, "backfill")
             return
         exchange = await self._exchange(format_get("CHAT", chat, "RECENTCHATMESSAGES"))
         value = _property_value(exchange, "RECENTCHATMESSAGES")
         if value is None:
-            await self._enqueue(
-                self._report(ObjectRead("poll", "CHAT", chat, notice.line, (exchange,)))
-            )
+            await self._keep(ObjectRead("poll", "CHAT", chat, notice.line, (exchange,)))
             return
         ids, _ = message_ids(value)
         for message_id in ids:
             if message_id in self.state.captured or message_id in self.state.reading:
                 continue
-            self.state.reading.add(message_id)
-            await self._enqueue(self._read_message(message_id, "poll", notice, chat=chat))
+            read = partial(self._read_message, message_id, "poll", notice, chat=chat)
+            await self._enqueue(read, reading=message_id)
 
     async def _chat_changed(self, notice: Notice) -> None:
         chat = notice.obj_id
@@ -351,7 +394,7 @@ class Capture:
         if not await self._decide(chat, topic):
             return
         self.state.queued_chats.add(chat)
-        await self._enqueue(self._read_chat(chat, "notification", notice))
+        await self._enqueue(partial(self._read_chat, chat, "notification", notice))
         if not known or chat not in self.state.backfilled:
             await self._backfill(chat, "backfill")
 
@@ -393,82 +436,99 @@ class Capture:
         reason: str,
         notice: Notice | None,
         chat: str | None = None,
-        mark: bool = False,
         forced: bool = False,
     ) -> list[Captured]:
         state = self.state
         obj_id = str(message_id)
         gets = message_gets(obj_id)
+        full = False
         try:
             if chat is None:
                 first = await self._exchange(gets[0])
                 chat = _property_value(first, "CHATNAME")
                 if chat is None:
-                    return [self._captured(_read_of(reason, obj_id, notice, (first,)))]
-                if not await self._decide(chat):
-                    return []
-                # Only a message read in full this session gets away with a status line. Not
-                # "under the chat's mark": a backfill skips ids whose read is in flight (this
-                # one) and its later reads may move the mark past them, so this read would
-                # downgrade itself and no backfill would ever read the message.
-                if (
-                    notice is not None
-                    and notice.kind is Kind.MESSAGE_STATUS
-                    and not forced
-                    and message_id in state.captured
-                ):
-                    return [self._captured(_read_of("status", obj_id, notice, (first,)))]
-                state.queued.discard(message_id)
-                exchanges = (first, *await self._exchanges(gets[1:]))
+                    # Skype's answer says what is wrong (no such message, say): kept as is. A
+                    # timed-out CHATNAME keeps the notification that asked for it.
+                    exchanges: tuple[Exchange, ...] = (first,)
+                else:
+                    if not await self._decide(chat):
+                        state.missed.discard(message_id)
+                        return []
+                    # Only a message read in full this session gets away with a status line;
+                    # not one merely under the chat's mark: that mark may come from an
+                    # earlier session, and the message may have changed meanwhile.
+                    if (
+                        notice is not None
+                        and notice.kind is Kind.MESSAGE_STATUS
+                        and not forced
+                        and message_id in state.captured
+                    ):
+                        return [self._captured(_read_of("status", obj_id, notice, (first,)))]
+                    state.queued.discard(message_id)
+                    exchanges = (first, *await self._exchanges(gets[1:]))
             else:
                 state.queued.discard(message_id)
                 exchanges = await self._exchanges(gets)
+            full = all(e.reply is not None for e in exchanges)
         except DesktopApiError as exc:
-            state.missed.add(message_id)
-            log.info("read of message %s put off: %s", obj_id, exc)
+            self._put_off(message_id, exc)
             return []
         finally:
             state.queued.discard(message_id)
-            state.reading.discard(message_id)
-        state.captured.add(message_id)
+            if not full:
+                # A full read leaves `reading` when written (_drain), not before: a backfill
+                # listing the chat meanwhile must not read it again.
+                state.reading.discard(message_id)
+        read = _read_of(reason, obj_id, notice, exchanges)
+        if not full:
+            self._put_off(message_id, "a command timed out")
+            return [self._captured(read)]
         state.missed.discard(message_id)
-        marks = ((chat, message_id),) if mark else ()
-        return [self._captured(_read_of(reason, obj_id, notice, exchanges), marks)]
+        return [self._captured(read, message_id)]
+
+    def _put_off(self, message_id: int, why: object) -> None:
+        self.state.missed.add(message_id)
+        log.info("read of message %s put off: %s", message_id, why)
 
     async def _read_message_small(self, message_id: int, notice: Notice) -> list[Captured]:
         """A notification about a message whose full read is already queued: keep the line."""
         try:
             first = await self._exchange(format_get("CHATMESSAGE", str(message_id), "CHATNAME"))
         except DesktopApiError as exc:
-            self.state.missed.add(message_id)
-            log.info("read of message %s put off: %s", message_id, exc)
+            self._put_off(message_id, exc)
             return []
         chat = _property_value(first, "CHATNAME")
         if chat is not None and not await self._decide(chat):
             return []
         return [self._captured(_read_of("status", str(message_id), notice, (first,)))]
 
-    async def _report(self, read: ObjectRead) -> list[Captured]:
-        return [self._captured(read)]
+    async def _keep(self, read: ObjectRead) -> None:
+        """Enqueue an event that needs no GET (a notification kept as it came, a problem)."""
 
-    async def _report_odd(self, notice: Notice, problem: str) -> list[Captured]:
-        read = ObjectRead(
-            "notification", "SESSION", "notification", notice.line, (), trigger_problem=problem
-        )
-        return [self._captured(read)]
+        async def ready() -> list[Captured]:
+            return [self._captured(read)]
+
+        await self._enqueue(ready)
 
     def _small(self, notice: Notice, obj: str, reason: str = "status") -> ObjectRead:
         obj_id = notice.obj_id or notice.prop or "notification"
         return ObjectRead(reason, obj, obj_id, notice.line, (), trigger_problem=notice.problem)
 
-    def _captured(self, read: ObjectRead, marks: Iterable[tuple[str, int]] = ()) -> Captured:
-        return Captured(read, self.clock(), tuple(marks))
+    def _captured(self, read: ObjectRead, message_id: int | None = None) -> Captured:
+        return Captured(read, self.clock(), message_id)
 
     # --- the ordered pipeline -----------------------------------------------------------
 
-    async def _enqueue(self, read: Awaitable[list[Captured]]) -> None:
+    async def _enqueue(self, read: Read, reading: int | None = None) -> None:
+        """Start `read` as the next ordered task, once a slot is free.
+
+        `reading` is the message it reads in full; it joins `state.reading` only with the
+        slot, so a job cancelled while waiting leaves no id that no read will ever capture.
+        """
         await self._slots.acquire()
-        task = asyncio.get_running_loop().create_task(read)
+        if reading is not None:
+            self.state.reading.add(reading)
+        task = asyncio.get_running_loop().create_task(read())
         self._entries.append(_Entry(task))
         self._entry_added.set()
 
@@ -509,15 +569,27 @@ class Capture:
                     log.error("a read failed", exc_info=exc)
                     continue
                 batch.extend(entry.task.result())
-            if batch:
-                await self.sink(batch)
+            marks = self._marks_with(batch)
+            if batch or marks:
+                await self.sink(batch, marks)
+                self.state.marks.update(marks)
                 for captured in batch:
-                    for chat, message_id in captured.marks:
-                        if message_id > self.state.marks.get(chat, -1):
-                            self.state.marks[chat] = message_id
+                    if captured.message_id is not None:
+                        self.state.reading.discard(captured.message_id)
             for entry in done:
                 if entry.written is not None and not entry.written.done():
                     entry.written.set_result(None)
+
+    def _marks_with(self, batch: list[Captured]) -> dict[str, int]:
+        """The marks that rise once `batch` is written (written in the same transaction)."""
+        state = self.state
+        state.captured.update(c.message_id for c in batch if c.message_id is not None)
+        marks = {}
+        for chat, walk in self._walks.items():
+            top = walk.advance(state.captured)
+            if top is not None and top > state.marks.get(chat, -1):
+                marks[chat] = top
+        return marks
 
     # --- D-Bus --------------------------------------------------------------------------
 
@@ -531,18 +603,25 @@ class Capture:
     async def _exchanges(self, commands: list[str]) -> tuple[Exchange, ...]:
         """Send all commands at once (pipelined) and pair each with its verbatim reply.
 
-        A command that timed out becomes an Exchange without reply; Skype going away raises.
+        A command that timed out becomes an Exchange without reply; anything else raises
+        (Skype going away: by the time we look, the client may be attached again).
         """
         results = await asyncio.gather(*(self._invoke(c) for c in commands), return_exceptions=True)
         exchanges = []
         for command, result in zip(commands, results, strict=True):
-            if isinstance(result, BaseException):
-                if not self.client.attached or not isinstance(result, DesktopApiError):
-                    raise result
+            if isinstance(result, CommandTimeout):
                 exchanges.append(Exchange(command, None, str(result)))
+            elif isinstance(result, BaseException):
+                raise result
             else:
                 exchanges.append(Exchange(command, result))
         return tuple(exchanges)
+
+
+def _odd(notice: Notice, problem: str) -> ObjectRead:
+    return ObjectRead(
+        "notification", "SESSION", "notification", notice.line, (), trigger_problem=problem
+    )
 
 
 def _read_of(

@@ -57,7 +57,7 @@ class _SpoolWriter:
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, open_spool)
 
-    async def write(self, batch: list[Captured]) -> range:
+    async def write(self, batch: list[Captured], marks: dict[str, int]) -> range:
         host, session = self.config.host_id, self.session
 
         def builder(item: Captured):
@@ -65,10 +65,6 @@ class _SpoolWriter:
                 build_event(item.read, host=host, session=session, seq=seq, clock=item.clock)
             )
 
-        marks: dict[str, int] = {}
-        for item in batch:
-            for chat, message_id in item.marks:
-                marks[chat] = max(message_id, marks.get(chat, message_id))
         assert self._spool is not None
         append = self._spool.append
         builders = [builder(item) for item in batch]
@@ -102,8 +98,8 @@ class Agent:
         self.delivery = delivery
         delivery.start()
 
-        async def sink(batch: list[Captured]) -> None:
-            seqs = await writer.write(batch)
+        async def sink(batch: list[Captured], marks: dict[str, int]) -> None:
+            seqs = await writer.write(batch, marks)
             self.counters.captured += len(seqs)
             self.counters.last_capture_at = time.time()
             delivery.wake()

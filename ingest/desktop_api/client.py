@@ -136,6 +136,9 @@ class SkypeClient:
         self._state_handlers: list[StateHandler] = []
         self._background: set[asyncio.Task] = set()
         self._reattach_task: asyncio.Task[None] | None = None
+        # Counts NameOwnerChanged signals, so that an attach attempt can tell whether Skype
+        # came back while it was busy (its "nobody owns the name" may be stale by then).
+        self._owner_changes = 0
         self._attach_lock = asyncio.Lock()
         self._attached_event = asyncio.Event()
         # Replaced on every state change, so a waiter can sleep until "anything changed".
@@ -310,14 +313,17 @@ class SkypeClient:
         for delay in self.backoff.delays():
             if self._state in (AttachState.ATTACHED, AttachState.CLOSED):
                 return
+            owner_changes = self._owner_changes
             try:
                 await self._attach()
                 return
             except AttachRefused:
                 return
             except SkypeNotRunning:
-                if not await self._transport.skype_owner():
-                    # Not running at all: NameOwnerChanged will start a new loop.
+                gone = not await self._transport.skype_owner()
+                if gone and owner_changes == self._owner_changes:
+                    # Not running at all: NameOwnerChanged will start a new loop. Unless it
+                    # already came while this one was running: _start_reattach left it to us.
                     return
             except (SkypeOffline, CommandTimeout, TransportError, ApiParseError) as exc:
                 _log.info("attach failed, retrying in %.2f s: %s", delay, exc)
@@ -330,6 +336,7 @@ class SkypeClient:
     def _skype_owner_changed(self, owner: str) -> None:
         if self._closed:
             return
+        self._owner_changes += 1
         if not owner:
             self._lost_attachment("Skype left the bus", AttachState.NOT_AVAILABLE)
             return

@@ -489,6 +489,42 @@ def test_skype_quits_and_comes_back(dbus_bus):
     run(scenario)
 
 
+def test_skype_back_before_the_client_acts_on_its_departure(dbus_bus):
+    # Skype quits while the client waits for NAME; the bus then says "nobody owns the name",
+    # and a new Skype takes it before the client acts on that answer. The new Skype's
+    # NameOwnerChanged arrives while the attach attempt is still running: it must count.
+    async def scenario():
+        stub = SkypeStub(dbus_bus.address, StubConfig(consent=asyncio.Event()))
+        await stub.start()
+        client = new_client(dbus_bus.address)
+        back = asyncio.Event()
+        real_owner = client._transport.skype_owner
+
+        async def stale_owner() -> str:
+            owner = await real_owner()
+            if not owner and stub.bus is None:
+                await back.wait()
+            return owner
+
+        client._transport.skype_owner = stale_owner
+        connecting = asyncio.ensure_future(client.connect(wait=True, timeout=20))
+        try:
+            await eventually(lambda: stub.name_attempts, bool, "NAME sent")
+            await stub.quit()
+            stub = SkypeStub(dbus_bus.address)
+            await stub.start()
+            await asyncio.sleep(0.05)  # the new owner's NameOwnerChanged is handled meanwhile
+            back.set()
+            await connecting
+            assert stub.name_attempts == 1
+            assert await client.command("PING") == Pong()
+        finally:
+            await client.close()
+            await stub.quit()
+
+    run(scenario)
+
+
 def test_close_fails_pending_commands(dbus_bus):
     async def scenario():
         stub = SkypeStub(dbus_bus.address)
