@@ -92,9 +92,9 @@ def top_hits(backend, query):
 
 
 def whoosh_top_hits(backend, query):
+    whoosh_query = backend._translate(parse_query(query))
     with backend.ix.searcher() as searcher:
-        months = [m.decode() for m in searcher.lexicon("month")]
-        hits = searcher.search(backend._translate(parse_query(query), months), limit=20)
+        hits = searcher.search(whoosh_query, limit=20)
         return [(hit["id"], round(hit.score, 9)) for hit in hits]
 
 
@@ -111,3 +111,35 @@ class TestWhooshBackendInProcesses(contract.TestWhooshBackend):
     def every_batch_in_parallel(self, monkeypatch):
         monkeypatch.setattr(search_index, "PARALLEL_BATCH", 1)
         monkeypatch.setattr(search_index, "PROCS", 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.lists(
+        st.sampled_from(
+            ["Build", "builds", "BUILT", "review", "reviewing", "x", "É", " ", ".", "*"]
+        ),
+        max_size=12,
+    ).map("".join)
+    | st.text(max_size=40),
+    query=st.sampled_from(["build", "reviews", '"the build"', "builds -x", "É", "x.y"]),
+)
+def test_snippet_marks_are_the_analyzers_tokens(body, query):
+    # The marker's single regex pass finds exactly the tokens the body fields' analyzers make
+    # whose stem or lowercase form the query asked for.
+    from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter
+
+    from chatchannels.publishers.search_query import highlight_words
+
+    backend = WhooshBackend.__new__(WhooshBackend)
+    backend.schema = search_index.whoosh_schema()
+    tree = parse_query(query)
+    stems, exact = set(), set()
+    for text in highlight_words(tree):
+        stems.update(backend._tokens("body", text))
+        exact.update(backend._tokens("body_exact", text))
+    stemmed = RegexTokenizer() | LowercaseFilter() | StemFilter()
+    lowered = RegexTokenizer() | LowercaseFilter()
+    expected = {(t.startchar, t.endchar) for t in stemmed(body, chars=True) if t.text in stems}
+    expected |= {(t.startchar, t.endchar) for t in lowered(body, chars=True) if t.text in exact}
+    assert backend._marker(tree)(body) == sorted(expected)
