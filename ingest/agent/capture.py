@@ -411,6 +411,9 @@ class Capture:
         if not allowed and self.allow.needs_topic:
             if topic is None:
                 exchange = await self._exchange(format_get("CHAT", chat, "TOPIC"))
+                if exchange.reply is None:
+                    # Timed out: no decision to remember; the chat's next mention asks again.
+                    return False
                 topic = _property_value(exchange, "TOPIC")
             allowed = self.allow.allows(chat, topic)
         state.allowed[chat] = allowed
