@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from chatchannels.processors.replay import REPLAY_BATCH
 from chatchannels.processors.store import DEFAULT_CONSUMER
 from chatchannels.settings import Settings
 
@@ -96,7 +97,9 @@ def _render(found: dict) -> None:
     help="The topic is a copy whose CreateTime holds the original append times (topic_copy).",
 )
 @click.option("--keep", is_flag=True, help="Keep the replay schema when not swapping it in.")
-@click.option("--batch", "batch_records", default=5000, show_default=True, help="Records a batch.")
+@click.option(
+    "--batch", "batch_records", default=REPLAY_BATCH, show_default=True, help="Records a batch."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with stable keys.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_obj
