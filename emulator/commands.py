@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 # How long a NAME waits under the slow_consent fault (the user hesitating at the prompt).
 SLOW_CONSENT_S = 2.0
+# How long a GET CHATMESSAGE waits under the slow_message_gets fault (Skype busy syncing).
+SLOW_GET_S = 30.0
 _HANDLE = re.compile(r"(live:|\+)?[A-Za-z0-9.,_-]+")
 _CLOUD_CHAT = re.compile(r"19:.*@thread\.skype", re.IGNORECASE)
 _USERSTATUSES = frozenset(
@@ -128,6 +130,8 @@ def invoke(world: World, host_id: str, connection: str, command: str) -> Outcome
         logger.exception("emulator failed on command %r (host %s)", command, host_id)
         reply = format_error(9901, "Internal error")
         call.notices.clear()
+    if "slow_message_gets" in host.faults and text.upper().startswith("GET CHATMESSAGE "):
+        call.delay_s = SLOW_GET_S
     if cmd_id is not None:
         reply = add_command_id(cmd_id, reply)
     if "reply_via_notify" in host.faults and conn.attached:

@@ -44,6 +44,7 @@ FAULTS = (
     "refuse_consent",
     "offline_consent",
     "slow_consent",
+    "slow_message_gets",
 )
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from chatchannels.emulator.commands import SLOW_CONSENT_S, invoke
+from chatchannels.emulator.commands import SLOW_CONSENT_S, SLOW_GET_S, invoke
 from chatchannels.emulator.scenario import Action, scenario_from_dict
 from chatchannels.emulator.world import World
 
@@ -428,3 +428,14 @@ def test_slow_consent_holds_the_name_reply():
     world.set_fault("alice-pc", "slow_consent", True)
     outcome = invoke(world, "alice-pc", ":1.7", "#0 NAME x")
     assert (outcome.reply, outcome.delay_s) == ("#0 OK", SLOW_CONSENT_S)
+
+
+def test_slow_message_gets_hold_only_message_replies():
+    world = spec_world()
+    c = Client(world)
+    c.attach()
+    world.set_fault("alice-pc", "slow_message_gets", True)
+    slow = invoke(world, "alice-pc", c.name, "#1 GET CHATMESSAGE 1 BODY")
+    quick = invoke(world, "alice-pc", c.name, "#2 GET CURRENTUSERHANDLE")
+    assert slow.delay_s == SLOW_GET_S and slow.reply.startswith("#1 ")
+    assert quick.delay_s == 0
