@@ -3,12 +3,15 @@
 Writes rows the way the processor's contract says they look (processors/migrations/0001_*):
 every write adds its row to `changes` with the next change_seq, and a message change carries
 the chat and posted_utc. Not a stand-in for the processor: just enough to put known states in
-a real PostgreSQL.
+a real PostgreSQL. Like the processor, each write is one transaction: a publisher that reads a
+change must find the rows it announces (a change committed before its message row once made
+the follower test index nothing and move past it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +26,15 @@ class Seeded:
     id: str
     chat: str
     posted_utc: datetime
+
+
+def _atomic(write: Callable) -> Callable:
+    @functools.wraps(write)
+    def in_one_transaction(self: StoreSeeder, *args, **kwargs):
+        with self.conn.transaction():
+            return write(self, *args, **kwargs)
+
+    return in_one_transaction
 
 
 class StoreSeeder:
@@ -44,6 +56,7 @@ class StoreSeeder:
         )
         return self.seq
 
+    @_atomic
     def chat(self, name: str, topic: str = "", members: Sequence[str] = ()) -> None:
         seq = self._change("chat", name)
         self.conn.execute(
@@ -53,6 +66,7 @@ class StoreSeeder:
             (name, topic, list(members), seq),
         )
 
+    @_atomic
     def user(self, handle: str, display_name: str) -> None:
         seq = self._change("user", handle)
         self.conn.execute(
@@ -62,6 +76,7 @@ class StoreSeeder:
             (handle, display_name, seq),
         )
 
+    @_atomic
     def message(
         self,
         id: str,
@@ -112,6 +127,7 @@ class StoreSeeder:
             "SELECT chat, posted_utc FROM messages WHERE id = %s", (id,)
         ).fetchone()
 
+    @_atomic
     def edit(self, id: str, body_markup: str, editor: str, edited_utc: datetime) -> None:
         chat, posted = self._message_place(id)
         seq = self._change("message", id, chat, posted)
@@ -126,6 +142,7 @@ class StoreSeeder:
             (markup_to_text(body_markup), body_markup, edited_utc, editor, seq, id),
         )
 
+    @_atomic
     def delete(self, id: str, editor: str, edited_utc: datetime) -> None:
         """Skype's deletion: an edit to an empty body; the message stays as a tombstone."""
         chat, posted = self._message_place(id)
@@ -141,6 +158,7 @@ class StoreSeeder:
             (edited_utc, editor, seq, id),
         )
 
+    @_atomic
     def move(self, id: str, posted_utc: datetime) -> None:
         """A re-corrected time, as the processor reports it: one change, the new place only."""
         chat, _ = self._message_place(id)
@@ -150,6 +168,7 @@ class StoreSeeder:
             (posted_utc, seq, id),
         )
 
+    @_atomic
     def remove(self, id: str) -> None:
         """The row goes (e.g. re-clustered under another id): its page must drop it."""
         chat, posted = self._message_place(id)
