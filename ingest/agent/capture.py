@@ -240,7 +240,9 @@ class Capture:
         """
         state = self.state
         if chat in state.backfilling:
-            state.again[chat] = (reason, overlap or state.again.get(chat, ("", False))[1])
+            # One more pass, with the overlap if any of those asking wanted it.
+            _, overlap_asked = state.again.get(chat, (reason, False))
+            state.again[chat] = (reason, overlap or overlap_asked)
             return
         state.backfilling.add(chat)
         try:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -41,7 +42,28 @@ class Run:
         self.emu = BackgroundEmulator(self.scenario, {HOST: dbus_address})
         self.events: list[dict] = []
 
-    def capture(self, command_timeout: float = 10.0) -> tuple[Capture, SkypeClient]:
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.emu.close()
+
+    @asynccontextmanager
+    async def capturing(
+        self, command_timeout: float = 10.0
+    ) -> AsyncIterator[tuple[Capture, SkypeClient]]:
+        """A started, attached capture; stopped after, and it must not have failed."""
+        capture, client = self._capture(command_timeout)
+        capture.start()
+        try:
+            await client.connect(wait=True, timeout=30)
+            yield capture, client
+            assert capture.failed is None
+        finally:
+            await capture.stop()
+            await client.close()
+
+    def _capture(self, command_timeout: float) -> tuple[Capture, SkypeClient]:
         async def sink(batch: list[Captured], marks: dict[str, int]) -> None:
             await asyncio.sleep(0.002)  # a spool write takes a moment; reads pile up meanwhile
             for item in batch:
@@ -89,15 +111,10 @@ class Run:
 
 @pytest.mark.parametrize("seed", [3, 114])
 def test_quick_restarts_during_backfill_and_live_capture_lose_nothing(tmp_path, dbus_bus, seed):
-    run = Run(tmp_path, 1200, seed, dbus_bus.address)
-
-    async def scenario() -> Capture:
-        capture, client = run.capture()
+    async def scenario(run: Run) -> Capture:
         emu = run.emu
         loop = asyncio.get_running_loop()
-        capture.start()
-        try:
-            await client.connect(wait=True, timeout=30)
+        async with run.capturing() as (capture, client):
             remaining = emu.emulator.total - emu.emulator.applied
             while remaining > 0:
                 await loop.run_in_executor(None, emu.step, 150)
@@ -108,32 +125,22 @@ def test_quick_restarts_during_backfill_and_live_capture_lose_nothing(tmp_path, 
             # Every read the restarts put off is done again without help.
             state = capture.state
             await run.settled(capture, client, lambda: not state.missed and not run.missing())
-            assert capture.failed is None
-        finally:
-            await capture.stop()
-            await client.close()
         return capture
 
-    try:
+    with Run(tmp_path, 1200, seed, dbus_bus.address) as run:
         run.emu.step(300)
-        capture = asyncio.run(scenario())
+        capture = asyncio.run(scenario(run))
         run.assert_marks_claim_only_captured(capture, at_the_end=True)
-    finally:
-        run.emu.close()
 
 
 def test_message_reads_that_time_out_are_done_again(tmp_path, dbus_bus):
-    # Seed 7: Alice's Skype quits and comes back early on, and runs from action 100 to the end.
-    run = Run(tmp_path, 400, 7, dbus_bus.address)
     put_off: set[int] = set()
 
-    async def scenario() -> Capture:
-        capture, client = run.capture(command_timeout=0.5)
-        emu, state = run.emu, capture.state
+    async def scenario(run: Run) -> Capture:
+        emu = run.emu
         loop = asyncio.get_running_loop()
-        capture.start()
-        try:
-            await client.connect(wait=True, timeout=30)
+        async with run.capturing(command_timeout=0.5) as (capture, client):
+            state = capture.state
             await run.settled(capture, client, lambda: True)
             emu.act("fault", host=HOST, fault="slow_message_gets", on=True)
             await loop.run_in_executor(None, emu.step, 60)
@@ -144,20 +151,15 @@ def test_message_reads_that_time_out_are_done_again(tmp_path, dbus_bus):
             await capture.rescan()
             await loop.run_in_executor(None, emu.step, emu.emulator.total)
             await run.settled(capture, client, lambda: not state.missed and not run.missing())
-            assert capture.failed is None
-        finally:
-            await capture.stop()
-            await client.close()
         return capture
 
-    try:
+    # Seed 7: Alice's Skype quits and comes back early on, and runs from action 100 to the end.
+    with Run(tmp_path, 400, 7, dbus_bus.address) as run:
         run.emu.step(100)
-        capture = asyncio.run(scenario())
+        capture = asyncio.run(scenario(run))
         world = run.emu.emulator.world.hosts[HOST]
         allowed = {i for chat in run.chats for i in world.chats[chat].messages}
         # Reads of other chats' messages time out too (their CHATNAME decides); not those.
         assert put_off & allowed, "no read of an allowed chat's message timed out"
         assert put_off & allowed <= capture.state.captured
         run.assert_marks_claim_only_captured(capture, at_the_end=False)
-    finally:
-        run.emu.close()
