@@ -121,8 +121,7 @@ def search(
     if as_json:
         click.echo(json.dumps(results.as_json(), ensure_ascii=False, indent=2, sort_keys=True))
         return
-    about = "" if results.total_is_exact else "about "
-    click.echo(f"{about}{results.total} messages match {text!r}", err=True)
+    click.echo(f"{results.total} messages match {text!r}", err=True)
     for hit in results.hits:
         when = hit.posted_utc.strftime("%Y-%m-%d %H:%M UTC")
         who = f"{hit.author_name} ({hit.author})" if hit.author_name else hit.author

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 import psycopg
-from whoosh import collectors, index, writing
+from whoosh import index, writing
 from whoosh import query as wq
 from whoosh.analysis import (
     STOP_WORDS,
@@ -37,7 +37,7 @@ from whoosh.columns import NumericColumn
 from whoosh.fields import COLUMN, ID, STORED, TEXT, Schema
 from whoosh.lang import porter
 
-from chatchannels.publishers import paths
+from chatchannels.publishers import paths, search_scoring
 from chatchannels.publishers.model import Change, Message
 from chatchannels.publishers.search_query import (
     AllOf,
@@ -128,14 +128,12 @@ class SearchResults:
     sort: str
     total: int
     hits: tuple[SearchHit, ...]
-    total_is_exact: bool = True
 
     def as_json(self) -> dict:
         return {
             "query": self.query,
             "sort": self.sort,
             "total": self.total,
-            "total_is_exact": self.total_is_exact,
             "hits": [hit.as_json() for hit in self.hits],
         }
 
@@ -225,20 +223,6 @@ def whoosh_fields(doc: SearchDocument) -> dict[str, object]:
     }
 
 
-class _TopCollector(collectors.TopCollector):
-    """Whoosh's top-N collector skips the blocks of postings that cannot beat the N-th best
-    score, but learns that score only when a better hit displaces it. When every hit scores
-    the same (a filter alone: author:, chat:, date:) none ever does, and it scores them all.
-    A hit that only ties the N-th best never enters (ties keep the lower document number), so
-    the N-th best is the bar as soon as there are N."""
-
-    def _collect(self, global_docnum: int, score: float):
-        key = super()._collect(global_docnum, score)
-        if len(self.items) == self.limit:
-            self.minscore = self.items[0][0]
-        return key
-
-
 class IndexMissingError(LookupError):
     """There is no index where one was expected."""
 
@@ -265,7 +249,17 @@ class WhooshBackend:
             )
         self._searcher = self.ix.searcher()
         self._months: list[str] | None = None
+        # Per-segment arrays for search_scoring: columns by (segment, column), kept while
+        # the segment exists; live documents per segment of the current searcher.
+        self._columns: dict[tuple[str, str], object] = {}
+        self._segments: dict[str, search_scoring.SegmentArrays] = {}
         self._lock = threading.Lock()
+
+    def _forget_segments(self) -> None:
+        current = {segment.segment_id() for segment in self.ix._segments()}
+        self._segments.clear()
+        for key in [k for k in self._columns if k[0] not in current]:
+            del self._columns[key]
 
     def watermark(self) -> int:
         try:
@@ -340,8 +334,12 @@ class WhooshBackend:
                 pairs = [wq.Term("body_pairs", p) for p in self._tokens("body_pairs", clause.text)]
                 if len(exact) == 2 and pairs:
                     return pairs[0]
-                # The pairs (when there are any) find the few messages to check positions of.
-                return wq.And([*pairs, wq.Phrase("body_exact", exact)])
+                # The pairs and the stems (or the words, when there are neither) find the
+                # few messages whose text is checked for the phrase.
+                finders = pairs + [wq.Term("body", s) for s in self._tokens("body", clause.text)]
+                if not finders:
+                    finders = [wq.Term("body_exact", w) for w in dict.fromkeys(exact)]
+                return wq.And([*finders, wq.Phrase("body_exact", exact)])
             # Stop words are not in `body`; a query of only stop words looks them up exactly.
             found = self._terms("body", clause.text) or self._terms("body_exact", clause.text)
             return found or wq.Every()
@@ -393,36 +391,41 @@ class WhooshBackend:
                 self._searcher.close()
                 self._searcher = self.ix.searcher()
                 self._months = None
+                self._forget_segments()
             whoosh_query = self._translate(tree)
-            if sort == "time":
-                results = self._searcher.search(
-                    whoosh_query, limit=limit, sortedby="posted", reverse=True
-                )
-            elif limit >= self._searcher.doc_count():
-                # Whoosh then collects every hit and counts them exactly.
-                results = self._searcher.search(whoosh_query, limit=limit)
-            else:
-                collector = _TopCollector(limit)
-                self._searcher.search_with_collector(whoosh_query, collector)
-                results = collector.results()
-            hits = tuple(
-                SearchHit(
-                    id=hit["id"],
-                    chat=hit["chat"],
-                    author=hit["author"],
-                    author_name=hit.get("author_name", ""),
-                    posted_utc=hit["posted_utc"],
-                    url=hit["url"],
-                    score=float(hit.score or 0.0),
-                    snippet=make_snippet(hit["body"], spans(hit["body"])),
-                )
-                for hit in results
+            total, best = search_scoring.top(
+                whoosh_query,
+                self._searcher,
+                self._segment_arrays,
+                limit,
+                by_time=sort == "time",
+                stored_text={"body_exact": "body"},
             )
-            # Counting every match costs as much as the search; when Whoosh cannot know the
-            # count cheaply it gives an estimate, and says so.
-            exact_total = results.has_exact_length()
-            total = len(results) if exact_total else results.estimated_length()
-        return SearchResults(query, sort, total, hits, exact_total)
+            hits = tuple(
+                self._hit(self._searcher.stored_fields(docnum), score, spans)
+                for docnum, score in best
+            )
+        return SearchResults(query, sort, total, hits)
+
+    def _segment_arrays(self, reader) -> search_scoring.SegmentArrays:
+        segment = reader.segment().segment_id()
+        found = self._segments.get(segment)
+        if found is None:
+            found = self._segments[segment] = search_scoring.SegmentArrays(reader, self._columns)
+        return found
+
+    @staticmethod
+    def _hit(fields: dict, score: float, spans) -> SearchHit:
+        return SearchHit(
+            id=fields["id"],
+            chat=fields["chat"],
+            author=fields["author"],
+            author_name=fields.get("author_name", ""),
+            posted_utc=fields["posted_utc"],
+            url=fields["url"],
+            score=score,
+            snippet=make_snippet(fields["body"], spans(fields["body"])),
+        )
 
 
 class SearchPublisher:

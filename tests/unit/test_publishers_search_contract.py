@@ -120,7 +120,7 @@ class SearchBackendContract:
         backend.write_batch(CORPUS, [], watermark=5)
         assert sorted(self.ids(backend, "meeting")) == ["m1", "m2", "m3"]
         answer = backend.search("meeting")
-        assert answer.total == 3 and answer.total_is_exact
+        assert answer.total == 3
 
     def test_empty_and_useless_queries(self, backend):
         assert backend.search("").total == 0
