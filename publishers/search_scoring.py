@@ -7,8 +7,8 @@ score in nearly every block. Here each term's postings are read a block at a tim
 with Whoosh's own scorer once per distinct (term frequency, field length) pair, and the query
 tree is combined as arrays over the segment's documents: And adds scores where all parts
 match, Or where any does, Not matches the rest with a score of 1 (what Whoosh's
-InverseMatcher gives). Within an And the most selective part goes first and a term with far
-more postings than documents left is looked up document by document. A phrase next to other
+InverseMatcher gives). Within an And the most selective part goes first and the others read
+only the blocks of postings that may hold a document left. A phrase next to other
 parts of an And is a filter checked last, on the stored text of the documents left; any other
 node is matched by Whoosh itself. Without phrases, hits, scores and their order (score, then
 document number) equal Whoosh's own search; with them, the hits do
@@ -20,21 +20,19 @@ whose attributes are not public: `SegmentArrays.length_bytes`, `_fixed_column` a
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import accumulate
 
 import numpy as np
 from whoosh import query as wq
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
 from whoosh.matching.wrappers import FilterMatcher
+from whoosh.reading import TermNotFound
 from whoosh.scoring import WeightLengthScorer, WeightScorer
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
-# A term is looked up document by document (skipping through its postings) when it has this
-# many times more postings than there are documents left to check; else read whole. Reading a
-# block costs about as much as 10-20 skips (pickled postings, positions included).
-PROBE_RATIO = 8
 # The encoded length (one byte, a logarithmic scale) of each document in a field.
 _LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.int64)
 
@@ -52,6 +50,7 @@ class SegmentArrays:
         self.live = np.ones(self.size, dtype=bool)
         if reader.has_deletions():
             self.live[np.fromiter(reader.segment().deleted_docs(), dtype=np.int64)] = False
+        self.live_ids = np.flatnonzero(self.live)
 
     def length_bytes(self, field: str) -> np.ndarray:
         def read() -> np.ndarray:
@@ -87,23 +86,87 @@ def _fixed_column(column, dtype: np.dtype, size: int) -> np.ndarray:
 
 
 class Matches:
-    """The documents of one segment a query node matches, and their scores."""
+    """The documents of one segment a query node matches (sorted numbers) and their scores."""
 
-    __slots__ = ("mask", "score")
+    __slots__ = ("ids", "score")
 
-    def __init__(self, mask: np.ndarray, score: np.ndarray) -> None:
-        self.mask, self.score = mask, score
-
-    @classmethod
-    def none(cls, size: int) -> Matches:
-        return cls(np.zeros(size, dtype=bool), np.zeros(size))
+    def __init__(self, ids: np.ndarray, score: np.ndarray) -> None:
+        self.ids, self.score = ids, score
 
     @classmethod
-    def of(cls, size: int, ids: np.ndarray, scores: np.ndarray) -> Matches:
-        found = cls.none(size)
-        found.mask[ids] = True
-        found.score[ids] = scores
+    def none(cls) -> Matches:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0))
+
+    def ones(self) -> Matches:
+        """The same documents, each scored 1 (what Whoosh's Every and Not give)."""
+        return Matches(self.ids, np.ones(len(self.ids)))
+
+    def both(self, other: Matches) -> Matches:
+        common, mine, theirs = np.intersect1d(
+            self.ids, other.ids, assume_unique=True, return_indices=True
+        )
+        return Matches(common, self.score[mine] + other.score[theirs])
+
+    def without(self, other: Matches) -> Matches:
+        keep = ~np.isin(self.ids, other.ids, assume_unique=True)
+        return Matches(self.ids[keep], self.score[keep])
+
+    def only(self, keep: np.ndarray) -> Matches:
+        return Matches(self.ids[keep], self.score[keep])
+
+    @staticmethod
+    def any_of(parts: Sequence[Matches]) -> Matches:
+        ids, where = np.unique(np.concatenate([p.ids for p in parts]), return_inverse=True)
+        scores = np.bincount(where, weights=np.concatenate([p.score for p in parts]))
+        return Matches(ids, scores)
+
+
+class Scoring:
+    """What the segments share while one query is evaluated: each term's Whoosh scorer (BM25's
+    idf and average length are statistics of the whole index, so one scorer serves every
+    segment) and its scores by (term frequency, length code), and the parts' sizes."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher = searcher
+        self._scorers: dict[tuple[str, str], object] = {}
+        self._tables: dict[tuple[str, str, float], np.ndarray] = {}
+        self._sizes: dict[wq.Query, int] = {}
+
+    def size(self, query: wq.Query) -> int:
+        found = self._sizes.get(query)
+        if found is None:
+            found = self._sizes[query] = query.estimate_size(self.searcher.reader())
         return found
+
+    def scores(
+        self, term: wq.Term, weights: np.ndarray, length_codes: Callable[[], np.ndarray]
+    ) -> np.ndarray | None:
+        """Whoosh's score of each posting, from its weight and its document's length code;
+        None for a scorer that needs more than that."""
+        key = (term.fieldname, term.text)
+        scorer = self._scorers.get(key)
+        if scorer is None:
+            scorer = self._scorers[key] = self.searcher.weighting.scorer(self.searcher, *key)
+        if isinstance(scorer, WeightScorer):
+            return weights.astype(np.float64)
+        if not isinstance(scorer, WeightLengthScorer):
+            return None
+        scores = np.zeros(len(weights))
+        if not len(weights):
+            return scores
+        codes = length_codes()
+        distinct = weights[:1] if weights.min() == weights.max() else np.unique(weights)
+        # A term has few distinct frequencies (most often only 1), lengths one of 256 codes.
+        for weight in distinct.tolist():
+            chosen = weights == np.float32(weight)
+            table = self._tables.get((*key, weight))
+            if table is None:
+                table = self._tables[(*key, weight)] = np.full(256, np.nan)
+            used = np.bincount(codes[chosen], minlength=256) > 0
+            for code in np.flatnonzero(used & np.isnan(table)).tolist():
+                table[code] = scorer._score(weight, int(_LENGTH_OF_BYTE[code]))
+            scores[chosen] = table[codes[chosen]]
+        return scores
 
 
 class SegmentQuery:
@@ -111,35 +174,36 @@ class SegmentQuery:
     the stored field holding the same text (the index stores the body once)."""
 
     def __init__(
-        self, searcher: Searcher, arrays: SegmentArrays, stored_text: Mapping[str, str]
+        self,
+        searcher: Searcher,
+        arrays: SegmentArrays,
+        scoring: Scoring,
+        stored_text: Mapping[str, str],
     ) -> None:
         self.searcher = searcher
         self.reader = searcher.reader()
         self.arrays = arrays
-        self.size = arrays.size
+        self.scoring = scoring
         self.stored_text = stored_text
 
     def evaluate(self, query: wq.Query, within: np.ndarray | None = None) -> Matches:
-        """Matches of `query`; with `within`, correct only inside those documents."""
+        """Matches of `query`; with `within` (sorted document numbers), correct only inside
+        those documents."""
         if query.boost == 1.0:
             if isinstance(query, wq.Term):
                 return self._term(query, within)
             if isinstance(query, wq.Every) and query.fieldname in (None, "", "*"):
-                return Matches(self.arrays.live.copy(), np.ones(self.size))
+                return self._everything()
             if isinstance(query, wq.Not):
-                inner = self.evaluate(query.query, within)
-                return Matches(~inner.mask, np.ones(self.size))
+                return self._everything().without(self.evaluate(query.query, within))
             if isinstance(query, wq.And) and query.subqueries:
                 return self._all_of(query.subqueries, within)
             if isinstance(query, wq.Or) and query.subqueries:
-                found = Matches.none(self.size)
-                for part in query.subqueries:
-                    done = self.evaluate(part, within)
-                    found.mask |= done.mask
-                    # A part's scores count where it matches (an And's where all its parts do).
-                    found.score += np.where(done.mask, done.score, 0.0)
-                return found
+                return Matches.any_of([self.evaluate(q, within) for q in query.subqueries])
         return self._by_whoosh(query, within)
+
+    def _everything(self) -> Matches:
+        return Matches(self.arrays.live_ids, np.ones(len(self.arrays.live_ids)))
 
     def _native(self, query: wq.Query) -> bool:
         """Whether `evaluate` takes the query apart itself (else Whoosh matches it)."""
@@ -164,27 +228,32 @@ class SegmentQuery:
 
     def _all_of(self, queries: Sequence[wq.Query], within: np.ndarray | None) -> Matches:
         """An And: the most selective parts first, so that the others only look at the
-        documents those left. A phrase next to other parts is checked last, on the stored
-        text of the few documents left, and adds nothing to the score: Whoosh's phrase
-        matcher reads the positions of every document holding all its words (pickled
+        documents those left; Not parts then remove theirs (each adding 1 to the score, as
+        Whoosh's InverseMatcher does). A phrase next to other parts is checked last, on the
+        stored text of the few documents left, and adds nothing to the score: Whoosh's
+        phrase matcher reads the positions of every document holding all its words (pickled
         posting blocks, the slowest thing to read), whatever else the query asks."""
+        queries = list(_flattened(queries))
         phrases = [q for q in queries if self._checkable(q)]
-        parts = [q for q in queries if q not in phrases]
-        if not parts:
-            parts, phrases = phrases, []
-        parts.sort(key=lambda q: (not self._native(q), q.estimate_size(self.reader)))
-        found = Matches(
-            np.ones(self.size, dtype=bool) if within is None else within.copy(),
-            np.zeros(self.size),
-        )
-        for part in parts:
-            done = self.evaluate(part, found.mask)
-            found.mask &= done.mask
-            found.score += done.score
+        rest = [q for q in queries if q not in phrases] or phrases
+        if rest is phrases:
+            phrases = []
+        negative = [q.query for q in rest if isinstance(q, wq.Not) and q.boost == 1.0]
+        positive = [q for q in rest if not (isinstance(q, wq.Not) and q.boost == 1.0)]
+        positive.sort(key=lambda q: (not self._native(q), self.scoring.size(q)))
+        found = None
+        for part in positive:
+            done = self.evaluate(part, within if found is None else found.ids)
+            found = done if found is None else found.both(done)
+        if found is None:
+            found = self._everything()
+            found.score = np.zeros(len(found.ids))
+        for part in negative:
+            found = found.without(self.evaluate(part, found.ids))
+            found.score = found.score + 1.0
         for phrase in phrases:
-            candidates = np.flatnonzero(found.mask).tolist()
-            found.mask[:] = False
-            found.mask[[doc for doc in candidates if self._has_phrase(phrase, doc)]] = True
+            keep = [self._has_phrase(phrase, doc) for doc in found.ids.tolist()]
+            found = found.only(np.array(keep, dtype=bool))
         return found
 
     def _has_phrase(self, phrase: wq.Phrase, doc: int) -> bool:
@@ -195,27 +264,21 @@ class SegmentQuery:
         return any(tokens[i : i + len(words)] == words for i in range(len(tokens) - len(words) + 1))
 
     def _term(self, query: wq.Term, within: np.ndarray | None) -> Matches:
-        if (query.fieldname, query.text) not in self.reader:
-            return Matches.none(self.size)
-        if within is not None:
-            frequency = self.reader.doc_frequency(query.fieldname, query.text)
-            if np.count_nonzero(within) * PROBE_RATIO < frequency:
-                return self._by_whoosh(query, within)
-        matcher = query.matcher(self.searcher, self.searcher.context())
+        try:
+            matcher = self.reader.postings(query.fieldname, query.text)
+        except TermNotFound:
+            return Matches.none()
         if isinstance(matcher, FilterMatcher):  # deleted documents: dropped by `live` later
             matcher = matcher.child
         if not isinstance(matcher, W3LeafMatcher):  # a short list kept in the term's entry
-            return self._by_whoosh(query, None)
-        ids, weights = _leaf_postings(matcher)
-        scorer = matcher.scorer
-        if isinstance(scorer, WeightLengthScorer):
-            lengths = self.arrays.length_bytes(query.fieldname)[ids]
-            scores = _weight_length_scores(scorer._score, weights, lengths)
-        elif isinstance(scorer, WeightScorer):
-            scores = weights.astype(np.float64)
-        else:
-            return self._by_whoosh(query, None)
-        return Matches.of(self.size, ids, scores)
+            return self._by_whoosh(query, within)
+        ids, weights = _leaf_postings(matcher, within)
+        scores = self.scoring.scores(
+            query, weights, lambda: self.arrays.length_bytes(query.fieldname)[ids]
+        )
+        if scores is None:
+            return self._by_whoosh(query, within)
+        return Matches(ids, scores)
 
     def _by_whoosh(self, query: wq.Query, within: np.ndarray | None) -> Matches:
         """Matches found by Whoosh's matcher, one document at a time; with `within`, only
@@ -224,7 +287,7 @@ class SegmentQuery:
         matcher = query.matcher(self.searcher, self.searcher.context())
         ids: list[int] = []
         scores: list[float] = []
-        candidates = None if within is None else np.flatnonzero(within).tolist()
+        candidates = None if within is None else within.tolist()
         at = 0
         while matcher.is_active():
             doc = matcher.id()
@@ -238,43 +301,52 @@ class SegmentQuery:
             ids.append(doc)
             scores.append(matcher.score())
             matcher.next()
-        return Matches.of(self.size, np.array(ids, dtype=np.int64), np.array(scores))
+        return Matches(np.array(ids, dtype=np.int64), np.array(scores))
 
 
-def _leaf_postings(matcher: W3LeafMatcher) -> tuple[np.ndarray, np.ndarray]:
-    """Document numbers and weights of a term's postings, a block at a time."""
+def _flattened(queries: Iterable[wq.Query]) -> Iterator[wq.Query]:
+    """The parts of nested Ands as the parts of one (a phrase inside waits for them all)."""
+    for query in queries:
+        if isinstance(query, wq.And) and query.boost == 1.0:
+            yield from _flattened(query.subqueries)
+        else:
+            yield query
+
+
+def _leaf_postings(
+    matcher: W3LeafMatcher, within: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Document numbers and weights of a term's postings, whole blocks at a time (a matcher
+    that skipped deleted documents at the start of its first block gets them back; `live`
+    drops them); with `within`, only the blocks that may hold one of those documents are
+    read: a block's header tells its last document, and decoding it costs as much as a
+    hundred postings. The block is decoded here as W3LeafMatcher._read_ids/_read_weights do,
+    without their per-posting Python loops."""
     ids: list[int] = []
-    weights: list[float] = []
+    weights: list[np.ndarray] = []
+    wanted = None if within is None else within.tolist()
+    at, last = 0, -1
     while matcher.is_active():
-        matcher._read_ids()
-        matcher._read_weights()
-        at = matcher._i
-        ids.extend(matcher._ids[at:])
-        weights.extend(matcher._weights[at:])
+        if wanted is not None:
+            at = bisect_right(wanted, last, at)
+            if at == len(wanted):
+                break
+            last = matcher.block_max_id()
+        if wanted is None or wanted[at] <= last:
+            if matcher._data is None:
+                matcher._read_data()
+            deltas, block_weights = matcher._data[0], matcher._data[1]
+            ids.extend(accumulate(deltas))
+            if block_weights is None or isinstance(block_weights, float):
+                one = 1.0 if block_weights is None else block_weights
+                weights.append(np.full(matcher._blocklength, one, dtype=np.float32))
+            else:
+                weights.append(np.array(block_weights, dtype=np.float32))
         if matcher._lastblock:
             break
         matcher._next_block()
-    return np.array(ids, dtype=np.int64), np.array(weights, dtype=np.float32)
-
-
-def _weight_length_scores(
-    score: Callable[[float, int], float], weights: np.ndarray, length_bytes: np.ndarray
-) -> np.ndarray:
-    """`score(weight, length)` per posting, called once per distinct pair: a term has few
-    distinct frequencies, and lengths are one of 256 codes."""
-    if not len(weights):
-        return np.zeros(0)
-    distinct_weights, weight_index = np.unique(weights, return_inverse=True)
-    pairs, pair_index = np.unique(
-        weight_index.astype(np.int64) * 256 + length_bytes, return_inverse=True
-    )
-    values = np.array(
-        [
-            score(float(distinct_weights[pair // 256]), int(_LENGTH_OF_BYTE[pair % 256]))
-            for pair in pairs.tolist()
-        ]
-    )
-    return values[pair_index]
+    found = np.array(ids, dtype=np.int64)
+    return found, (np.concatenate(weights) if weights else np.zeros(0, dtype=np.float32))
 
 
 def top(
@@ -294,19 +366,20 @@ def top(
     docs: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     keys: list[np.ndarray] = []
+    scoring = Scoring(searcher)
     for sub, offset in subsearchers:
         arrays = arrays_of(sub.reader())
-        found = SegmentQuery(sub, arrays, stored_text or {}).evaluate(query)
-        ids = np.flatnonzero(found.mask & arrays.live)
+        found = SegmentQuery(sub, arrays, scoring, stored_text or {}).evaluate(query)
+        found = found.only(arrays.live[found.ids])
+        ids, score = found.ids, found.score
         total += len(ids)
-        key = -arrays.posted()[ids] if by_time else -found.score[ids]
+        key = -arrays.posted()[ids] if by_time else -score
         if len(ids) > limit:
             # Only documents at least as good as this segment's limit-th best can make it.
-            cut = np.partition(key, limit - 1)[limit - 1]
-            ids = ids[key <= cut]
-            key = key[key <= cut]
+            best = key <= np.partition(key, limit - 1)[limit - 1]
+            ids, score, key = ids[best], score[best], key[best]
         docs.append(ids + offset)
-        scores.append(found.score[ids])
+        scores.append(score)
         keys.append(key)
     if not docs or limit <= 0:
         return total, []
