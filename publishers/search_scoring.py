@@ -97,10 +97,6 @@ class Matches:
     def none(cls) -> Matches:
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0))
 
-    def ones(self) -> Matches:
-        """The same documents, each scored 1 (what Whoosh's Every and Not give)."""
-        return Matches(self.ids, np.ones(len(self.ids)))
-
     def both(self, other: Matches) -> Matches:
         common, mine, theirs = np.intersect1d(
             self.ids, other.ids, assume_unique=True, return_indices=True
@@ -203,6 +199,7 @@ class SegmentQuery:
         return self._by_whoosh(query, within)
 
     def _everything(self) -> Matches:
+        """Every live document, scored 1 (as Whoosh's Every and InverseMatcher score)."""
         return Matches(self.arrays.live_ids, np.ones(len(self.arrays.live_ids)))
 
     def _native(self, query: wq.Query) -> bool:
@@ -235,9 +232,9 @@ class SegmentQuery:
         posting blocks, the slowest thing to read), whatever else the query asks."""
         queries = list(_flattened(queries))
         phrases = [q for q in queries if self._checkable(q)]
-        rest = [q for q in queries if q not in phrases] or phrases
-        if rest is phrases:
-            phrases = []
+        rest = [q for q in queries if q not in phrases]
+        if not rest:  # phrases alone: Whoosh finds them
+            rest, phrases = phrases, []
         negative = [q.query for q in rest if isinstance(q, wq.Not) and q.boost == 1.0]
         positive = [q for q in rest if not (isinstance(q, wq.Not) and q.boost == 1.0)]
         positive.sort(key=lambda q: (not self._native(q), self.scoring.size(q)))
@@ -246,8 +243,7 @@ class SegmentQuery:
             done = self.evaluate(part, within if found is None else found.ids)
             found = done if found is None else found.both(done)
         if found is None:
-            found = self._everything()
-            found.score = np.zeros(len(found.ids))
+            found = Matches(self.arrays.live_ids, np.zeros(len(self.arrays.live_ids)))
         for part in negative:
             found = found.without(self.evaluate(part, found.ids))
             found.score = found.score + 1.0
