@@ -65,6 +65,7 @@ equal texts in it) and hashes the rest of its group.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -245,10 +246,15 @@ def _cluster_group(
     for host, own in _by_host(orphans):
         drafts.sort(key=_Draft.sort_key)
         candidates = [d for d in drafts if host not in d.hosts]
-        evidence = [d.body_keys() for d in candidates]
         times = [d.utc_us for d in candidates]
+        # A cluster's bodies are read only when a copy lies within the tolerance of it.
+        evidence: dict[int, set[str]] = {}
 
-        def weight(i: int, j: int, _t: int, own=own, evidence=evidence, times=times) -> int:
+        def weight(
+            i: int, j: int, _t: int, own=own, evidence=evidence, times=times, found=candidates
+        ) -> int:
+            if i not in evidence:
+                evidence[i] = found[i].body_keys()
             return _edit_evidence(own[j], evidence[i], times[i], tol_us)
 
         pairs = align(times, [corrected_us(m) for m in own], weight, tol_us)
@@ -328,6 +334,25 @@ def align(
     `weight(i, j, dt)` of 0 forbids a pair. Ties prefer a match, then skipping an x, so the
     result is a function of the inputs alone.
     """
+    if not xs or not ys:
+        return []
+    # An x more than the tolerance before the first y or after the last is never paired, and
+    # leaving it out changes no other choice: its row of the table adds nothing, and the
+    # walk back passes it by skipping it. A group's segment is long, a host's copies few.
+    lo, hi = bisect_left(xs, ys[0] - tol_us), bisect_right(xs, ys[-1] + tol_us)
+    if not lo and hi == len(xs):
+        return align_all(xs, ys, weight, tol_us)
+    inner = align_all(xs[lo:hi], ys, lambda i, j, dt: weight(i + lo, j, dt), tol_us)
+    return [(i + lo, j) for i, j in inner]
+
+
+def align_all(
+    xs: Sequence[int],
+    ys: Sequence[int],
+    weight: Callable[[int, int, int], int],
+    tol_us: int,
+) -> list[tuple[int, int]]:
+    """`align`'s table over every x."""
     n, m = len(xs), len(ys)
     if not n or not m:
         return []

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chatchannels.processors.canonical import CanonicalMessage
 from chatchannels.processors.decode import DecodeError
 from chatchannels.processors.engine import Applied, Engine
-from chatchannels.processors.matching import align
+from chatchannels.processors.matching import align, align_all
 from tests.unit.test_processor_support import T0, Host, Record
 
 
@@ -317,6 +317,25 @@ def test_align_is_order_preserving_and_within_tolerance(xs, ys, tol) -> None:
     assert all(abs(xs[i] - ys[j]) <= tol for i, j in pairs)
     assert [i for i, _ in pairs] == sorted({i for i, _ in pairs})
     assert [j for _, j in pairs] == sorted({j for _, j in pairs})
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(st.integers(0, 300), max_size=14).map(sorted),
+    st.lists(st.integers(0, 300), max_size=6).map(sorted),
+    st.integers(1, 60),
+    st.lists(st.integers(0, 2), min_size=84, max_size=84),
+)
+# An x exactly the tolerance away from the first or the last y can still be paired.
+@example([0, 200], [60], 60, [1] * 84)
+@example([0, 120], [60], 60, [0] + [1] * 83)
+def test_align_leaving_out_unreachable_xs_changes_nothing(xs, ys, tol, weights) -> None:
+    # Equal times and equal weights make ties, which the left-out rows must not break
+    # differently; weight 0 forbids a pair.
+    def weight(i: int, j: int, _dt: int) -> int:
+        return weights[i * 6 + j]
+
+    assert align(xs, ys, weight, tol) == align_all(xs, ys, weight, tol)
 
 
 def test_host_that_started_off_the_network_is_recorrected_by_its_first_live_event() -> None:
