@@ -248,16 +248,23 @@ class SegmentQuery:
             found = found.without(self.evaluate(part, found.ids))
             found.score = found.score + 1.0
         for phrase in phrases:
-            keep = [self._has_phrase(phrase, doc) for doc in found.ids.tolist()]
-            found = found.only(np.array(keep, dtype=bool))
+            found = found.only(self._holding(phrase, found.ids))
         return found
 
-    def _has_phrase(self, phrase: wq.Phrase, doc: int) -> bool:
-        text = self.searcher.stored_fields(doc).get(self.stored_text[phrase.fieldname], "")
+    def _holding(self, phrase: wq.Phrase, ids: np.ndarray) -> np.ndarray:
+        """Which of the documents `ids` have the phrase's words next to each other, in order,
+        in their stored text as the phrase's field analyses it."""
+        stored = self.stored_text[phrase.fieldname]
         analyzer = self.searcher.schema[phrase.fieldname].analyzer
-        tokens = [t.text for t in analyzer(text)]
         words = list(phrase.words)
-        return any(tokens[i : i + len(words)] == words for i in range(len(tokens) - len(words) + 1))
+        n = len(words)
+
+        def holds(doc: int) -> bool:
+            text = self.searcher.stored_fields(doc).get(stored, "")
+            tokens = [t.text for t in analyzer(text)]
+            return any(tokens[i : i + n] == words for i in range(len(tokens) - n + 1))
+
+        return np.array([holds(doc) for doc in ids.tolist()], dtype=bool)
 
     def _term(self, query: wq.Term, within: np.ndarray | None) -> Matches:
         try:

@@ -105,9 +105,10 @@ def test_the_top_hits_are_whooshs_top_hits(make_backend, seed):
         "review author:bob before:2006-06-01",
         "again again broke",
     ]:
-        assert top_hits(backend, query) == whoosh_top_hits(backend, query), query
-        assert backend.search(query).total == whoosh_total(backend, query), query
-        assert time_hits(backend, query) == whoosh_time_hits(backend, query), query
+        top, newest, total = whoosh_answers(backend, query)
+        assert top_hits(backend, query) == top, query
+        assert backend.search(query).total == total, query
+        assert time_hits(backend, query) == newest, query
 
 
 def top_hits(backend, query):
@@ -118,25 +119,15 @@ def time_hits(backend, query):
     return [hit.id for hit in backend.search(query, sort="time", limit=20).hits]
 
 
-def whoosh_top_hits(backend, query):
+def whoosh_answers(backend, query):
+    """Plain Whoosh's top 20 (id, score), its 20 newest and its count. Newest first, messages
+    of one time in index order, as search_scoring breaks ties."""
     whoosh_query = backend._translate(parse_query(query))
     with backend.ix.searcher() as searcher:
-        hits = searcher.search(whoosh_query, limit=20)
-        return [(hit["id"], round(hit.score, 9)) for hit in hits]
-
-
-def whoosh_time_hits(backend, query):
-    # Newest first; messages of one time in index order, as search_scoring breaks ties.
-    whoosh_query = backend._translate(parse_query(query))
-    with backend.ix.searcher() as searcher:
-        hits = searcher.search(whoosh_query, limit=None)
-        ordered = sorted(hits, key=lambda hit: (-hit["posted_utc"].timestamp(), hit.docnum))
-        return [hit["id"] for hit in ordered[:20]]
-
-
-def whoosh_total(backend, query):
-    with backend.ix.searcher() as searcher:
-        return len(searcher.search(backend._translate(parse_query(query)), limit=None))
+        top = [(hit["id"], round(hit.score, 9)) for hit in searcher.search(whoosh_query, limit=20)]
+        every = searcher.search(whoosh_query, limit=None)
+        newest = sorted(every, key=lambda hit: (-hit["posted_utc"].timestamp(), hit.docnum))
+        return top, [hit["id"] for hit in newest[:20]], len(every)
 
 
 @pytest.fixture(scope="module")
