@@ -92,6 +92,7 @@ class GroupChange:
 def build_messages(
     clusters: Iterable[Cluster], tolerance_s: float = DEFAULT_TOLERANCE_S
 ) -> list[CanonicalMessage]:
+    # Within one (chat, author, key) slot this is rank_order, so the ranks follow it.
     ordered = sorted(
         clusters, key=lambda c: (c.chat, c.author_key, c.utc_us, c.key, c.members[0].key)
     )
@@ -101,19 +102,24 @@ def build_messages(
         slot = (cluster.chat, cluster.author_key, cluster.key)
         rank = ranks.get(slot, 0)
         ranks[slot] = rank + 1
-        message_id = _message_id(*slot, rank)
+        message_id = canonical_id(*slot, rank)
         messages.append(
             _BUILT.get(
                 (message_id, tolerance_s),
                 cluster,
-                lambda i=message_id, c=cluster: _build_message(i, c, tolerance_s),
+                lambda i=message_id, c=cluster: build_message(i, c, tolerance_s),
             )
         )
     return messages
 
 
+def rank_order(cluster: Cluster) -> tuple[int, tuple[str, str]]:
+    """The order of a group's clusters with one key, which their ranks (ids) follow."""
+    return (cluster.utc_us, cluster.members[0].key)
+
+
 @lru_cache(maxsize=MEMO_SLOTS)
-def _message_id(chat: str, author_key: str, key: str, rank: int) -> str:
+def canonical_id(chat: str, author_key: str, key: str, rank: int) -> str:
     return "m" + stable_digest("message", chat, author_key, key, str(rank))
 
 
@@ -121,7 +127,7 @@ def _message_id(chat: str, author_key: str, key: str, rank: int) -> str:
 _BUILT: LatestMemo[CanonicalMessage] = LatestMemo(MEMO_SLOTS)
 
 
-def _build_message(message_id: str, cluster: Cluster, tolerance_s: float) -> CanonicalMessage:
+def build_message(message_id: str, cluster: Cluster, tolerance_s: float) -> CanonicalMessage:
     first = cluster.members[0]
     revisions = _revisions(cluster, tolerance_s)
     latest = revisions[-1] if revisions else None

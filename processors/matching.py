@@ -156,7 +156,7 @@ def cluster_messages(
                     (segment[0].key, tol_us),
                     segment,
                     lambda c=chat, a=author_key, s=segment: tuple(
-                        _cluster_group(c, a, list(s), tol_us)
+                        cluster_segment(c, a, list(s), tol_us)
                     ),
                 )
             )
@@ -221,7 +221,7 @@ def _by_host(messages: Iterable[HostMessage]) -> list[tuple[str, list[HostMessag
     ]
 
 
-def _cluster_group(
+def cluster_segment(
     chat: str, author_key: str, messages: list[HostMessage], tol_us: int
 ) -> list[Cluster]:
     by_strong: dict[str, list[HostMessage]] = {}

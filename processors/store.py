@@ -9,7 +9,8 @@
    writes what changed, and keeps undecodable records in dead_letters;
 3. takes a transaction-scoped advisory lock per touched group (chat, author), in sorted key
    order so that instances never deadlock, reloads each group's host messages, including the
-   ones other instances committed, and recomputes it (engine.recompute_group);
+   ones other instances committed, and recomputes it (group_index.py, incrementally, as
+   engine.recompute_group would);
 4. takes the change-stream lock, hands out change_seq, writes messages, revisions,
    observations, chats, users and changes, NOTIFYs (delivered on commit), moves the offsets.
 
@@ -46,10 +47,10 @@ from chatchannels.processors.batch import (
     needed_keys,
     refreshing_hosts,
 )
-from chatchannels.processors.canonical import CanonicalMessage, GroupChange
+from chatchannels.processors.canonical import CanonicalMessage, GroupChange, diff_messages
 from chatchannels.processors.clocks import HostClock
 from chatchannels.processors.content import normalise_handle
-from chatchannels.processors.engine import recompute_group
+from chatchannels.processors.group_index import GroupIndex
 from chatchannels.processors.matching import DEFAULT_TOLERANCE_S
 from chatchannels.processors.migrate import use_schema
 from chatchannels.processors.observations import HostMessage, ObjectObservation
@@ -113,38 +114,42 @@ class RedriveResult:
 class _Recomputed:
     group: GroupKey
     change: GroupChange
-    removed: tuple[CanonicalMessage, ...]
+    # The messages before, by id, that the change replaces or removes.
+    before: dict[str, CanonicalMessage]
 
 
 @dataclass(frozen=True)
 class _GroupState:
-    version: uuid.UUID | None
-    members: dict[tuple[str, str], HostMessage]
-    messages: dict[str, CanonicalMessage]
+    version: uuid.UUID
+    index: GroupIndex
 
 
 class _GroupCache:
-    """Recently recomputed groups, bounded by their number of host messages (LRU)."""
+    """Recently recomputed groups, bounded by their number of host messages (LRU). An index
+    grows in place, so each entry keeps the size it was counted with."""
 
     def __init__(self, max_members: int) -> None:
         self.max_members = max_members
         self.size = 0
-        self.groups: OrderedDict[GroupKey, _GroupState] = OrderedDict()
+        self.groups: OrderedDict[GroupKey, tuple[_GroupState, int]] = OrderedDict()
 
-    def get(self, group: GroupKey) -> _GroupState | None:
-        state = self.groups.get(group)
-        if state is not None:
-            self.groups.move_to_end(group)
-        return state
+    def take(self, group: GroupKey) -> _GroupState | None:
+        """Remove and return: an index being updated is in no state to be reused until the
+        update is done and put back."""
+        entry = self.groups.pop(group, None)
+        if entry is None:
+            return None
+        self.size -= entry[1]
+        return entry[0]
 
     def put(self, group: GroupKey, state: _GroupState) -> None:
-        old = self.groups.pop(group, None)
-        self.size -= len(old.members) if old else 0
-        self.groups[group] = state
-        self.size += len(state.members)
+        self.take(group)
+        size = len(state.index.members)
+        self.groups[group] = (state, size)
+        self.size += size
         while self.size > self.max_members and len(self.groups) > 1:
-            _, evicted = self.groups.popitem(last=False)
-            self.size -= len(evicted.members)
+            _, (_, evicted) = self.groups.popitem(last=False)
+            self.size -= evicted
 
 
 @contextmanager
@@ -274,7 +279,7 @@ class Store:
         chats = {r.group[0] for r in recomputed if r.change.upserted or r.change.removed}
         chats |= {key[2] for key in folded.objects if key[1] == "CHAT"}
         with self._timed("write canonical"):
-            return folded, self._publish(recomputed, chats)
+            return folded, self._publish(recomputed, chats, folded.first_seen)
 
     @contextmanager
     def _timed(self, phase: str) -> Iterator[None]:
@@ -515,7 +520,12 @@ class Store:
             ([k for k, _ in keyed],),
         )
         groups = [g for _, g in keyed]
-        states = self._group_states(groups, folded)
+        changed: dict[GroupKey, dict[tuple[str, str], HostMessage]] = {g: {} for g in groups}
+        for key, message in folded.host_messages.items():
+            if message.is_complete:
+                changed[(message.chat, normalise_handle(message.author))][key] = message
+        indexes = self._cached_indexes(groups)
+        stored = self._load_groups([g for g in groups if g not in indexes], folded)
         versions = [(g[0], g[1], uuid.uuid4()) for g in groups]
         self._upsert(
             "proc_groups",
@@ -526,22 +536,24 @@ class Store:
         )
         result = []
         for (*_, version), group in zip(versions, groups, strict=True):
-            state = states[group]
-            messages, change = recompute_group(
-                state.members.values(), list(state.messages.values()), self.tolerance_s
-            )
-            gone = set(change.removed)
-            removed = tuple(m for i, m in state.messages.items() if i in gone)
-            result.append(_Recomputed(group, change, removed))
+            index = indexes.get(group)
+            if index is None:
+                members, messages = stored[group]
+                index = GroupIndex(*group, self.tolerance_s)
+                index.update({**members, **changed[group]})
+                change = diff_messages(messages, list(index.messages.values()))
+                before = {m.id: m for m in messages}
+            else:
+                change, before = index.update(changed[group])
+            result.append(_Recomputed(group, change, before))
             # Valid only if this transaction commits: otherwise the stored version differs
             # and the next batch reloads the group.
-            self._cache.put(group, _GroupState(version, state.members, {m.id: m for m in messages}))
+            self._cache.put(group, _GroupState(version, index))
         return result
 
-    def _group_states(self, groups: list[GroupKey], folded: Folded) -> dict[GroupKey, _GroupState]:
-        """Each group's host messages (with this batch's changes) and stored messages: from
-        the cache when the stored version is the one cached (no other transaction has
-        written the group since), else from the tables."""
+    def _cached_indexes(self, groups: list[GroupKey]) -> dict[GroupKey, GroupIndex]:
+        """The cached groups whose stored version is the one cached: no other transaction
+        has written them since. Taken out of the cache until their update is done."""
         stored_versions = {
             (c, a): v
             for c, a, v in self.conn.execute(
@@ -551,46 +563,53 @@ class Store:
                 ([g[0] for g in groups], [g[1] for g in groups]),
             )
         }
-        states: dict[GroupKey, _GroupState] = {}
+        indexes = {}
         for group in groups:
-            cached = self._cache.get(group)
+            cached = self._cache.take(group)
             if cached is not None and cached.version == stored_versions.get(group):
-                states[group] = _GroupState(cached.version, dict(cached.members), cached.messages)
-        missing = [g for g in groups if g not in states]
-        for group in missing:
-            states[group] = _GroupState(None, {}, {})
-        if missing:
-            chats, authors = [g[0] for g in missing], [g[1] for g in missing]
-            for chat, author_key, host, local_id, state in self.conn.execute(
-                "SELECT m.chat, m.author_key, m.host, m.local_id, m.state::text"
-                " FROM proc_host_messages m JOIN unnest(%s::text[], %s::text[])"
-                " AS g(chat, author_key) USING (chat, author_key)",
-                (chats, authors),
-            ):
-                # As text, so that the rows this batch wrote (replaced below) are not parsed.
-                if (host, local_id) not in folded.host_messages:
-                    message = load_value(HostMessage, state)
-                    states[(chat, author_key)].members[(host, local_id)] = message
-            for chat, author_key, state in self.conn.execute(
-                "SELECT m.chat, m.author_key, m.state FROM proc_group_messages m"
-                " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
-                " USING (chat, author_key)",
-                (chats, authors),
-            ):
-                message = load_value(CanonicalMessage, state)
-                states[(chat, author_key)].messages[message.id] = message
-        for key, message in folded.host_messages.items():
-            if message.is_complete:
-                group = (message.chat, normalise_handle(message.author))
-                states[group].members[key] = message
-        return states
+                indexes[group] = cached.index
+        return indexes
+
+    def _load_groups(
+        self, groups: list[GroupKey], folded: Folded
+    ) -> dict[GroupKey, tuple[dict[tuple[str, str], HostMessage], list[CanonicalMessage]]]:
+        """Each group's stored host messages (but those this batch changed) and messages."""
+        loaded: dict[GroupKey, tuple[dict, list]] = {g: ({}, []) for g in groups}
+        if not groups:
+            return loaded
+        chats, authors = [g[0] for g in groups], [g[1] for g in groups]
+        for chat, author_key, host, local_id, state in self.conn.execute(
+            "SELECT m.chat, m.author_key, m.host, m.local_id, m.state::text"
+            " FROM proc_host_messages m JOIN unnest(%s::text[], %s::text[])"
+            " AS g(chat, author_key) USING (chat, author_key)",
+            (chats, authors),
+        ):
+            # As text, so that the rows this batch wrote (replaced by the batch's) are not parsed.
+            if (host, local_id) not in folded.host_messages:
+                message = load_value(HostMessage, state)
+                loaded[(chat, author_key)][0][(host, local_id)] = message
+        for chat, author_key, state in self.conn.execute(
+            "SELECT m.chat, m.author_key, m.state FROM proc_group_messages m"
+            " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
+            " USING (chat, author_key)",
+            (chats, authors),
+        ):
+            loaded[(chat, author_key)][1].append(load_value(CanonicalMessage, state))
+        return loaded
 
     # -- the change stream ------------------------------------------------------------------
 
-    def _publish(self, recomputed: list[_Recomputed], chats: set[str]) -> int:
+    def _publish(
+        self,
+        recomputed: list[_Recomputed],
+        chats: set[str],
+        first_seen: Mapping[tuple[str, str], RawRecord],
+    ) -> int:
         """Write the canonical rows and their change rows under the change-stream lock."""
         upserted = [m for r in recomputed for m in r.change.upserted]
-        removed = sorted((m for r in recomputed for m in r.removed), key=lambda m: m.id)
+        removed = sorted(
+            (r.before[i] for r in recomputed for i in r.change.removed), key=lambda m: m.id
+        )
         removed_ids = [m.id for m in removed]
         aliases = [a for r in recomputed for a in r.change.aliases]
         if not upserted and not removed and not chats:
@@ -614,7 +633,8 @@ class Store:
             s = next_seq()
             message_rows.append((*message_row(m), s))
             changes.append((s, "message", m.id, m.chat, utc_datetime(m.utc)))
-        self._write_messages(upserted, message_rows)
+        before = {i: m for r in recomputed for i, m in r.before.items()}
+        self._write_messages(upserted, message_rows, before, first_seen)
         self._write_aliases(aliases, [m.id for m in upserted])
         changes.extend(self._write_chats(sorted(chats), next_seq))
         authors = sorted({m.author.lower() for m in [*upserted, *removed]})
@@ -626,10 +646,18 @@ class Store:
             self.conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(seq)))
         return len(changes)
 
-    def _write_messages(self, upserted: list[CanonicalMessage], rows: list[tuple]) -> None:
+    def _write_messages(
+        self,
+        upserted: list[CanonicalMessage],
+        rows: list[tuple],
+        before: Mapping[str, CanonicalMessage],
+        first_seen: Mapping[tuple[str, str], RawRecord],
+    ) -> None:
+        """Messages, and of their revisions and observations only the rows that differ from
+        the ones their version before left (a host's copy joining a message changes its
+        observations, rarely its revisions; most observations stay where they were)."""
         if not upserted:
             return
-        ids = [m.id for m in upserted]
         self._upsert(
             "messages",
             (*MESSAGE_COLUMNS, "change_seq"),
@@ -637,28 +665,50 @@ class Store:
             conflict=("id",),
             update=(*MESSAGE_COLUMNS[1:], "change_seq"),
         )
-        self.conn.execute("DELETE FROM revisions WHERE message_id = ANY(%s)", (ids,))
-        self._copy_insert(
-            "revisions", REVISION_COLUMNS, [r for m in upserted for r in revision_rows(m)], None
-        )
-        obs = [r for m in upserted for r in observation_rows(m)]
-        with self.conn.cursor() as cur:
-            self._stage(cur, "observations", OBSERVATION_COLUMNS, obs)
-            columns = ", ".join(OBSERVATION_COLUMNS)
-            cur.execute(
-                f"INSERT INTO observations ({columns}, first_partition, first_offset)"
-                f" SELECT s.*, h.first_partition, h.first_offset FROM stage_observations s"
-                " JOIN proc_host_messages h USING (host, local_id)"
-                " ON CONFLICT (host, local_id) DO UPDATE SET message_id = EXCLUDED.message_id,"
-                " local_timestamp = EXCLUDED.local_timestamp,"
-                " corrected_utc = EXCLUDED.corrected_utc, tz_offset_s = EXCLUDED.tz_offset_s"
-            )
+        revised, revisions = [], []
+        for m in upserted:
+            new = revision_rows(m)
+            old = before.get(m.id)
+            if old is None or revision_rows(old) != new:
+                revised.append(m.id)
+                revisions.extend(new)
+        self.conn.execute("DELETE FROM revisions WHERE message_id = ANY(%s)", (revised,))
+        self._copy_insert("revisions", REVISION_COLUMNS, revisions, None)
+        observations = []
+        for m in upserted:
+            old = set(observation_rows(before[m.id])) if m.id in before else set()
+            observations.extend(r for r in observation_rows(m) if r not in old)
+        self._write_observations(observations, first_seen)
         self._upsert(
             "proc_group_messages",
             ("id", "chat", "author_key", "state"),
             [(m.id, m.chat, normalise_handle(m.author), dump_value(m)) for m in upserted],
             conflict=("id",),
             update=("chat", "author_key", "state"),
+        )
+
+    def _write_observations(
+        self, rows: list[tuple], first_seen: Mapping[tuple[str, str], RawRecord]
+    ) -> None:
+        """Observation rows with the raw event that first named each host message: this
+        batch's record, or the one its host message row keeps."""
+        earlier = sorted({r[:2] for r in rows if r[:2] not in first_seen})
+        first = {key: (record.partition, record.offset) for key, record in first_seen.items()}
+        if earlier:
+            hosts, ids = zip(*earlier, strict=True)
+            for host, local_id, partition, offset in self.conn.execute(
+                "SELECT m.host, m.local_id, m.first_partition, m.first_offset"
+                " FROM proc_host_messages m"
+                " JOIN unnest(%s::text[], %s::text[]) AS k(host, local_id) USING (host, local_id)",
+                (list(hosts), list(ids)),
+            ):
+                first[(host, local_id)] = (partition, offset)
+        self._upsert(
+            "observations",
+            (*OBSERVATION_COLUMNS, "first_partition", "first_offset"),
+            [(*r, *first[r[:2]]) for r in rows],
+            conflict=("host", "local_id"),
+            update=OBSERVATION_COLUMNS[2:],
         )
 
     def _write_aliases(self, aliases: list[tuple[str, str]], live: list[str]) -> None:
