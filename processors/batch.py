@@ -10,7 +10,10 @@ batch is the one the engine reaches after the same events.
 
 from __future__ import annotations
 
+import heapq
 import json
+import math
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -72,6 +75,40 @@ class Folded:
     objects: dict[ObjectKey, ObjectObservation] = field(default_factory=dict)
     groups: set[GroupKey] = field(default_factory=set)
     dead: list[tuple[RawRecord, DecodeError]] = field(default_factory=list)
+
+
+def take_in_time_order(
+    pending: Mapping[int, deque[RawRecord]], n: int, horizon: float = math.inf
+) -> list[RawRecord]:
+    """Up to `n` records off the fronts of the partitions' queues, in broker-time order
+    (each partition's own order kept: a batch is a prefix of every partition it reads),
+    none later than `horizon`.
+
+    Hosts write to different partitions, so a batch that drained one partition before the
+    next would hold one host's copy of a message and the next batches the others': the
+    message would be rebuilt and written once per host. In time order its copies mostly
+    arrive in one batch."""
+    heads = [(_time(q[0]), p) for p, q in pending.items() if q]
+    heapq.heapify(heads)
+    out: list[RawRecord] = []
+    while heads and len(out) < n and heads[0][0] <= horizon:
+        _, p = heapq.heappop(heads)
+        queue = pending[p]
+        out.append(queue.popleft())
+        if queue:
+            heapq.heappush(heads, (_time(queue[0]), p))
+    return out
+
+
+def time_horizon(pending: Mapping[int, deque[RawRecord]], unread: Iterable[int]) -> float:
+    """The latest time up to which the queues hold every record of the partitions that have
+    more to read (`unread`): taking a record past it could get ahead of one of theirs."""
+    ends = (_time(pending[p][-1]) if pending.get(p) else -math.inf for p in unread)
+    return min(ends, default=math.inf)
+
+
+def _time(record: RawRecord) -> float:
+    return record.broker_utc or 0.0
 
 
 def decode_record(record: RawRecord) -> Decoded:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from chatchannels.processors.batch import RawRecord
+from chatchannels.processors.batch import RawRecord, take_in_time_order, time_horizon
 from chatchannels.processors.store import DEFAULT_CONSUMER, OffsetConflict, Store
 from chatchannels.settings import Settings
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 LOG_APPEND_TIME = 1
 _DB_RETRIES = 5
+# Records held in memory while waiting for every partition to reach a batch's time horizon.
+_BUFFERED_BATCHES = 6
 
 
 class ProcessorError(Exception):
@@ -102,8 +105,12 @@ class Processor:
             auto_offset_reset="earliest",
             max_poll_records=options.batch_records,
             fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
+            # Small per partition, so that each fetch brings some of every partition and a
+            # batch can be taken in time order across them (batch.take_in_time_order).
+            max_partition_fetch_bytes=1024 * 1024,
         )
+        # Records polled but not yet applied, per partition, in offset order.
+        self.pending: dict[int, deque[RawRecord]] = {}
 
     def _connect_store(self) -> Store:
         return Store.connect(
@@ -122,6 +129,7 @@ class Processor:
     def _seek_to_stored(self, partitions) -> None:
         stored = self.store.stored_offsets(self.options.topic)
         for tp in partitions:
+            self.pending.pop(tp.partition, None)
             offset = stored.get(tp.partition, 0)
             self.consumer.seek(tp, offset)
             self.expected[tp.partition] = offset
@@ -170,22 +178,43 @@ class Processor:
         return self.summary
 
     def _gather(self) -> list[RawRecord]:
-        records: list[RawRecord] = []
+        """The next batch, in time order across partitions: polls until a batch's worth of
+        records lies before the time horizon of the partitions with more to read (a
+        partition holding more hosts than another is further behind in time for as many
+        records), or the topic is quiet, the wait over, or the buffer full; then takes it."""
+        want = self.options.batch_records
         deadline = time.monotonic() + self.options.batch_wait_s
-        while len(records) < self.options.batch_records and not self.stop.is_set():
-            polled = self.consumer.poll(
-                timeout_ms=100, max_records=self.options.batch_records - len(records)
-            )
-            trusted = self.options.create_time_is_append_time
-            for batch in polled.values():
-                records.extend(raw_record(r, trusted) for r in batch)
+        trusted = self.options.create_time_is_append_time
+        stop_at = self.options.stop_at
+        while not self.stop.is_set():
+            horizon = time_horizon(self.pending, self._unread())
+            if _count_until(self.pending, horizon, want) >= want:
+                return take_in_time_order(self.pending, want, horizon)
+            if sum(map(len, self.pending.values())) >= _BUFFERED_BATCHES * want:
+                break
+            polled = self.consumer.poll(timeout_ms=100, max_records=want)
+            for tp, batch in polled.items():
+                records = (raw_record(r, trusted) for r in batch)
+                if stop_at is not None:
+                    # Read past the stop (a fetch returns whole batches): those stay unapplied.
+                    end = stop_at.get(tp.partition, 0)
+                    records = (r for r in records if r.offset < end)
+                self.pending.setdefault(tp.partition, deque()).extend(records)
             if not polled or time.monotonic() > deadline:
                 break
+        return take_in_time_order(self.pending, want)
+
+    def _unread(self) -> list[int]:
+        """Partitions whose position is short of their end (`once`: the stop) or of the
+        high watermark last fetched (unknown: assume more)."""
+        unread = []
         stop_at = self.options.stop_at
-        if stop_at is not None:
-            # Read past the stop (a fetch returns whole batches): those records stay unapplied.
-            records = [r for r in records if r.offset < stop_at.get(r.partition, 0)]
-        return records
+        for tp in self.consumer.assignment():
+            end = stop_at.get(tp.partition, 0) if stop_at is not None else None
+            end = self.consumer.highwater(tp) if end is None else end
+            if end is None or self.consumer.position(tp) < end:
+                unread.append(tp.partition)
+        return unread
 
     def _apply(self, records: list[RawRecord]) -> None:
         try:
@@ -218,6 +247,17 @@ class Processor:
             self.on_batch(s)
 
 
+def _count_until(pending: Mapping[int, deque[RawRecord]], horizon: float, enough: int) -> int:
+    """How many queued records lie at or before `horizon` (counting stops at `enough`)."""
+    n = 0
+    for queue in pending.values():
+        for record in queue:
+            if (record.broker_utc or 0.0) > horizon or n >= enough:
+                break
+            n += 1
+    return n
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, processor: Processor) -> None:
         self.processor = processor
@@ -226,6 +266,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self.processor.generation += 1
         for tp in revoked:
             self.processor.expected.pop(tp.partition, None)
+            self.processor.pending.pop(tp.partition, None)
 
     def on_partitions_assigned(self, assigned) -> None:
         self.processor.generation += 1
