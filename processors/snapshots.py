@@ -1,54 +1,35 @@
 """The pure core's frozen values to JSON and back, so the store can keep them as JSONB.
 
-Generic over the dataclasses' type hints rather than one hand-written mapping per class, so a
-field the matching code adds later is saved without touching this module; a field missing from
-an older snapshot takes its default. Round trip: `load_value(T, dump_value(x)) == x`.
+Decoding is generic over the dataclasses' type hints rather than one hand-written mapping
+per class, so a field the matching code adds later is saved without touching this module; a
+field missing from an older snapshot takes its default.
+Round trip: `load_value(T, dump_value(x)) == x`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
 
+import orjson
+
 T = TypeVar("T")
 _UNIONS = (types.UnionType, typing.Union)
 _Decoder = Callable[[Any], Any]
 
 
-_DUMPS = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), default=lambda v: _fields(type(v))(v)
-).encode
-
-
 def dump_value(value: Any) -> str:
-    # The JSON encoder walks tuples itself and asks `default` only for each dataclass: on
-    # the processor's hot path (a snapshot per changed host message and canonical message).
-    return _DUMPS(value)
-
-
-@cache
-def _fields(cls: type) -> Callable[[Any], dict[str, Any]]:
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"cannot encode {cls.__name__}")
-    # Scalar fields (plain or optional) first, then the nested ones, as snapshots always were.
-    hints = typing.get_type_hints(cls)
-    scalar = {str, int, float, bool, type(None)}
-    plain, nested = [], []
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        args = set(typing.get_args(hint)) if typing.get_origin(hint) in _UNIONS else {hint}
-        (plain if args <= scalar else nested).append(f.name)
-    names = [*plain, *nested]
-    return lambda value: {name: getattr(value, name) for name in names}
+    # orjson walks dataclasses (fields in declaration order) and tuples in C: a snapshot is
+    # made per changed host message and canonical message, on the processor's hot path.
+    return orjson.dumps(value).decode()
 
 
 def load_value(cls: type[T], data: str | bytes | dict[str, Any]) -> T:
-    plain = json.loads(data) if isinstance(data, str | bytes) else data
+    plain = orjson.loads(data) if isinstance(data, str | bytes) else data
     return _decoder(cls)(plain)
 
 
