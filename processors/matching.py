@@ -196,9 +196,7 @@ class _Draft:
 
     def add(self, message: HostMessage) -> None:
         self.members.append(message)
-        times = sorted(corrected_us(m) for m in self.members)
-        middle = len(times) // 2
-        self.utc_us = times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) // 2
+        self.utc_us = _median([corrected_us(m) for m in self.members])
 
     @property
     def hosts(self) -> set[str]:
@@ -209,6 +207,12 @@ class _Draft:
 
     def sort_key(self) -> tuple[int, tuple[str, str]]:
         return (self.utc_us, min(m.key for m in self.members))
+
+
+def _median(times: list[int]) -> int:
+    times = sorted(times)
+    middle = len(times) // 2
+    return times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) // 2
 
 
 def _by_host(messages: Iterable[HostMessage]) -> list[tuple[str, list[HostMessage]]]:
@@ -278,6 +282,18 @@ def _strong_clusters(
     """Phase 1 for one strong key: (members, median time) of its clusters. It reads only the
     messages with that key, so it is memoised apart (_STRONG, a slot per strong key and
     segment, named by its first message): most keys of a segment are unchanged."""
+    times = [corrected_us(m) for m in same]
+    if len({m.host for m in same}) == len(same) and max(times) - min(times) <= tol_us:
+        # The common case, a copy per host all within the tolerance of each other: each
+        # host's copy is within the tolerance of the cluster's median, which lies among
+        # them, so the alignment below would pair every one with the first host's cluster.
+        return ((tuple(sorted(same, key=lambda m: m.host)), _median(times)),)
+    return _aligned_clusters(key, same, tol_us)
+
+
+def _aligned_clusters(
+    key: str, same: list[HostMessage], tol_us: int
+) -> tuple[tuple[tuple[HostMessage, ...], int], ...]:
     keyed: list[_Draft] = []
     for _host, own in _by_host(same):
         keyed.sort(key=_Draft.sort_key)

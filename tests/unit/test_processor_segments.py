@@ -92,3 +92,13 @@ def test_no_cluster_spans_two_segments(posts):
         assert len({segment_of[m.key] for m in cluster.members}) == 1
     ids = [m.id for m in build_messages(cluster_messages(messages))]
     assert len(ids) == len(set(ids))
+
+
+@given(st.lists(st.integers(0, 120), min_size=1, max_size=6), st.randoms(use_true_random=False))
+def test_one_copy_per_host_within_the_tolerance_is_what_the_alignment_makes(offsets, rng):
+    messages = [_message(f"h{i}", i + 1, at, "ok", None) for i, at in enumerate(offsets)]
+    rng.shuffle(messages)
+    key = matching.strong_key(messages[0])
+    fast = matching._strong_clusters(key, messages, TOL_US)
+    assert len(fast) == 1
+    assert fast == matching._aligned_clusters(key, messages, TOL_US)
