@@ -43,6 +43,9 @@ class Settings:
     topic: str = "chatchannels.raw.v1"
     partitions: int = 3
     match_tolerance_s: int = 120
+    # Host messages whose groups the processor keeps in memory between batches (about 2.5 KB
+    # each); a group not kept is read back from PostgreSQL and re-clustered whole.
+    processor_cache_members: int = 2_000_000
     site_dir: Path = Path("site")
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -57,6 +57,8 @@ class ProcessOptions:
     # A copy of the raw topic (processors/topic_copy.py) carries each record's original
     # LogAppendTime as its CreateTime, and only the copier produces to it.
     create_time_is_append_time: bool = False
+    # Off for a replay, which nobody reads until its swap (store.Store.connect).
+    synchronous_commit: bool = True
 
 
 @dataclass
@@ -118,6 +120,8 @@ class Processor:
             self.options.schema,
             consumer=self.options.group,
             tolerance_s=float(self.settings.match_tolerance_s),
+            cache_members=self.settings.processor_cache_members,
+            synchronous_commit=self.options.synchronous_commit,
         )
 
     def close(self) -> None:

@@ -276,6 +276,7 @@ def _run_replay(
         batch_records=options.batch_records,
         stop_at=None if stop_at is None else dict(stop_at),
         create_time_is_append_time=options.create_time_is_append_time,
+        synchronous_commit=False,
     )
     processor = Processor(settings.replace(topic=options.topic), process, stop, on_batch)
     try:
