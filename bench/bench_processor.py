@@ -2,9 +2,14 @@
 
 Figures, all from the same run:
 - the two ceilings (kafka-python consume, PostgreSQL COPY + upsert; bench/ceilings.py), and
-  the processor's events/s measured against the smaller one (target: half of it);
+  the processor's events/s measured against the smaller one (target: half of it). The events
+  are a chat history as live agents send it (a message a second across 20 chats and 9
+  authors, each record with the append time it would have had: processor_harness's
+  `produce_timeline`);
 - where the processor's time goes (store.py's phases), and the raw-event schema validation
   alone, which every event pays in `decode_event`;
+- a fifth as many events all posted within one second, produced host after host: every
+  (chat, author) group is one time segment, so each batch re-clusters all of it;
 - the same number of events in one (chat, author) group at two sizes, and the in-memory
   Engine on one group: per-group recomputation makes the cost grow with the group's size
   when all its messages fall within the matching tolerance (one time segment); the Engine
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 import psycopg
 from psycopg import sql
@@ -28,26 +34,47 @@ from chatchannels.processors.engine import Engine
 from chatchannels.processors.migrate import migrate
 from chatchannels.rawevents import validate_raw_event
 from chatchannels.settings import Settings
-from tests.processor_harness import HOSTS, generate_events, produce
+from tests.processor_harness import (
+    HOSTS,
+    create_time_topic,
+    generate_events,
+    produce,
+    produce_timeline,
+)
 
 N_FULL, N_QUICK = 200_000, 20_000
 BATCH = 20_000
 SPREAD_STEP_S = 150.0
 
 
-def _process(settings: Settings, events: list[dict], batch: int = BATCH) -> tuple[float, Processor]:
-    """Produce `events` to a fresh topic, process them into a fresh schema: (seconds, processor)."""
+def _process(
+    settings: Settings,
+    fill: Callable[[Settings, str], int],
+    batch: int = BATCH,
+    timeline: bool = False,
+) -> tuple[float, Processor, int]:
+    """`fill` a fresh topic, process it into a fresh schema: (seconds, processor, events).
+    A `timeline` topic keeps the CreateTime its records were produced with."""
     from kafka import KafkaAdminClient
 
     from chatchannels.stack.kafka import ensure_topic
 
     topic = f"bench.processor.{uuid.uuid4().hex[:8]}"
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    ensure_topic(settings, topic, partitions=3)
+    if timeline:
+        create_time_topic(settings, topic, partitions=3)
+    else:
+        ensure_topic(settings, topic, partitions=3)
     migrate(settings.postgres_dsn, schema)
     try:
-        produce(settings, topic, events)
-        options = ProcessOptions(topic=topic, schema=schema, once=True, batch_records=batch)
+        n = fill(settings, topic)
+        options = ProcessOptions(
+            topic=topic,
+            schema=schema,
+            once=True,
+            batch_records=batch,
+            create_time_is_append_time=timeline,
+        )
         processor = Processor(settings.replace(topic=topic), options)
         try:
             start = time.perf_counter()
@@ -55,14 +82,18 @@ def _process(settings: Settings, events: list[dict], batch: int = BATCH) -> tupl
             elapsed = time.perf_counter() - start
         finally:
             processor.close()
-        assert summary.records == len(events), summary
-        return elapsed, processor
+        assert summary.records == n, summary
+        return elapsed, processor, n
     finally:
         with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
         admin.delete_topics([topic])
         admin.close()
+
+
+def _produced(events: list[dict]) -> Callable[[Settings, str], int]:
+    return lambda settings, topic: produce(settings, topic, events)
 
 
 def _validation_rate(events: list[dict]) -> float:
@@ -91,18 +122,25 @@ def run(settings: Settings, quick: bool = False) -> list[Figure]:
     consume = next(f for f in kafka if f.name.startswith("kafka consume"))
     ceiling = min(consume.value, postgres[0].value)
 
-    events = generate_events(n, base=time.time(), step_s=1.0 / n)
-    elapsed, processor = _process(settings, events)
-    rate = len(events) / elapsed
+    elapsed, processor, produced = _process(
+        settings, lambda s, topic: produce_timeline(s, topic, n), timeline=True
+    )
+    rate = produced / elapsed
+    sample = generate_events(20_000, base=time.time())
     figures = [
         consume,
         *postgres,
-        Figure(f"processor, {len(events):,} events of 3 hosts", rate, "events/s", ceiling),
-        Figure("raw-event schema validation alone", _validation_rate(events[:20_000]), "events/s"),
+        Figure(f"processor, {produced:,} events of 3 hosts", rate, "events/s", ceiling),
+        Figure("raw-event schema validation alone", _validation_rate(sample), "events/s"),
     ]
     timings = processor.store.timings
     for phase, seconds in sorted(timings.items(), key=lambda kv: -kv[1]):
         figures.append(Figure(f"  share of time: {phase}", 100 * seconds / elapsed, "%"))
+    dense = generate_events(n // 5, base=time.time(), step_s=1.0 / n)
+    seconds, _, _ = _process(settings, _produced(dense))
+    figures.append(
+        Figure(f"{len(dense):,} events posted within one second", len(dense) / seconds, "events/s")
+    )
 
     # One author in one chat: every batch recomputes the whole group.
     sizes = (n // 10, n // 5)
@@ -110,7 +148,7 @@ def run(settings: Settings, quick: bool = False) -> list[Figure]:
         one = generate_events(
             size, base=time.time(), step_s=1.0 / size, chats=1, authors=1, bot_share=0
         )
-        seconds, _ = _process(settings, one, batch=2_000)
+        seconds, _, _ = _process(settings, _produced(one), batch=2_000)
         figures.append(
             Figure(
                 f"one group, {len(one):,} events, batches of 2,000", len(one) / seconds, "events/s"

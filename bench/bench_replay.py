@@ -1,11 +1,13 @@
 """Replay: rebuild the store from the log, verify it, rebuild the site and index, swap.
 
-Generated raw events (tests/processor_harness.py's bulk generator, in chunks of 100,000 with
-three hosts of their own each, so memory stays flat) go to a fresh topic and are processed
-into a fresh "live" schema; then `replay --verify --swap` runs against that schema with a
-site folder in a temporary directory. Figures: the time to rebuild the store (target: under
-3 minutes for 1,000,000 events), to verify (both digests), to rebuild the site and the search
-index from zero, to swap; the peak resident memory of this process and of its children.
+Generated raw events (tests/processor_harness.py's `produce_timeline`: a chat history of a
+message a second as live agents would have sent it, in chunks of 100,000 with three hosts of
+their own each, so memory stays flat) go to a fresh topic that keeps those append times and
+are processed into a fresh "live" schema; then `replay --verify --swap` runs against that
+schema with a site folder in a temporary directory. Figures: the time to rebuild the store
+(target: under 3 minutes for 1,000,000 events), to verify (both digests), to rebuild the site
+and the search index from zero, to swap; the peak resident memory of this process and of its
+children.
 When fewer than 1,000,000 events were run, the 1,000,000 figure is a linear extrapolation,
 labelled as such.
 
@@ -31,22 +33,11 @@ from chatchannels.processors.consumer import ProcessOptions, run_processor
 from chatchannels.processors.migrate import migrate
 from chatchannels.processors.replay import ReplayOptions, replay
 from chatchannels.settings import Settings
-from tests.processor_harness import HOSTS, generate_events, produce
+from tests.processor_harness import create_time_topic, produce_timeline
 
 N_FULL, N_QUICK = 1_000_000, 50_000
 TARGET_EVENTS, TARGET_S = 1_000_000, 180.0
-CHUNK = 100_000
 BATCH = 20_000  # the live store's; the replay runs with its own default, as users get it
-
-
-def _produce(settings: Settings, topic: str, n: int) -> int:
-    produced = 0
-    for k, start in enumerate(range(0, n, CHUNK)):
-        size = min(CHUNK, n - start)
-        hosts = tuple((name.replace("-pc", f"{k}-pc"), skew, tz) for name, skew, tz in HOSTS)
-        events = generate_events(size, base=time.time(), step_s=1.0 / size, seed=k, hosts=hosts)
-        produced += produce(settings, topic, events)
-    return produced
 
 
 def _peak_mb(who: int) -> float:
@@ -57,23 +48,27 @@ def _peak_mb(who: int) -> float:
 def run(settings: Settings, quick: bool = False, events: int | None = None) -> list[Figure]:
     from kafka import KafkaAdminClient
 
-    from chatchannels.stack.kafka import ensure_topic
-
     n = events or int(os.environ.get("BENCH_REPLAY_EVENTS") or (N_QUICK if quick else N_FULL))
     topic = f"bench.replay.{uuid.uuid4().hex[:8]}"
     live = f"bench_live_{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     settings = settings.replace(topic=topic)
-    ensure_topic(settings, topic, partitions=3)
+    create_time_topic(settings, topic, partitions=3)
     migrate(settings.postgres_dsn, live)
     previous = None
     try:
         started = time.perf_counter()
-        produced = _produce(settings, topic, n)
+        produced = produce_timeline(settings, topic, n)
         produce_s = time.perf_counter() - started
 
         started = time.perf_counter()
-        options = ProcessOptions(topic=topic, schema=live, once=True, batch_records=BATCH)
+        options = ProcessOptions(
+            topic=topic,
+            schema=live,
+            once=True,
+            batch_records=BATCH,
+            create_time_is_append_time=True,
+        )
         summary = run_processor(settings, options)
         live_s = time.perf_counter() - started
         assert summary.records == produced, summary
@@ -86,6 +81,7 @@ def run(settings: Settings, quick: bool = False, events: int | None = None) -> l
                 verify=True,
                 swap=True,
                 site_dir=work / "site",
+                create_time_is_append_time=True,
             ),
         )
         previous = result.previous_schema

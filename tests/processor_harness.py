@@ -13,17 +13,19 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 
 from chatchannels.processors.batch import RawRecord
 from chatchannels.processors.canonical import CanonicalMessage
 from chatchannels.processors.consumer import ProcessOptions, raw_record, run_processor
 from chatchannels.processors.engine import Engine
 from chatchannels.processors.snapshots import load_value
+from chatchannels.processors.topic_copy import COPY_TOPIC_CONFIGS
 from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
 from chatchannels.settings import Settings
 from tests.unit.test_processor_support import Host
@@ -50,13 +52,22 @@ STABLE_TABLES = {
 }
 
 
+HOSTS = (("alice-pc", 0.0, 3600), ("bob-pc", 47.0, -18000), ("carol-pc", -83.0, 19800))
+
+
 def now_base(span_s: float) -> float:
     """A true-time origin so that a scenario spanning `span_s` seconds ends now."""
     return time.time() - span_s
 
 
-def produce(settings: Settings, topic: str, events: Iterable[dict[str, Any] | bytes]) -> int:
-    """Produce raw events (dicts are encoded; bytes go as they are), keyed by host."""
+def produce(
+    settings: Settings,
+    topic: str,
+    events: Iterable[dict[str, Any] | bytes],
+    append_ms: Callable[[dict[str, Any]], int] | None = None,
+) -> int:
+    """Produce raw events (dicts are encoded; bytes go as they are), keyed by host. With
+    `append_ms`, each event's record carries that CreateTime (for `create_time_topic`)."""
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
@@ -70,11 +81,64 @@ def produce(settings: Settings, topic: str, events: Iterable[dict[str, Any] | by
             key, value = b"garbage", event
         else:
             key, value = str(event.get("host", "?")).encode(), encode_raw_event(event)
-        producer.send(topic, key=key, value=value)
+        stamp = append_ms(event) if append_ms and not isinstance(event, bytes) else None
+        producer.send(topic, key=key, value=value, timestamp_ms=stamp)
         n += 1
     producer.flush()
     producer.close()
     return n
+
+
+def create_time_topic(settings: Settings, topic: str, partitions: int) -> None:
+    """A raw topic whose records keep the CreateTime their producer gives them, read with
+    `create_time_is_append_time`: how a benchmark replays days of chat in minutes with the
+    broker times the events would have had live (processors/topic_copy.py)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=COPY_TOPIC_CONFIGS)])
+    finally:
+        admin.close()
+
+
+def live_append_ms(
+    hosts: Sequence[tuple[str, float, int]] = HOSTS, delay_s: float = 0.05
+) -> Callable[[dict[str, Any]], int]:
+    """An event's append time had its agent sent it live: its capture time in true time (the
+    event's clock minus its host's skew) plus `delay_s`."""
+    skews = {name: skew for name, skew, _ in hosts}
+
+    def append_ms(event: dict[str, Any]) -> int:
+        return round((event["clock"]["utc"] - skews[event["host"]] + delay_s) * 1000)
+
+    return append_ms
+
+
+def produce_timeline(
+    settings: Settings,
+    topic: str,
+    n_events: int,
+    *,
+    step_s: float = 1.0,
+    chunk: int = 100_000,
+) -> int:
+    """About `n_events` generated events sent as live agents would have sent them over the
+    days they span, a message every `step_s` seconds: in chunks of `chunk` events, each with
+    three hosts of its own (so memory stays flat), one chunk after the other in time, each
+    chunk's events in capture order across its hosts, each record with the append time it
+    would have had. The topic must keep CreateTime (`create_time_topic`)."""
+    # The generator adds a tenth of a step per message the offline host backfills.
+    t = time.time() - n_events / 3.2 * step_s * 1.1 - 3600
+    produced = 0
+    for k, start in enumerate(range(0, n_events, chunk)):
+        hosts = tuple((name.replace("-pc", f"{k}-pc"), skew, tz) for name, skew, tz in HOSTS)
+        events = generate_events(
+            min(chunk, n_events - start), base=t, step_s=step_s, seed=k, hosts=hosts
+        )
+        append_ms = live_append_ms(hosts)
+        events.sort(key=append_ms)
+        produced += produce(settings, topic, events, append_ms)
+        t = append_ms(events[-1]) / 1000 + step_s
+    return produced
 
 
 def host_events(hosts: Sequence[Host]) -> list[dict[str, Any]]:
@@ -140,9 +204,6 @@ def dump_tables(
             cols = STABLE_TABLES[table]
             out[table] = sorted(conn.execute(f"SELECT {cols} FROM {table}").fetchall(), key=repr)
     return out
-
-
-HOSTS = (("alice-pc", 0.0, 3600), ("bob-pc", 47.0, -18000), ("carol-pc", -83.0, 19800))
 
 
 def generate_events(
