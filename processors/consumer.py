@@ -17,15 +17,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from chatchannels.processors.batch import RawRecord, take_in_time_order, time_horizon
+from chatchannels.processors.batch import (
+    Decoded,
+    RawRecord,
+    decode_record,
+    take_in_time_order,
+    time_horizon,
+)
 from chatchannels.processors.store import DEFAULT_CONSUMER, OffsetConflict, Store
 from chatchannels.settings import Settings
 
@@ -59,6 +66,12 @@ class ProcessOptions:
     create_time_is_append_time: bool = False
     # Off for a replay, which nobody reads until its swap (store.Store.connect).
     synchronous_commit: bool = True
+
+
+@dataclass(frozen=True)
+class _Batch:
+    records: list[RawRecord]
+    decoded: Future[list[Decoded]]
 
 
 @dataclass
@@ -113,6 +126,7 @@ class Processor:
         )
         # Records polled but not yet applied, per partition, in offset order.
         self.pending: dict[int, deque[RawRecord]] = {}
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="decode")
 
     def _connect_store(self) -> Store:
         return Store.connect(
@@ -125,6 +139,7 @@ class Processor:
         )
 
     def close(self) -> None:
+        self._decoder.shutdown(cancel_futures=True)
         self.consumer.close()
         self.store.close()
 
@@ -166,20 +181,39 @@ class Processor:
             # the partitions at its next metadata refresh, minutes later.
             self._partitions()
             self.consumer.subscribe([self.options.topic], listener=_Rebalance(self))
+        ahead: _Batch | None = None
         while not self.stop.is_set():
             generation = self.generation
-            records = self._gather()
+            batch = ahead or self._read()
+            # The next batch is read, and decoded in a thread, while this one is applied:
+            # the decoding runs while the main thread waits on PostgreSQL.
+            ahead = self._read() if batch is not None else None
             if self.generation != generation:
                 # A rebalance happened inside poll(): drop what was gathered and read again
                 # from the stored offsets (a poll after the assignment's seek may already
                 # have moved the positions past records dropped here).
+                ahead = None
                 self._seek_to_stored(self.consumer.assignment())
                 continue
-            if records:
-                self._apply(records)
+            if batch is not None:
+                if not self._apply(batch.records, batch.decoded.result()):
+                    ahead = None  # read from positions that are no longer the stored ones
             elif end is not None and all(self.consumer.position(tp) >= o for tp, o in end.items()):
                 break
         return self.summary
+
+    def _read(self) -> _Batch | None:
+        records = self._gather()
+        if not records:
+            return None
+        return _Batch(records, self._decoder.submit(self._decode, records, self.store.timings))
+
+    @staticmethod
+    def _decode(records: list[RawRecord], timings: Counter[str]) -> list[Decoded]:
+        start = time.perf_counter()
+        decoded = [decode_record(r) for r in records]
+        timings["decode (ahead, in a thread)"] += time.perf_counter() - start
+        return decoded
 
     def _gather(self) -> list[RawRecord]:
         """The next batch, in time order across partitions: polls until a batch's worth of
@@ -220,14 +254,15 @@ class Processor:
                 unread.append(tp.partition)
         return unread
 
-    def _apply(self, records: list[RawRecord]) -> None:
+    def _apply(self, records: list[RawRecord], decoded: list[Decoded]) -> bool:
+        """Apply one batch; False if it was dropped and the positions were reset."""
         try:
-            result = self.store.apply_batch(self.options.topic, records, self.expected)
+            result = self.store.apply_batch(self.options.topic, records, self.expected, decoded)
         except OffsetConflict as exc:
             log.warning("batch dropped, %s; seeking to the stored offsets", exc)
             self.summary.conflicts += 1
             self._seek_to_stored(self.consumer.assignment())
-            return
+            return False
         except psycopg.OperationalError as exc:
             self.db_failures += 1
             if self.db_failures > _DB_RETRIES:
@@ -238,7 +273,7 @@ class Processor:
             self.store = self._connect_store()
             # The commit may or may not have happened: the stored offsets say which.
             self._seek_to_stored(self.consumer.assignment())
-            return
+            return False
         self.db_failures = 0
         self.generation = 0
         self.expected.update(result.next_offsets)
@@ -249,6 +284,7 @@ class Processor:
         s.batches += 1
         if self.on_batch:
             self.on_batch(s)
+        return True
 
 
 def _count_until(pending: Mapping[int, deque[RawRecord]], horizon: float, enough: int) -> int:

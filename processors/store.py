@@ -217,6 +217,9 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+        # The groups are frozen out of the collector (_gc_paused): let them go now, even if
+        # something still holds this store.
+        self._cache = _GroupCache(self._cache.max_members)
 
     # -- offsets ----------------------------------------------------------------------------
 
@@ -261,15 +264,21 @@ class Store:
     # -- the batch --------------------------------------------------------------------------
 
     def apply_batch(
-        self, topic: str, records: Sequence[RawRecord], expected: Mapping[int, int]
+        self,
+        topic: str,
+        records: Sequence[RawRecord],
+        expected: Mapping[int, int],
+        decoded: Sequence[Decoded] | None = None,
     ) -> BatchResult:
         """Apply records (each partition's in offset order) read from the positions
-        `expected` (partition -> next offset), in one transaction. Raises OffsetConflict
-        (nothing written) if another instance moved a partition meanwhile."""
+        `expected` (partition -> next offset), in one transaction, with their `decoded`
+        results if the caller has them already. Raises OffsetConflict (nothing written) if
+        another instance moved a partition meanwhile."""
         with _gc_paused(), self.conn.transaction():
             self._claim_offsets(topic, {p: expected[p] for p in {r.partition for r in records}})
-            with self._timed("decode"):
-                decoded = [decode_record(r) for r in records]
+            if decoded is None:
+                with self._timed("decode"):
+                    decoded = [decode_record(r) for r in records]
             folded, changes = self._apply_decoded(decoded)
             next_offsets = self._advance_offsets(topic, records)
             committing = time.perf_counter()

@@ -3,6 +3,9 @@ the store loads it, then recomputing each touched group once, ends where the Eng
 
 from __future__ import annotations
 
+import math
+from collections import deque
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +15,8 @@ from chatchannels.processors.batch import (
     fold_records,
     needed_keys,
     refreshing_hosts,
+    take_in_time_order,
+    time_horizon,
 )
 from chatchannels.processors.canonical import CanonicalMessage
 from chatchannels.processors.engine import Engine, recompute_group
@@ -126,3 +131,36 @@ def test_the_scenario_moves_the_clocks_mid_way() -> None:
         if before is not None and before.has_evidence and after.skew_s != before.skew_s:
             moved.add(event["host"])
     assert moved == {"a", "b"}
+
+
+_QUEUES = st.dictionaries(
+    st.integers(0, 3),
+    st.lists(st.one_of(st.none(), st.integers(0, 50)), max_size=12).map(
+        lambda times: sorted(times, key=lambda t: t or 0)
+    ),
+)
+
+
+@given(_QUEUES, st.integers(0, 30), st.sets(st.integers(0, 3)))
+def test_batches_are_prefixes_taken_in_time_order_up_to_the_horizon(queues, n, unread):
+    pending = {
+        p: deque(RawRecord("t", p, o, None, b"", t) for o, t in enumerate(times))
+        for p, times in queues.items()
+    }
+    horizon = time_horizon(pending, unread)
+    # No partition with more to read has a record past the horizon yet.
+    for p in unread:
+        last = pending[p][-1].broker_utc or 0 if pending.get(p) else -math.inf
+        assert horizon <= last
+    batch = take_in_time_order(pending, n, horizon)
+    assert len(batch) <= n
+    for p, times in queues.items():
+        offsets = [r.offset for r in batch if r.partition == p]
+        assert offsets == list(range(len(offsets)))  # a prefix, in order
+        assert [r.offset for r in pending[p]] == list(range(len(offsets), len(times)))
+    when = [r.broker_utc or 0 for r in batch]
+    assert when == sorted(when)
+    assert all(t <= horizon for t in when)
+    # Stopped early only for the size or the horizon.
+    heads = [q[0].broker_utc or 0 for q in pending.values() if q]
+    assert len(batch) == n or not heads or min(heads) > horizon
