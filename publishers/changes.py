@@ -34,6 +34,10 @@ class Publisher(Protocol):
     def apply(self, conn: psycopg.Connection, changes: Sequence[Change]) -> None:
         """Make the output reflect these changes, then record changes[-1].seq. Idempotent."""
 
+    def caught_up(self, conn: psycopg.Connection) -> None:
+        """Called when no change is left after the watermark: finish what the batches
+        since the last call deferred (the site renders its touched pages here)."""
+
     def idle(self) -> None:
         """Housekeeping that must stay off the hot path (e.g. merging index segments)."""
 
@@ -55,6 +59,7 @@ def catch_up(conn: psycopg.Connection, publisher: Publisher, batch_size: int) ->
     while True:
         batch = read_changes(conn, publisher.watermark(), batch_size)
         if not batch:
+            publisher.caught_up(conn)
             return CatchUp(publisher.name, changes, batches, publisher.watermark())
         publisher.apply(conn, batch)
         changes += len(batch)

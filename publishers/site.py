@@ -91,15 +91,23 @@ class SitePublisher:
         for chat, month in [*before.values(), *now.values()]:
             chats.add(chat)
             months.add((chat, month))
-        for chat in sorted(chats):
-            self._publish_chat(conn, chat, sorted(m for c, m in months if c == chat))
-        self._publish_top(conn)
         self.placements.record(
             ((id_, chat, month) for id_, (chat, month) in now.items()),
             (id_ for id_ in message_ids if id_ not in now),
+            [*months, *((chat, "") for chat in chats)],
         )
-        sync_to_disk()
         self._write(STATE_FILE, json.dumps({"change_seq": changes[-1].seq}).encode() + b"\n")
+
+    def caught_up(self, conn: psycopg.Connection) -> None:
+        """Render the pages the batches since the last catch-up touched (placements.py)."""
+        pending = self.placements.pending()
+        if not pending:
+            return
+        for chat, months in pending.items():
+            self._publish_chat(conn, chat, [m for m in months if m])
+        self._publish_top(conn)
+        sync_to_disk()
+        self.placements.clear_pending()
 
     def _write(self, rel: str, data: bytes) -> None:
         self.pages_written += write_atomic(self.site_dir, rel, data)
