@@ -87,7 +87,7 @@ class ReplayMismatch(ReplayError):
         self.result = result
 
 
-REPLAY_BATCH = 50_000
+REPLAY_BATCH = 20_000
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,9 @@ class ReplayOptions:
     site_dir: Path | None = None
     # Keep the replay schema after a run that does not swap it in (it is dropped otherwise).
     keep: bool = False
-    # Larger than a live processor's: nobody waits on a rebuild's latency, and each batch
-    # re-clusters every (chat, author) group it touches, so fewer batches cost less
-    # (bench_replay, 50,000 events: 3,260 events/s in batches of 20,000, 5,373 in one).
+    # A batch re-clusters only the time segments it touches (group_index.py), so larger
+    # batches gain little and hold more in memory (bench_replay, 1,000,000 events: 4,298
+    # events/s in batches of 50,000, the live store 5,035 in batches of 20,000).
     batch_records: int = REPLAY_BATCH
     # Replaying a copy of the raw topic (topic_copy.py).
     create_time_is_append_time: bool = False
