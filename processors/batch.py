@@ -107,6 +107,17 @@ def time_horizon(pending: Mapping[int, deque[RawRecord]], unread: Iterable[int])
     return min(ends, default=math.inf)
 
 
+def count_until(pending: Mapping[int, deque[RawRecord]], horizon: float, enough: int) -> int:
+    """How many queued records lie at or before `horizon` (counting stops at `enough`)."""
+    n = 0
+    for queue in pending.values():
+        for record in queue:
+            if _time(record) > horizon or n >= enough:
+                break
+            n += 1
+    return n
+
+
 def _time(record: RawRecord) -> float:
     return record.broker_utc or 0.0
 

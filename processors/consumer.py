@@ -7,6 +7,9 @@ again; an OffsetConflict (another instance moved a partition during a rebalance)
 database connection rolls the batch back and seeks again. The loop stops between batches when
 `stop` is set (the CLI sets it on SIGTERM), so a batch is always either committed or dropped.
 
+A batch is taken in broker-time order across the partitions (batch.take_in_time_order), and
+the next one is read and decoded in a thread while the store applies this one.
+
 `once=True` (replay, tests, demo) assigns every partition of the topic to itself without a
 consumer group and returns when it has caught up with the end offsets read at its start.
 Otherwise the instance joins consumer group `group` and runs until stopped.
@@ -29,6 +32,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from chatchannels.processors.batch import (
     Decoded,
     RawRecord,
+    count_until,
     decode_record,
     take_in_time_order,
     time_horizon,
@@ -226,7 +230,7 @@ class Processor:
         stop_at = self.options.stop_at
         while not self.stop.is_set():
             horizon = time_horizon(self.pending, self._unread())
-            if _count_until(self.pending, horizon, want) >= want:
+            if count_until(self.pending, horizon, want) >= want:
                 return take_in_time_order(self.pending, want, horizon)
             if sum(map(len, self.pending.values())) >= _BUFFERED_BATCHES * want:
                 break
@@ -285,17 +289,6 @@ class Processor:
         if self.on_batch:
             self.on_batch(s)
         return True
-
-
-def _count_until(pending: Mapping[int, deque[RawRecord]], horizon: float, enough: int) -> int:
-    """How many queued records lie at or before `horizon` (counting stops at `enough`)."""
-    n = 0
-    for queue in pending.values():
-        for record in queue:
-            if (record.broker_utc or 0.0) > horizon or n >= enough:
-                break
-            n += 1
-    return n
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from chatchannels.processors.batch import (
     RawRecord,
+    count_until,
     decode_record,
     fold_records,
     needed_keys,
@@ -152,8 +153,9 @@ def test_batches_are_prefixes_taken_in_time_order_up_to_the_horizon(queues, n, u
     for p in unread:
         last = pending[p][-1].broker_utc or 0 if pending.get(p) else -math.inf
         assert horizon <= last
+    ready = count_until(pending, horizon, n)
     batch = take_in_time_order(pending, n, horizon)
-    assert len(batch) <= n
+    assert len(batch) == ready <= n
     for p, times in queues.items():
         offsets = [r.offset for r in batch if r.partition == p]
         assert offsets == list(range(len(offsets)))  # a prefix, in order
