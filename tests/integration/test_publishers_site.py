@@ -132,6 +132,29 @@ def test_a_change_rewrites_only_the_pages_it_touches(seeder, pg_dsn, tmp_path):
     } - {paths.chat_index_path(LEGACY)}
 
 
+def test_a_catch_up_in_many_batches_renders_each_page_once(seeder, pg_dsn, tmp_path, monkeypatch):
+    seeder.user("alice", "Alice A.")
+    seeder.chat(LEGACY, "Planning", ["alice"])
+    for day in range(1, 13):
+        seeder.message(f"a{day:02}", LEGACY, "alice", t(4, day), f"April {day}", "Alice A.")
+    rendered = []
+    render = SitePublisher._publish_month
+
+    def counting(self, conn, chat, month, months):
+        rendered.append((chat, month))
+        render(self, conn, chat, month, months)
+
+    monkeypatch.setattr(SitePublisher, "_publish_month", counting)
+    publisher = SitePublisher(tmp_path)
+    try:
+        [result] = run_publishers(pg_dsn, [publisher], once=True, batch_size=3)
+    finally:
+        publisher.close()
+    assert result.batches >= 4
+    assert rendered == [(LEGACY, "2006-04")]
+    assert (tmp_path / paths.month_page_path(LEGACY, "2006-04")).read_text().count('id="m-a') == 12
+
+
 def test_pages_show_history_deletions_hosts_and_escape_everything(seeder, pg_dsn, tmp_path):
     seed_first_state(seeder)
     seed_more(seeder)
