@@ -49,7 +49,7 @@ from chatchannels.processors.batch import (
     needed_keys,
     refreshing_hosts,
 )
-from chatchannels.processors.canonical import CanonicalMessage, GroupChange, diff_messages
+from chatchannels.processors.canonical import CanonicalMessage, GroupChange
 from chatchannels.processors.clocks import HostClock
 from chatchannels.processors.content import normalise_handle
 from chatchannels.processors.group_index import GroupIndex
@@ -412,15 +412,19 @@ class Store:
         return {host: load_value(HostClock, state) for host, state in rows}
 
     def _load_host_messages(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], HostMessage]:
+        rows = self._host_message_rows("m.state", keys)
+        return {(h, i): load_value(HostMessage, s) for h, i, s in rows}
+
+    def _host_message_rows(self, columns: str, keys: set[tuple[str, str]]) -> list[tuple]:
+        """(host, local_id, *columns) of the stored host messages with these keys."""
         if not keys:
-            return {}
+            return []
         hosts, ids = zip(*sorted(keys), strict=True)
-        rows = self.conn.execute(
-            "SELECT m.host, m.local_id, m.state FROM proc_host_messages m"
+        return self.conn.execute(
+            f"SELECT m.host, m.local_id, {columns} FROM proc_host_messages m"
             " JOIN unnest(%s::text[], %s::text[]) AS k(host, local_id) USING (host, local_id)",
             (list(hosts), list(ids)),
-        )
-        return {(h, i): load_value(HostMessage, s) for h, i, s in rows}
+        ).fetchall()
 
     def _load_refreshable(
         self, hosts: set[str], clocks: Mapping[str, HostClock]
@@ -566,10 +570,9 @@ class Store:
             index = indexes.get(group)
             if index is None:
                 members, messages = stored[group]
-                index = GroupIndex(*group, self.tolerance_s)
-                index.update({**members, **changed[group]})
-                change = diff_messages(messages, list(index.messages.values()))
-                before = {m.id: m for m in messages}
+                index, change, before = GroupIndex.rebuild(
+                    *group, self.tolerance_s, {**members, **changed[group]}, messages
+                )
             else:
                 change, before = index.update(changed[group])
             result.append(_Recomputed(group, change, before))
@@ -719,17 +722,12 @@ class Store:
     ) -> None:
         """Observation rows with the raw event that first named each host message: this
         batch's record, or the one its host message row keeps."""
-        earlier = sorted({r[:2] for r in rows if r[:2] not in first_seen})
+        earlier = {r[:2] for r in rows if r[:2] not in first_seen}
         first = {key: (record.partition, record.offset) for key, record in first_seen.items()}
-        if earlier:
-            hosts, ids = zip(*earlier, strict=True)
-            for host, local_id, partition, offset in self.conn.execute(
-                "SELECT m.host, m.local_id, m.first_partition, m.first_offset"
-                " FROM proc_host_messages m"
-                " JOIN unnest(%s::text[], %s::text[]) AS k(host, local_id) USING (host, local_id)",
-                (list(hosts), list(ids)),
-            ):
-                first[(host, local_id)] = (partition, offset)
+        for host, local_id, partition, offset in self._host_message_rows(
+            "m.first_partition, m.first_offset", earlier
+        ):
+            first[(host, local_id)] = (partition, offset)
         self._upsert(
             "observations",
             (*OBSERVATION_COLUMNS, "first_partition", "first_offset"),
