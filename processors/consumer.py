@@ -8,7 +8,7 @@ database connection rolls the batch back and seeks again. The loop stops between
 `stop` is set (the CLI sets it on SIGTERM), so a batch is always either committed or dropped.
 
 A batch is taken in broker-time order across the partitions (batch.take_in_time_order), and
-the next one is read and decoded in a thread while the store applies this one.
+the next one is read, and decoded in a worker process, while the store applies this one.
 
 `once=True` (replay, tests, demo) assigns every partition of the topic to itself without a
 consumer group and returns when it has caught up with the end offsets read at its start.
@@ -18,11 +18,13 @@ Otherwise the instance joins consumer group `group` and runs until stopped.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import signal
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 import psycopg
@@ -33,7 +35,7 @@ from chatchannels.processors.batch import (
     Decoded,
     RawRecord,
     count_until,
-    decode_record,
+    decode_values,
     take_in_time_order,
     time_horizon,
 )
@@ -75,7 +77,12 @@ class ProcessOptions:
 @dataclass(frozen=True)
 class _Batch:
     records: list[RawRecord]
-    decoded: Future[list[Decoded]]
+    decoded: Future[tuple[list, float]]
+
+    def result(self, timings: Counter[str]) -> list[Decoded]:
+        results, seconds = self.decoded.result()
+        timings["decode (ahead, in a worker process)"] += seconds
+        return [Decoded(r, d) for r, d in zip(self.records, results, strict=True)]
 
 
 @dataclass
@@ -130,7 +137,7 @@ class Processor:
         )
         # Records polled but not yet applied, per partition, in offset order.
         self.pending: dict[int, deque[RawRecord]] = {}
-        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="decode")
+        self._decoder = _decoder()
 
     def _connect_store(self) -> Store:
         return Store.connect(
@@ -189,8 +196,8 @@ class Processor:
         while not self.stop.is_set():
             generation = self.generation
             batch = ahead or self._read()
-            # The next batch is read, and decoded in a thread, while this one is applied:
-            # the decoding runs while the main thread waits on PostgreSQL.
+            # The next batch is read, and decoded in a worker process, while this one is
+            # applied.
             ahead = self._read() if batch is not None else None
             if self.generation != generation:
                 # A rebalance happened inside poll(): drop what was gathered and read again
@@ -200,7 +207,7 @@ class Processor:
                 self._seek_to_stored(self.consumer.assignment())
                 continue
             if batch is not None:
-                if not self._apply(batch.records, batch.decoded.result()):
+                if not self._apply(batch.records, batch.result(self.store.timings)):
                     ahead = None  # read from positions that are no longer the stored ones
             elif end is not None and all(self.consumer.position(tp) >= o for tp, o in end.items()):
                 break
@@ -210,14 +217,7 @@ class Processor:
         records = self._gather()
         if not records:
             return None
-        return _Batch(records, self._decoder.submit(self._decode, records, self.store.timings))
-
-    @staticmethod
-    def _decode(records: list[RawRecord], timings: Counter[str]) -> list[Decoded]:
-        start = time.perf_counter()
-        decoded = [decode_record(r) for r in records]
-        timings["decode (ahead, in a thread)"] += time.perf_counter() - start
-        return decoded
+        return _Batch(records, self._decoder.submit(decode_values, [r.value for r in records]))
 
     def _gather(self) -> list[RawRecord]:
         """The next batch, in time order across partitions: polls until a batch's worth of
@@ -304,6 +304,24 @@ class _Rebalance(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned) -> None:
         self.processor.generation += 1
         self.processor._seek_to_stored(assigned)
+
+
+def _decoder() -> ProcessPoolExecutor:
+    """One worker process that decodes batches. Decoding (JSON, the schema, the Desktop API
+    lines) is a third of the processor's Python work: in a thread it holds the interpreter
+    lock the store's work needs, in a process it runs on the other core. A forkserver, so
+    that no worker is forked from a process with threads (Kafka's, the publishers' in tests),
+    and one that has imported the decoder already."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["chatchannels.processors.batch"])
+    return ProcessPoolExecutor(1, mp_context=context, initializer=_ignore_signals)
+
+
+def _ignore_signals() -> None:
+    # Ctrl-C and SIGTERM reach the whole process group: the parent decides when to stop, and
+    # the worker goes when the parent closes it or its pipe breaks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def run_processor(
