@@ -26,8 +26,10 @@ import gc
 import hashlib
 import time
 import uuid
-from collections import Counter, OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,6 +123,14 @@ class _Recomputed:
 
 
 @dataclass(frozen=True)
+class _LockedGroups:
+    groups: list[GroupKey]
+    indexes: dict[GroupKey, GroupIndex]
+    # The groups not in the cache: their stored host messages and messages.
+    stored: dict[GroupKey, tuple[dict[tuple[str, str], HostMessage], list[CanonicalMessage]]]
+
+
+@dataclass(frozen=True)
 class _GroupState:
     version: uuid.UUID
     index: GroupIndex
@@ -152,6 +162,42 @@ class _GroupCache:
         while self.size > self.max_members and len(self.groups) > 1:
             _, (_, evicted) = self.groups.popitem(last=False)
             self.size -= evicted
+
+
+class _Writes:
+    """Statements whose results the batch does not read, run in the order given on one
+    thread while the batch goes on, so that PostgreSQL executes them while Python works on
+    (a batch's state is written while its groups are recomputed). They share the batch's
+    connection and transaction; every read waits for the writes before it (Store._query),
+    so everything runs in the order the code states it."""
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="store-writes")
+        self._pending: deque[Future[None]] = deque()
+
+    def submit(self, write: Callable[[], None]) -> None:
+        self._pending.append(self._thread.submit(write))
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending)
+
+    def wait(self) -> None:
+        """Until all have run; the first failure is raised."""
+        while self._pending:
+            self._pending[0].result()
+            self._pending.popleft()
+
+    def abandon(self) -> None:
+        """After a failure: none of them may run after the transaction is rolled back."""
+        for future in self._pending:
+            future.cancel()
+        wait_for(self._pending)
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.abandon()
+        self._thread.shutdown()
 
 
 @contextmanager
@@ -197,6 +243,7 @@ class Store:
         self.consumer = consumer
         self.tolerance_s = tolerance_s
         self._cache = _GroupCache(cache_members)
+        self._writes = _Writes()
         self.timings: Counter[str] = Counter()
 
     @classmethod
@@ -216,6 +263,7 @@ class Store:
         return cls(conn, **kwargs)
 
     def close(self) -> None:
+        self._writes.close()
         self.conn.close()
         # The groups are frozen out of the collector (_gc_paused): let them go now, even if
         # something still holds this store.
@@ -253,12 +301,11 @@ class Store:
         for r in records:
             last[r.partition] = max(last.get(r.partition, -1), r.offset)
             counts[r.partition] += 1
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                "UPDATE offsets SET next_offset = %s, consumed = consumed + %s"
-                " WHERE consumer = %s AND topic = %s AND partition = %s",
-                [(last[p] + 1, counts[p], self.consumer, topic, p) for p in sorted(last)],
-            )
+        self._write_many(
+            "UPDATE offsets SET next_offset = %s, consumed = consumed + %s"
+            " WHERE consumer = %s AND topic = %s AND partition = %s",
+            [(last[p] + 1, counts[p], self.consumer, topic, p) for p in sorted(last)],
+        )
         return {p: o + 1 for p, o in last.items()}
 
     # -- the batch --------------------------------------------------------------------------
@@ -274,7 +321,7 @@ class Store:
         `expected` (partition -> next offset), in one transaction, with their `decoded`
         results if the caller has them already. Raises OffsetConflict (nothing written) if
         another instance moved a partition meanwhile."""
-        with _gc_paused(), self.conn.transaction():
+        with _gc_paused(), self._transaction():
             self._claim_offsets(topic, {p: expected[p] for p in {r.partition for r in records}})
             if decoded is None:
                 with self._timed("decode"):
@@ -284,6 +331,38 @@ class Store:
             committing = time.perf_counter()
         self.timings["commit"] += time.perf_counter() - committing
         return BatchResult(len(records), len(folded.dead), changes, next_offsets)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A transaction whose queued writes have all run before it commits, and none of
+        which runs after it rolls back."""
+        with self.conn.transaction():
+            try:
+                yield
+                self._wait_for_writes()
+            except BaseException:
+                self._writes.abandon()
+                raise
+
+    def _wait_for_writes(self) -> None:
+        if self._writes.busy:
+            with self._timed("wait for writes"):
+                self._writes.wait()
+
+    def _query(self, query: str, params: Sequence[Any] | None = None) -> psycopg.Cursor:
+        """A statement whose result is read: after the writes queued before it."""
+        self._wait_for_writes()
+        return self.conn.execute(query, params)
+
+    def _write(self, query: str, params: Sequence[Any] | None = None) -> None:
+        self._writes.submit(lambda: self.conn.execute(query, params).close())
+
+    def _write_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        def write() -> None:
+            with self.conn.cursor() as cur:
+                cur.executemany(query, rows)
+
+        self._writes.submit(write)
 
     def _apply_decoded(self, decoded: Sequence[Decoded]) -> tuple[Folded, int]:
         with self._timed("load state"):
@@ -296,13 +375,16 @@ class Store:
             objects = self._load_objects(object_keys)
         with self._timed("fold"):
             folded = fold_records(decoded, clocks, host_messages, objects)
+        with self._timed("load groups"):
+            groups = self._lock_groups(folded)
+        # Queued (_Writes): PostgreSQL writes the state while the groups are recomputed.
         with self._timed("write state"):
             self._write_dead_letters(folded)
             self._write_clocks(folded)
             self._write_host_messages(folded)
             self._write_objects(folded)
         with self._timed("recompute groups"):
-            recomputed = self._recompute_groups(folded)
+            recomputed = self._recompute_groups(folded, groups)
         chats = {r.group[0] for r in recomputed if r.change.upserted or r.change.removed}
         chats |= {key[2] for key in folded.objects if key[1] == "CHAT"}
         with self._timed("write canonical"):
@@ -382,8 +464,8 @@ class Store:
         position moves. A host's clock and message folding only move forward (seq), so a
         redriven event older than what its host has sent since adds its message's content
         but no clock evidence."""
-        with self.conn.transaction():
-            rows = self.conn.execute(
+        with self._transaction():
+            rows = self._query(
                 'SELECT id, topic, partition, "offset", key, value,'
                 " extract(epoch FROM broker_utc)::float8 FROM dead_letters"
                 " WHERE redriven_utc IS NULL AND (%s::bigint[] IS NULL OR id = ANY(%s))"
@@ -397,7 +479,7 @@ class Store:
             accepted = [
                 i for i, r in records.items() if (r.topic, r.partition, r.offset) not in refused
             ]
-            self.conn.execute(
+            self._write(
                 "UPDATE dead_letters SET redriven_utc = now() WHERE id = ANY(%s)", (accepted,)
             )
         still_bad = tuple(i for i in records if i not in set(accepted))
@@ -406,7 +488,7 @@ class Store:
     # -- state in ---------------------------------------------------------------------------
 
     def _load_clocks(self, hosts: set[str]) -> dict[str, HostClock]:
-        rows = self.conn.execute(
+        rows = self._query(
             "SELECT host, state FROM proc_host_clocks WHERE host = ANY(%s)", (sorted(hosts),)
         )
         return {host: load_value(HostClock, state) for host, state in rows}
@@ -420,7 +502,7 @@ class Store:
         if not keys:
             return []
         hosts, ids = zip(*sorted(keys), strict=True)
-        return self.conn.execute(
+        return self._query(
             f"SELECT m.host, m.local_id, {columns} FROM proc_host_messages m"
             " JOIN unnest(%s::text[], %s::text[]) AS k(host, local_id) USING (host, local_id)",
             (list(hosts), list(ids)),
@@ -432,7 +514,7 @@ class Store:
         """The hosts' messages with a correction in the host's current epoch or none."""
         ordered = sorted(hosts)
         steps = [clocks[h].steps if h in clocks else 0 for h in ordered]
-        rows = self.conn.execute(
+        rows = self._query(
             "SELECT m.host, m.local_id, m.state FROM proc_host_messages m"
             " JOIN unnest(%s::text[], %s::int[]) AS c(host, steps) USING (host)"
             " WHERE m.epoch_min = -1 OR m.epoch_max >= c.steps",
@@ -444,7 +526,7 @@ class Store:
         if not keys:
             return {}
         hosts, objs, ids = zip(*sorted(keys), strict=True)
-        rows = self.conn.execute(
+        rows = self._query(
             "SELECT o.host, o.obj, o.obj_id, o.state FROM proc_objects o"
             " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(host, obj, obj_id)"
             " USING (host, obj, obj_id)",
@@ -457,28 +539,27 @@ class Store:
     def _write_dead_letters(self, folded: Folded) -> None:
         if not folded.dead:
             return
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                'INSERT INTO dead_letters (topic, partition, "offset", key, value, reason,'
-                " broker_utc, kind, host, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                ' ON CONFLICT (topic, partition, "offset") DO UPDATE SET reason = EXCLUDED.reason,'
-                " kind = EXCLUDED.kind, host = EXCLUDED.host, seq = EXCLUDED.seq",
-                [
-                    (
-                        r.topic,
-                        r.partition,
-                        r.offset,
-                        r.key,
-                        r.value,
-                        str(err),
-                        utc_datetime(r.broker_utc),
-                        err.kind,
-                        err.host,
-                        err.seq,
-                    )
-                    for r, err in folded.dead
-                ],
-            )
+        self._write_many(
+            'INSERT INTO dead_letters (topic, partition, "offset", key, value, reason,'
+            " broker_utc, kind, host, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            ' ON CONFLICT (topic, partition, "offset") DO UPDATE SET reason = EXCLUDED.reason,'
+            " kind = EXCLUDED.kind, host = EXCLUDED.host, seq = EXCLUDED.seq",
+            [
+                (
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.key,
+                    r.value,
+                    str(err),
+                    utc_datetime(r.broker_utc),
+                    err.kind,
+                    err.host,
+                    err.seq,
+                )
+                for r, err in folded.dead
+            ],
+        )
 
     def _write_clocks(self, folded: Folded) -> None:
         if folded.clocks:
@@ -542,21 +623,30 @@ class Store:
 
     # -- groups -----------------------------------------------------------------------------
 
-    def _recompute_groups(self, folded: Folded) -> list[_Recomputed]:
+    def _lock_groups(self, folded: Folded) -> _LockedGroups:
+        """Locks the batch's groups and reads them: from the cache where it holds the stored
+        version, from the store otherwise (their host messages but the ones this batch
+        changes, so they can be read before the batch's state is written)."""
         keyed = sorted((group_lock_key(g), g) for g in folded.groups)
         if not keyed:
-            return []
-        self.conn.execute(
+            return _LockedGroups([], {}, {})
+        self._write(
             "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
             ([k for k, _ in keyed],),
         )
         groups = [g for _, g in keyed]
+        indexes = self._cached_indexes(groups)
+        stored = self._load_groups([g for g in groups if g not in indexes], folded)
+        return _LockedGroups(groups, indexes, stored)
+
+    def _recompute_groups(self, folded: Folded, locked: _LockedGroups) -> list[_Recomputed]:
+        groups = locked.groups
+        if not groups:
+            return []
         changed: dict[GroupKey, dict[tuple[str, str], HostMessage]] = {g: {} for g in groups}
         for key, message in folded.host_messages.items():
             if message.is_complete:
                 changed[(message.chat, normalise_handle(message.author))][key] = message
-        indexes = self._cached_indexes(groups)
-        stored = self._load_groups([g for g in groups if g not in indexes], folded)
         versions = [(g[0], g[1], uuid.uuid4()) for g in groups]
         self._upsert(
             "proc_groups",
@@ -567,9 +657,9 @@ class Store:
         )
         result = []
         for (*_, version), group in zip(versions, groups, strict=True):
-            index = indexes.get(group)
+            index = locked.indexes.get(group)
             if index is None:
-                members, messages = stored[group]
+                members, messages = locked.stored[group]
                 index, change, before = GroupIndex.rebuild(
                     *group, self.tolerance_s, {**members, **changed[group]}, messages
                 )
@@ -586,7 +676,7 @@ class Store:
         has written them since. Taken out of the cache until their update is done."""
         stored_versions = {
             (c, a): v
-            for c, a, v in self.conn.execute(
+            for c, a, v in self._query(
                 "SELECT p.chat, p.author_key, p.version FROM proc_groups p"
                 " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
                 " USING (chat, author_key)",
@@ -608,7 +698,7 @@ class Store:
         if not groups:
             return loaded
         chats, authors = [g[0] for g in groups], [g[1] for g in groups]
-        for chat, author_key, host, local_id, state in self.conn.execute(
+        for chat, author_key, host, local_id, state in self._query(
             "SELECT m.chat, m.author_key, m.host, m.local_id, m.state::text"
             " FROM proc_host_messages m JOIN unnest(%s::text[], %s::text[])"
             " AS g(chat, author_key) USING (chat, author_key)",
@@ -618,7 +708,7 @@ class Store:
             if (host, local_id) not in folded.host_messages:
                 message = load_value(HostMessage, state)
                 loaded[(chat, author_key)][0][(host, local_id)] = message
-        for chat, author_key, state in self.conn.execute(
+        for chat, author_key, state in self._query(
             "SELECT m.chat, m.author_key, m.state FROM proc_group_messages m"
             " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
             " USING (chat, author_key)",
@@ -635,7 +725,9 @@ class Store:
         chats: set[str],
         first_seen: Mapping[tuple[str, str], RawRecord],
     ) -> int:
-        """Write the canonical rows and their change rows under the change-stream lock."""
+        """Write the canonical rows and their change rows under the change-stream lock. The
+        rows are built before the lock is waited for, while PostgreSQL writes the batch's
+        state; the change_seq numbers go out once it is held."""
         upserted = [m for r in recomputed for m in r.change.upserted]
         removed = sorted(
             (r.before[i] for r in recomputed for i in r.change.removed), key=lambda m: m.id
@@ -644,8 +736,17 @@ class Store:
         aliases = [a for r in recomputed for a in r.change.aliases]
         if not upserted and not removed and not chats:
             return 0
-        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CHANGES_LOCK,))
-        (seq,) = self.conn.execute("SELECT coalesce(max(change_seq), 0) FROM changes").fetchone()
+        before = {i: m for r in recomputed for i, m in r.before.items()}
+        messages = [message_row(m) for m in upserted]
+        revised, revisions = _changed_revisions(upserted, before)
+        observations = _changed_observations(upserted, before)
+        group_messages = [
+            (m.id, m.chat, normalise_handle(m.author), dump_value(m)) for m in upserted
+        ]
+        self._write("SELECT pg_advisory_xact_lock(%s)", (_CHANGES_LOCK,))
+        (seq,) = self._query("SELECT coalesce(max(change_seq), 0) FROM changes").fetchone()
+        first = self._first_offsets(observations, first_seen)
+        chat_rows = self._changed_chats(sorted(chats))
         changes: list[tuple] = []
 
         def next_seq() -> int:
@@ -653,74 +754,64 @@ class Store:
             seq += 1
             return seq
 
-        if removed_ids:
-            self.conn.execute("DELETE FROM messages WHERE id = ANY(%s)", (removed_ids,))
-            self.conn.execute("DELETE FROM proc_group_messages WHERE id = ANY(%s)", (removed_ids,))
         for m in removed:
             changes.append((next_seq(), "message", m.id, m.chat, utc_datetime(m.utc)))
         message_rows = []
-        for m in upserted:
+        for m, row in zip(upserted, messages, strict=True):
             s = next_seq()
-            message_rows.append((*message_row(m), s))
+            message_rows.append((*row, s))
             changes.append((s, "message", m.id, m.chat, utc_datetime(m.utc)))
-        before = {i: m for r in recomputed for i, m in r.before.items()}
-        self._write_messages(upserted, message_rows, before, first_seen)
+        chat_rows = [(*row, next_seq()) for row in chat_rows]
+        changes.extend((row[-1], "chat", row[0], row[0], None) for row in chat_rows)
+
+        if removed_ids:
+            self._write("DELETE FROM messages WHERE id = ANY(%s)", (removed_ids,))
+            self._write("DELETE FROM proc_group_messages WHERE id = ANY(%s)", (removed_ids,))
+        self._upsert(
+            "messages",
+            (*MESSAGE_COLUMNS, "change_seq"),
+            message_rows,
+            conflict=("id",),
+            update=(*MESSAGE_COLUMNS[1:], "change_seq"),
+        )
+        if revised:
+            self._write("DELETE FROM revisions WHERE message_id = ANY(%s)", (revised,))
+        self._copy_insert("revisions", REVISION_COLUMNS, revisions, None)
+        self._upsert(
+            "observations",
+            (*OBSERVATION_COLUMNS, "first_partition", "first_offset"),
+            [(*r, *first[r[:2]]) for r in observations],
+            conflict=("host", "local_id"),
+            update=OBSERVATION_COLUMNS[2:],
+        )
+        self._upsert(
+            "proc_group_messages",
+            ("id", "chat", "author_key", "state"),
+            group_messages,
+            conflict=("id",),
+            update=("chat", "author_key", "state"),
+        )
         self._write_aliases(aliases, [m.id for m in upserted])
-        changes.extend(self._write_chats(sorted(chats), next_seq))
+        self._upsert(
+            "chats",
+            ("name", "topic", "members", "created_utc", "change_seq"),
+            chat_rows,
+            ("name",),
+            ("topic", "members", "created_utc", "change_seq"),
+        )
         authors = sorted({m.author.lower() for m in [*upserted, *removed]})
         changes.extend(self._write_users(authors, next_seq))
         self._copy_insert(
             "changes", ("change_seq", "kind", "key", "chat", "posted_utc"), changes, conflict=None
         )
         if changes:
-            self.conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(seq)))
+            self._write("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(seq)))
         return len(changes)
 
-    def _write_messages(
-        self,
-        upserted: list[CanonicalMessage],
-        rows: list[tuple],
-        before: Mapping[str, CanonicalMessage],
-        first_seen: Mapping[tuple[str, str], RawRecord],
-    ) -> None:
-        """Messages, and of their revisions and observations only the rows that differ from
-        the ones their version before left (a host's copy joining a message changes its
-        observations, rarely its revisions; most observations stay where they were)."""
-        if not upserted:
-            return
-        self._upsert(
-            "messages",
-            (*MESSAGE_COLUMNS, "change_seq"),
-            rows,
-            conflict=("id",),
-            update=(*MESSAGE_COLUMNS[1:], "change_seq"),
-        )
-        revised, revisions = [], []
-        for m in upserted:
-            new = revision_rows(m)
-            old = before.get(m.id)
-            if old is None or revision_rows(old) != new:
-                revised.append(m.id)
-                revisions.extend(new)
-        self.conn.execute("DELETE FROM revisions WHERE message_id = ANY(%s)", (revised,))
-        self._copy_insert("revisions", REVISION_COLUMNS, revisions, None)
-        observations = []
-        for m in upserted:
-            old = set(observation_rows(before[m.id])) if m.id in before else set()
-            observations.extend(r for r in observation_rows(m) if r not in old)
-        self._write_observations(observations, first_seen)
-        self._upsert(
-            "proc_group_messages",
-            ("id", "chat", "author_key", "state"),
-            [(m.id, m.chat, normalise_handle(m.author), dump_value(m)) for m in upserted],
-            conflict=("id",),
-            update=("chat", "author_key", "state"),
-        )
-
-    def _write_observations(
+    def _first_offsets(
         self, rows: list[tuple], first_seen: Mapping[tuple[str, str], RawRecord]
-    ) -> None:
-        """Observation rows with the raw event that first named each host message: this
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """For each observation row, the raw event that first named its host message: this
         batch's record, or the one its host message row keeps."""
         earlier = {r[:2] for r in rows if r[:2] not in first_seen}
         first = {key: (record.partition, record.offset) for key, record in first_seen.items()}
@@ -728,64 +819,47 @@ class Store:
             "m.first_partition, m.first_offset", earlier
         ):
             first[(host, local_id)] = (partition, offset)
-        self._upsert(
-            "observations",
-            (*OBSERVATION_COLUMNS, "first_partition", "first_offset"),
-            [(*r, *first[r[:2]]) for r in rows],
-            conflict=("host", "local_id"),
-            update=OBSERVATION_COLUMNS[2:],
-        )
+        return first
 
     def _write_aliases(self, aliases: list[tuple[str, str]], live: list[str]) -> None:
         if aliases:
-            with self.conn.cursor() as cur:
-                # Earlier aliases of an id now gone follow it to its successor.
-                cur.executemany(
-                    "UPDATE message_aliases SET new_id = %s WHERE new_id = %s",
-                    [(new, old) for old, new in aliases],
-                )
-                cur.executemany(
-                    "INSERT INTO message_aliases (old_id, new_id) VALUES (%s, %s)"
-                    " ON CONFLICT (old_id) DO UPDATE SET new_id = EXCLUDED.new_id",
-                    aliases,
-                )
+            # Earlier aliases of an id now gone follow it to its successor.
+            self._write_many(
+                "UPDATE message_aliases SET new_id = %s WHERE new_id = %s",
+                [(new, old) for old, new in aliases],
+            )
+            self._write_many(
+                "INSERT INTO message_aliases (old_id, new_id) VALUES (%s, %s)"
+                " ON CONFLICT (old_id) DO UPDATE SET new_id = EXCLUDED.new_id",
+                aliases,
+            )
         if live:
-            self.conn.execute("DELETE FROM message_aliases WHERE old_id = ANY(%s)", (live,))
+            self._write("DELETE FROM message_aliases WHERE old_id = ANY(%s)", (live,))
 
-    def _write_chats(self, chats: list[str], next_seq) -> list[tuple]:
+    def _changed_chats(self, chats: list[str]) -> list[tuple]:
+        """(name, topic, members, created_utc) of the chats whose row changes."""
         if not chats:
             return []
-        skews = dict(self.conn.execute("SELECT host, skew_s FROM proc_host_clocks"))
+        skews = dict(self._query("SELECT host, skew_s FROM proc_host_clocks"))
         objects: dict[str, list[ObjectObservation]] = {c: [] for c in chats}
-        for obj_id, state in self.conn.execute(
+        for obj_id, state in self._query(
             "SELECT obj_id, state FROM proc_objects WHERE obj = 'CHAT' AND obj_id = ANY(%s)",
             (chats,),
         ):
             objects[obj_id].append(load_value(ObjectObservation, state))
         existing = {
             name: (topic, tuple(members), created)
-            for name, topic, members, created in self.conn.execute(
+            for name, topic, members, created in self._query(
                 "SELECT name, topic, members, created_utc FROM chats WHERE name = ANY(%s)",
                 (chats,),
             )
         }
-        rows, changes = [], []
+        rows = []
         for chat in chats:
             row = chat_row(objects[chat], skews)
-            values = (row.topic, row.members, row.created_utc)
-            if existing.get(chat) == values:
-                continue
-            s = next_seq()
-            rows.append((chat, row.topic, list(row.members), row.created_utc, s))
-            changes.append((s, "chat", chat, chat, None))
-        self._upsert(
-            "chats",
-            ("name", "topic", "members", "created_utc", "change_seq"),
-            rows,
-            ("name",),
-            ("topic", "members", "created_utc", "change_seq"),
-        )
-        return changes
+            if existing.get(chat) != (row.topic, row.members, row.created_utc):
+                rows.append((chat, row.topic, list(row.members), row.created_utc))
+        return rows
 
     def _write_users(self, handles: list[str], next_seq) -> list[tuple]:
         """A user's display name is the one on their latest message, in any chat: a function
@@ -794,7 +868,7 @@ class Store:
             return []
         # One index probe per handle (messages_author, backwards), not all their messages.
         latest = dict(
-            self.conn.execute(
+            self._query(
                 "SELECT h.handle, m.author_name FROM unnest(%s::text[]) AS h(handle)"
                 " CROSS JOIN LATERAL (SELECT author_name FROM messages"
                 " WHERE lower(author) = h.handle ORDER BY posted_utc DESC, id DESC LIMIT 1) m",
@@ -802,9 +876,7 @@ class Store:
             )
         )
         existing = dict(
-            self.conn.execute(
-                "SELECT handle, display_name FROM users WHERE handle = ANY(%s)", (handles,)
-            )
+            self._query("SELECT handle, display_name FROM users WHERE handle = ANY(%s)", (handles,))
         )
         rows, changes = [], []
         for handle in handles:
@@ -844,16 +916,21 @@ class Store:
         conflict: Sequence[str],
         update: Sequence[str],
     ) -> None:
+        """Queued (_Writes), like every write of the batch."""
         if not rows:
             return
         cols = ", ".join(columns)
         sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in update)
-        with self.conn.cursor() as cur:
-            self._stage(cur, table, columns, rows)
-            cur.execute(
-                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM stage_{table}"
-                f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets}"
-            )
+
+        def write() -> None:
+            with self.conn.cursor() as cur:
+                self._stage(cur, table, columns, rows)
+                cur.execute(
+                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM stage_{table}"
+                    f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets}"
+                )
+
+        self._writes.submit(write)
 
     def _copy_insert(
         self,
@@ -866,17 +943,48 @@ class Store:
         if not rows:
             return
         cols = ", ".join(columns)
-        with self.conn.cursor() as cur:
-            if conflict is None:
-                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                return
-            self._stage(cur, table, columns, rows)
-            cur.execute(
-                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM stage_{table}"
-                f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
-            )
+
+        def write() -> None:
+            with self.conn.cursor() as cur:
+                if conflict is None:
+                    with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                    return
+                self._stage(cur, table, columns, rows)
+                cur.execute(
+                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM stage_{table}"
+                    f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+                )
+
+        self._writes.submit(write)
+
+
+def _changed_revisions(
+    upserted: list[CanonicalMessage], before: Mapping[str, CanonicalMessage]
+) -> tuple[list[str], list[tuple]]:
+    """The messages whose revision rows differ from their version before, and their rows
+    (a host's copy joining a message changes its observations, rarely its revisions)."""
+    revised, rows = [], []
+    for m in upserted:
+        new = revision_rows(m)
+        old = before.get(m.id)
+        if old is None or revision_rows(old) != new:
+            revised.append(m.id)
+            rows.extend(new)
+    return revised, rows
+
+
+def _changed_observations(
+    upserted: list[CanonicalMessage], before: Mapping[str, CanonicalMessage]
+) -> list[tuple]:
+    """The observation rows that differ from the ones the messages' versions before left:
+    most stay where they were."""
+    rows = []
+    for m in upserted:
+        old = set(observation_rows(before[m.id])) if m.id in before else set()
+        rows.extend(r for r in observation_rows(m) if r not in old)
+    return rows
 
 
 def _estimate_row(e: ClockEstimate) -> tuple:

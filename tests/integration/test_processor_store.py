@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
 from chatchannels.processors.migrate import migrate
 from chatchannels.processors.rows import message_row
+from chatchannels.processors.store import Store
 from tests.processor_harness import (
     dump_tables,
     engine_over,
@@ -152,3 +155,57 @@ def test_many_batches_of_a_generated_day_agree_with_the_engine(settings) -> None
             " WHERE m.id IS NULL"
         ).fetchone()
     assert dangling == 0, f"{dangling} of {aliases} aliases point at no message"
+
+
+def _fail_in_a_queued_write(monkeypatch) -> type[Exception]:
+    write_objects = Store._write_objects
+
+    def failing(self, folded):
+        self._write("SELECT 1 / 0")
+        write_objects(self, folded)
+
+    monkeypatch.setattr(Store, "_write_objects", failing)
+    return psycopg.errors.DivisionByZero
+
+
+def _fail_while_writes_are_queued(monkeypatch) -> type[Exception]:
+    write_dead_letters = Store._write_dead_letters
+
+    def slow(self, folded):
+        # Still running when the batch fails, with a write queued behind it (staged writes
+        # would fail outside the transaction anyway: their temporary table is gone).
+        self._write("SELECT pg_sleep(0.3)")
+        self._write("UPDATE offsets SET next_offset = next_offset + 1000")
+        write_dead_letters(self, folded)
+
+    def failing(self, folded, locked):
+        raise RuntimeError("a bug in the batch")
+
+    monkeypatch.setattr(Store, "_write_dead_letters", slow)
+    monkeypatch.setattr(Store, "_recompute_groups", failing)
+    return RuntimeError
+
+
+@pytest.mark.parametrize("fail", [_fail_in_a_queued_write, _fail_while_writes_are_queued])
+def test_a_failed_batch_leaves_nothing_of_its_queued_writes(settings, monkeypatch, fail) -> None:
+    """The store queues its writes to a thread (store._Writes): a failure, theirs or the
+    batch's, must reach the caller, and nothing queued may run once the transaction is
+    rolled back; the batch then applies as if it had never failed."""
+    produce(settings, settings.topic, host_events(three_hosts(now_base(8))))
+    records = read_records(settings, settings.topic)
+    first, rest = records[:6], records[6:]
+    store = Store.connect(settings.postgres_dsn, consumer="chatchannels-processor")
+    try:
+        expected = {p: 0 for p in {r.partition for r in records}}
+        expected.update(store.apply_batch(settings.topic, first, expected).next_offsets)
+        before = dump_tables(settings.postgres_dsn)
+        with monkeypatch.context() as patch, pytest.raises(fail(patch)):
+            store.apply_batch(settings.topic, rest, expected)
+        time.sleep(0.5)
+        assert dump_tables(settings.postgres_dsn) == before
+        store.apply_batch(settings.topic, rest, expected)
+    finally:
+        store.close()
+    migrate(settings.postgres_dsn, "whole")
+    process_once(settings, settings.topic, schema="whole")
+    assert dump_tables(settings.postgres_dsn) == dump_tables(settings.postgres_dsn, schema="whole")
