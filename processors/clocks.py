@@ -42,7 +42,9 @@ host's times depend on when another host's events arrived.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+
+from chatchannels.processors.frozen import evolve
 
 STEP_S = 30.0
 STEP_CONFIRM_S = 60.0
@@ -113,13 +115,13 @@ def observe_clock(
     if seq <= clock.last_seq:
         return clock
     if broker_utc is None:
-        return replace(clock, last_seq=seq)
+        return evolve(clock, last_seq=seq)
     sample = ClockSample(seq, agent_utc, broker_utc)
     if clock.best is None or clock.last is None or agent_utc < clock.last.agent_utc - STEP_S:
         return _restart(clock, sample, stepped=clock.best is not None)
     samples = clock.samples + 1
     if sample.bound >= clock.best.bound:
-        return replace(
+        return evolve(
             clock,
             samples=samples,
             last_seq=seq,
@@ -133,7 +135,7 @@ def observe_clock(
             run_samples=0,
         )
     if sample.bound >= clock.best.bound - STEP_S:
-        return replace(
+        return evolve(
             clock,
             samples=samples,
             last_seq=seq,
@@ -149,7 +151,7 @@ def observe_clock(
         run_best = sample
     if sample.broker_utc - first.broker_utc >= STEP_CONFIRM_S:
         return _restart(clock, run_best, stepped=True, last=sample, samples=clock.run_samples + 1)
-    return replace(
+    return evolve(
         clock,
         samples=samples,
         last_seq=seq,
@@ -169,7 +171,7 @@ def _restart(
     samples: int = 1,
 ) -> HostClock:
     last = last or best
-    return replace(
+    return evolve(
         clock,
         last_seq=last.seq,
         skew_s=_round(best.bound),

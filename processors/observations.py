@@ -10,9 +10,10 @@ changes nothing, because one host's events always arrive in that host's order.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from chatchannels.processors.clocks import HostClock
+from chatchannels.processors.frozen import evolve
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def merge_object(stored: ObjectObservation | None, new: ObjectObservation) -> Ob
         return stored
     merged = {name: (value, at) for name, value, at in stored.properties}
     merged.update((name, (value, at)) for name, value, at in new.properties)
-    return replace(new, properties=tuple((n, v, t) for n, (v, t) in sorted(merged.items())))
+    return evolve(new, properties=tuple((n, v, t) for n, (v, t) in sorted(merged.items())))
 
 
 Observation = MessageObservation | ObjectObservation
@@ -175,7 +176,7 @@ def fold_observation(
     if timestamp is None and obs.timestamp is not None:
         timestamp, tz = obs.timestamp, obs.tz_offset_s
         skew, epoch = clock.skew_s, clock.epoch
-    return replace(
+    return evolve(
         message,
         last_seq=obs.seq,
         chat=message.chat if message.chat is not None else obs.chat,
@@ -203,7 +204,7 @@ def _same_sighting(a: BodySighting, b: BodySighting) -> bool:
 def refresh_clock(message: HostMessage, clock: HostClock) -> HostMessage:
     """The message re-corrected with its host's improved estimate (itself if none applies)."""
     sightings = tuple(
-        replace(s, skew_s=clock.skew_s, epoch=clock.epoch)
+        evolve(s, skew_s=clock.skew_s, epoch=clock.epoch)
         if clock.is_stale(s.skew_s, s.epoch)
         else s
         for s in message.sightings
@@ -212,8 +213,8 @@ def refresh_clock(message: HostMessage, clock: HostClock) -> HostMessage:
     if not stale and sightings == message.sightings:
         return message
     if stale:
-        message = replace(message, skew_s=clock.skew_s, epoch=clock.epoch)
-    return replace(message, sightings=sightings)
+        message = evolve(message, skew_s=clock.skew_s, epoch=clock.epoch)
+    return evolve(message, sightings=sightings)
 
 
 def refresh_host_messages(messages: Iterable[HostMessage], clock: HostClock) -> list[HostMessage]:

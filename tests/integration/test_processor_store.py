@@ -178,7 +178,7 @@ def _fail_while_writes_are_queued(monkeypatch) -> type[Exception]:
         self._write("UPDATE offsets SET next_offset = next_offset + 1000")
         write_dead_letters(self, folded)
 
-    def failing(self, folded, locked):
+    def failing(self, *args):
         raise RuntimeError("a bug in the batch")
 
     monkeypatch.setattr(Store, "_write_dead_letters", slow)
