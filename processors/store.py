@@ -346,7 +346,7 @@ class Store:
 
     def _wait_for_writes(self) -> None:
         if self._writes.busy:
-            with self._timed("wait for writes"):
+            with self._timed("waiting for queued writes (within the phases)"):
                 self._writes.wait()
 
     def _query(self, query: str, params: Sequence[Any] | None = None) -> psycopg.Cursor:
@@ -896,18 +896,6 @@ class Store:
 
     # -- bulk writes ------------------------------------------------------------------------
 
-    def _stage(self, cur: psycopg.Cursor, table: str, columns: Sequence[str], rows) -> None:
-        """A temporary copy of `table`'s columns (dropped at commit), filled with COPY."""
-        cols = ", ".join(columns)
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS stage_{table} ON COMMIT DROP AS"
-            f" SELECT {cols} FROM {table} WITH NO DATA"
-        )
-        cur.execute(f"TRUNCATE stage_{table}")
-        with cur.copy(f"COPY stage_{table} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-
     def _upsert(
         self,
         table: str,
@@ -917,20 +905,10 @@ class Store:
         update: Sequence[str],
     ) -> None:
         """Queued (_Writes), like every write of the batch."""
-        if not rows:
-            return
-        cols = ", ".join(columns)
-        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in update)
-
-        def write() -> None:
-            with self.conn.cursor() as cur:
-                self._stage(cur, table, columns, rows)
-                cur.execute(
-                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM stage_{table}"
-                    f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets}"
-                )
-
-        self._writes.submit(write)
+        if rows:
+            sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in update)
+            on_conflict = f"({', '.join(conflict)}) DO UPDATE SET {sets}"
+            self._writes.submit(lambda: self._insert_staged(table, columns, rows, on_conflict))
 
     def _copy_insert(
         self,
@@ -942,22 +920,38 @@ class Store:
         """COPY straight into `table`, or through a stage when rows may exist already."""
         if not rows:
             return
+        if conflict is None:
+            self._writes.submit(lambda: self._copy(table, columns, rows))
+        else:
+            on_conflict = f"({', '.join(conflict)}) DO NOTHING"
+            self._writes.submit(lambda: self._insert_staged(table, columns, rows, on_conflict))
+
+    def _copy(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        with (
+            self.conn.cursor() as cur,
+            cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def _insert_staged(
+        self, table: str, columns: Sequence[str], rows: Sequence[tuple], on_conflict: str
+    ) -> None:
+        """The rows into a temporary copy of `table`'s columns (dropped at commit) with COPY,
+        then into `table` in one INSERT ... ON CONFLICT `on_conflict`."""
         cols = ", ".join(columns)
-
-        def write() -> None:
-            with self.conn.cursor() as cur:
-                if conflict is None:
-                    with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                        for row in rows:
-                            copy.write_row(row)
-                    return
-                self._stage(cur, table, columns, rows)
-                cur.execute(
-                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM stage_{table}"
-                    f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
-                )
-
-        self._writes.submit(write)
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS stage_{table} ON COMMIT DROP AS"
+                f" SELECT {cols} FROM {table} WITH NO DATA"
+            )
+            cur.execute(f"TRUNCATE stage_{table}")
+        self._copy(f"stage_{table}", columns, rows)
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM stage_{table}"
+                f" ON CONFLICT {on_conflict}"
+            )
 
 
 def _changed_revisions(
