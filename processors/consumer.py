@@ -187,11 +187,15 @@ class Processor:
             if self.options.stop_at is not None:
                 end = {tp: self.options.stop_at.get(tp.partition, 0) for tp in partitions}
         else:
-            # Known partitions first: a member that joins the group before the topic's
-            # metadata has reached it is assigned nothing, and kafka-python only notices
-            # the partitions at its next metadata refresh, minutes later.
-            self._partitions()
+            # Subscribed first, then the topic's partitions known, before the first poll
+            # joins the group: kafka-python's leader compares its assignment with the
+            # metadata it held for the subscription when it assigned, and metadata fetched
+            # before the subscription count for nothing. A member that joined without them
+            # was assigned nothing until its next metadata refresh, minutes later, or
+            # rejoined at once, and that second join sometimes got no assignment for a
+            # minute.
             self.consumer.subscribe([self.options.topic], listener=_Rebalance(self))
+            self._partitions()
         ahead: _Batch | None = None
         while not self.stop.is_set():
             generation = self.generation
