@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import select
 import signal
 import threading
 import time
@@ -318,14 +320,38 @@ def _decoder() -> ProcessPoolExecutor:
     and one that has imported the decoder already."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["chatchannels.processors.batch"])
-    return ProcessPoolExecutor(1, mp_context=context, initializer=_ignore_signals)
+    return ProcessPoolExecutor(
+        1, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)
+    )
 
 
-def _ignore_signals() -> None:
-    # Ctrl-C and SIGTERM reach the whole process group: the parent decides when to stop, and
-    # the worker goes when the parent closes it or its pipe breaks.
+def _worker_start(processor: int) -> None:
+    """In the worker: Ctrl-C and SIGTERM reach the whole process group, but the processor
+    decides when to stop (and closes the pool); and the worker exits when the processor
+    does, however it ends. Blocked on its call queue it would never notice (it holds both
+    ends of the queue's pipe), and it would keep the forkserver alive with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(processor,), name="exit-with", daemon=True).start()
+
+
+def _exit_with(pid: int) -> None:
+    try:
+        select.select([os.pidfd_open(pid)], [], [])
+    except OSError:  # gone already, or no pidfd on this kernel
+        while _alive(pid):
+            time.sleep(1)
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_processor(
