@@ -43,6 +43,7 @@ from chatchannels.processors.batch import (
 )
 from chatchannels.processors.store import DEFAULT_CONSUMER, OffsetConflict, Store
 from chatchannels.settings import Settings
+from chatchannels.stack.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -339,19 +340,9 @@ def _exit_with(pid: int) -> None:
     try:
         select.select([os.pidfd_open(pid)], [], [])
     except OSError:  # gone already, or no pidfd on this kernel
-        while _alive(pid):
+        while pid_alive(pid):
             time.sleep(1)
     os._exit(0)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_processor(
