@@ -339,7 +339,8 @@ def _worker_start(processor: int) -> None:
 def _exit_with(pid: int) -> None:
     try:
         select.select([os.pidfd_open(pid)], [], [])
-    except OSError:  # gone already, or no pidfd on this kernel
+    except OSError:  # gone already, or no pidfd (Linux < 5.3)
+        # Without a pidfd nothing can wait for a process that is not one's child: polled.
         while pid_alive(pid):
             time.sleep(1)
     os._exit(0)
