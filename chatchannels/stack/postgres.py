@@ -18,6 +18,10 @@ from pathlib import Path
 from chatchannels.settings import Settings
 from chatchannels.stack.processes import StackError, port_open, read_pid, wait_for
 
+# Spare the processor's large transactions a checkpoint every few batches (deploy/config.md);
+# docker-compose.yml runs its PostgreSQL with the same.
+WAL_SETTINGS = {"max_wal_size": "4GB", "checkpoint_timeout": "15min", "wal_compression": "lz4"}
+
 PG_MAJOR = 15
 
 
@@ -115,6 +119,7 @@ def start_postgres(settings: Settings) -> int:
         f"unix_socket_directories = '{paths.run}'\n"
         "shared_buffers = 256MB\n"
         "max_connections = 200\n"
+        + "".join(f"{key} = {value}\n" for key, value in WAL_SETTINGS.items())
     )
     _chown_to_owner(conf)
     main_conf = paths.data / "postgresql.conf"

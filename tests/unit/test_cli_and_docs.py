@@ -11,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from chatchannels.cli import SUBCOMMANDS, main
+from chatchannels.stack.postgres import WAL_SETTINGS
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
@@ -49,6 +50,13 @@ def test_compose_file_is_the_production_server_side():
     for name in ("kafka", "postgres", "web"):
         assert "healthcheck" in services[name], name
     assert {"kafka-data", "postgres-data", "site"} <= set(compose["volumes"])
+
+
+def test_compose_postgres_has_the_stacks_wal_settings():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    command = compose["services"]["postgres"]["command"]
+    flags = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "-c")
+    assert flags == WAL_SETTINGS
 
 
 def test_compose_runs_only_commands_that_exist():
