@@ -162,20 +162,40 @@ def needed_keys(decoded: Iterable[Decoded]) -> tuple[set[str], set[MessageKey], 
     return hosts, messages, objects
 
 
-def refreshing_hosts(decoded: Iterable[Decoded], clocks: Mapping[str, HostClock]) -> set[str]:
-    """Hosts whose correction (skew, epoch) changes somewhere in the batch: the store must
-    load their possibly stale host messages (`correction_epochs`) before folding."""
+def clock_track(
+    decoded: Iterable[Decoded], clocks: Mapping[str, HostClock]
+) -> list[HostClock | None]:
+    """The clock of each record's host after the record (None where it did not decode), from
+    the stored `clocks`: what both `refreshing_hosts` and `fold_records` need, computed once."""
     current = dict(clocks)
-    changed: set[str] = set()
+    track: list[HostClock | None] = []
     for d in decoded:
         obs = d.result
         if isinstance(obs, DecodeError):
+            track.append(None)
             continue
         before = current.get(obs.host) or HostClock(obs.host)
         clock = observe_clock(before, obs.seq, obs.captured_utc, d.record.broker_utc)
         current[obs.host] = clock
+        track.append(clock)
+    return track
+
+
+def refreshing_hosts(
+    track: Iterable[HostClock | None], clocks: Mapping[str, HostClock]
+) -> set[str]:
+    """Hosts whose correction (skew, epoch) changes somewhere in the batch (`clock_track`):
+    the store must load their possibly stale host messages (`correction_epochs`) before
+    folding."""
+    current = dict(clocks)
+    changed: set[str] = set()
+    for clock in track:
+        if clock is None:
+            continue
+        before = current.get(clock.host) or HostClock(clock.host)
+        current[clock.host] = clock
         if (clock.skew_s, clock.epoch) != (before.skew_s, before.epoch):
-            changed.add(obs.host)
+            changed.add(clock.host)
     return changed
 
 
@@ -191,11 +211,13 @@ def correction_epochs(message: HostMessage) -> tuple[int, int]:
 
 def fold_records(
     decoded: Iterable[Decoded],
+    track: Iterable[HostClock | None],
     clocks: Mapping[str, HostClock],
     host_messages: Mapping[MessageKey, HostMessage],
     objects: Mapping[ObjectKey, ObjectObservation],
 ) -> Folded:
     """Apply decoded records in order to the stored state (not modified); return the changes.
+    `track` is `clock_track` of the records over `clocks`.
 
     `host_messages` must hold the messages the records name and, for every host in
     `refreshing_hosts`, those of its messages whose correction may go stale.
@@ -204,15 +226,15 @@ def fold_records(
     by_host: dict[str, set[MessageKey]] = {}
     for key in host_messages:
         by_host.setdefault(key[0], set()).add(key)
-    for d in decoded:
+    for d, clock in zip(decoded, track, strict=True):
         obs = d.result
         if isinstance(obs, DecodeError):
             out.dead.append((d.record, obs))
             continue
+        assert clock is not None
         host = obs.host
         before_clock = out.clocks.get(host) or clocks.get(host)
         fresh = before_clock or HostClock(host)
-        clock = observe_clock(fresh, obs.seq, obs.captured_utc, d.record.broker_utc)
         if clock != before_clock:
             out.clocks[host] = clock
             if clock.has_evidence and (before_clock is None or clock.skew_s != before_clock.skew_s):

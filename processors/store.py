@@ -45,6 +45,7 @@ from chatchannels.processors.batch import (
     Folded,
     GroupKey,
     RawRecord,
+    clock_track,
     correction_epochs,
     decode_record,
     fold_records,
@@ -369,12 +370,13 @@ class Store:
             hosts, message_keys, object_keys = needed_keys(decoded)
             clocks = self._load_clocks(hosts)
             host_messages = self._load_host_messages(message_keys)
-            refreshing = refreshing_hosts(decoded, clocks)
+            track = clock_track(decoded, clocks)
+            refreshing = refreshing_hosts(track, clocks)
             if refreshing:
                 host_messages.update(self._load_refreshable(refreshing, clocks))
             objects = self._load_objects(object_keys)
         with self._timed("fold"):
-            folded = fold_records(decoded, clocks, host_messages, objects)
+            folded = fold_records(decoded, track, clocks, host_messages, objects)
         with self._timed("load groups"):
             groups = self._lock_groups(folded)
         # Queued (_Writes): PostgreSQL writes the state while the groups are recomputed.

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from chatchannels.processors.batch import (
     RawRecord,
+    clock_track,
     count_until,
     decode_record,
     fold_records,
@@ -78,9 +79,10 @@ def run_batches(records: list[RawRecord], sizes: list[int]) -> list[CanonicalMes
         decoded = [decode_record(r) for r in records[start : start + size]]
         start, k = start + size, k + 1
         _hosts, keys, _objects = needed_keys(decoded)
-        refreshing = refreshing_hosts(decoded, clocks)
+        track = clock_track(decoded, clocks)
+        refreshing = refreshing_hosts(track, clocks)
         loaded = {key: m for key, m in host_messages.items() if key in keys or key[0] in refreshing}
-        folded = fold_records(decoded, clocks, loaded, objects)
+        folded = fold_records(decoded, track, clocks, loaded, objects)
         clocks.update(folded.clocks)
         host_messages.update(folded.host_messages)
         objects.update(folded.objects)
