@@ -3,17 +3,16 @@
 Generated raw events (tests/processor_harness.py's `produce_timeline`: a chat history of a
 message a second as live agents would have sent it, in chunks of 100,000 with three hosts of
 their own each, so memory stays flat) go to a fresh topic that keeps those append times and
-are processed into a fresh "live" schema by a processor in a child process; then
+are processed into a fresh "live" schema by a processor in a child process. Then
 `replay --verify --swap` runs against that schema with a site folder in a temporary
-directory, in this process, which has processed nothing before it, as a user's
-`chatchannels replay` has not. (Run in the process that had built the live store, the replay
-was 10-20 % slower than the live processing of the same events; a replay in a process of its
-own is not.) Figures: the time to rebuild the store
-(target: under 3 minutes for 1,000,000 events), to verify (both digests), to rebuild the site
-and the search index from zero, to swap; the peak resident memory of this process (the replay,
-the verification, the site) and of its children (the live processor and the decode workers).
-When fewer than 1,000,000 events were run, the 1,000,000 figure is a linear extrapolation,
-labelled as such.
+directory, in this process, which like a user's `chatchannels replay` has processed nothing
+before (run in the process that had built the live store, the replay was 10-20 % slower than
+the live processing of the same events; in a process of its own it is not). Figures: the
+time to rebuild the store (target: under 3 minutes for 1,000,000 events), to verify (both
+digests), to rebuild the site and the search index from zero, to swap; the peak resident
+memory of this process (the replay, the verification, the site) and of its children (the
+live processor, the decode workers, the index writers). When fewer than 1,000,000 events
+were run, the 1,000,000 figure is a linear extrapolation, labelled as such.
 
 `python -m bench.bench_replay [--quick] [--events N]`; quick: 50,000 events. Under
 `python -m bench`, BENCH_REPLAY_EVENTS sets the number (the full run takes long).
