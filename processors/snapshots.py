@@ -1,4 +1,4 @@
-"""The pure core's frozen values to JSON and back, so the store can keep them as JSONB.
+"""The pure core's frozen values to JSON text and back: the store's snapshots of its state.
 
 Decoding is generic over the dataclasses' type hints rather than one hand-written mapping
 per class, so a field the matching code adds later is saved without touching this module; a

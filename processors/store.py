@@ -35,9 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg
-from psycopg.types.json import set_json_loads
 
 from chatchannels.processors.batch import (
     ClockEstimate,
@@ -257,8 +255,6 @@ class Store:
         later (the swap) flushes all of it."""
         conn = psycopg.connect(dsn, autocommit=True)
         use_schema(conn, schema)
-        # The state columns are read back for every batch (snapshots.py uses orjson too).
-        set_json_loads(orjson.loads, conn)
         if not synchronous_commit:
             conn.execute("SET synchronous_commit = off")
         return cls(conn, **kwargs)
@@ -701,12 +697,12 @@ class Store:
             return loaded
         chats, authors = [g[0] for g in groups], [g[1] for g in groups]
         for chat, author_key, host, local_id, state in self._query(
-            "SELECT m.chat, m.author_key, m.host, m.local_id, m.state::text"
+            "SELECT m.chat, m.author_key, m.host, m.local_id, m.state"
             " FROM proc_host_messages m JOIN unnest(%s::text[], %s::text[])"
             " AS g(chat, author_key) USING (chat, author_key)",
             (chats, authors),
         ):
-            # As text, so that the rows this batch wrote (replaced by the batch's) are not parsed.
+            # The rows this batch wrote are replaced by the batch's: not parsed.
             if (host, local_id) not in folded.host_messages:
                 message = load_value(HostMessage, state)
                 loaded[(chat, author_key)][0][(host, local_id)] = message

@@ -196,13 +196,17 @@ def stored_messages(dsn: str, schema: str = "public") -> list[CanonicalMessage]:
 def dump_tables(
     dsn: str, tables: Iterable[str] = STABLE_TABLES, schema: str = "public"
 ) -> dict[str, list[tuple]]:
-    """The stable columns of every table, sorted, for whole-store comparisons."""
+    """The stable columns of every table, sorted, for whole-store comparisons. Snapshots
+    (the `state` columns, JSON text) are compared by value, not by their text."""
     out = {}
     with psycopg.connect(dsn) as conn:
         conn.execute(f"SET search_path TO {schema}")
         for table in tables:
             cols = STABLE_TABLES[table]
-            out[table] = sorted(conn.execute(f"SELECT {cols} FROM {table}").fetchall(), key=repr)
+            rows = conn.execute(f"SELECT {cols} FROM {table}").fetchall()
+            if cols.endswith("state"):
+                rows = [(*row[:-1], json.loads(row[-1])) for row in rows]
+            out[table] = sorted(rows, key=repr)
     return out
 
 

@@ -1,4 +1,4 @@
-"""The store's JSONB snapshots give back exactly the pure core's values."""
+"""The store's JSON snapshots give back exactly the pure core's values."""
 
 from __future__ import annotations
 
