@@ -41,6 +41,7 @@ from urllib.parse import urlencode
 
 import psycopg
 
+from bench.cpu import busy_cores, cpu_seconds
 from bench.report import Figure, bench_main, report
 from chatchannels.demo.pipeline import Child, PipelineError, pipeline_env, write_agent_config
 from chatchannels.emulator.background import BackgroundEmulator
@@ -97,19 +98,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def busy_cores() -> tuple[float, float]:
-    """(busy, total) CPU time of the whole machine so far, in clock ticks of all cores."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return sum(ticks) - idle, sum(ticks)
 
 
 def stopped(pid: int | None) -> bool:

@@ -6,8 +6,10 @@ Figures, all from the same run:
   are a chat history as live agents send it (a message a second across 20 chats and 9
   authors, each record with the append time it would have had: processor_harness's
   `produce_timeline`);
-- where the processor's time goes (store.py's phases), and the raw-event schema validation
-  alone, which every event pays in `decode_event`;
+- where the processor's time goes (store.py's phases), the CPU time it used (its process,
+  its decode worker, its PostgreSQL backend) per event next to what half the ceiling leaves
+  per event with every core busy, and the raw-event schema validation alone, which every
+  event pays in `decode_event`;
 - a fifth as many events all posted within one second, produced host after host: every
   (chat, author) group is one time segment, so each batch re-clusters all of it;
 - the same number of events in one (chat, author) group at two sizes, and the in-memory
@@ -20,14 +22,17 @@ Figures, all from the same run:
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
 from bench import ceilings
+from bench.cpu import cpu_seconds, descendants
 from bench.report import Figure, bench_main, report
 from chatchannels.processors.consumer import ProcessOptions, Processor
 from chatchannels.processors.engine import Engine
@@ -47,14 +52,24 @@ BATCH = 20_000
 SPREAD_STEP_S = 150.0
 
 
+@dataclass(frozen=True)
+class _Run:
+    seconds: float
+    processor: Processor
+    events: int
+    # CPU seconds during the run, per part: the processor's process (all its threads), its
+    # decode worker (with the forkserver it comes from), its PostgreSQL backend.
+    cpu: dict[str, float]
+
+
 def _process(
     settings: Settings,
     fill: Callable[[Settings, str], int],
     batch: int = BATCH,
     timeline: bool = False,
-) -> tuple[float, Processor, int]:
-    """`fill` a fresh topic, process it into a fresh schema: (seconds, processor, events).
-    A `timeline` topic keeps the CreateTime its records were produced with."""
+) -> _Run:
+    """`fill` a fresh topic, process it into a fresh schema. A `timeline` topic keeps the
+    CreateTime its records were produced with."""
     from kafka import KafkaAdminClient
 
     from chatchannels.stack.kafka import ensure_topic
@@ -77,13 +92,24 @@ def _process(
         )
         processor = Processor(settings.replace(topic=topic), options)
         try:
+            backend = processor.store.conn.info.backend_pid
+            before = {"self": cpu_seconds(os.getpid()), "backend": cpu_seconds(backend)}
+            # Not the stack's servers, if this process started them.
+            older = set(descendants(os.getpid()))
             start = time.perf_counter()
             summary = processor.run()
             elapsed = time.perf_counter() - start
+            # The worker starts with the run and lives until close: all its time is the run's.
+            started = set(descendants(os.getpid())) - older
+            cpu = {
+                "the processor's process (all threads)": cpu_seconds(os.getpid()) - before["self"],
+                "its decode worker (and forkserver)": sum(cpu_seconds(pid) for pid in started),
+                "its PostgreSQL backend": cpu_seconds(backend) - before["backend"],
+            }
         finally:
             processor.close()
         assert summary.records == n, summary
-        return elapsed, processor, n
+        return _Run(elapsed, processor, n, cpu)
     finally:
         with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
@@ -122,22 +148,31 @@ def run(settings: Settings, quick: bool = False) -> list[Figure]:
     consume = next(f for f in kafka if f.name.startswith("kafka consume"))
     ceiling = min(consume.value, postgres[0].value)
 
-    elapsed, processor, produced = _process(
-        settings, lambda s, topic: produce_timeline(s, topic, n), timeline=True
-    )
-    rate = produced / elapsed
+    main = _process(settings, lambda s, topic: produce_timeline(s, topic, n), timeline=True)
+    rate = main.events / main.seconds
     sample = generate_events(20_000, base=time.time())
     figures = [
         consume,
         *postgres,
-        Figure(f"processor, {produced:,} events of 3 hosts", rate, "events/s", ceiling),
+        Figure(f"processor, {main.events:,} events of 3 hosts", rate, "events/s", ceiling),
         Figure("raw-event schema validation alone", _validation_rate(sample), "events/s"),
     ]
-    timings = processor.store.timings
+    timings = main.processor.store.timings
     for phase, seconds in sorted(timings.items(), key=lambda kv: -kv[1]):
-        figures.append(Figure(f"  share of time: {phase}", 100 * seconds / elapsed, "%"))
+        figures.append(Figure(f"  share of time: {phase}", 100 * seconds / main.seconds, "%"))
+    figures.extend(Figure(f"  CPU time: {part}", s, "s") for part, s in main.cpu.items())
+    # What the target leaves: at half the ceiling, with every core busy all the time.
+    cores = os.cpu_count() or 1
+    figures += [
+        Figure("  CPU time per event, the three", 1e6 * sum(main.cpu.values()) / main.events, "µs"),
+        Figure(
+            f"  CPU time per event at half the ceiling, {cores} cores all busy",
+            1e6 * cores / (ceiling / 2),
+            "µs",
+        ),
+    ]
     dense = generate_events(n // 5, base=time.time(), step_s=1.0 / n)
-    seconds, _, _ = _process(settings, _produced(dense))
+    seconds = _process(settings, _produced(dense)).seconds
     figures.append(
         Figure(f"{len(dense):,} events posted within one second", len(dense) / seconds, "events/s")
     )
@@ -148,7 +183,7 @@ def run(settings: Settings, quick: bool = False) -> list[Figure]:
         one = generate_events(
             size, base=time.time(), step_s=1.0 / size, chats=1, authors=1, bot_share=0
         )
-        seconds, _, _ = _process(settings, _produced(one), batch=2_000)
+        seconds = _process(settings, _produced(one), batch=2_000).seconds
         figures.append(
             Figure(
                 f"one group, {len(one):,} events, batches of 2,000", len(one) / seconds, "events/s"
