@@ -23,9 +23,10 @@ def demo(settings: Settings, once: bool, speed: float, messages: int, port: int)
     zones) each with its own agent, the processor, the publisher and the web server, and plays
     a scenario: several chats, edits, deletions, the same text twice, a bot repeating itself,
     one Skype quitting and coming back, Kafka frozen for a few seconds. Without --once it
-    serves the archive at http://127.0.0.1:PORT and keeps messages coming until Ctrl-C. With
-    --once it waits until everything is published, prints the summary and exits 0 only when
-    the archive matches the scenario's ground truth.
+    serves the archive at http://127.0.0.1:PORT and keeps messages coming until Ctrl-C. Then,
+    or with --once at the scenario's end, it waits until everything played is published,
+    prints the summary and exits 0 only when the archive matches the ground truth of what
+    was played.
     """
     from chatchannels.demo.pipeline import PipelineError
     from chatchannels.demo.run import DemoOptions, run_demo

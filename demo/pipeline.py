@@ -44,6 +44,9 @@ class Child:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                # Ctrl-C in the terminal reaches the process that started it alone, which
+                # stops the parts in its own order (the demo lets them deliver first).
+                start_new_session=True,
                 preexec_fn=die_with_parent,
             )
 

@@ -4,8 +4,9 @@ Three emulated Skype desktops (each on its own real `dbus-daemon`) play the demo
 a real agent process per desktop captures into Kafka; the processor and the publisher run as
 they would in production, and the site is served on 127.0.0.1. Mid-way the Kafka broker is
 frozen for a few seconds (SIGSTOP), as a network outage would, and one Skype quits and comes
-back. With `once`, the demo waits until everything is captured, processed and published,
-then compares the archive with the scenario's ground truth.
+back. With `once` at the end of the scenario, otherwise at Ctrl-C (the live messages
+stop), the demo waits until everything played is captured, processed and published, then
+compares the archive with the ground truth of what was played.
 
 The demo works in its own topic, database and folder (`<stack>/demo/`), which every run
 resets: it never touches the archive in `chatchannels.raw.v1`.
@@ -159,7 +160,11 @@ class Demo:
         )
         self._play(scripted_end / o.speed)
         if not o.once:
-            return self._live(url, scenario)
+            played = self._live(url)
+            # Scored against what was played: the timeline's first `played` actions.
+            scenario = scenario_from_dict({**doc, "timeline": doc["timeline"][:played]}, "played")
+        else:
+            wait_for("the emulator to finish", lambda: self.emulator.finished, o.timeout_s)
         self._wait_captured()
         self._wait_processed()
         self._publish_rest()
@@ -195,8 +200,6 @@ class Demo:
 
     def _wait_captured(self) -> None:
         """Every agent attached, its spool empty, and nothing new captured for a while."""
-        assert self.emulator is not None
-        wait_for("the emulator to finish", lambda: self.emulator.finished, self.options.timeout_s)
         last: dict[str, Any] = {}
         quiet_since = time.monotonic()
 
@@ -258,7 +261,10 @@ class Demo:
         skews = {h: s for h, _, _, s, _ in HOSTS}
         return DemoResult(score, stats, events, self.settings.site_dir, skews, url)
 
-    def _live(self, url: str | None, scenario) -> DemoResult:
+    def _live(self, url: str | None) -> int:
+        """Serve and report until Ctrl-C, then stop the desktops' timeline; returns how many
+        of its actions were played."""
+        assert self.emulator is not None
         self.say(f"serving the archive at {url}  (Ctrl-C to stop)")
         try:
             while True:
@@ -272,8 +278,13 @@ class Demo:
                 )
                 time.sleep(10)
         except KeyboardInterrupt:
-            self.say("stopping")
-        return self._result(scenario, url)
+            pass
+        played = self.emulator.stop_playing()
+        self.say(
+            f"stopping after {played} actions: waiting until the agents have delivered them,"
+            " the processor has applied them and the site is published"
+        )
+        return played
 
     def _stats(self) -> dict[str, Any]:
         store = Store.connect(self.settings.postgres_dsn, consumer=DEMO_GROUP)

@@ -41,6 +41,9 @@ class BackgroundEmulator:
     def act(self, op: str, **fields: Any) -> str:
         return self.call(lambda: self.emulator.act(op, **fields))
 
+    def stop_playing(self) -> int:
+        return self.call(self.emulator.stop_playing)
+
     def quit(self, host: str) -> None:
         self.call(lambda: self.emulator.quit(host))
 

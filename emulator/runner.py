@@ -72,10 +72,20 @@ class Emulator:
         if self.speed is not None:
             self._player = asyncio.create_task(self._play())
 
-    async def stop(self) -> None:
+    async def stop_playing(self) -> int:
+        """Play no further timeline actions; the desktops stay up, so whatever the applied
+        ones notified can still be read. Returns how many were applied: the timeline's first
+        so many, each either wholly applied or not at all."""
         if self._player is not None:
-            self._player.cancel()
+            # Under the lock the player is between actions, never inside one.
+            async with self._lock:
+                self._player.cancel()
             await asyncio.gather(self._player, return_exceptions=True)
+            self._player = None
+        return self.applied
+
+    async def stop(self) -> None:
+        await self.stop_playing()
         for service in [*self.skype.values(), *self.control.values()]:
             await service.stop()
 

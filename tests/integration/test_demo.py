@@ -1,9 +1,17 @@
-"""`chatchannels demo --once`: the whole system, scored against the scenario's ground truth."""
+"""`chatchannels demo`: the whole system, scored against the scenario's ground truth."""
 
+import os
+import re
+import signal
 import subprocess
 import sys
 
 import pytest
+
+from chatchannels.demo.scenario import ARCHIVED_CHATS, demo_scenario
+from chatchannels.emulator.scenario import scenario_from_dict
+from chatchannels.emulator.truth import ground_truth
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -20,3 +28,39 @@ def test_demo_once_matches_ground_truth(stack):
     assert "dead letters           0" in result.stdout
     for host in ("alice-pc", "bob-laptop", "cecil-pc"):
         assert host in result.stdout
+
+
+def test_live_demo_stopped_with_ctrl_c_matches_what_was_played(stack):
+    """Ctrl-C as a terminal sends it (SIGINT to the whole process group) while the live
+    messages come in: what was played, scripted part and live messages, is delivered,
+    processed, published and matches its ground truth."""
+    messages = 60
+    scripted = scenario_from_dict(demo_scenario(start=0, messages=messages), "scripted")
+    scripted_truth = sum(1 for m in ground_truth(scripted) if m.chat in ARCHIVED_CHATS)
+    options = ["--messages", str(messages), "--speed", "8", "--port", str(free_port())]
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "chatchannels.cli", "demo", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        said = []
+        # The live part reports every 10 s; at its second report live messages have been
+        # played for that long.
+        while sum("merged across hosts" in line for line in said) < 2:
+            line = demo.stderr.readline()
+            assert line, "".join(said)
+            said.append(line)
+        os.killpg(demo.pid, signal.SIGINT)
+        out, err = demo.communicate(timeout=300)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert demo.returncode == 0, out + "".join(said) + err[-5000:]
+    assert "matches the ground truth" in out
+    archived = re.search(r"canonical messages +(\d+) \(ground truth: (\d+)\)", out)
+    assert archived[1] == archived[2]
+    assert int(archived[2]) > scripted_truth
