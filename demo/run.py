@@ -266,7 +266,7 @@ class Demo:
         of its actions were played."""
         assert self.emulator is not None
         self.say(f"serving the archive at {url}  (Ctrl-C to stop)")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             while True:
                 for child in self.children:
                     child.check()
@@ -277,8 +277,6 @@ class Demo:
                     f"{stats['dead_letters']} dead letters"
                 )
                 time.sleep(10)
-        except KeyboardInterrupt:
-            pass
         played = self.emulator.stop_playing()
         self.say(
             f"stopping after {played} actions: waiting until the agents have delivered them,"

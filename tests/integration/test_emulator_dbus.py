@@ -328,6 +328,25 @@ def test_speed_mode_plays_the_timeline_by_itself(dbus_bus):
     run(scenario())
 
 
+def test_stop_playing_ends_the_timeline_between_two_actions(dbus_bus):
+    async def scenario():
+        world = load_scenario(bundled_scenario("small.json"))
+        # 115 scenario seconds at 50x: an action every 80 ms on average, over in 2.3 s.
+        async with Emulator(world, {"alice-pc": dbus_bus.address}, speed=50) as emu:
+            client = await RawClient.connect(dbus_bus.address)
+            await eventually(lambda: emu.applied >= 5, "five actions played")
+            played = await emu.stop_playing()
+            assert played == emu.applied < emu.total
+            # Many actions' worth of time: none is played any more.
+            await asyncio.sleep(1.0)
+            assert emu.applied == played and not emu.finished.is_set()
+            # The desktop stays up, to be read.
+            assert await client.invoke("NAME late") == "OK"
+            assert await emu.stop_playing() == played
+
+    run(scenario())
+
+
 def test_python_api_drives_actions_in_process(dbus_bus):
     async def scenario():
         world = load_scenario(bundled_scenario("small.json"))
