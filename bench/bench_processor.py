@@ -164,7 +164,7 @@ def run(settings: Settings, quick: bool = False) -> list[Figure]:
     # What the target leaves: at half the ceiling, with every core busy all the time.
     cores = os.cpu_count() or 1
     figures += [
-        Figure("  CPU time per event, the three", 1e6 * sum(main.cpu.values()) / main.events, "µs"),
+        Figure("  CPU time per event, all three", 1e6 * sum(main.cpu.values()) / main.events, "µs"),
         Figure(
             f"  CPU time per event at half the ceiling, {cores} cores all busy",
             1e6 * cores / (ceiling / 2),
