@@ -4,9 +4,9 @@ Three emulated Skype desktops (each on its own real `dbus-daemon`) play the demo
 a real agent process per desktop captures into Kafka; the processor and the publisher run as
 they would in production, and the site is served on 127.0.0.1. Mid-way the Kafka broker is
 frozen for a few seconds (SIGSTOP), as a network outage would, and one Skype quits and comes
-back. With `once` at the end of the scenario, otherwise at Ctrl-C (the live messages
-stop), the demo waits until everything played is captured, processed and published, then
-compares the archive with the ground truth of what was played.
+back. With `once` at the end of the scenario, otherwise at Ctrl-C (the scenario stops
+where it is), the demo waits until everything played is captured, processed and
+published, then compares the archive with the ground truth of what was played.
 
 The demo works in its own topic, database and folder (`<stack>/demo/`), which every run
 resets: it never touches the archive in `chatchannels.raw.v1`.
@@ -158,13 +158,13 @@ class Demo:
             f"playing {len(doc['timeline'])} actions on {len(HOSTS)} desktops "
             f"(skews {', '.join(f'{s:+g} s' for *_, s, _ in HOSTS)}) at {o.speed:g}x"
         )
-        self._play(scripted_end / o.speed)
-        if not o.once:
-            played = self._live(url)
+        if o.once:
+            self._play(scripted_end / o.speed)
+            wait_for("the emulator to finish", lambda: self.emulator.finished, o.timeout_s)
+        else:
+            played = self._live(url, scripted_end / o.speed)
             # Scored against what was played: the timeline's first `played` actions.
             scenario = scenario_from_dict({**doc, "timeline": doc["timeline"][:played]}, "played")
-        else:
-            wait_for("the emulator to finish", lambda: self.emulator.finished, o.timeout_s)
         self._wait_captured()
         self._wait_processed()
         self._publish_rest()
@@ -261,12 +261,15 @@ class Demo:
         skews = {h: s for h, _, _, s, _ in HOSTS}
         return DemoResult(score, stats, events, self.settings.site_dir, skews, url)
 
-    def _live(self, url: str | None) -> int:
-        """Serve and report until Ctrl-C, then stop the desktops' timeline; returns how many
-        of its actions were played."""
+    def _live(self, url: str | None, scripted_s: float) -> int:
+        """Play the scripted part, then serve and report, until Ctrl-C; then stop the
+        desktops' timeline and bring back any desktop it left offline or quit, whose Skype
+        would sync its history when back (the ground truth counts on it). Returns how many
+        of the timeline's actions were played."""
         assert self.emulator is not None
-        self.say(f"serving the archive at {url}  (Ctrl-C to stop)")
         with contextlib.suppress(KeyboardInterrupt):
+            self._play(scripted_s)
+            self.say(f"serving the archive at {url}  (Ctrl-C to stop)")
             while True:
                 for child in self.children:
                     child.check()
@@ -278,6 +281,12 @@ class Demo:
                 )
                 time.sleep(10)
         played = self.emulator.stop_playing()
+        for host, *_ in HOSTS:
+            status = self.emulator.status(host)
+            if not status["running"]:
+                self.emulator.restart(host)
+            if not status["online"]:
+                self.emulator.act("online", host=host)
         self.say(
             f"stopping after {played} actions: waiting until the agents have delivered them,"
             " the processor has applied them and the site is published"
