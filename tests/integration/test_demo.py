@@ -31,8 +31,9 @@ def test_demo_once_matches_ground_truth(stack):
 
 
 # Where Ctrl-C comes: during the scripted part, while Kafka is frozen and Bob's Skype has
-# quit (at 60 % of it; Bob quits at 40 % and restarts at 60 % of the messages plus the
-# lead-in); or in the live part, at its second report (10 s of live messages).
+# quit (with 60 messages and the lead-in, the scripted part is about 110 scenario seconds,
+# Kafka freezes at 66 and Bob is away from 56 to 76); or in the live part, at its second
+# report (10 s of live messages).
 STOPS = {
     "scripted": lambda said: any("freezing Kafka" in line for line in said),
     "live": lambda said: sum("merged across hosts" in line for line in said) >= 2,
