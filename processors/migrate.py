@@ -40,8 +40,9 @@ def use_schema(conn: psycopg.Connection, schema: str) -> None:
     conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
 
 
-def migrate(dsn: str, schema: str = "public") -> list[Migration]:
-    """Apply pending migrations in order, each in its own transaction. Returns those applied.
+def migrate(dsn: str, schema: str = "public", *, until: int | None = None) -> list[Migration]:
+    """Apply pending migrations in order (those numbered up to `until` only, if given: a
+    store as an older version left it), each in its own transaction. Returns those applied.
 
     Idempotent, and safe when two processes migrate at once: an advisory lock serialises them.
     """
@@ -54,6 +55,8 @@ def migrate(dsn: str, schema: str = "public") -> list[Migration]:
             " applied_utc timestamptz NOT NULL DEFAULT now())"
         )
         for migration in available_migrations():
+            if until is not None and migration.version > until:
+                break
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('chatchannels.migrate'))")
                 done = conn.execute(

@@ -35,18 +35,8 @@ def test_snapshots_stored_as_jsonb_read_back_the_same_as_text(pg_dsn):
     clocks = list(engine.clocks.values())
     host_messages = list(engine.host_messages.values())
     messages = engine.canonical_messages()
+    migrate(pg_dsn, until=3)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_utc timestamptz NOT NULL DEFAULT now())"
-        )
-        for migration in available_migrations():
-            if migration.version < 4:
-                conn.execute(migration.sql)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
         for c in clocks:
             conn.execute(
                 "INSERT INTO proc_host_clocks VALUES (%s, %s, %s, %s::jsonb)",
