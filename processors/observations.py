@@ -36,6 +36,12 @@ class MessageObservation:
     edited_timestamp: int | None = None
     edited_by: str | None = None
     users: tuple[str, ...] | None = None
+    # How `body` is written: "text" (the Desktop API's BODY: every character is itself) or
+    # "skype-xml" (main.db body_xml, the export's content: Skype's markup with entities).
+    body_format: str = "text"
+    # An identifier the copies of this message in other files share (main.db:
+    # chat, author, remote_id and type), None where the source has none (the Desktop API).
+    xid: str | None = None
 
 
 @dataclass(frozen=True)
