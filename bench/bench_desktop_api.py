@@ -21,11 +21,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from dbus_fast import Message, MessageType
-from dbus_fast.aio import MessageBus
 
 from bench.report import Figure, report
 from chatchannels.emulator.scenario import bundled_scenario
 from chatchannels.ingest.desktop_api.client import SkypeClient
+from chatchannels.ingest.desktop_api.dbus_transport import PatientMessageBus as MessageBus
 from chatchannels.ingest.desktop_api.errors import NotAttached, SkypeNotRunning
 from chatchannels.ingest.desktop_api.objects import Skype
 from chatchannels.ingest.desktop_api.protocol import (

@@ -18,13 +18,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, RequestNameReply
-from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusBool, DBusStr, DBusUInt32
 from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, method
 
 from chatchannels.emulator.commands import invoke
 from chatchannels.emulator.scenario import FAULTS
+from chatchannels.ingest.desktop_api.dbus_transport import PatientMessageBus
 
 if TYPE_CHECKING:
     from chatchannels.emulator.runner import Emulator
@@ -60,14 +60,17 @@ class EmulatorBusError(RuntimeError):
     """The emulator could not take its place on a bus (name taken, bus unreachable)."""
 
 
-async def _connect(address: str) -> MessageBus:
+async def _connect(address: str) -> PatientMessageBus:
+    # Patient: a burst of replies and notifications larger than the socket buffer waits for
+    # the bus daemon to read, where dbus-fast alone would drop the connection (Skype's name
+    # with it, while the agent was mid-backfill).
     try:
-        return await MessageBus(bus_address=address, bus_type=BusType.SESSION).connect()
+        return await PatientMessageBus(bus_address=address, bus_type=BusType.SESSION).connect()
     except (OSError, ValueError) as exc:
         raise EmulatorBusError(f"cannot connect to D-Bus at {address}: {exc}") from exc
 
 
-async def _own(bus: MessageBus, name: str, address: str) -> None:
+async def _own(bus: PatientMessageBus, name: str, address: str) -> None:
     reply = await bus.request_name(name, NameFlag.DO_NOT_QUEUE)
     if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
         bus.disconnect()
@@ -81,7 +84,7 @@ class SkypeService:
         self.emulator = emulator
         self.host_id = host_id
         self.address = address
-        self.bus: MessageBus | None = None
+        self.bus: PatientMessageBus | None = None
 
     @property
     def running(self) -> bool:
@@ -213,7 +216,7 @@ class ControlService:
     def __init__(self, emulator: Emulator, host_id: str, address: str) -> None:
         self.interface = ControlInterface(emulator, host_id)
         self.address = address
-        self.bus: MessageBus | None = None
+        self.bus: PatientMessageBus | None = None
 
     async def start(self) -> None:
         bus = await _connect(self.address)

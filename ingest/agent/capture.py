@@ -126,9 +126,9 @@ class Capture:
         self.overlap = overlap
         self.rescan_interval_s = rescan_interval_s
         self._slots = asyncio.Semaphore(read_window)
-        # Commands awaiting their reply. Pipelining is the point, but an unbounded burst
-        # floods the bus: dbus-fast 5.2 drops the whole connection when a send finds the
-        # socket buffer full (EAGAIN), on either side.
+        # Commands awaiting their reply. Pipelining is the point; the bound is a tuning knob
+        # (memory and latency of the commands queued behind a full socket buffer), since
+        # the transport's sends wait for the socket instead of dropping the connection.
         self._commands = asyncio.Semaphore(max_commands)
         self._entries: collections.deque[_Entry] = collections.deque()
         self._entry_added = asyncio.Event()

@@ -4,6 +4,10 @@ One bus connection carries everything: `com.Skype.API.Invoke(s) -> s` calls to S
 `com.Skype.API.Client.Notify(s)` calls Skype makes back to us, and the bus daemon's
 `NameOwnerChanged` signal that tells when Skype starts or quits. Nothing here knows the
 text protocol; the client (client.py) does.
+
+`PatientMessageBus` is dbus-fast's asyncio bus with one fix, used by the agent and the
+emulator alike: a send that finds the socket buffer full waits until the socket is writable,
+where dbus-fast 5.2.0 treats EAGAIN as a lost connection (python-dbus-next #153, inherited).
 """
 
 from __future__ import annotations
@@ -12,8 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from dbus_fast import BusType, Message, MessageType
-from dbus_fast.aio import MessageBus
+from dbus_fast import BusType, Message, MessageType, aio
 from dbus_fast.annotations import DBusStr
 from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method
@@ -38,6 +41,46 @@ _NOT_RUNNING_ERRORS = frozenset(
 )
 
 _log = logging.getLogger(__name__)
+
+
+class _SendOrWait:
+    """The socket as dbus-fast's writer sees it: a send into a full buffer writes 0 bytes.
+
+    dbus-fast's writer (`aio.message_bus._MessageWriter.write_callback`, its one place that
+    writes) already handles a short send: it keeps the rest of the message and waits for the
+    socket to become writable (`loop.add_writer`). Only EAGAIN, the short send of 0 bytes,
+    falls into its `except Exception`, which finalizes the bus: every pending call fails and
+    Skype seems to have left. Turning EAGAIN into `0` routes it through the short-send path.
+    We wrap the socket rather than copy the writer's loop (or switch library) because this is
+    the smallest change at that one place, and the same one-line fix upstream (catch
+    BlockingIOError there and return) makes the wrapper a no-op; a test pins the behaviour.
+    The writer's other call, `sendmsg`, only carries Unix fds, which we never negotiate.
+    """
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock) -> None:
+        self._sock = sock
+
+    def send(self, data) -> int:
+        try:
+            return self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+
+class PatientMessageBus(aio.MessageBus):
+    """dbus-fast's asyncio bus whose sends wait out a full socket buffer (see _SendOrWait).
+
+    The backlog then grows in the writer's queue instead: bounding it is the caller's
+    choice (the agent's `max_commands`), no longer a guard against losing the connection.
+    """
+
+    async def connect(self) -> PatientMessageBus:
+        await super().connect()
+        # connect() sends only Hello, through sock_sendall; the writer has sent nothing yet.
+        self._writer.sock = _SendOrWait(self._writer.sock)
+        return self
 
 
 class _ClientObject(ServiceInterface):
@@ -72,7 +115,7 @@ class DBusTransport:
         self._on_notify = on_notify
         self._on_owner_changed = on_owner_changed
         self._on_disconnect = on_disconnect
-        self._bus: MessageBus | None = None
+        self._bus: PatientMessageBus | None = None
         self._watch: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -88,7 +131,7 @@ class DBusTransport:
         environment (dbus-fast reads DBUS_SESSION_BUS_ADDRESS).
         """
         try:
-            bus = MessageBus(bus_address=self._bus_address, bus_type=BusType.SESSION)
+            bus = PatientMessageBus(bus_address=self._bus_address, bus_type=BusType.SESSION)
             await bus.connect()
         except Exception as exc:
             # dbus-fast raises ValueError, OSError or auth errors here; one type for callers.
@@ -184,7 +227,7 @@ class DBusTransport:
         # Never claim the message: dbus-fast's own name tracking needs it too.
         return False
 
-    async def _watch_disconnect(self, bus: MessageBus) -> None:
+    async def _watch_disconnect(self, bus: PatientMessageBus) -> None:
         error: BaseException | None = None
         try:
             await bus.wait_for_disconnect()
