@@ -70,7 +70,8 @@ def emulate(
 
     Another process drives a running emulator through org.chatchannels.Emulator at
     /org/chatchannels/Emulator on each host's bus: Step(u)->u remaining, RunToEnd()->u,
-    Quit(), Restart(), SetOnline(b), SetFault(s, b), Status()->s (JSON). Once every host is
+    Quit(), Restart(), SetOnline(b), SetFault(s, b), Status()->s (JSON: running,
+    connection_lost, ...). Once every host is
     on its bus, one JSON line {"ready": ...} goes to stdout. Stops on SIGTERM or SIGINT.
     """
     if generate_count is not None:

@@ -19,10 +19,15 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 
 from chatchannels.emulator.scenario import Action, Scenario, ScenarioError
-from chatchannels.emulator.service import ControlService, SkypeService
+from chatchannels.emulator.service import ControlService, EmulatorBusError, SkypeService
 from chatchannels.emulator.world import Notice, World
 
 logger = logging.getLogger(__name__)
+
+# How long a Skype whose connection was lost stays away before it is back, as a restart
+# takes a moment; the first retry if the bus is unreachable then, doubling up to the cap.
+RESTART_DELAY_S = 0.5
+RESTART_DELAY_MAX_S = 5.0
 
 
 class Emulator:
@@ -49,6 +54,7 @@ class Emulator:
         self._lock = asyncio.Lock()
         self._t0 = 0.0
         self._player: asyncio.Task | None = None
+        self._recoveries: dict[str, asyncio.Task] = {}
         self.finished = asyncio.Event()
 
     async def __aenter__(self) -> Emulator:
@@ -86,6 +92,9 @@ class Emulator:
 
     async def stop(self) -> None:
         await self.stop_playing()
+        for task in self._recoveries.values():
+            task.cancel()
+        await asyncio.gather(*self._recoveries.values(), return_exceptions=True)
         for service in [*self.skype.values(), *self.control.values()]:
             await service.stop()
 
@@ -170,6 +179,36 @@ class Emulator:
             elif not running and service.running:
                 await service.stop()
 
+    def connection_lost(self, host_id: str, reason: str) -> None:
+        """The host's Skype lost its D-Bus connection: its clients' attach state went with it
+        (as when Skype quits), and unless the scenario has it quit, it comes back."""
+        logger.warning(
+            "%s: Skype's D-Bus connection was lost (%s); it comes back as a restart would",
+            host_id,
+            reason,
+        )
+        self.world.hosts[host_id].connections.clear()
+        if host_id not in self._recoveries or self._recoveries[host_id].done():
+            self._recoveries[host_id] = asyncio.create_task(self._recover(host_id))
+
+    async def _recover(self, host_id: str) -> None:
+        delay = RESTART_DELAY_S
+        while True:
+            await asyncio.sleep(delay)
+            async with self._lock:
+                service = self.skype[host_id]
+                if service.running or not self.world.hosts[host_id].running:
+                    # Back already, or the scenario quit it since: its restart brings it back.
+                    return
+                try:
+                    await service.start()
+                except EmulatorBusError as exc:
+                    logger.warning("%s: Skype cannot get back on its bus yet: %s", host_id, exc)
+                    delay = min(2 * delay, RESTART_DELAY_MAX_S)
+                    continue
+            logger.info("%s: Skype is back on its bus after the lost connection", host_id)
+            return
+
     # --- output -------------------------------------------------------------------------
 
     def deliver(self, notices: Iterable[Notice]) -> None:
@@ -183,10 +222,16 @@ class Emulator:
 
     def status(self, host_id: str) -> dict:
         host = self.world.hosts[host_id]
+        service = self.skype.get(host_id)
         return {
             "host": host_id,
             "user": host.me,
-            "running": host.running,
+            # Running as far as clients can tell: the scenario has it running and, for a host
+            # on a bus, its connection is up.
+            "running": host.running and (service is None or service.running),
+            # Why a running Skype is off its bus until it is back, else None.
+            "connection_lost": service.lost if service is not None and host.running else None,
+            "connections_lost": service.losses if service is not None else 0,
             "online": host.online,
             "faults": sorted(host.faults),
             "attached": sorted(name for name, _ in host.attached()),

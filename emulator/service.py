@@ -56,6 +56,10 @@ _INTROSPECTION = """<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Intr
 """
 
 
+# A clean disconnect is one round trip to the bus daemon; longer means the daemon is stuck.
+_DISCONNECT_TIMEOUT_S = 10.0
+
+
 class EmulatorBusError(RuntimeError):
     """The emulator could not take its place on a bus (name taken, bus unreachable)."""
 
@@ -78,17 +82,33 @@ async def _own(bus: PatientMessageBus, name: str, address: str) -> None:
 
 
 class SkypeService:
-    """The Skype side of one host: present while that host's Skype is running."""
+    """The Skype side of one host: present while that host's Skype is running.
+
+    A connection lost under it (the bus daemon closed it, a send failed) is noticed, kept as
+    `lost` (the reason) and reported to the emulator, which brings Skype back as a restart
+    would; `losses` counts them.
+    """
 
     def __init__(self, emulator: Emulator, host_id: str, address: str) -> None:
         self.emulator = emulator
         self.host_id = host_id
         self.address = address
         self.bus: PatientMessageBus | None = None
+        self._lost: str | None = None
+        self.losses = 0
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
-        return self.bus is not None
+        # `connected` as well: between a loss and the watch seeing it, the bus is still set.
+        return self.bus is not None and self.bus.connected
+
+    @property
+    def lost(self) -> str | None:
+        """Why the connection was lost, while Skype is away because of it."""
+        if self.bus is not None and not self.bus.connected:
+            return "the connection closed"  # the watch has yet to read why
+        return self._lost
 
     async def start(self) -> None:
         bus = await _connect(self.address)
@@ -112,15 +132,30 @@ class SkypeService:
         except EmulatorBusError:
             self.bus = None
             raise
+        self._lost = None
+        self._watch = asyncio.get_running_loop().create_task(self._watch_connection(bus))
 
     async def stop(self) -> None:
         bus, self.bus = self.bus, None
         if bus is not None:
             bus.disconnect()
+            await asyncio.wait_for(bus.wait_for_disconnect(), _DISCONNECT_TIMEOUT_S)
+
+    async def _watch_connection(self, bus: PatientMessageBus) -> None:
+        try:
             await bus.wait_for_disconnect()
+            reason = "the bus daemon closed the connection"
+        except Exception as exc:  # the reason the connection ended is what we report
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if self.bus is not bus:
+            return  # stop() ended it: Skype quit
+        self.bus = None
+        self._lost = reason
+        self.losses += 1
+        self.emulator.connection_lost(self.host_id, reason)
 
     def notify(self, connection: str, text: str) -> None:
-        if self.bus is None:
+        if not self.running:
             return
         self.bus.send(
             Message(
@@ -161,7 +196,7 @@ class SkypeService:
         return True
 
     def _answer(self, msg: Message, outcome) -> None:
-        if self.bus is None:
+        if not self.running:
             return
         if not msg.flags & MessageFlag.NO_REPLY_EXPECTED:
             self.bus.send(Message.new_method_return(msg, "s", [outcome.reply]))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -55,6 +57,11 @@ async def control(address: str, method: str, *args: str) -> str:
         f"org.chatchannels.Emulator.{method}",
         *args,
     )
+
+
+async def control_status(address: str) -> dict:
+    """Status() through the control object, as another process reads it."""
+    return json.loads((await control(address, "Status")).split('"', 1)[1][:-2])
 
 
 async def eventually(check: Callable[[], Awaitable[object] | object], what: str, timeout=10.0):
@@ -181,7 +188,7 @@ def test_attach_receive_read_edit_over_dbus(dbus_bus):
             sent = await client.invoke(f"CHATMESSAGE {GROUP} from the API")
             assert sent.startswith("CHATMESSAGE ") and sent.endswith(" STATUS SENDING")
             await eventually(lambda: client.notes[-1].endswith("STATUS SENT"), "STATUS SENT")
-            status = json.loads((await control(dbus_bus.address, "Status")).split('"', 1)[1][:-2])
+            status = await control_status(dbus_bus.address)
             assert status["attached"] and status["applied"] == 3
 
     run(scenario())
@@ -369,5 +376,55 @@ def test_python_api_drives_actions_in_process(dbus_bus):
             )
             deleted = [n for n in client.notes if n.endswith(" BODY ")]
             assert len(deleted) == 1
+
+    run(scenario())
+
+
+def test_a_connection_cut_from_outside_is_reported_and_comes_back(dbus_bus, caplog):
+    """Skype's connection closed under the emulator (its socket shut down, as the bus daemon
+    would on a broken pipe): Status() says it is not running and why, the log says so, and
+    Skype is back as after a restart, its clients forgotten."""
+
+    async def scenario():
+        world = load_scenario(bundled_scenario("small.json"))
+        async with Emulator(world, {"alice-pc": dbus_bus.address}) as emu:
+            client = await RawClient.connect(dbus_bus.address)
+            assert await client.invoke("NAME a") == "OK"
+            emu.skype["alice-pc"].bus._sock.shutdown(socket.SHUT_RDWR)
+
+            async def reported():
+                status = await control_status(dbus_bus.address)
+                return status if not status["running"] else None
+
+            status = await eventually(reported, "Status() reporting the lost connection")
+            assert status["connection_lost"]
+            await eventually(lambda: [c for c in client.owner_changes if not c[2]], "owner gone")
+            await eventually(lambda: emu.status("alice-pc")["running"], "Skype back")
+            status = emu.status("alice-pc")
+            assert status["connection_lost"] is None and status["connections_lost"] == 1
+            assert "connection was lost (EOFError)" in caplog.text
+            await eventually(lambda: client.owner_changes[-1][2] != "", "owner back")
+            # Like a restart: attach again.
+            assert await client.invoke("#0 PING") == "#0 ERROR 68"
+            assert await client.invoke("#0 NAME a") == "#0 OK"
+            assert "uint32 28" in await control(dbus_bus.address, "Step", "uint32:1")
+
+    with caplog.at_level(logging.WARNING, logger="chatchannels.emulator"):
+        run(scenario())
+
+
+def test_a_connection_lost_while_the_scenario_has_skype_quit_stays_down(dbus_bus):
+    async def scenario():
+        world = load_scenario(bundled_scenario("small.json"))
+        async with Emulator(world, {"alice-pc": dbus_bus.address}) as emu:
+            service = emu.skype["alice-pc"]
+            service.bus._sock.shutdown(socket.SHUT_RDWR)
+            await eventually(lambda: service.losses == 1, "the loss noticed")
+            await emu.quit("alice-pc")
+            recovery = emu._recoveries["alice-pc"]
+            await asyncio.wait_for(recovery, 10)
+            assert not service.running and not emu.status("alice-pc")["running"]
+            await emu.restart("alice-pc")
+            assert service.running and emu.status("alice-pc")["running"]
 
     run(scenario())
