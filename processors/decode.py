@@ -1,7 +1,9 @@
 """Raw event -> observation, or a DecodeError saying what was wrong and where.
 
 Never raises on bad input: the consumer puts a DecodeError in dead_letters with the raw
-record. SESSION events (the agent's connection state) carry general parameters
+record. Imported records (`skype-maindb`, `skype-export`) are decoded by decode_maindb and
+decode_export into the same observations; what follows is about the agent's `skype-api`
+events. SESSION events (the agent's connection state) carry general parameters
 (`CURRENTUSERHANDLE alice`); every other object carries its own property replies.
 
 Lines the agent already flagged in `payload.anomalies` are skipped (the agent kept them for
@@ -58,8 +60,9 @@ _MESSAGE_TEXT_PROPS = {
 
 @dataclass(frozen=True)
 class DecodeError:
-    """Why one raw event was refused. `where` names the field or line; `kind` is one of
-    "schema", "line", "value", "unsupported" (a source this processor does not read yet)."""
+    """Why one raw event was refused. `where` names the field or line (for an imported
+    record, its place in the file: `Messages rowid 61: timestamp`); `kind` is one of
+    "schema", "line", "value", "unsupported" (a source this processor does not read)."""
 
     kind: str
     where: str
@@ -72,7 +75,9 @@ class DecodeError:
         return f"{origin}{self.where}: {self.reason}"
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """Raised inside decoding; decode_event turns it into a DecodeError."""
+
     def __init__(self, kind: str, where: str, reason: str) -> None:
         super().__init__(reason)
         self.kind, self.where, self.reason = kind, where, reason
@@ -86,14 +91,20 @@ def decode_event(event: Mapping[str, Any]) -> Observation | DecodeError:
     seq = seq if isinstance(seq, int) else None
     try:
         validate_raw_event(event)
-        if event["source"] != "skype-api":
-            raise _Refused(
-                "unsupported", "source", f"source {event['source']!r} is not decoded yet"
-            )
-        return _decode_skype_api(event)
+        source = event["source"]
+        if source == "skype-api":
+            return _decode_skype_api(event)
+        # Imported here, not at the top: those modules use this one's Refused and bounds.
+        from chatchannels.processors import decode_export, decode_maindb
+
+        if source == "skype-maindb":
+            return decode_maindb.decode_maindb_event(event)
+        if source == "skype-export":
+            return decode_export.decode_export_event(event)
+        raise Refused("unsupported", "source", f"source {source!r} is not decoded")
     except RawEventError as exc:
         return DecodeError("schema", "event", str(exc), host, seq)
-    except _Refused as exc:
+    except Refused as exc:
         return DecodeError(exc.kind, exc.where, exc.reason, host, seq)
 
 
@@ -118,7 +129,7 @@ def _decode_skype_api(event: Mapping[str, Any]) -> Observation:
         try:
             reply = parse_reply(text)
         except ApiParseError as exc:
-            raise _Refused("line", where, f"{exc.reason}: {text[:200]!r}") from None
+            raise Refused("line", where, f"{exc.reason}: {text[:200]!r}") from None
         if isinstance(reply, ErrorReply):
             continue
         if obj == "SESSION" and isinstance(reply, Parameter):
@@ -126,12 +137,12 @@ def _decode_skype_api(event: Mapping[str, Any]) -> Observation:
             props[reply.name] = (where, reply.value)
             continue
         if not isinstance(reply, ObjectProperty):
-            raise _Refused("line", where, f"not an object property reply: {text[:200]!r}")
+            raise Refused("line", where, f"not an object property reply: {text[:200]!r}")
         if (reply.obj, reply.obj_id) != (obj, obj_id):
             if where == "payload.trigger":
                 # A poll is triggered by the chat's ACTIVITY_TIMESTAMP, not by the message.
                 continue
-            raise _Refused("line", where, f"about {reply.obj} {reply.obj_id}, not {obj} {obj_id}")
+            raise Refused("line", where, f"about {reply.obj} {reply.obj_id}, not {obj} {obj_id}")
         props[reply.prop] = (where, reply.value)
     clock = event["clock"]
     if obj != "CHATMESSAGE":
@@ -156,7 +167,7 @@ def _decode_skype_api(event: Mapping[str, Any]) -> Observation:
         fields["users"] = parse_handle_list(props["USERS"][1])
     for name in ("chat", "author"):
         if fields.get(name) == "":
-            raise _Refused("value", _where(props, name), f"empty {name}")
+            raise Refused("value", _where(props, name), f"empty {name}")
     fields["edited_by"] = fields.get("edited_by") or None
     return MessageObservation(
         host=event["host"],
@@ -192,11 +203,17 @@ def _timestamp(found: tuple[str, str], *, allow_zero: bool) -> int:
     try:
         seconds = parse_int(value)
     except ApiParseError as exc:
-        raise _Refused("value", where, f"{exc.reason}: {value[:40]!r}") from None
+        raise Refused("value", where, f"{exc.reason}: {value[:40]!r}") from None
+    return checked_timestamp(seconds, where, allow_zero=allow_zero)
+
+
+def checked_timestamp(seconds: int, where: str, *, allow_zero: bool) -> int:
+    """`seconds` if a host can have recorded it for a message (0 too, if allowed: an
+    EDITED_TIMESTAMP of a message never edited), else Refused naming `where`."""
     if seconds == 0 and allow_zero:
         return 0
     if not _EARLIEST_TIMESTAMP <= seconds <= _LATEST_TIMESTAMP:
-        raise _Refused("value", where, f"impossible timestamp {seconds}")
+        raise Refused("value", where, f"impossible timestamp {seconds}")
     return seconds
 
 

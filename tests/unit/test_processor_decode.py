@@ -133,9 +133,12 @@ def test_empty_author_is_refused() -> None:
     assert (error.kind, error.reason) == ("value", "empty author")
 
 
-def test_other_sources_are_unsupported_not_crashes() -> None:
-    error = _broken(lambda e: e.update(source="skype-export"))
-    assert error.kind == "unsupported"
+def test_other_sources_payloads_are_checked_by_their_schema() -> None:
+    # The Desktop API's lines are no export object or main.db row: a schema error, not a crash.
+    for source in ("skype-export", "skype-maindb"):
+        error = _broken(lambda e, source=source: e.update(source=source))
+        assert (error.kind, error.host, error.seq) == ("schema", "alice-pc", 1)
+        assert "payload" in error.reason
 
 
 def test_non_object_is_a_schema_error() -> None:

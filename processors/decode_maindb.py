@@ -1,0 +1,162 @@
+"""A `skype-maindb` raw event (one Messages row of a Skype classic main.db) -> observation.
+
+The row becomes what the Desktop API would have said about the same message, so that a copy
+in a main.db and a copy captured live match: CHATNAME is `chatname`, FROM_HANDLE `author`,
+TYPE the Desktop API name of `type` (kinds the API has no CHATMESSAGE for get names of their
+own, unknown ones `OTHER:maindb-<type>`), BODY `body_xml` (Skype's markup: body_format
+"skype-xml") and USERS `identities` where the API gives USERS. Timestamps are Unix seconds
+in the file's machine's clock; the file is a host, so its clock offset is estimated like any
+host's and tz_offset_s is 0 (spec skype-history-formats.md 2.3-2.7, 3).
+
+Bad values are refused (decode.Refused, kind "value") naming the row and column:
+`Messages rowid 61: timestamp`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chatchannels.processors.chatnames import bare_handle
+from chatchannels.processors.decode import Refused, checked_timestamp
+from chatchannels.processors.observations import MessageObservation
+
+# Messages.type -> Desktop API TYPE (or the name this archive gives a kind the API has no
+# CHATMESSAGE TYPE for). Type 2 is decided by param_key (_METADATA).
+TYPES: dict[int, str] = {
+    4: "CREATEDCHATWITH",
+    10: "ADDEDMEMBERS",
+    11: "JOINEDASAPPLICANT",
+    12: "KICKED",
+    13: "LEFT",
+    21: "SETROLE",
+    30: "CALL",
+    39: "CALL",
+    50: "CONTACTREQUEST",
+    51: "CONTACTACCEPTED",
+    53: "BLOCKED",
+    60: "EMOTED",
+    61: "SAID",
+    63: "POSTEDCONTACTS",
+    64: "SMS",
+    68: "FILES",
+    110: "BIRTHDAY",
+    201: "MEDIA",
+    253: "MEDIA",
+}
+# SkypeKit's conversation property ids in param_key of a type 2 row. META_NAME (3640) has
+# no Desktop API TYPE: it stays an OTHER kind, named by its key.
+_METADATA: dict[int, str] = {3644: "SETTOPIC", 3658: "SETPICTURE", 3652: "SETGUIDELINES"}
+# System events: BODY empty, USERS the members they are about, as the Desktop API gives
+# them (spec skype-desktop-api.md 6.3).
+SYSTEM_TYPES = frozenset({"ADDEDMEMBERS", "LEFT", "KICKED", "SETROLE", "CREATEDCHATWITH"})
+# Kinds whose Desktop API USERS is empty whatever identities holds: a live copy of them
+# has USERS "", and USERS is part of what makes two copies one message.
+_NO_USERS = frozenset(
+    {"SAID", "EMOTED", "SETTOPIC", "SETPICTURE", "SETGUIDELINES", "POSTEDCONTACTS"}
+)
+STATUSES = {1: "SENDING", 2: "SENT", 3: "RECEIVED", 4: "READ"}
+# A cloud group's creator's main.db names the group by a local placeholder
+# (`#creator/$*T;<convo_id>`); the thread id every other copy uses is the conversation's
+# alt_identity.
+_PLACEHOLDER_MARK = "/$*T;"
+
+
+def decode_maindb_event(event: Mapping[str, Any]) -> MessageObservation:
+    """The observation of one schema-valid `skype-maindb` event; Refused if a value is bad."""
+    payload = event["payload"]
+    row: Mapping[str, Any] = payload["row"]
+    place = f"Messages rowid {payload['place']['rowid']}"
+    row_id = _integer(row, "id", place)
+    raw_type = _integer(row, "type", place)
+    if raw_type is None:
+        raise Refused("value", f"{place}: type", "no type")
+    msg_type = message_type(raw_type, _integer(row, "param_key", place))
+    chat = _chat(row, payload["conversation"], place)
+    author = bare_handle(_text(row, "author", place) or "")
+    if not author:
+        raise Refused("value", f"{place}: author", "empty author")
+    timestamp = _integer(row, "timestamp", place)
+    if timestamp is None:
+        raise Refused("value", f"{place}: timestamp", "no timestamp")
+    timestamp = checked_timestamp(timestamp, f"{place}: timestamp", allow_zero=False)
+    edited = _integer(row, "edited_timestamp", place) or 0
+    edited = checked_timestamp(edited, f"{place}: edited_timestamp", allow_zero=True)
+    body = "" if msg_type in SYSTEM_TYPES else (_text(row, "body_xml", place) or "")
+    remote_id = _integer(row, "remote_id", place)
+    status = _integer(row, "chatmsg_status", place)
+    return MessageObservation(
+        host=event["host"],
+        seq=event["seq"],
+        local_id=str(row_id if row_id is not None else payload["place"]["rowid"]),
+        reason="import",
+        captured_utc=float(event["clock"]["utc"]),
+        tz_offset_s=0,
+        chat=chat,
+        author=author,
+        author_name=_text(row, "from_dispname", place),
+        type=msg_type,
+        status=STATUSES.get(status) if status is not None else None,
+        timestamp=timestamp,
+        body=body,
+        edited_timestamp=edited,
+        edited_by=bare_handle(_text(row, "edited_by", place) or "") or None,
+        users=_users(msg_type, _text(row, "identities", place), author),
+        body_format="skype-xml",
+        xid=None if remote_id is None else f"{chat}|{author.casefold()}|{remote_id}|{raw_type}",
+    )
+
+
+def message_type(raw_type: int, param_key: int | None) -> str:
+    """The TYPE of a Messages row: a Desktop API name, an archive kind or OTHER:maindb-..."""
+    if raw_type == 2:
+        if param_key in _METADATA:
+            return _METADATA[param_key]
+        return f"OTHER:maindb-2/{param_key}"
+    return TYPES.get(raw_type, f"OTHER:maindb-{raw_type}")
+
+
+def _chat(row: Mapping[str, Any], conversation: Mapping[str, Any] | None, place: str) -> str:
+    chatname = _text(row, "chatname", place) or ""
+    thread = None
+    identity = None
+    if conversation is not None:
+        alt = conversation.get("alt_identity")
+        thread = alt if isinstance(alt, str) and alt.startswith("19:") else None
+        found = conversation.get("identity")
+        identity = found if isinstance(found, str) and found else None
+    if chatname and not (thread and _PLACEHOLDER_MARK in chatname):
+        return chatname
+    # Skyperious-written files leave chatname NULL: the conversation names the chat.
+    chat = thread or identity
+    if chat is None:
+        raise Refused("value", f"{place}: chatname", "no chat name and no conversation identity")
+    return chat
+
+
+def _users(msg_type: str, identities: str | None, author: str) -> tuple[str, ...]:
+    if msg_type in _NO_USERS or not identities:
+        return ()
+    users = tuple(bare_handle(h) for h in identities.split())
+    if msg_type == "LEFT":
+        # Someone who left is the author; the API's USERS of a LEFT names nobody else.
+        users = tuple(u for u in users if u.casefold() != author.casefold())
+    return users
+
+
+def _integer(row: Mapping[str, Any], column: str, place: str) -> int | None:
+    value = row.get(column)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise Refused("value", f"{place}: {column}", f"not an integer: {str(value)[:40]!r}")
+
+
+def _text(row: Mapping[str, Any], column: str, place: str) -> str | None:
+    value = row.get(column)
+    if value is None or isinstance(value, str):
+        return value
+    raise Refused("value", f"{place}: {column}", f"not text: {str(value)[:40]!r}")
