@@ -139,7 +139,8 @@ def _users(msg_type: str, identities: str | None, author: str) -> tuple[str, ...
         return ()
     users = tuple(bare_handle(h) for h in identities.split())
     if msg_type == "LEFT":
-        # Someone who left is the author; the API's USERS of a LEFT names nobody else.
+        # main.db names the leaver (the author) in identities too; a live LEFT of someone
+        # who left carries an empty USERS, and the two copies must say the same.
         users = tuple(u for u in users if u.casefold() != author.casefold())
     return users
 
