@@ -148,19 +148,17 @@ def decode_export_event(event: Mapping[str, Any]) -> MessageObservation | Object
     edited_timestamp: int | None = 0
     if delete_ms is not None:
         body = ""
-        edited_timestamp = delete_ms // 1000
+        edited_timestamp = checked_timestamp(
+            delete_ms // 1000, f"{where}: properties.deletetime", allow_zero=False
+        )
     elif edit_ms is not None:
-        edited_timestamp = edit_ms // 1000
+        edited_timestamp = checked_timestamp(
+            edit_ms // 1000, f"{where}: properties.edittime", allow_zero=False
+        )
     elif edit_marker is not None:
         # Edited (the marker says so) but the entry gives no edit time: a copy made at the
         # edit arrived at it; for anything else the time is unknown.
         edited_timestamp = arrived if arrived > timestamp else None
-    if edited_timestamp:
-        edited_timestamp = checked_timestamp(
-            edited_timestamp,
-            f"{where}: properties.{'deletetime' if delete_ms is not None else 'edittime'}",
-            allow_zero=False,
-        )
     display_name = message.get("displayName")
     return MessageObservation(
         **base,

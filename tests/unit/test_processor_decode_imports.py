@@ -609,6 +609,11 @@ def test_export_times_of_any_precision() -> None:
             "not a ms time: '12.5'",
         ),
         (
+            {"properties": {"deletetime": "0"}},
+            "conversations[3].MessageList[17]: properties.deletetime",
+            "impossible timestamp 0",
+        ),
+        (
             {"properties": "edited"},
             "conversations[3].MessageList[17]: properties",
             "not an object",
