@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "replay": "chatchannels.processors.replay_cli:replay",
     "stats": "chatchannels.processors.cli:stats",
     "emulate": "chatchannels.emulator.cli:emulate",
+    "import": "chatchannels.ingest.importers.cli:import_",
     "stack": "chatchannels.stack.cli:stack",
 }
 

@@ -47,6 +47,11 @@ class Settings:
     # each); a group not kept is read back from PostgreSQL and re-clustered whole.
     processor_cache_members: int = 2_000_000
     site_dir: Path = Path("site")
+    # `chatchannels import`: where an export's shared files are archived, content-addressed
+    # (empty: <stack_dir>/media), and where each imported host's spool lives (empty: beside
+    # the agent's spool, so one machine's undelivered events are all in one place).
+    media_dir: str = ""
+    import_spool_dir: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -58,6 +63,18 @@ class Settings:
         return self.dsn or (
             f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
         )
+
+    @property
+    def media_root(self) -> Path:
+        if self.media_dir:
+            return Path(self.media_dir).expanduser().absolute()
+        return self.stack_dir / "media"
+
+    @property
+    def import_spools(self) -> Path:
+        if self.import_spool_dir:
+            return Path(self.import_spool_dir).expanduser().absolute()
+        return Path("~/.local/state/chatchannels/imports").expanduser()
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -1,0 +1,87 @@
+"""Raw events of imported records (schemas/raw-event.v1.json, skypeMaindbPayload and
+skypeExportPayload): the record verbatim, plus what makes it self-contained."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatchannels.ingest.importers.export import ExportItem
+from chatchannels.ingest.importers.maindb import MaindbRow
+from chatchannels.rawevents import SCHEMA_ID, EventClock
+
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    sha256: str
+    name: str
+    account: str | None
+    client: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "name": self.name,
+            "account": self.account,
+            "client": self.client,
+        }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def default_host(sha256: str) -> str:
+    """An imported file is a host of its own: one clock, one seq series (plan, contract)."""
+    return f"file-{sha256[:16]}"
+
+
+def _envelope(
+    source: str, host: str, session: str, seq: int, clock: EventClock, payload: dict
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_ID,
+        "host": host,
+        "session": session,
+        "seq": seq,
+        "clock": {"utc": clock.utc, "tz_offset_s": clock.tz_offset_s},
+        "source": source,
+        "payload": payload,
+    }
+
+
+def maindb_event(
+    item: MaindbRow, *, file: FileInfo, host: str, session: str, seq: int, clock: EventClock
+) -> dict[str, Any]:
+    payload = {
+        "file": file.as_json(),
+        "place": {"table": "Messages", "rowid": item.rowid},
+        "row": item.row,
+        "conversation": item.conversation,
+        "chat": item.chat,
+    }
+    return _envelope("skype-maindb", host, session, seq, clock, payload)
+
+
+def export_event(
+    item: ExportItem, *, file: FileInfo, host: str, session: str, seq: int, clock: EventClock
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "file": file.as_json(),
+        "place": item.place,
+        "kind": item.kind,
+        "conversation": item.conversation,
+    }
+    if item.kind == "message":
+        payload["message"] = item.message
+    else:
+        payload["media"] = item.media
+    return _envelope("skype-export", host, session, seq, clock, payload)
