@@ -11,8 +11,10 @@ changes as aliases (old id -> new id) so that links keep working.
 
 Revisions. Every body any host read is one revision: the original (EDITED_TIMESTAMP 0), then
 each edit (body, editor, edit time corrected to UTC), ordered by edit time. Copies of one
-edit from several hosts (same normalised body and editor, times within the tolerance) are one
-revision. A deletion is an edit to an empty body: the message keeps its id and becomes a
+edit from several hosts (same normalised text and editor, times within the tolerance) are one
+revision, whatever format each copy's body was written in; its body is a Skype-XML copy if
+there is one (it keeps the formatting, links and kinds a Desktop API BODY has lost), else the
+first host's. A deletion is an edit to an empty body: the message keeps its id and becomes a
 tombstone, and the bodies before it stay in its revisions.
 """
 
@@ -22,8 +24,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from chatchannels.processors.content import normalise_body, normalise_handle, stable_digest
+from chatchannels.processors.content import normalise_content, normalise_handle, stable_digest
 from chatchannels.processors.matching import DEFAULT_TOLERANCE_S, MEMO_SLOTS, Cluster, LatestMemo
+from chatchannels.processors.richtext import TEXT
 
 ORIGINAL, EDIT, DELETE, UNDATED = "original", "edit", "delete", "undated"
 
@@ -52,6 +55,7 @@ class Revision:
     edited_by: str | None
     edited_utc: float | None
     hosts: tuple[str, ...]
+    body_format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class CanonicalMessage:
     state: str  # original | edited | deleted | unknown (no body read yet)
     revisions: tuple[Revision, ...]
     observations: tuple[ObservationRef, ...]
+    body_format: str = "text"
 
     @property
     def deleted(self) -> bool:
@@ -131,6 +136,7 @@ def build_message(message_id: str, cluster: Cluster, tolerance_s: float) -> Cano
     first = cluster.members[0]
     revisions = _revisions(cluster, tolerance_s)
     latest = revisions[-1] if revisions else None
+    body_format = TEXT
     if latest is None:
         state, body = "unknown", ""
     elif latest.kind == DELETE:
@@ -138,6 +144,7 @@ def build_message(message_id: str, cluster: Cluster, tolerance_s: float) -> Cano
     else:
         edited = any(r.kind in (EDIT, DELETE) for r in revisions)
         state, body = ("edited" if edited else "original"), latest.body
+        body_format = latest.body_format
     return CanonicalMessage(
         id=message_id,
         chat=cluster.chat,
@@ -161,6 +168,7 @@ def build_message(message_id: str, cluster: Cluster, tolerance_s: float) -> Cano
             )
             for m in cluster.members
         ),
+        body_format=body_format,
     )
 
 
@@ -172,6 +180,7 @@ class _RevisionDraft:
     editor: str | None
     edited_utc: float | None
     hosts: set[str]
+    body_format: str
 
 
 def _revisions(cluster: Cluster, tolerance_s: float) -> tuple[Revision, ...]:
@@ -185,7 +194,7 @@ def _revisions(cluster: Cluster, tolerance_s: float) -> tuple[Revision, ...]:
     )
     drafts: list[_RevisionDraft] = []
     for edited_utc, host, _i, s in sightings:
-        norm = normalise_body(s.body)
+        norm = normalise_content(s.body, s.body_format)
         editor = normalise_handle(s.edited_by) if s.edited_by else None
         if s.is_original:
             kind, when = ORIGINAL, None
@@ -197,15 +206,19 @@ def _revisions(cluster: Cluster, tolerance_s: float) -> tuple[Revision, ...]:
             (d for d in drafts if _same_revision(d, kind, norm, editor, when, tolerance_s)), None
         )
         if same is None:
-            drafts.append(_RevisionDraft(kind, s.body, norm, s.edited_by, when, {host}))
+            drafts.append(
+                _RevisionDraft(kind, s.body, norm, s.edited_by, when, {host}, s.body_format)
+            )
         else:
             same.hosts.add(host)
+            if same.body_format == TEXT and s.body_format != TEXT:
+                same.body, same.body_format = s.body, s.body_format
     # An undated body equal to a dated one is that one read without EDITED_TIMESTAMP.
     dated = {d.norm for d in drafts if d.kind != UNDATED}
     drafts = [d for d in drafts if d.kind != UNDATED or d.norm not in dated]
     drafts.sort(key=_revision_order)
     return tuple(
-        Revision(n, d.kind, d.body, d.editor, d.edited_utc, tuple(sorted(d.hosts)))
+        Revision(n, d.kind, d.body, d.editor, d.edited_utc, tuple(sorted(d.hosts)), d.body_format)
         for n, d in enumerate(drafts)
     )
 

@@ -128,15 +128,17 @@ def corrected_us(message: HostMessage) -> int:
 
 
 def strong_key(message: HostMessage) -> str | None:
-    original = message.original_body
+    original = message.original
     if original is None:
         return None
-    return content_key(message.type, original, message.users)
+    return content_key(message.type, original.body, message.users, original.body_format)
 
 
 def current_key(message: HostMessage) -> str:
     current = message.current
-    return content_key(message.type, current.body if current else "", message.users)
+    if current is None:
+        return content_key(message.type, "", message.users)
+    return content_key(message.type, current.body, message.users, current.body_format)
 
 
 def cluster_messages(
@@ -203,7 +205,11 @@ class _Draft:
         return {m.host for m in self.members}
 
     def body_keys(self) -> set[str]:
-        return {content_key(m.type, s.body, m.users) for m in self.members for s in m.sightings}
+        return {
+            content_key(m.type, s.body, m.users, s.body_format)
+            for m in self.members
+            for s in m.sightings
+        }
 
     def sort_key(self) -> tuple[int, tuple[str, str]]:
         return (self.utc_us, min(m.key for m in self.members))

@@ -83,6 +83,8 @@ class BodySighting:
     `edited_timestamp` is Skype's raw value in the host's clock: 0 means never edited, so
     this body is the original; None means EDITED_TIMESTAMP was not read, so nobody knows.
     `skew_s` is the host clock estimate of clock epoch `epoch` used to correct the edit time.
+    `body_format` is how `body` is written, as MessageObservation.body_format; snapshots made
+    before bodies had formats hold Desktop API bodies, hence the default.
     """
 
     body: str
@@ -91,6 +93,7 @@ class BodySighting:
     seq: int
     skew_s: float
     epoch: int | None = None
+    body_format: str = "text"
 
     @property
     def is_original(self) -> bool:
@@ -143,12 +146,14 @@ class HostMessage:
         return self.timestamp - self.skew_s
 
     @property
-    def original_body(self) -> str | None:
+    def original(self) -> BodySighting | None:
         """The body read with EDITED_TIMESTAMP 0, the only proof of an original."""
-        for sighting in self.sightings:
-            if sighting.is_original:
-                return sighting.body
-        return None
+        return next((s for s in self.sightings if s.is_original), None)
+
+    @property
+    def original_body(self) -> str | None:
+        original = self.original
+        return original.body if original else None
 
     @property
     def current(self) -> BodySighting | None:
@@ -173,7 +178,13 @@ def fold_observation(
     sightings = message.sightings
     if obs.body is not None:
         sighting = BodySighting(
-            obs.body, obs.edited_timestamp, obs.edited_by, obs.seq, clock.skew_s, clock.epoch
+            obs.body,
+            obs.edited_timestamp,
+            obs.edited_by,
+            obs.seq,
+            clock.skew_s,
+            clock.epoch,
+            obs.body_format,
         )
         if not sightings or not _same_sighting(sightings[-1], sighting):
             sightings = (*sightings, sighting)
@@ -202,7 +213,9 @@ def fold_observation(
 def _same_sighting(a: BodySighting, b: BodySighting) -> bool:
     # A re-read of an unchanged message is not a new body; EDITED_TIMESTAMP not read (None)
     # on one of the two reads adds no evidence either.
-    if a.body != b.body or (a.edited_by != b.edited_by and b.edited_by is not None):
+    if (a.body, a.body_format) != (b.body, b.body_format) or (
+        a.edited_by != b.edited_by and b.edited_by is not None
+    ):
         return False
     return a.edited_timestamp == b.edited_timestamp or b.edited_timestamp is None
 

@@ -6,16 +6,13 @@ in-memory Engine and compare whole tables.
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from chatchannels.processors.canonical import DELETE, CanonicalMessage
 from chatchannels.processors.observations import ObjectObservation
-
-_TAG = re.compile(r"<[^>]*>")
+from chatchannels.processors.richtext import as_skype_xml, body_text
 
 MESSAGE_COLUMNS = (
     "id",
@@ -45,12 +42,6 @@ def utc_datetime(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def plain_text(markup: str) -> str:
-    """Skype bodies are XML-ish markup with entities (<b>, <a>, <ss>, &amp;): the text a
-    reader sees, for search and feeds. The markup is kept alongside."""
-    return html.unescape(_TAG.sub("", markup))
-
-
 def message_row(m: CanonicalMessage) -> tuple:
     edit = m.last_edit
     return (
@@ -60,8 +51,10 @@ def message_row(m: CanonicalMessage) -> tuple:
         m.author_name or "",
         utc_datetime(m.utc),
         m.type or "",
-        plain_text(m.body),
-        m.body,
+        # `body` is what search indexes and feed titles show: the text a reader sees.
+        # `body_markup` is always Skype's XML, so a Desktop API body's `<` stays a character.
+        body_text(m.body, m.body_format),
+        as_skype_xml(m.body, m.body_format),
         utc_datetime(edit.edited_utc) if edit else None,
         edit.edited_by if edit else None,
         m.deleted,
@@ -70,7 +63,14 @@ def message_row(m: CanonicalMessage) -> tuple:
 
 def revision_rows(m: CanonicalMessage) -> list[tuple]:
     return [
-        (m.id, r.n, r.body, r.edited_by, utc_datetime(r.edited_utc), r.kind == DELETE)
+        (
+            m.id,
+            r.n,
+            as_skype_xml(r.body, r.body_format),
+            r.edited_by,
+            utc_datetime(r.edited_utc),
+            r.kind == DELETE,
+        )
         for r in m.revisions
     ]
 

@@ -1,12 +1,11 @@
-"""Skype's message markup to safe HTML, and text made safe for XML and HTML.
+"""Message bodies to safe HTML, and text made safe for XML and HTML.
 
-Skype writes bodies as an XML-like fragment (spec: skype-history-formats.md 1.8): `<b>`, `<i>`,
-`<s>`, `<pre>`, emoticons `<ss type="smile">:)</ss>`, links `<a href>`, mentions `<at>`, quotes
-with `<legacyquote>` decoration, edit markers `<e_m/>`, media `<URIObject>`, and entities. We
-keep the meaning of exactly those tags, rebuilt from scratch (never copied through), and render
-everything else as the text it is: a `<script>` a person typed shows as `<script>`. Skype
-itself escapes typed angle brackets, so an unknown tag is always something a person typed or
-a plain-text body from the Desktop API (whose BODY is plain text).
+A stored body (`body_markup`) is Skype's XML (processors/rows.py escapes a Desktop API body
+into it), parsed into the typed model of processors/richtext.py; this module only renders that
+model. The HTML is rebuilt from the nodes, never copied through: formatting, links to
+http(s)/mailto/ftp, quotes, mentions, emoticons, and each kind of content (calls, files,
+media, contacts, system events) as a compact line of text. Text is escaped once; a `<b>`
+typed on a desktop arrives as `&lt;b&gt;` and shows as `<b>`.
 
 Pure: no I/O. Every function returns text that is safe in its stated context.
 """
@@ -14,33 +13,17 @@ Pure: no I/O. Every function returns text that is safe in its stated context.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from html import escape
-from html.parser import HTMLParser
 from urllib.parse import urlsplit
+
+from chatchannels.processors import richtext as rt
 
 # Characters XML 1.0 forbids (lxml refuses them) and lone surrogates; shown as U+FFFD.
 XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-# Tags whose markup we keep, as the HTML element that carries their meaning.
-FORMATTING = {"b": "b", "i": "i", "s": "s", "pre": "pre"}
-# Skype's own tags whose content is decoration or metadata, dropped with their content.
-DROPPED_WITH_CONTENT = frozenset({"legacyquote", "e_m", "originalname", "filesize", "meta"})
-# Skype's own tags rendered as their text (the SkypeKit rule: `alt` if present, else text).
-AS_TEXT = frozenset(
-    {
-        "flag",
-        "uriobject",
-        "partlist",
-        "part",
-        "name",
-        "duration",
-        "files",
-        "file",
-        "location",
-        "topicxml",
-    }
-)
 SAFE_SCHEMES = frozenset({"http", "https", "mailto", "ftp"})
-VOID = frozenset({"e_m", "originalname", "filesize", "meta"})
+SHA256 = re.compile("[0-9a-f]{64}")
+LINK_REL = "nofollow noopener noreferrer"
 
 
 def clean_text(text: str) -> str:
@@ -65,131 +48,124 @@ def safe_href(url: str) -> str | None:
     return url if scheme in SAFE_SCHEMES else None
 
 
-class _SkypeMarkup(HTMLParser):
-    def __init__(self, source: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.source = source
-        self.out: list[str] = []
-        self.open: list[tuple[str, str]] = []  # (tag, closing HTML) of open known tags
-        # While dropping a tag's content: that tag and how deeply it is nested in itself.
-        self.drop_tag = ""
-        self.drop_depth = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._start(tag, dict(attrs), self_closing=tag in VOID)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._start(tag, dict(attrs), self_closing=True)
-
-    def _drop_until_end_of(self, tag: str) -> None:
-        self.drop_tag, self.drop_depth = tag, 1
-
-    def _start(self, tag: str, attrs: dict[str, str | None], self_closing: bool) -> None:
-        if self.drop_depth:
-            if tag == self.drop_tag and not self_closing:
-                self.drop_depth += 1
-            return
-        if tag in DROPPED_WITH_CONTENT:
-            if not self_closing:
-                self._drop_until_end_of(tag)
-            return
-        if tag in AS_TEXT:
-            alt = attrs.get("alt")
-            if alt:
-                self.out.append(escape_text(alt))
-                if not self_closing:
-                    self._drop_until_end_of(tag)
-            return
-        html = self._open_html(tag, attrs)
-        if html is None:
-            self.out.append(escape_text(self.get_starttag_text() or ""))
-            return
-        opening, closing = html
-        self.out.append(opening)
-        if self_closing:
-            self.out.append(closing)
-        else:
-            self.open.append((tag, closing))
-
-    def _open_html(self, tag: str, attrs: dict[str, str | None]) -> tuple[str, str] | None:
-        if tag in FORMATTING:
-            name = FORMATTING[tag]
-            return f"<{name}>", f"</{name}>"
-        if tag == "ss":
-            kind = escape_text(attrs.get("type") or "")
-            return f'<span class="emoticon" title="{kind}">', "</span>"
-        if tag == "at":
-            return '<span class="mention">@', "</span>"
-        if tag == "quote":
-            who = attrs.get("authorname") or attrs.get("author") or ""
-            cite = f"<cite><bdi>{escape_text(who)}</bdi></cite> " if who else ""
-            return f'<blockquote class="quote">{cite}', "</blockquote>"
-        if tag == "a":
-            href = safe_href(attrs.get("href") or "")
-            if href is None:
-                return '<span class="link">', "</span>"
-            return f'<a href="{escape_text(href)}" rel="nofollow noopener noreferrer">', "</a>"
-        return None
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.drop_depth:
-            if tag == self.drop_tag:
-                self.drop_depth -= 1
-            return
-        if any(opened == tag for opened, _ in self.open):
-            # Close everything opened since: Skype's fragments are not always well nested.
-            while self.open:
-                opened, closing = self.open.pop()
-                self.out.append(closing)
-                if opened == tag:
-                    break
-            return
-        if tag in DROPPED_WITH_CONTENT or tag in AS_TEXT:
-            return
-        self.out.append(escape_text(f"</{tag}>"))
-
-    def handle_data(self, data: str) -> None:
-        if not self.drop_depth:
-            self.out.append(escape_text(data))
-
-    def handle_comment(self, data: str) -> None:
-        if not self.drop_depth:
-            self.out.append(escape_text(f"<!--{data}-->"))
-
-    def handle_decl(self, decl: str) -> None:
-        self.out.append(escape_text(f"<!{decl}>"))
-
-    def handle_pi(self, data: str) -> None:
-        self.out.append(escape_text(f"<?{data}>"))
-
-    def unknown_decl(self, data: str) -> None:
-        self.out.append(escape_text(f"<![{data}]>"))
-
-    def render(self) -> str:
-        self.feed(self.source)
-        self.close()
-        self.out.extend(closing for _, closing in reversed(self.open))
-        return "".join(self.out)
-
-
-def render_markup(body_markup: str) -> str:
-    """Skype markup as HTML that can only format text and link to http(s)/mailto/ftp."""
-    return _SkypeMarkup(clean_text(body_markup)).render()
+def render_markup(body_markup: str, media: Mapping[str, str] | None = None) -> str:
+    """A stored body (Skype's XML) as HTML that can only format text and link to
+    http(s)/mailto/ftp and to archived media (`media`: doc_id -> sha256 of its content)."""
+    return to_html(rt.parse(body_markup, rt.SKYPE_XML), media or {})
 
 
 def markup_to_text(body_markup: str) -> str:
     """The plain text a reader sees, for titles and summaries (not escaped)."""
-    rendered = render_markup(body_markup)
-    parser = _TextOnly()
-    parser.feed(rendered)
-    parser.close()
-    return "".join(parser.parts)
+    return rt.body_text(body_markup, rt.SKYPE_XML)
 
 
-class _TextOnly(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
+def to_html(nodes: tuple[rt.Node, ...], media: Mapping[str, str]) -> str:
+    return "".join(_html(node, media) for node in nodes)
 
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
+
+def media_path(sha256: str) -> str:
+    return f"/media/{sha256[:2]}/{sha256}"
+
+
+def bare_handle(mri: str) -> str:
+    """`8:live:bob` -> `live:bob`: Skype's MRI prefix dropped, except a bot's `28:`."""
+    prefix, colon, rest = mri.partition(":")
+    return rest if colon and prefix.isdigit() and prefix != "28" else mri
+
+
+def size_text(size: int) -> str:
+    value, unit = float(size), "bytes"
+    for bigger in ("KB", "MB", "GB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+
+
+def _bdi(text: str) -> str:
+    return f"<bdi>{escape_text(text)}</bdi>"
+
+
+def _names(handles: tuple[str, ...]) -> str:
+    return ", ".join(_bdi(bare_handle(h)) for h in handles)
+
+
+def _sized(name: str, size: int | None) -> str:
+    return _bdi(name) + (f" ({size_text(size)})" if size is not None else "")
+
+
+def _html(node: rt.Node, media: Mapping[str, str]) -> str:
+    inner = to_html(node.children, media) if isinstance(node, rt.WithChildren) else ""
+    match node:
+        case rt.Text(text=text) | rt.Flag(text=text):
+            return escape_text(text)
+        case rt.Styled(style=style):
+            return f"<{style}>{inner}</{style}>"
+        case rt.Link(href=href):
+            safe = safe_href(href)
+            if safe is None:
+                return f'<span class="link">{inner}</span>'
+            return f'<a href="{escape_text(safe)}" rel="{LINK_REL}">{inner}</a>'
+        case rt.Quote(author=author, authorname=authorname):
+            who = authorname or author
+            cite = f"<cite>{_bdi(who)}</cite> " if who else ""
+            return f'<blockquote class="quote">{cite}{inner}</blockquote>'
+        case rt.Mention():
+            return f'<span class="mention">{"" if inner.startswith("@") else "@"}{inner}</span>'
+        case rt.Emoticon(type=kind):
+            return f'<span class="emoticon" title="{escape_text(kind)}">{inner}</span>'
+        case rt.Location(address=address):
+            return f'<span class="location">{inner or escape_text(address)}</span>'
+        case rt.Files(files=files):
+            listed = ", ".join(_sized(f.name, f.size) for f in files)
+            return f'<span class="files">Files: {listed}</span>'
+        case rt.Media():
+            return _media_html(node, media)
+        case rt.Call(parts=parts):
+            who = ", ".join(_bdi(p.name or bare_handle(p.identity)) for p in parts)
+            return f'<span class="call">{escape_text(rt.call_summary(node))}' + (
+                f" ({who})</span>" if who else "</span>"
+            )
+        case rt.Contacts(contacts=contacts):
+            listed = ", ".join(
+                _bdi(c.name or c.handle) + (f" ({escape_text(c.handle)})" if c.name else "")
+                for c in contacts
+            )
+            return f'<span class="contacts">Contacts: {listed}</span>'
+        case rt.SystemEvent():
+            return f'<span class="event">{_event_html(node)}</span>'
+        case rt.Sms(text=text, targets=targets):
+            to = f" to {_names(targets)}" if targets else ""
+            return f'<span class="sms">SMS{to}: {escape_text(text)}</span>'
+        case rt.Card(text=text):
+            return f'<span class="card" title="card">{escape_text(text)}</span>'
+    raise TypeError(f"not a content node: {node!r}")
+
+
+def _media_html(node: rt.Media, media: Mapping[str, str]) -> str:
+    shown = _sized(node.original_name or node.type or "file", node.size)
+    sha256 = media.get(node.doc_id, "")
+    if SHA256.fullmatch(sha256):
+        return f'<a class="media" href="{media_path(sha256)}" rel="{LINK_REL}">{shown}</a>'
+    return (
+        f'<span class="media missing">{shown} <span class="mark">(file not archived)</span></span>'
+    )
+
+
+def _event_html(event: rt.SystemEvent) -> str:
+    who = _bdi(bare_handle(event.initiator)) if event.initiator else "Someone"
+    value = escape_text(event.value)
+    match event.kind:
+        case "addmember":
+            return f"{who} added {_names(event.targets)}"
+        case "deletemember" if event.targets in ((), (event.initiator,)):
+            return f"{who} left"
+        case "deletemember":
+            return f"{who} removed {_names(event.targets)}"
+        case "topicupdate":
+            return f"{who} set the topic to “{value}”"
+        case "pictureupdate":
+            return f"{who} changed the chat's picture"
+        case "roleupdate":
+            return f"{who} made {_names(event.targets)} {value}"
+    return f"{who}: {escape_text(event.kind)} {value}".rstrip()
