@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from chatchannels.processors.clocks import HostClock, observe_clock
 from chatchannels.processors.decode import DecodeError, decode_event
+from chatchannels.processors.file_clocks import IMPORT_REASON, Copies, advance, earliest
 from chatchannels.processors.matching import group_key
 from chatchannels.processors.observations import (
     HostMessage,
@@ -57,12 +58,14 @@ class Decoded:
 @dataclass(frozen=True)
 class ClockEstimate:
     """A row of host_clocks: the host's estimate changed at its event `seq` (after `steps`
-    steps of its clock seen so far)."""
+    steps of its clock seen so far), resting on `samples` (live hosts: the one sample of
+    least delay; imported files: their pairs of shared ids, file_clocks.py)."""
 
     host: str
     seq: int
     skew_s: float
     steps: int
+    samples: int = 1
 
 
 @dataclass
@@ -162,12 +165,35 @@ def needed_keys(decoded: Iterable[Decoded]) -> tuple[set[str], set[MessageKey], 
     return hosts, messages, objects
 
 
+def import_evidence(
+    decoded: Iterable[Decoded],
+) -> tuple[dict[str, float | None], Copies]:
+    """The batch's import hosts with their least broker time in it, and the copies of shared
+    ids its messages hold (xid -> host -> earliest TIMESTAMP): file_clocks.update_files."""
+    first: dict[str, float | None] = {}
+    copies: Copies = {}
+    for d in decoded:
+        obs = d.result
+        if isinstance(obs, DecodeError) or obs.reason != IMPORT_REASON:
+            continue
+        first[obs.host] = earliest(first.get(obs.host), d.record.broker_utc)
+        if isinstance(obs, MessageObservation) and obs.xid is not None and obs.timestamp:
+            held = copies.setdefault(obs.xid, {})
+            held[obs.host] = min(obs.timestamp, held.get(obs.host, obs.timestamp))
+    return first, copies
+
+
 def clock_track(
-    decoded: Iterable[Decoded], clocks: Mapping[str, HostClock]
+    decoded: Iterable[Decoded],
+    clocks: Mapping[str, HostClock],
+    imported: Mapping[str, HostClock] | None = None,
 ) -> list[HostClock | None]:
     """The clock of each record's host after the record (None where it did not decode), from
-    the stored `clocks`: what both `refreshing_hosts` and `fold_records` need, computed once."""
-    current = dict(clocks)
+    the stored `clocks`: what both `refreshing_hosts` and `fold_records` need, computed once.
+    Import hosts' records take their host's clock in `imported` (the file's offset after the
+    whole batch's shared ids, file_clocks.py), of which they only advance the position."""
+    imported = imported or {}
+    current = {**clocks, **imported}
     track: list[HostClock | None] = []
     for d in decoded:
         obs = d.result
@@ -175,20 +201,30 @@ def clock_track(
             track.append(None)
             continue
         before = current.get(obs.host) or HostClock(obs.host)
-        clock = observe_clock(before, obs.seq, obs.captured_utc, d.record.broker_utc)
+        if obs.host in imported:
+            clock = advance(before, obs.seq)
+        else:
+            clock = observe_clock(before, obs.seq, obs.captured_utc, d.record.broker_utc)
         current[obs.host] = clock
         track.append(clock)
     return track
 
 
 def refreshing_hosts(
-    track: Iterable[HostClock | None], clocks: Mapping[str, HostClock]
+    track: Iterable[HostClock | None],
+    clocks: Mapping[str, HostClock],
+    imported: Mapping[str, HostClock] | None = None,
 ) -> set[str]:
-    """Hosts whose correction (skew, epoch) changes somewhere in the batch (`clock_track`):
-    the store must load their possibly stale host messages (`correction_epochs`) before
-    folding."""
+    """Hosts whose correction (skew, epoch) changes somewhere in the batch (`clock_track`),
+    or up front (`imported`, the import hosts' clocks after the batch's shared ids, hosts
+    with no record in the batch among them): the store must load their possibly stale host
+    messages (`correction_epochs`) before folding."""
     current = dict(clocks)
     changed: set[str] = set()
+    for clock in (imported or {}).values():
+        before = current.get(clock.host) or HostClock(clock.host)
+        if (clock.skew_s, clock.epoch) != (before.skew_s, before.epoch):
+            changed.add(clock.host)
     for clock in track:
         if clock is None:
             continue
@@ -215,9 +251,11 @@ def fold_records(
     clocks: Mapping[str, HostClock],
     host_messages: Mapping[MessageKey, HostMessage],
     objects: Mapping[ObjectKey, ObjectObservation],
+    imported: Mapping[str, HostClock] | None = None,
 ) -> Folded:
     """Apply decoded records in order to the stored state (not modified); return the changes.
-    `track` is `clock_track` of the records over `clocks`.
+    `track` is `clock_track` of the records over `clocks` and `imported`, the import hosts'
+    clocks, which apply before the first record.
 
     `host_messages` must hold the messages the records name and, for every host in
     `refreshing_hosts`, those of its messages whose correction may go stale.
@@ -226,6 +264,26 @@ def fold_records(
     by_host: dict[str, set[MessageKey]] = {}
     for key in host_messages:
         by_host.setdefault(key[0], set()).add(key)
+
+    def take_clock(host: str, clock: HostClock) -> None:
+        before_clock = out.clocks.get(host) or clocks.get(host)
+        fresh = before_clock or HostClock(host)
+        if clock != before_clock:
+            out.clocks[host] = clock
+            if clock.has_evidence and (before_clock is None or clock.skew_s != before_clock.skew_s):
+                samples = clock.samples if clock.imported else 1
+                out.estimates.append(
+                    ClockEstimate(host, clock.last_seq, clock.skew_s, clock.steps, samples)
+                )
+        if (clock.skew_s, clock.epoch) != (fresh.skew_s, fresh.epoch):
+            known = (out.host_messages.get(k) or host_messages[k] for k in by_host.get(host, ()))
+            for message in refresh_host_messages(known, clock):
+                out.host_messages[message.key] = message
+                if message.is_complete:
+                    out.groups.add(group_key(message))
+
+    for host, clock in sorted((imported or {}).items()):
+        take_clock(host, clock)
     for d, clock in zip(decoded, track, strict=True):
         obs = d.result
         if isinstance(obs, DecodeError):
@@ -233,18 +291,7 @@ def fold_records(
             continue
         assert clock is not None
         host = obs.host
-        before_clock = out.clocks.get(host) or clocks.get(host)
-        fresh = before_clock or HostClock(host)
-        if clock != before_clock:
-            out.clocks[host] = clock
-            if clock.has_evidence and (before_clock is None or clock.skew_s != before_clock.skew_s):
-                out.estimates.append(ClockEstimate(host, clock.last_seq, clock.skew_s, clock.steps))
-        if (clock.skew_s, clock.epoch) != (fresh.skew_s, fresh.epoch):
-            known = (out.host_messages.get(k) or host_messages[k] for k in by_host.get(host, ()))
-            for message in refresh_host_messages(known, clock):
-                out.host_messages[message.key] = message
-                if message.is_complete:
-                    out.groups.add(group_key(message))
+        take_clock(host, clock)
         if isinstance(obs, ObjectObservation):
             key3 = (host, obs.obj, obs.obj_id)
             stored = out.objects.get(key3) or objects.get(key3)

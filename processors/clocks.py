@@ -87,10 +87,15 @@ class HostClock:
     run_first: ClockSample | None = None
     run_best: ClockSample | None = None
     run_samples: int = 0
+    # An imported file's clock (file_clocks.py): its events' clocks are no evidence of the
+    # file's; `skew_s` is the file's offset, decided by its shared ids (`samples` of them)
+    # with earlier files, and it is always "known" (0 until shared ids say otherwise), so
+    # its messages are corrected in epoch 0 whatever the order they arrive in.
+    imported: bool = False
 
     @property
     def has_evidence(self) -> bool:
-        return self.best is not None
+        return self.best is not None or self.imported
 
     @property
     def epoch(self) -> int | None:

@@ -8,6 +8,9 @@ A durable consumer (processors/store.py) does per record, in one transaction:
    the host's messages whose correction is stale (`HostClock.is_stale(skew_s, epoch)`: a
    query on the host, epoch and skew of stored host messages finds them) and their groups
    are recomputed in step 4. Once a host has one live event this is rare.
+   An imported file's events (reason "import") give no clock evidence: their shared ids
+   update the files' offsets (file_clocks.update_files), and every import host whose offset
+   moved, this event's or another, is re-corrected the same way.
 3. For a MessageObservation: `fold_observation(stored HostMessage, obs, clock)`.
 4. For each group touched (the host message's, if complete, and the refreshed ones'): lock
    it (chat, author), load its host messages and stored canonical messages, and write
@@ -32,6 +35,14 @@ from chatchannels.processors.canonical import (
 )
 from chatchannels.processors.clocks import HostClock, observe_clock
 from chatchannels.processors.decode import DecodeError, decode_event
+from chatchannels.processors.file_clocks import (
+    IMPORT_REASON,
+    FileEstimate,
+    Pair,
+    advance,
+    import_clocks,
+    update_files,
+)
 from chatchannels.processors.matching import DEFAULT_TOLERANCE_S, cluster_messages, group_key
 from chatchannels.processors.observations import (
     HostMessage,
@@ -78,22 +89,32 @@ class Engine:
     messages: dict[GroupKey, tuple[CanonicalMessage, ...]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     objects: dict[tuple[str, str, str], ObjectObservation] = field(default_factory=dict)
+    # Imported files' clock evidence (file_clocks.py): copies of shared ids (xid -> host ->
+    # TIMESTAMP), each import host's least broker time and estimate, the pairs' counts.
+    shared_ids: dict[str, dict[str, int]] = field(default_factory=dict)
+    file_first_broker: dict[str, float | None] = field(default_factory=dict)
+    file_estimates: dict[str, FileEstimate] = field(default_factory=dict)
+    file_pairs: dict[Pair, int] = field(default_factory=dict)
 
     def apply(self, event: Mapping[str, Any], broker_utc: float | None) -> Applied | DecodeError:
         observation = decode_event(event)
         if isinstance(observation, DecodeError):
             return observation
+        return self.apply_observation(observation, broker_utc)
+
+    def apply_observation(self, observation: Observation, broker_utc: float | None) -> Applied:
+        """Steps 2-4 for one decoded event."""
         host = observation.host
-        before = self.clocks.get(host) or HostClock(host)
-        clock = observe_clock(before, observation.seq, observation.captured_utc, broker_utc)
-        self.clocks[host] = clock
         touched: set[GroupKey] = set()
-        if (clock.skew_s, clock.epoch) != (before.skew_s, before.epoch):
-            mine = (m for m in self.host_messages.values() if m.host == host)
-            for message in refresh_host_messages(mine, clock):
-                self.host_messages[message.key] = message
-                if message.is_complete:
-                    touched.add(group_key(message))
+        if observation.reason == IMPORT_REASON:
+            for clock in self._file_clocks(observation, broker_utc).values():
+                self._take_clock(clock, touched)
+            clock = advance(self.clocks[host], observation.seq)
+            self.clocks[host] = clock
+        else:
+            before = self.clocks.get(host) or HostClock(host)
+            clock = observe_clock(before, observation.seq, observation.captured_utc, broker_utc)
+            self._take_clock(clock, touched)
         message = None
         if isinstance(observation, ObjectObservation):
             key = (host, observation.obj, observation.obj_id)
@@ -104,6 +125,48 @@ class Engine:
                 touched.add(group_key(message))
         changes = tuple(self._recompute(group) for group in sorted(touched))
         return Applied(observation, clock, message, changes)
+
+    def _take_clock(self, clock: HostClock, touched: set[GroupKey]) -> None:
+        """`clock` in force for its host; its messages re-corrected if their correction moved."""
+        host = clock.host
+        before = self.clocks.get(host) or HostClock(host)
+        self.clocks[host] = clock
+        if (clock.skew_s, clock.epoch) != (before.skew_s, before.epoch):
+            mine = (m for m in self.host_messages.values() if m.host == host)
+            for message in refresh_host_messages(mine, clock):
+                self.host_messages[message.key] = message
+                if message.is_complete:
+                    touched.add(group_key(message))
+
+    def _file_clocks(
+        self, observation: Observation, broker_utc: float | None
+    ) -> dict[str, HostClock]:
+        """The import hosts' clocks after this import event's evidence: its host's, and
+        those of every host whose estimate it changed."""
+        host = observation.host
+        copies: dict[str, dict[str, int]] = {}
+        xid = getattr(observation, "xid", None)
+        timestamp = getattr(observation, "timestamp", None)
+        if xid is not None and timestamp is not None:
+            copies[xid] = {host: timestamp}
+        update = update_files(
+            self.file_first_broker,
+            self.file_estimates,
+            self.file_pairs,
+            {x: self.shared_ids[x] for x in copies if x in self.shared_ids},
+            {host: broker_utc},
+            copies,
+        )
+        for x, held in update.copies.items():
+            self.shared_ids.setdefault(x, {}).update(held)
+        for pair, n in update.pairs.items():
+            if n:
+                self.file_pairs[pair] = n
+            else:
+                self.file_pairs.pop(pair, None)
+        self.file_first_broker = update.first_broker
+        self.file_estimates = update.estimates
+        return import_clocks(sorted(update.changed | {host}), update.estimates, self.clocks)
 
     def _fold(self, obs: MessageObservation, clock: HostClock) -> HostMessage | None:
         """The host message after folding, or None if the observation changed nothing."""

@@ -5,8 +5,10 @@
 1. claims the batch's partitions: locks their rows in `offsets` (sorted) and checks they still
    hold the positions the consumer started the batch from (`OffsetConflict` otherwise: another
    instance got there first, the caller rolls back and seeks to the stored offsets);
-2. decodes the records, loads the clocks and host messages they name, folds them (batch.py),
-   writes what changed, and keeps undecodable records in dead_letters;
+2. decodes the records; for imported files' events, under one lock, counts their shared ids
+   and estimates the files' offsets (file_clocks.py); loads the clocks and host messages they
+   name, folds them (batch.py), writes what changed, and keeps undecodable records in
+   dead_letters;
 3. takes a transaction-scoped advisory lock per touched group (chat, author), in sorted key
    order so that instances never deadlock, reloads each group's host messages, including the
    ones other instances committed, and recomputes it (group_index.py, incrementally, as
@@ -47,12 +49,19 @@ from chatchannels.processors.batch import (
     correction_epochs,
     decode_record,
     fold_records,
+    import_evidence,
     needed_keys,
     refreshing_hosts,
 )
 from chatchannels.processors.canonical import CanonicalMessage, GroupChange
 from chatchannels.processors.clocks import HostClock
 from chatchannels.processors.content import normalise_handle
+from chatchannels.processors.file_clocks import (
+    FileEstimate,
+    FileUpdate,
+    import_clocks,
+    update_files,
+)
 from chatchannels.processors.group_index import GroupIndex
 from chatchannels.processors.matching import DEFAULT_TOLERANCE_S
 from chatchannels.processors.migrate import use_schema
@@ -74,6 +83,9 @@ NOTIFY_CHANNEL = "chatchannels_changes"
 DEFAULT_CONSUMER = "chatchannels-processor"
 # pg_advisory_xact_lock keys: one fixed key for the change stream; groups hash into the rest.
 _CHANGES_LOCK = 0x63686368616E6765  # "chchange"
+# Held by every batch with import events, from before it reads the files' evidence to its
+# commit: a batch must see every copy of its shared ids that any other batch committed.
+_FILES_LOCK = 0x6368666966696C65  # "chfifile"
 
 
 class OffsetConflict(Exception):
@@ -364,20 +376,23 @@ class Store:
     def _apply_decoded(self, decoded: Sequence[Decoded]) -> tuple[Folded, int]:
         with self._timed("load state"):
             hosts, message_keys, object_keys = needed_keys(decoded)
-            clocks = self._load_clocks(hosts)
+            import_hosts, files = self._update_files(decoded)
+            clocks = self._load_clocks(hosts | import_hosts)
+            imported = import_clocks(sorted(import_hosts), files.estimates, clocks)
             host_messages = self._load_host_messages(message_keys)
-            track = clock_track(decoded, clocks)
-            refreshing = refreshing_hosts(track, clocks)
+            track = clock_track(decoded, clocks, imported)
+            refreshing = refreshing_hosts(track, clocks, imported)
             if refreshing:
                 host_messages.update(self._load_refreshable(refreshing, clocks))
             objects = self._load_objects(object_keys)
         with self._timed("fold"):
-            folded = fold_records(decoded, track, clocks, host_messages, objects)
+            folded = fold_records(decoded, track, clocks, host_messages, objects, imported)
         with self._timed("load groups"):
             groups = self._lock_groups(folded)
         # Queued (_Writes): PostgreSQL writes the state while the groups are recomputed.
         with self._timed("write state"):
             self._write_dead_letters(folded)
+            self._write_files(files)
             self._write_clocks(folded)
             self._write_host_messages(folded)
             self._write_objects(folded)
@@ -491,6 +506,39 @@ class Store:
         )
         return {host: load_value(HostClock, state) for host, state in rows}
 
+    def _update_files(self, decoded: Sequence[Decoded]) -> tuple[set[str], FileUpdate]:
+        """The import hosts whose clocks the batch sets (its own and those whose offset its
+        shared ids moved), and the files' evidence after the batch (file_clocks.py). Reads
+        the stored copies of the batch's ids only, and the per-file summaries (a few rows per
+        two files), never all the shared ids."""
+        batch_first, batch_copies = import_evidence(decoded)
+        if not batch_first:
+            return set(), FileUpdate()
+        self._query("SELECT pg_advisory_xact_lock(%s)", (_FILES_LOCK,))
+        first: dict[str, float | None] = {}
+        estimates: dict[str, FileEstimate] = {}
+        for host, broker, offset, samples in self._query(
+            "SELECT host, first_broker_utc, offset_s, samples FROM proc_file_hosts"
+        ):
+            first[host] = broker
+            estimates[host] = FileEstimate(offset, samples)
+        pairs = {
+            (a, b, d): n
+            for a, b, d, n in self._query(
+                "SELECT host_a, host_b, diff_s, copies FROM proc_file_pairs"
+            )
+        }
+        stored: dict[str, dict[str, int]] = {}
+        if batch_copies:
+            for xid, host, timestamp in self._query(
+                'SELECT s.xid, s.host, s."timestamp" FROM proc_shared_ids s'
+                " JOIN unnest(%s::text[]) AS x(xid) USING (xid)",
+                (sorted(batch_copies),),
+            ):
+                stored.setdefault(xid, {})[host] = timestamp
+        update = update_files(first, estimates, pairs, stored, batch_first, batch_copies)
+        return set(batch_first) | update.changed, update
+
     def _load_host_messages(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], HostMessage]:
         rows = self._host_message_rows("m.state", keys)
         return {(h, i): load_value(HostMessage, s) for h, i, s in rows}
@@ -559,6 +607,40 @@ class Store:
             ],
         )
 
+    def _write_files(self, update: FileUpdate) -> None:
+        self._upsert(
+            "proc_shared_ids",
+            ("xid", "host", '"timestamp"'),
+            [(x, h, ts) for x, held in update.copies.items() for h, ts in held.items()],
+            conflict=("xid", "host"),
+            update=('"timestamp"',),
+        )
+        self._upsert(
+            "proc_file_pairs",
+            ("host_a", "host_b", "diff_s", "copies"),
+            [(*pair, n) for pair, n in sorted(update.pairs.items()) if n],
+            conflict=("host_a", "host_b", "diff_s"),
+            update=("copies",),
+        )
+        gone = [pair for pair, n in sorted(update.pairs.items()) if not n]
+        if gone:
+            self._write_many(
+                "DELETE FROM proc_file_pairs WHERE host_a = %s AND host_b = %s AND diff_s = %s",
+                gone,
+            )
+        hosts = sorted(update.ranked | update.changed)
+        self._upsert(
+            "proc_file_hosts",
+            ("host", "first_broker_utc", "offset_s", "samples"),
+            [
+                (h, update.first_broker.get(h), e.offset_s, e.samples)
+                for h in hosts
+                for e in [update.estimates[h]]
+            ],
+            conflict=("host",),
+            update=("first_broker_utc", "offset_s", "samples"),
+        )
+
     def _write_clocks(self, folded: Folded) -> None:
         if folded.clocks:
             self._upsert(
@@ -569,11 +651,15 @@ class Store:
                 update=("last_seq", "skew_s", "state"),
             )
         if folded.estimates:
-            self._copy_insert(
+            # An imported file's offset can move again while it has no new event (another
+            # file's ids moved it): the estimate after its event `seq` is the latest.
+            rows = {(e.host, e.seq): _estimate_row(e) for e in folded.estimates}
+            self._upsert(
                 "host_clocks",
                 ("host", "seq", "offset_s", "samples", "steps"),
-                [_estimate_row(e) for e in folded.estimates],
+                list(rows.values()),
                 conflict=("host", "seq"),
+                update=("offset_s", "samples", "steps"),
             )
 
     def _write_host_messages(self, folded: Folded) -> None:
@@ -980,5 +1066,4 @@ def _changed_observations(
 
 
 def _estimate_row(e: ClockEstimate) -> tuple:
-    # The estimator keeps the one sample of least delay: each estimate rests on one sample.
-    return (e.host, e.seq, e.skew_s, 1, e.steps)
+    return (e.host, e.seq, e.skew_s, e.samples, e.steps)
