@@ -28,6 +28,9 @@ article.deleted .tombstone, .edited { color: #777; font-style: italic; }
 .author { font-weight: 600; }
 .type, .seen, .chatname, .handle { color: #777; font-size: .85em; }
 blockquote.quote { border-left: 3px solid #ccc; margin: .2rem 0; padding-left: .6rem; }
+.event, .call, .files, .media, .contacts, .sms, .location { color: #444; }
+.card { font-family: monospace; font-size: .85em; color: #555; }
+.media.missing .mark { color: #a33; font-size: .85em; }
 details.history { font-size: .9em; color: #555; }
 mark { background: #ff6; }
 table.chats td, table.chats th { text-align: left; padding: .2rem .6rem .2rem 0; }

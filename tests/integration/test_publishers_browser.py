@@ -208,4 +208,7 @@ def test_no_payload_runs_in_a_real_browser(pg_dsn, tmp_path):
         assert "</main>" in dom
     bodies_page = dumps[2]
     assert bodies_page.count('<article class="message') == len(CORPUS)
-    assert "&lt;script&gt;document.title=['FIRED',0].join('-')&lt;/script&gt;" in bodies_page
+    # Skype's XML of a script tag shows its text; a typed one (escaped) shows as typed.
+    assert """<div class="body">document.title=['FIRED',0].join('-')</div>""" in bodies_page
+    typed = TEMPLATES.index("&#60;script&#62;{js}&#60;/script&#62;")
+    assert f"&lt;script&gt;document.title=['FIRED',{typed}].join('-')&lt;/script&gt;" in bodies_page

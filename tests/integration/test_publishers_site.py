@@ -65,7 +65,8 @@ def seed_first_state(s: StoreSeeder) -> None:
         hosts=("bob-pc", "alice-pc"),
     )
     s.message("m03", LEGACY, "alice", t(5, 1), "May message", "Alice A.")
-    s.message("m04", OTHER, "carol", t(5, 2), "<script>alert(1)</script>", "Carol")
+    # Typed on a desktop: stored as Skype's XML would hold it, and shown as typed.
+    s.message("m04", OTHER, "carol", t(5, 2), "&lt;script&gt;alert(1)&lt;/script&gt;", "Carol")
 
 
 def seed_more(s: StoreSeeder) -> None:

@@ -118,3 +118,23 @@ def test_current_and_whole_archive_feeds():
     empty = feedparser.parse(feeds.all_feed([]))
     assert not empty.bozo and empty.feed.updated == "1970-01-01T00:00:00+00:00"
     assert feeds.all_feed([message()]) == feeds.all_feed([message()])
+
+
+def test_kinds_and_unknown_types_show_as_what_they_are():
+    call = message(
+        "m1",
+        '<partlist type="ended" alt="" callId="9"><part identity="8:bob"><name>Bob</name>'
+        "<duration>65</duration></part></partlist>",
+        type="CALL",
+    )
+    other = message("m2", "<x>kept</x> as it was", type="OTHER:maindb-65")
+    picture = message(
+        "m3",
+        '<URIObject type="Picture.1" doc_id="0-d"><OriginalName v="cat.png"/></URIObject>',
+        type="MEDIA",
+    )
+    html = PageRenderer().month_page(CHAT, "2006-05", [call, other, picture], None, None)
+    assert '<span class="type">CALL</span>' in html
+    assert '<span class="call">Call ended, 1:05 (<bdi>Bob</bdi>)</span>' in html
+    assert '<span class="type">OTHER:maindb-65</span>' in html and "kept as it was" in html
+    assert '<bdi>cat.png</bdi> <span class="mark">(file not archived)</span>' in html
