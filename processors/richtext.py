@@ -319,6 +319,8 @@ def _parse_xml(source: str) -> tuple[Node, ...]:
     stripped = source.strip()
     if stripped[:1] in ("[", "{") and _is_json(stripped):
         return (Card(source),)
+    if "<" not in source:  # most bodies: no markup to build a tree for
+        return (Text(decode_entities(source)),) if source else ()
     root = _Element("", {}, "", [])
     stack = [root]
     pos = 0
