@@ -59,6 +59,29 @@ class _Counting:
         return data
 
 
+class _Slice:
+    """At most `size` bytes of an open file from where it stands; closes the file."""
+
+    def __init__(self, fh: IO[bytes], size: int) -> None:
+        self._fh = fh
+        self._left = size
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left if size < 0 else min(size, self._left)
+        data = self._fh.read(want)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> _Slice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _value(events: Iterator[tuple[str, Any]], event: str, value: Any) -> Any:
     if event == "start_map":
         obj: dict[str, Any] = {}
@@ -325,7 +348,7 @@ class ExportReader:
         tar = stack.enter_context(tarfile.open(self.path, "r:"))  # noqa: SIM115
         for member in tar:
             if _member_name(member.name) == "messages.json":
-                return tar.extractfile(member)
+                return stack.enter_context(self._slice(member))
         return None
 
     def _json_items(self, raw: IO[bytes], where: str) -> Iterator[ExportItem]:
@@ -369,23 +392,25 @@ class ExportReader:
 
     def _members(self, tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
         members: list[tarfile.TarInfo] = []
+        failure: Exception | None = None
         try:
             for member in tar:
                 members.append(member)
         except (tarfile.TarError, OSError) as exc:
-            offset = members[-1].offset_data + members[-1].size if members else 0
-            self.errors.append(FileError(f"tar header at byte {offset}", f"unreadable: {exc}"))
-        if members:
-            # tarfile stops quietly at a cut in the middle of a member's data.
-            last = members[-1]
-            if last.offset_data + last.size > self.size:
-                self.errors.append(
-                    FileError(
-                        f"member {last.name}, byte {self.size - last.offset_data}",
-                        f"the archive is truncated: the member has {last.size} bytes, "
-                        f"the file ends {last.offset_data + last.size - self.size} bytes short",
-                    )
+            failure = exc
+        last = members[-1] if members else None
+        if last is not None and last.offset_data + last.size > self.size:
+            # tarfile stops quietly, or fails on the next header, at a cut inside a member.
+            self.errors.append(
+                FileError(
+                    f"member {last.name}, byte {self.size - last.offset_data}",
+                    f"the archive is truncated: the member has {last.size} bytes, "
+                    f"the file ends {last.offset_data + last.size - self.size} bytes short",
                 )
+            )
+        elif failure is not None:
+            offset = last.offset_data + last.size if last is not None else 0
+            self.errors.append(FileError(f"tar header at byte {offset}", f"unreadable: {failure}"))
         return members
 
     def _tar_items(
@@ -394,15 +419,13 @@ class ExportReader:
         by_name = {_member_name(m.name): m for m in members if m.isfile()}
         messages = by_name.get("messages.json")
         if messages is not None:
-            raw = tar.extractfile(messages)
-            assert raw is not None
             self._base = messages.offset_data
-            yield from self._json_items(raw, "messages.json")
+            yield from self._json_items(self._slice(messages), "messages.json")
         names = [n for n in by_name if n.startswith("media/") and n.count("/") == 1]
         for source in _media_sources(names):
             item = self._media_item(
                 source,
-                lambda name: tar.extractfile(by_name[name]),
+                lambda name: self._slice(by_name[name]),
                 lambda name: by_name[name].offset_data + by_name[name].size <= self.size,
             )
             self._position = max(
@@ -410,6 +433,13 @@ class ExportReader:
                 + [by_name[n].offset_data + by_name[n].size for n in _names(source)]
             )
             yield item
+
+    def _slice(self, member: tarfile.TarInfo) -> IO[bytes]:
+        # Not tar.extractfile: it refuses a cut member's data outright, where the bytes
+        # that are there still hold whole messages.
+        fh = self.path.open("rb")
+        fh.seek(member.offset_data)
+        return _Slice(fh, member.size)
 
     def _folder_media(self, folder: Path) -> Iterator[ExportItem]:
         names = [f"media/{p.name}" for p in sorted(folder.iterdir()) if p.is_file()]
@@ -423,7 +453,7 @@ class ExportReader:
     def _media_item(
         self,
         source: _MediaSource,
-        open_member: Callable[[str], IO[bytes] | None],
+        open_member: Callable[[str], IO[bytes]],
         complete: Callable[[str], bool],
     ) -> ExportItem:
         place_name = source.meta_name or source.content_name or source.docid
@@ -431,7 +461,8 @@ class ExportReader:
         if source.meta_name is not None:
             try:
                 fh = open_member(source.meta_name)
-                loaded = json.load(fh) if fh is not None else None
+                with fh:
+                    loaded = json.load(fh)
                 if isinstance(loaded, dict):
                     meta = loaded
                 else:
@@ -443,11 +474,9 @@ class ExportReader:
         sha = size = name = None
         if source.content_name is not None:
             if complete(source.content_name):
-                fh = open_member(source.content_name)
-                if fh is not None:
-                    with fh:
-                        sha, size = archive_media(fh, self.media_root)
-                    name = PurePosixPath(source.content_name).name
+                with open_member(source.content_name) as fh:
+                    sha, size = archive_media(fh, self.media_root)
+                name = PurePosixPath(source.content_name).name
             else:
                 self.errors.append(
                     FileError(f"member {source.content_name}", "cut off by the truncation")

@@ -42,8 +42,20 @@ class MaindbRow:
     chat: dict[str, Any] | None
 
 
+class _RawText(bytes):
+    """A TEXT value that is not UTF-8 (old clients wrote some): kept as its bytes."""
+
+
+def _text(data: bytes) -> str | _RawText:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _RawText(data)
+
+
 def sql_value(value: Any) -> Any:
-    # JSON has no bytes; guid and other BLOBs travel as hex, so nothing is lost.
+    # JSON has no bytes; guid and other BLOBs, and TEXT that is not UTF-8, travel as hex,
+    # so nothing is lost and nothing is guessed.
     if isinstance(value, bytes | bytearray | memoryview):
         return {"hex": bytes(value).hex()}
     return value
@@ -59,6 +71,7 @@ class MainDb:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(sqlite_uri(self.path), uri=True)
+        self._db.text_factory = _text
         self.errors: list[FileError] = []
         self.columns = self._columns("Messages")
         self._select = ", ".join(_quoted(c) for c in self.columns)
@@ -172,14 +185,16 @@ class MainDb:
             )
 
     def _bisect(self, lo: int, hi: int, bad: list[tuple[int, int, str]]) -> list[tuple]:
+        # A single rowid is read by equality: a range scan steps on past its last row to
+        # check the bound, onto the next page, which may be the corrupt one.
+        where = "rowid = ?" if lo == hi else "rowid BETWEEN ? AND ?"
         try:
             # fetchall: a range is either read whole or halved, so the order stays rowid order.
             return [
                 (r[0], r[1:])
                 for r in self._db.execute(
-                    f"SELECT rowid, {self._select} FROM Messages WHERE rowid BETWEEN ? AND ? "
-                    "ORDER BY rowid",
-                    (lo, hi),
+                    f"SELECT rowid, {self._select} FROM Messages WHERE {where} ORDER BY rowid",
+                    (lo,) if lo == hi else (lo, hi),
                 ).fetchall()
             ]
         except sqlite3.DatabaseError as exc:

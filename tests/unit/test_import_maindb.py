@@ -1,0 +1,149 @@
+"""main.db: every Messages row once, verbatim, in rowid order; a corrupt page costs only its
+rows, reported by rowid range; the original file is never written."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+
+from chatchannels.ingest.importers.events import FileInfo, maindb_event
+from chatchannels.ingest.importers.maindb import MainDb
+from chatchannels.rawevents import EventClock, validate_raw_event
+from tests.skype_files import MAC, PLASO, write_maindb
+
+
+def _read(path):
+    with MainDb(path) as db:
+        rows = list(db.rows())
+        return rows, db.errors, db.account, db.client
+
+
+def _columns(path):
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [r[1] for r in db.execute("PRAGMA table_info(Messages)")]
+    finally:
+        db.close()
+
+
+def test_the_plaso_file_gives_its_15_rows_with_every_column_and_the_bad_rows_verbatim():
+    before = hashlib.sha256(PLASO.read_bytes()).hexdigest()
+    rows, errors, account, client = _read(PLASO)
+    assert errors == []
+    assert (account, client) == ("gen.beringer", "0/6.6.0.106//_checksum_3768521794")
+    assert len(rows) == 15
+    assert [r.rowid for r in rows] == sorted(r.rowid for r in rows)
+    assert all(list(r.row) == _columns(PLASO) for r in rows)
+    by_id = {r.row["id"]: r for r in rows}
+    # The hand-edited rows: the year-2404 timestamp and the NULL guid go through as they are.
+    assert by_id[61].row["timestamp"] == 13727168620
+    assert by_id[61].row["guid"] is None and by_id[61].row["type"] == 64
+    assert by_id[39].row["guid"]["hex"] and len(by_id[39].row["guid"]["hex"]) == 64
+    assert by_id[39].chat["name"] == by_id[39].row["chatname"]
+    assert by_id[39].conversation["id"] == by_id[39].row["convo_id"]
+    assert by_id[62].conversation is None
+    assert hashlib.sha256(PLASO.read_bytes()).hexdigest() == before
+
+
+def test_the_mac_file_gives_its_7_rows():
+    rows, errors, account, client = _read(MAC)
+    assert errors == []
+    assert account == "renesto.testing"
+    assert client.startswith("3/6.19.0.452")
+    assert len(rows) == 7
+    assert sorted(r.row["type"] for r in rows) == [50] + [61] * 6
+
+
+def test_every_row_of_both_files_makes_a_valid_event():
+    clock = EventClock(utc=1_700_000_000.25, tz_offset_s=7200)
+    for path in (PLASO, MAC):
+        rows, _, account, client = _read(path)
+        info = FileInfo("ab" * 32, path.name, account, client)
+        for seq, row in enumerate(rows, 1):
+            event = maindb_event(
+                row, file=info, host="file-abab", session="c" * 32, seq=seq, clock=clock
+            )
+            validate_raw_event(event)
+            assert event["payload"]["place"] == {"table": "Messages", "rowid": row.rowid}
+
+
+def _corrupt_page(path, pageno):
+    page_size = sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0]
+    with path.open("r+b") as fh:
+        fh.seek((pageno - 1) * page_size)
+        fh.write(b"\xff" * page_size)
+
+
+def _leaf_pages(path):
+    db = sqlite3.connect(path)
+    try:
+        return [
+            (p, c)
+            for p, c in db.execute(
+                "SELECT pageno, ncell FROM dbstat WHERE name = 'Messages' AND pagetype = 'leaf' "
+                "ORDER BY path"
+            )
+        ]
+    finally:
+        db.close()
+
+
+def test_a_corrupt_page_of_a_copy_of_the_real_file_is_reported_and_the_rest_is_read(tmp_path):
+    copy = tmp_path / "main.db"
+    shutil.copyfile(PLASO, copy)
+    ((page, cells),) = _leaf_pages(copy)
+    assert cells == 15
+    _corrupt_page(copy, page)
+    rows, errors, account, _ = _read(copy)
+    # Its one Messages page held every row: all are lost, said so, and nothing crashes.
+    assert rows == []
+    assert account == "gen.beringer"
+    assert errors and all("Messages" in e.place for e in errors)
+    assert any("malformed" in e.problem for e in errors)
+
+
+def test_a_corrupt_page_in_the_middle_costs_exactly_its_rows(tmp_path):
+    path = write_maindb(tmp_path / "main.db", messages=3000)
+    with MainDb(path) as db:
+        every = [r.rowid for r in db.rows()]
+    leaves = _leaf_pages(path)
+    assert len(leaves) > 10
+    page, cells = leaves[len(leaves) // 2]
+    _corrupt_page(path, page)
+    rows, errors, _, _ = _read(path)
+    read = [r.rowid for r in rows]
+    missing = sorted(set(every) - set(read))
+    assert read == sorted(read) and set(read) <= set(every)
+    assert len(missing) == cells
+    assert len(errors) == 1
+    (error,) = errors
+    low, high = (int(x) for x in error.place.rsplit(" ", 1)[1].split("-"))
+    assert low <= missing[0] and missing[-1] <= high
+    assert not [r for r in read if low <= r <= high]
+    assert "malformed" in error.problem
+
+
+def test_columns_a_version_lacks_are_simply_absent(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE Messages (id INTEGER PRIMARY KEY, author TEXT, body_xml TEXT, "
+        "data BLOB, price REAL)"
+    )
+    db.execute("INSERT INTO Messages VALUES (5, 'bob', 'hi &amp; bye', x'00ff', 1.5)")
+    db.execute("INSERT INTO Messages VALUES (6, 'bob', CAST(x'ff61' AS TEXT), NULL, NULL)")
+    db.commit()
+    db.close()
+    rows, errors, account, client = _read(path)
+    assert errors == [] and account is None and client is None
+    row, latin = rows
+    assert row.row == {
+        "id": 5,
+        "author": "bob",
+        "body_xml": "hi &amp; bye",
+        "data": {"hex": "00ff"},
+        "price": 1.5,
+    }
+    assert row.conversation is None and row.chat is None
+    assert latin.row["body_xml"] == {"hex": "ff61"}
