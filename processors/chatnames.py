@@ -6,6 +6,11 @@ from the cloud by the partner's bare handle. The export names the same chats by 
 legacy chat as `19:<base64 of its chat name>@p2p.thread.skype`, a partner as `8:bob`. One
 chat must stay one chat whatever its source, so exports are mapped to the names main.db and
 the Desktop API use (spec skype-history-formats.md 1.6, 2.5).
+
+A one-to-one chat stored from the cloud has no legacy name: each side's main.db names it by
+the other person, and the export by the partner's MRI, so "bob" in Alice's file and "alice"
+in Bob's are one chat. Such chats are named by the unordered pair of the two handles
+(`dialog_chat_name`), the key spec 2.5 asks for, whichever side a file comes from.
 """
 
 from __future__ import annotations
@@ -40,8 +45,28 @@ def bare_handle(mri: str) -> str:
     return mri[match.end() :]
 
 
-def export_chat_name(conversation_id: str) -> str:
-    """The chat name main.db and the Desktop API use for an export conversation id."""
+DIALOG_PREFIX = "dialog:"
+
+
+def dialog_chat_name(owner: str | None, partner: str) -> str:
+    """`dialog:alice;bob` for the one-to-one chat of two handles, in either order; the
+    partner's bare handle when the file does not say whose it is (nothing to pair it with).
+    Handles compare case-insensitively (spec 7.3), so the pair is casefolded."""
+    if not owner or partner.startswith("48:"):
+        return partner
+    pair = sorted({owner.casefold(), partner.casefold()})
+    return DIALOG_PREFIX + ";".join(pair)
+
+
+def is_partner_name(chat: str) -> bool:
+    """Whether a main.db chat name is a partner's bare handle (a one-to-one chat stored from
+    the cloud) rather than a legacy `#...` name or a `19:` thread."""
+    return not chat.startswith(("#", "19:", DIALOG_PREFIX))
+
+
+def export_chat_name(conversation_id: str, account: str | None = None) -> str:
+    """The chat name main.db and the Desktop API use for an export conversation id of
+    `account`'s export (its userId, any MRI form)."""
     if conversation_id.startswith("19:") and conversation_id.endswith(P2P_SUFFIX):
         return legacy_chat_name(conversation_id)
     if conversation_id.startswith("19:"):
@@ -50,7 +75,7 @@ def export_chat_name(conversation_id: str) -> str:
     name = bare_handle(conversation_id)
     if not name:
         raise ChatNameError(f"empty conversation id {conversation_id!r}")
-    return name
+    return dialog_chat_name(bare_handle(account) if account else None, name)
 
 
 def legacy_chat_name(p2p_thread_id: str) -> str:

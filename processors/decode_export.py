@@ -112,7 +112,7 @@ def decode_export_event(event: Mapping[str, Any]) -> MessageObservation | Object
     if server_copy and not content.strip() and edit_ms is None and delete_ms is None:
         return MessageObservation(**base)
     try:
-        chat = export_chat_name(conversation_id)
+        chat = export_chat_name(conversation_id, event["payload"]["file"]["account"])
     except ChatNameError as exc:
         raise Refused("value", f"{conv_place}: id", str(exc)) from None
     messagetype = message.get("messagetype")

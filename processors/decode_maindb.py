@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chatchannels.processors.chatnames import bare_handle
+from chatchannels.processors.chatnames import bare_handle, dialog_chat_name, is_partner_name
 from chatchannels.processors.decode import Refused, checked_timestamp
 from chatchannels.processors.observations import MessageObservation
 
@@ -73,6 +73,8 @@ def decode_maindb_event(event: Mapping[str, Any]) -> MessageObservation:
         raise Refused("value", f"{place}: type", "no type")
     msg_type = message_type(raw_type, _integer(row, "param_key", place))
     chat = _chat(row, payload["conversation"], place)
+    if is_partner_name(chat):
+        chat = dialog_chat_name(payload["file"]["account"], chat)
     author = bare_handle(_text(row, "author", place) or "")
     if not author:
         raise Refused("value", f"{place}: author", "empty author")

@@ -353,7 +353,7 @@ def test_maindb_chat_from_the_conversation() -> None:
     assert _obs(maindb_event(conversation, chatname=None)).chat == THREAD
     assert _obs(maindb_event(conversation, chatname="#alice/$*T;7")).chat == THREAD
     dialog = {"id": 7, "identity": "bob", "alt_identity": None}
-    assert _obs(maindb_event(dialog, chatname="")).chat == "bob"
+    assert _obs(maindb_event(dialog, chatname="")).chat == "dialog:alice;bob"
     error = _error(maindb_event(None, chatname=None))
     assert (error.kind, error.where) == ("value", "Messages rowid 293: chatname")
 
@@ -395,7 +395,7 @@ def test_export_message_is_the_said_message() -> None:
         reason="import",
         captured_utc=CLOCK,
         tz_offset_s=0,
-        chat="live:bob",
+        chat="dialog:live:alice;live:bob",
         author="live:bob",
         author_name="Bob",
         type="SAID",
@@ -413,8 +413,23 @@ def test_export_message_is_the_said_message() -> None:
 def test_export_chats_are_named_as_maindb_names_them() -> None:
     assert _obs(export_event(conversation_id=P2P_ID)).chat == P2P_CHAT
     assert _obs(export_event(conversation_id=THREAD)).chat == THREAD
-    assert _obs(export_event(conversation_id="28:concierge")).chat == "28:concierge"
+    assert (
+        _obs(export_event(conversation_id="28:concierge")).chat == "dialog:28:concierge;live:alice"
+    )
+    assert _obs(export_event(conversation_id="48:calllogs")).chat == "48:calllogs"
     assert _obs(export_event(**{"from": "bob"})).author == "bob"
+
+
+def test_both_sides_of_a_cloud_one_to_one_chat_are_one_chat() -> None:
+    # Alice's main.db names the chat "Bob", Bob's names it "alice", his export "8:alice":
+    # one chat, whichever file it comes from.
+    dialog = {"id": 7, "identity": "Bob", "alt_identity": None}
+    alices = maindb_event(dialog, chatname="Bob")
+    bobs = maindb_event(dialog, chatname="alice")
+    bobs["payload"]["file"]["account"] = "bob"
+    export = export_event(conversation_id="8:alice")
+    export["payload"]["file"]["account"] = "8:bob"
+    assert {_obs(e).chat for e in (alices, bobs, export)} == {"dialog:alice;bob"}
 
 
 @pytest.mark.parametrize(
