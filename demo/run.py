@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -41,6 +40,7 @@ from chatchannels.processors.store import Store
 from chatchannels.settings import Settings
 from chatchannels.stack import kafka, postgres
 from chatchannels.stack.dbus import SessionBus, start_session_bus, stop_session_bus
+from chatchannels.stack.freeze import frozen
 from chatchannels.stack.manager import stack_up
 from chatchannels.stack.processes import StackError, wait_for
 
@@ -190,12 +190,11 @@ class Demo:
         pid = kafka.kafka_pid(self.settings)
         if pid is None:
             raise DemoError("Kafka is not running")
-        self.say(f"freezing Kafka for {self.options.kafka_pause_s:g} s (SIGSTOP)")
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        # Said once frozen, inside the freeze: a Ctrl-C the line prompts lands where the
+        # broker is thawed on the way out (and by the guard if this process dies).
+        with frozen(pid, self.options.kafka_pause_s):
+            self.say(f"freezing Kafka for {self.options.kafka_pause_s:g} s (SIGSTOP)")
             time.sleep(self.options.kafka_pause_s)
-        finally:
-            os.kill(pid, signal.SIGCONT)
         self.say("Kafka resumed (SIGCONT); the agents' spools drain")
 
     def _wait_captured(self) -> None:
@@ -242,12 +241,19 @@ class Demo:
         # leaves a consistent site; anything else is a crash worth reporting.
         if publisher.stop() not in (0, -signal.SIGTERM):
             publisher.check()
-        final = subprocess.run(
-            [sys.executable, "-m", "chatchannels.cli", "publish", "--once", "--quiet"],
-            env=pipeline_env(self.settings),
-            capture_output=True,
-            text=True,
-        )
+        try:
+            final = subprocess.run(
+                [sys.executable, "-m", "chatchannels.cli", "publish", "--once", "--quiet"],
+                env=pipeline_env(self.settings),
+                capture_output=True,
+                text=True,
+                timeout=self.options.timeout_s,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DemoError(
+                f"publish --once did not finish within {self.options.timeout_s:g} s; "
+                f"it said:\n{exc.stdout or ''}{exc.stderr or ''}"
+            ) from exc
         if final.returncode != 0:
             raise DemoError(f"publish --once failed:\n{final.stdout}{final.stderr}")
 

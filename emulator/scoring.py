@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 
 from chatchannels.emulator.truth import TruthMessage
 from chatchannels.processors.archive import ArchivedMessage
+from chatchannels.processors.richtext import TEXT, as_skype_xml
+
+
+def _stored(body: str) -> str:
+    """A truth body (Desktop API text) as the archive's body_markup holds it: Skype XML."""
+    return as_skype_xml(body, TEXT)
 
 
 @dataclass
@@ -51,7 +57,7 @@ def score_archive(
     wanted: dict[tuple, list[TruthMessage]] = defaultdict(list)
     for t in truth:
         if capturing & set(t.hosts):
-            wanted[_key(t.chat, t.author, t.type, t.body)].append(t)
+            wanted[_key(t.chat, t.author, t.type, _stored(t.body))].append(t)
             score.expected += 1
     have: dict[tuple, list[ArchivedMessage]] = defaultdict(list)
     for m in archive:
@@ -82,8 +88,10 @@ def _compare(
         )
     if m.deleted != t.deleted:
         score.problems.append(f"{where}: deleted={m.deleted}, truth {t.deleted}")
-    elif not t.deleted and m.body_markup != t.final_body:
-        score.problems.append(f"{where}: body {m.body_markup[:40]!r}, truth {t.final_body[:40]!r}")
+    elif not t.deleted and m.body_markup != _stored(t.final_body):
+        score.problems.append(
+            f"{where}: body {m.body_markup[:40]!r}, truth {_stored(t.final_body)[:40]!r}"
+        )
     if len(m.revisions) != 1 + len(t.revisions):
         score.problems.append(
             f"{where}: {len(m.revisions)} revisions, truth {1 + len(t.revisions)}"

@@ -21,6 +21,13 @@ from chatchannels.stack.dbus import SessionBus, session_bus
 
 REPO = Path(__file__).resolve().parent.parent
 
+# How long the shared stack may take to answer again after a test: a test's own freeze of
+# the broker (the demo's, 5 s plus its guard's grace) is over well within it.
+STACK_RECOVERY_S = 20.0
+# Set once this session brought the shared stack up (or found it up): from then on it must
+# keep answering.
+_stack_settings: Settings | None = None
+
 
 def _base_settings() -> Settings:
     env = dict(os.environ)
@@ -46,11 +53,51 @@ def stack() -> Iterator[Settings]:
     """The shared real stack; started if needed, and stopped at the end only if we started it."""
     from chatchannels.stack.manager import stack_down, stack_up
 
+    global _stack_settings
     settings = _base_settings()
     report = stack_up(settings)
+    _stack_settings = settings
     yield settings
+    _stack_settings = None
     if report.started:
         stack_down(settings)
+
+
+def _stack_problem(settings: Settings) -> str | None:
+    from chatchannels.stack.kafka import kafka_answer_problem
+    from chatchannels.stack.postgres import postgres_answer_problem
+
+    return kafka_answer_problem(settings) or postgres_answer_problem(settings)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """After each test on the shared stack, once its fixtures are gone: does the stack still
+    answer? If not, the session stops here, naming the test, instead of failing every later
+    test in cascade far from the cause (a frozen broker once cost 24 of them)."""
+    yield
+    if _stack_settings is None or "stack" not in item.fixturenames:
+        return
+    from chatchannels.stack.processes import StackError, wait_for
+
+    problem = _stack_problem(_stack_settings)
+    if problem is None:
+        return
+    try:
+        wait_for(
+            "the shared stack to answer again",
+            lambda: _stack_problem(_stack_settings) is None,
+            STACK_RECOVERY_S,
+            0.5,
+        )
+    except StackError:
+        pytest.exit(
+            f"the shared stack stopped answering after {item.nodeid} and did not recover "
+            f"within {STACK_RECOVERY_S:g} s: {_stack_problem(_stack_settings) or problem}. "
+            "That test (or another run sharing the stack at the same time) left it so; "
+            "the session stops here rather than fail every later test.",
+            returncode=pytest.ExitCode.TESTS_FAILED,
+        )
 
 
 @pytest.fixture

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from chatchannels.stack.processes import die_with_parent
+
+# dbus-daemon prints its address and stops on SIGTERM in milliseconds; longer is a fault.
+_START_TIMEOUT_S = 30.0
+_STOP_TIMEOUT_S = 10.0
 
 
 class DBusError(RuntimeError):
@@ -47,11 +53,15 @@ def start_session_bus(log_dir: Path | None = None) -> SessionBus:
         preexec_fn=die_with_parent,
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline().decode().strip()
+    ready, _, _ = select.select([proc.stdout], [], [], _START_TIMEOUT_S)
+    line = proc.stdout.readline().decode().strip() if ready else ""
     proc.stdout.close()
     if not line:
         proc.kill()
-        raise DBusError(f"dbus-daemon exited with {proc.wait()} before printing its address")
+        raise DBusError(
+            f"dbus-daemon printed no address within {_START_TIMEOUT_S:g} s "
+            f"(exit status {proc.wait()})"
+        )
     return SessionBus(address=line, pid=proc.pid)
 
 
@@ -60,8 +70,15 @@ def stop_session_bus(bus: SessionBus) -> None:
         os.killpg(bus.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
+    deadline = time.monotonic() + _STOP_TIMEOUT_S
     with suppress(ChildProcessError):
-        os.waitpid(bus.pid, 0)
+        while os.waitpid(bus.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                # A daemon that ignores SIGTERM this long is stuck; it must not outlive us.
+                os.killpg(bus.pid, signal.SIGKILL)
+                os.waitpid(bus.pid, 0)
+                return
+            time.sleep(0.01)
 
 
 @contextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import shutil
+import socket
+import struct
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -11,7 +13,14 @@ from importlib import resources
 from pathlib import Path
 
 from chatchannels.settings import Settings
-from chatchannels.stack.processes import StackError, port_open, read_pid, terminate, wait_for
+from chatchannels.stack.processes import (
+    StackError,
+    port_open,
+    process_state,
+    read_pid,
+    terminate,
+    wait_for,
+)
 
 # The raw topic is the archive: never deleted, broker's clock on every record (the
 # processor compares it with each agent's clock to estimate the host's offset).
@@ -227,6 +236,28 @@ def wait_kafka_ready(settings: Settings, timeout: float = 90) -> None:
             admin.close()
 
     wait_for(f"Kafka at {settings.kafka_bootstrap}", probe, timeout)
+
+
+def kafka_answer_problem(settings: Settings, timeout: float = 2.0) -> str | None:
+    """None if the broker answers an ApiVersions request within `timeout`, else what was
+    seen. Cheap (one small request on a raw socket, no client bootstrap), and it tells a
+    frozen broker (SIGSTOP: the kernel still accepts the connection) from a working one."""
+    pid = kafka_pid(settings)
+    if pid is not None and process_state(pid) == "T":
+        return f"the Kafka broker (pid {pid}) is stopped (SIGSTOP; state T)"
+    # api_key 18 (ApiVersions), version 0, correlation id 7, client id "probe"; no body.
+    request = struct.pack(">hhih5s", 18, 0, 7, 5, b"probe")
+    try:
+        with socket.create_connection(
+            (settings.kafka_host, settings.kafka_port), timeout=timeout
+        ) as sock:
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            header = sock.recv(8, socket.MSG_WAITALL)
+    except OSError as exc:
+        return f"Kafka at {settings.kafka_bootstrap}: {exc!r}"
+    if len(header) < 8 or struct.unpack(">ii", header)[1] != 7:
+        return f"Kafka at {settings.kafka_bootstrap} answered {header!r} to ApiVersions"
+    return None
 
 
 def stop_kafka(settings: Settings, timeout: float = 60) -> bool:

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatchannels.settings import Settings
-from chatchannels.stack.processes import StackError, port_open, read_pid, wait_for
+from chatchannels.stack.processes import (
+    StackError,
+    port_open,
+    process_state,
+    read_pid,
+    wait_for,
+)
 
 # Spare the processor's large transactions a checkpoint every few batches (deploy/config.md);
 # docker-compose.yml runs its PostgreSQL with the same.
@@ -142,6 +148,25 @@ def wait_postgres_ready(settings: Settings, timeout: float = 60) -> None:
         return True
 
     wait_for(f"PostgreSQL at {settings.pg_host}:{settings.pg_port}", probe, timeout)
+
+
+def postgres_answer_problem(settings: Settings, timeout: float = 2.0) -> str | None:
+    """None if the server answers `SELECT 1` within `timeout`, else what was seen."""
+    import psycopg
+
+    pid = postgres_pid(settings)
+    if pid is not None and process_state(pid) == "T":
+        return f"PostgreSQL (pid {pid}) is stopped (SIGSTOP; state T)"
+    try:
+        with psycopg.connect(
+            _admin_dsn(settings),
+            connect_timeout=max(1, round(timeout)),
+            options=f"-c statement_timeout={int(timeout * 1000)}",
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {settings.pg_host}:{settings.pg_port}: {exc}".strip()
+    return None
 
 
 def _admin_dsn(settings: Settings) -> str:

@@ -37,11 +37,33 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     # A zombie (our own exited child not yet reaped) is not alive.
+    return process_state(pid) != "Z"
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of /proc/PID/stat (R, S, T for stopped, Z, ...); None if unreadable."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        return True
-    return state != "Z"
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`, children of its children included (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -67,6 +89,25 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
         if time.monotonic() > deadline:
             raise StackError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
         time.sleep(interval)
+
+
+def wait_gone(pids: list[int], what: str, timeout: float) -> None:
+    """Wait until none of `pids` is alive; on timeout name those left and their commands."""
+    deadline = time.monotonic() + timeout
+    while left := [pid for pid in pids if pid_alive(pid)]:
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"timed out after {timeout:g}s waiting for {what}; still running: "
+                + "; ".join(f"{pid} {command_line(pid)}" for pid in left)
+            )
+        time.sleep(0.1)
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return "(gone)"
 
 
 def terminate(pid: int, timeout: float) -> None:
