@@ -15,6 +15,7 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema
+import orjson
 
 SCHEMA_ID = "chatchannels.raw.v1"
 SOURCES = ("skype-api", "skype-export", "skype-maindb")
@@ -101,7 +102,13 @@ def skype_api_event(
 
 def encode_raw_event(event: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON with sorted keys: the same event always encodes to the same bytes."""
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    try:
+        # orjson is 5-10x faster than json on an imported main.db row's 150 values, where
+        # encoding was a third of an import's time.
+        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # Integers beyond 64 bits (a main.db column can hold anything), which orjson refuses.
+        return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
 def decode_raw_event(data: bytes) -> dict[str, Any]:
