@@ -6,13 +6,14 @@ import importlib
 import pkgutil
 
 import bench
-from bench import ceilings
+from bench import ceilings, children
 from bench.report import report
 from chatchannels.settings import load_settings
 from chatchannels.stack.manager import stack_up
 
 
 def main() -> None:
+    children.sigterm_unwinds()
     settings = load_settings()
     stack_up(settings)
     report(

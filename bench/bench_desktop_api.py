@@ -14,7 +14,6 @@ its own process (as Skype is) on its own private dbus-daemon: a minimal Skype-li
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from dbus_fast import Message, MessageType
 
+from bench import children
 from bench.report import Figure, report
 from chatchannels.emulator.scenario import bundled_scenario
 from chatchannels.ingest.desktop_api.client import SkypeClient
@@ -43,7 +43,6 @@ BODY = "A typical chat line, with some punctuation; and a second clause to make 
 SECONDS_PER_SLICE = 0.5
 ROUNDS = 4
 IN_FLIGHT = 64
-REPO = Path(__file__).resolve().parents[1]
 
 
 # --- the peer (runs in its own process) -----------------------------------------------
@@ -187,49 +186,29 @@ async def _emulated_message_ids(client: SkypeClient) -> list[str]:
     raise RuntimeError(f"could not list the emulator's messages (state {client.state.value})")
 
 
-def _start_emulator(address: str) -> subprocess.Popen:
-    scenario = bundled_scenario("small.json")
-    emulator = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "chatchannels.cli", "emulate"),
-            *("--scenario", str(scenario), "--bus", f"alice-pc={address}", "--step"),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert emulator.stdout is not None
-    ready = emulator.stdout.readline()
-    if '"ready"' not in ready:
-        emulator.kill()
-        raise RuntimeError(f"emulator did not start (exit {emulator.wait()}): {ready!r}")
-    return emulator
-
-
 def run(settings: object = None) -> list[Figure]:
     with (
         tempfile.TemporaryDirectory() as tmp,
         session_bus(Path(tmp) / "stub") as stub_bus,
         session_bus(Path(tmp) / "emulator") as emulator_bus,
     ):
-        peers = [
-            subprocess.Popen(
-                [sys.executable, "-m", "bench.bench_desktop_api", "serve", stub_bus.address],
-                cwd=REPO,
-            ),
-            _start_emulator(emulator_bus.address),
-        ]
+        peers = [children.start(["-m", "bench.bench_desktop_api", "serve", stub_bus.address])]
         try:
+            peers.append(
+                children.start_emulator(
+                    bundled_scenario("small.json"), "alice-pc", emulator_bus.address
+                )
+            )
             figures = asyncio.run(measure(stub_bus.address, emulator_bus.address))
         finally:
             for peer in peers:
-                peer.terminate()
-                peer.wait(timeout=10)
+                children.stop(peer)
     report("Desktop API client over D-Bus (ceiling: bare D-Bus echo, same run)", figures)
     return figures
 
 
 if __name__ == "__main__":
+    children.sigterm_unwinds()
     if sys.argv[1:2] == ["serve"]:
         asyncio.run(serve(sys.argv[2]))
     else:
