@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -27,6 +28,8 @@ from chatchannels.emulator.scenario import bundled_scenario, load_scenario
 pytestmark = pytest.mark.integration
 
 GROUP = "#cecil/$bob;4d8cc9965791c6b9"
+# dbus-send answers in milliseconds; its own default is 25 s.
+DBUS_SEND_TIMEOUT_S = 30.0
 
 
 async def dbus_send(address: str, *args: str) -> str:
@@ -39,7 +42,14 @@ async def dbus_send(address: str, *args: str) -> str:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await proc.communicate()
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), DBUS_SEND_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(
+            f"dbus-send {' '.join(args)} got no answer within {DBUS_SEND_TIMEOUT_S:g} s"
+        ) from None
     return out.decode()
 
 
@@ -299,6 +309,8 @@ def test_cli_subprocess_is_driven_through_the_control_object(dbus_bus):
         text=True,
     )
     try:
+        said, _, _ = select.select([proc.stdout], [], [], 60)
+        assert said, f"the emulator said nothing within 60 s (exit status {proc.poll()})"
         ready = json.loads(proc.stdout.readline())
         assert ready == {"ready": True, "hosts": {"alice-pc": dbus_bus.address}, "actions": 29}
 

@@ -3,6 +3,7 @@ as the process that froze it dies, even by SIGKILL. The frozen process here is a
 
 from __future__ import annotations
 
+import select
 import signal
 import subprocess
 import sys
@@ -63,7 +64,12 @@ def _freezer(pid: int, seconds: float) -> subprocess.Popen:
     freezer = subprocess.Popen(
         [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True
     )
-    assert freezer.stdout.readline() == "frozen\n"
+    said, _, _ = select.select([freezer.stdout], [], [], 30)
+    line = freezer.stdout.readline() if said else "(nothing within 30 s)"
+    if line != "frozen\n":
+        freezer.kill()
+        freezer.wait(10)
+        raise AssertionError(f"the freezer said {line!r}, exit status {freezer.poll()}")
     return freezer
 
 
