@@ -3,7 +3,9 @@ skypeExportPayload): the record verbatim, plus what makes it self-contained."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,10 @@ def default_host(sha256: str) -> str:
     return f"file-{sha256[:16]}"
 
 
+def _file(file: FileInfo | dict[str, Any]) -> dict[str, Any]:
+    return file.as_json() if isinstance(file, FileInfo) else file
+
+
 def _envelope(
     source: str, host: str, session: str, seq: int, clock: EventClock, payload: dict
 ) -> dict[str, Any]:
@@ -59,10 +65,16 @@ def _envelope(
 
 
 def maindb_event(
-    item: MaindbRow, *, file: FileInfo, host: str, session: str, seq: int, clock: EventClock
+    item: MaindbRow,
+    *,
+    file: FileInfo | dict[str, Any],
+    host: str,
+    session: str,
+    seq: int,
+    clock: EventClock,
 ) -> dict[str, Any]:
     payload = {
-        "file": file.as_json(),
+        "file": _file(file),
         "place": {"table": "Messages", "rowid": item.rowid},
         "row": item.row,
         "conversation": item.conversation,
@@ -72,10 +84,16 @@ def maindb_event(
 
 
 def export_event(
-    item: ExportItem, *, file: FileInfo, host: str, session: str, seq: int, clock: EventClock
+    item: ExportItem,
+    *,
+    file: FileInfo | dict[str, Any],
+    host: str,
+    session: str,
+    seq: int,
+    clock: EventClock,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "file": file.as_json(),
+        "file": _file(file),
         "place": item.place,
         "kind": item.kind,
         "conversation": item.conversation,
@@ -85,3 +103,51 @@ def export_event(
     else:
         payload["media"] = item.media
     return _envelope("skype-export", host, session, seq, clock, payload)
+
+
+# encode_raw_event's settings; one encoder object, since json.dumps with arguments builds a
+# new one per call.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+# Records that repeat from event to event: every message of a chat carries the same
+# conversation and chat rows (a hundred columns), and every event the same file.
+_SHARED = ("chat", "conversation", "file")
+_CACHE_LIMIT = 10_000
+
+
+class EventEncoder:
+    """encode_raw_event's exact bytes, with the shared records encoded once, not per event.
+
+    Encoding was the import's largest cost; the shared records are most of each event.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[Any, str]] = {}
+
+    def _shared(self, value: Any) -> str:
+        hit = self._cache.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        text = _dumps(value)
+        # The value is kept with its text, so its id cannot be reused by another object.
+        self._cache[id(value)] = (value, text)
+        return text
+
+    def encode(self, event: dict[str, Any]) -> bytes:
+        payload = event["payload"]
+        inner = []
+        for key in sorted(payload):
+            value = payload[key]
+            shared = key in _SHARED and isinstance(value, dict)
+            inner.append(_key(key) + (self._shared(value) if shared else _dumps(value)))
+        outer = []
+        for key in sorted(event):
+            text = "{" + ",".join(inner) + "}" if key == "payload" else _dumps(event[key])
+            outer.append(_key(key) + text)
+        return ("{" + ",".join(outer) + "}").encode()
+
+
+@functools.cache
+def _key(key: str) -> str:
+    return _dumps(key) + ":"

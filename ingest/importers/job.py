@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from chatchannels.ingest.agent.spool import EventBuilder, Spool, read_summary
 from chatchannels.ingest.importers.detect import MAINDB, Importable
 from chatchannels.ingest.importers.events import (
+    EventEncoder,
     FileInfo,
     default_host,
     export_event,
@@ -31,7 +32,7 @@ from chatchannels.ingest.importers.events import (
 )
 from chatchannels.ingest.importers.export import ExportReader
 from chatchannels.ingest.importers.maindb import FileError, MainDb
-from chatchannels.rawevents import EventClock, encode_raw_event
+from chatchannels.rawevents import EventClock
 
 BATCH = 500
 _BOOTSTRAP_S = 5.0
@@ -181,6 +182,8 @@ def spool_file(
         batch: list[EventBuilder] = []
         build = maindb_event if source.kind == MAINDB else export_event
         info: FileInfo | None = None
+        file_json: dict[str, Any] = {}
+        encoder = EventEncoder()
         objects = 0
         for item in source.items():
             objects += 1
@@ -190,7 +193,8 @@ def spool_file(
                 if info is None:
                     # After the first item: an export's userId may come late in the file.
                     info = source.file_info(sha, importable.path.name)
-                batch.append(_builder(build, item, info, host, session, clock()))
+                    file_json = info.as_json()
+                batch.append(_builder(encoder, build, item, file_json, host, session, clock()))
                 if len(batch) >= BATCH:
                     spool.append(batch, time.time(), {count_mark(sha): objects})
                     report.spooled += len(batch)
@@ -211,15 +215,16 @@ def spool_file(
 
 
 def _builder(
+    encoder: EventEncoder,
     build: Callable[..., dict[str, Any]],
     item: Any,
-    info: FileInfo,
+    file_json: dict[str, Any],
     host: str,
     session: str,
     clock: EventClock,
 ) -> EventBuilder:
-    return lambda seq: encode_raw_event(
-        build(item, file=info, host=host, session=session, seq=seq, clock=clock)
+    return lambda seq: encoder.encode(
+        build(item, file=file_json, host=host, session=session, seq=seq, clock=clock)
     )
 
 

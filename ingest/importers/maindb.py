@@ -173,8 +173,11 @@ class MainDb:
             self.errors.append(
                 FileError(f"table Messages, rowids {start}-{end}", f"unreadable: {problem}")
             )
+        columns = self.columns
         for rowid, values in good:
-            row = {c: sql_value(v) for c, v in zip(self.columns, values, strict=True)}
+            row = dict(zip(columns, values, strict=True))
+            for name in [c for c, v in row.items() if isinstance(v, bytes)]:
+                row[name] = sql_value(row[name])
             yield MaindbRow(
                 rowid=rowid,
                 row=row,

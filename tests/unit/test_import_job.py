@@ -9,7 +9,7 @@ from chatchannels.ingest.agent.spool import Spool
 from chatchannels.ingest.importers.detect import EXPORT_TAR, MAINDB, Importable
 from chatchannels.ingest.importers.events import default_host, file_sha256
 from chatchannels.ingest.importers.job import FileReport, spool_file, spool_path
-from chatchannels.rawevents import decode_raw_event
+from chatchannels.rawevents import decode_raw_event, encode_raw_event
 from tests.skype_files import PLASO, export_document, message_count, write_export_tar, write_maindb
 
 
@@ -108,3 +108,14 @@ def test_a_killed_export_import_resumes_with_exactly_the_rest(tmp_path):
     assert len(places) == len(set(places)) == total
     assert sum(e["payload"]["kind"] == "media" for e in events) == 2
     assert _spool(tmp_path, item).already_imported
+
+
+def test_spooled_bytes_are_exactly_what_encode_raw_event_makes(tmp_path):
+    for item in (
+        Importable(PLASO, MAINDB),
+        Importable(write_export_tar(tmp_path / "e.tar"), EXPORT_TAR),
+    ):
+        report = _spool(tmp_path, item)
+        with Spool(spool_path(tmp_path / "spools", report.host), report.host) as spool:
+            for event in spool.peek(0, 10_000):
+                assert event.data == encode_raw_event(decode_raw_event(event.data))
