@@ -9,6 +9,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from chatchannels.rawevents import decode_raw_event
+from chatchannels.stack.processes import die_with_parent
 
 
 class TopicReader:
@@ -111,6 +112,8 @@ class AgentProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            # A test run that dies (its timeout, a kill) leaves no agent behind.
+            preexec_fn=die_with_parent,
         )
 
     def kill9(self) -> None:

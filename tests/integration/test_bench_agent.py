@@ -11,7 +11,13 @@ import sys
 import pytest
 
 from bench import bench_agent
-from chatchannels.stack.processes import command_line, descendants, wait_for, wait_gone
+from chatchannels.stack.processes import (
+    command_line,
+    descendants,
+    die_with_parent,
+    wait_for,
+    wait_gone,
+)
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
@@ -35,6 +41,7 @@ def test_a_bench_killed_with_sigterm_mid_run_leaves_no_process_behind(stack):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=die_with_parent,
     )
     try:
         # Mid-run: the agent backfilling from the emulator, each on its own dbus-daemon.

@@ -18,7 +18,13 @@ from chatchannels.emulator.scenario import scenario_from_dict
 from chatchannels.emulator.truth import ground_truth
 from chatchannels.stack.freeze import GRACE_S
 from chatchannels.stack.kafka import kafka_answer_problem, kafka_pid
-from chatchannels.stack.processes import descendants, process_state, wait_for, wait_gone
+from chatchannels.stack.processes import (
+    descendants,
+    die_with_parent,
+    process_state,
+    wait_for,
+    wait_gone,
+)
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -63,6 +69,8 @@ class DemoRun:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            # If pytest dies (its timeout, a kill), the demo and so everything it started go.
+            preexec_fn=die_with_parent,
         )
         self.said: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()

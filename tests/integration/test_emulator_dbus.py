@@ -24,6 +24,7 @@ from dbus_fast.aio import MessageBus
 
 from chatchannels.emulator.runner import Emulator
 from chatchannels.emulator.scenario import bundled_scenario, load_scenario
+from chatchannels.stack.processes import die_with_parent
 
 pytestmark = pytest.mark.integration
 
@@ -307,6 +308,7 @@ def test_cli_subprocess_is_driven_through_the_control_object(dbus_bus):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=die_with_parent,
     )
     try:
         said, _, _ = select.select([proc.stdout], [], [], 60)
