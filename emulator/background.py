@@ -7,6 +7,7 @@ runs on the emulator's loop and waits for its result.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -33,7 +34,15 @@ class BackgroundEmulator:
         return emulator
 
     def call(self, make: Callable[[], Awaitable[T]], timeout: float = 60) -> T:
-        return asyncio.run_coroutine_threadsafe(make(), self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(make(), self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(
+                f"the emulator's loop did not finish {make!r} within {timeout:g} s "
+                f"(its thread {'is alive' if self._thread.is_alive() else 'has ended'})"
+            ) from None
 
     def step(self, count: int = 1) -> int:
         return self.call(lambda: self.emulator.step(count))
