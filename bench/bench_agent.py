@@ -256,14 +256,19 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
     runs = RUNS_QUICK if quick else RUNS_FULL
     gets_per_message = len(MESSAGE_PROPERTIES)
     imported_rate = pipelined_ceiling()
+    results = []
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
-        results = [
-            backfill(settings, messages, Path(tmp) / f"run{n}", measure_gets=n == 0)
-            for n in range(runs)
-        ]
-    for n, result in enumerate(results):
-        for sign in result.disconnects:
-            print(f"bench_agent: run {n + 1} of {runs}: {sign}", file=sys.stderr)
+        for n in range(runs):
+            result = backfill(settings, messages, Path(tmp) / f"run{n}", measure_gets=n == 0)
+            results.append(result)
+            # Each run as it ends: ten of them take a while, and a run that hangs or is
+            # killed leaves the ones before it on record.
+            print(
+                f"bench_agent: run {n + 1} of {runs}: {result.acked_rate:,.0f} messages/s, "
+                + ("; ".join(result.disconnects) or "no disconnect"),
+                file=sys.stderr,
+                flush=True,
+            )
     own_rate = results[0].get_rate or 0.0
     # The higher of the two GET rates is the stricter ceiling.
     ceiling = max(own_rate, imported_rate or 0.0) / gets_per_message

@@ -43,6 +43,8 @@ from tests.processor_harness import create_time_topic, produce_timeline
 N_FULL, N_QUICK = 1_000_000, 50_000
 TARGET_EVENTS, TARGET_S = 1_000_000, 180.0
 BATCH = 20_000  # the live store's; the replay runs with its own default, as users get it
+# The live store of 1,000,000 events took 145-186 s; ten times that is a hang.
+LIVE_TIMEOUT_S = 1800.0
 
 
 def _peak_mb(who: int) -> float:
@@ -76,7 +78,21 @@ def run(settings: Settings, quick: bool = False, events: int | None = None) -> l
         )
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=spawn) as child:
-            summary = child.submit(run_processor, settings, options).result()
+            future = child.submit(run_processor, settings, options)
+            try:
+                summary = future.result(LIVE_TIMEOUT_S)
+            except BaseException as exc:
+                # A timeout, SIGTERM or Ctrl-C: leaving the `with` would wait for the worker
+                # to finish its run. Python 3.11's pool cannot stop a busy worker (3.14's
+                # terminate_workers can), so its processes are ended here.
+                for worker in list(child._processes.values()):
+                    worker.terminate()
+                if isinstance(exc, TimeoutError):
+                    raise RuntimeError(
+                        f"timed out after {LIVE_TIMEOUT_S:g} s waiting for the live processor "
+                        f"to process {produced:,} events into {live}"
+                    ) from None
+                raise
         live_s = time.perf_counter() - started
         assert summary.records == produced, summary
 
