@@ -137,9 +137,15 @@ class SkypeService:
 
     async def stop(self) -> None:
         bus, self.bus = self.bus, None
-        if bus is not None:
-            bus.disconnect()
+        if bus is None:
+            return
+        bus.disconnect()
+        try:
             await asyncio.wait_for(bus.wait_for_disconnect(), _DISCONNECT_TIMEOUT_S)
+        except (OSError, EOFError) as exc:
+            # Lost just before the quit, unnoticed yet: the quit stands, and the watch
+            # takes it for one (`self.bus` is no longer this bus).
+            logger.info("%s: Skype's connection had ended before it quit: %r", self.host_id, exc)
 
     async def _watch_connection(self, bus: PatientMessageBus) -> None:
         try:

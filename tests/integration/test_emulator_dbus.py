@@ -442,3 +442,28 @@ def test_a_connection_lost_while_the_scenario_has_skype_quit_stays_down(dbus_bus
             assert service.running and emu.status("alice-pc")["running"]
 
     run(scenario())
+
+
+def test_a_quit_right_after_an_unnoticed_loss_is_a_quit(dbus_bus):
+    """The connection ended, and the scenario quits Skype before the emulator's watch saw it:
+    the quit stands, without the loss's error, and without a comeback."""
+
+    async def scenario():
+        world = load_scenario(bundled_scenario("small.json"))
+        async with Emulator(world, {"alice-pc": dbus_bus.address}) as emu:
+            service = emu.skype["alice-pc"]
+            bus = service.bus
+            bus._sock.shutdown(socket.SHUT_RDWR)
+            # Loop turns only, no sleep: the watch must not get its turn before the quit.
+            for _ in range(1000):
+                if not bus.connected:
+                    break
+                await asyncio.sleep(0)
+            assert not bus.connected and service.losses == 0
+            await emu.quit("alice-pc")
+            recovery = emu._recoveries.get("alice-pc")
+            if recovery is not None:
+                await asyncio.wait_for(recovery, 10)
+            assert not service.running and not emu.status("alice-pc")["running"]
+
+    run(scenario())
