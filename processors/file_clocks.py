@@ -97,14 +97,18 @@ def merged_copies(stored: Mapping[str, int], new: Mapping[str, int]) -> dict[str
 
 
 def pairs_of(copies: Mapping[str, int]) -> Counter[Pair]:
-    hosts = sorted(copies)
     out: Counter[Pair] = Counter()
+    _count_pairs(copies, out, 1)
+    return out
+
+
+def _count_pairs(copies: Mapping[str, int], counts: dict[Pair, int], sign: int) -> None:
+    hosts = sorted(copies)
     for i, a in enumerate(hosts):
         for b in hosts[i + 1 :]:
             diff = copies[a] - copies[b]
             if abs(diff) <= SANITY_S:
-                out[(a, b, diff)] += 1
-    return out
+                counts[(a, b, diff)] = counts.get((a, b, diff), 0) + sign
 
 
 def median_rounded(values: Mapping[int, int]) -> int:
@@ -185,15 +189,21 @@ def update_files(
         if host not in first_broker or after != before:
             out.first_broker[host] = after
             out.ranked.add(host)
-    delta: Counter[Pair] = Counter()
+    # Most ids are new and held by one file (the first file's import): no pairs to count.
+    delta: dict[Pair, int] = {}
     for xid, new in batch_copies.items():
-        before_copies = stored_copies.get(xid, {})
-        after_copies = merged_copies(before_copies, new)
-        if after_copies == before_copies:
-            continue
-        out.copies[xid] = {h: ts for h, ts in after_copies.items() if before_copies.get(h) != ts}
-        delta.update(pairs_of(after_copies))
-        delta.subtract(pairs_of(before_copies))
+        before = stored_copies.get(xid)
+        if before is None:
+            after = out.copies[xid] = dict(new)
+        else:
+            after = merged_copies(before, new)
+            if after == before:
+                continue
+            out.copies[xid] = {h: ts for h, ts in after.items() if before.get(h) != ts}
+            if len(before) > 1:
+                _count_pairs(before, delta, -1)
+        if len(after) > 1:
+            _count_pairs(after, delta, 1)
     counts = dict(pairs)
     for pair, n in delta.items():
         if n:

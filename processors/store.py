@@ -374,9 +374,10 @@ class Store:
         self._writes.submit(write)
 
     def _apply_decoded(self, decoded: Sequence[Decoded]) -> tuple[Folded, int]:
+        with self._timed("file clocks"):
+            import_hosts, files = self._update_files(decoded)
         with self._timed("load state"):
             hosts, message_keys, object_keys = needed_keys(decoded)
-            import_hosts, files = self._update_files(decoded)
             clocks = self._load_clocks(hosts | import_hosts)
             imported = import_clocks(sorted(import_hosts), files.estimates, clocks)
             host_messages = self._load_host_messages(message_keys)
@@ -530,12 +531,20 @@ class Store:
         }
         stored: dict[str, dict[str, int]] = {}
         if batch_copies:
+            # One index probe per id (OFFSET 0 keeps the subquery a probe), not a join: the
+            # planner would hash the whole table, every batch, as it grows. Without JIT:
+            # before the table's first ANALYZE the planner guesses ~200 rows a probe and
+            # compiles the query, which took 5-15 times as long as running it (measured).
+            (jit,) = self._query("SELECT current_setting('jit')").fetchone()
+            self._query("SELECT set_config('jit', 'off', true)")
             for xid, host, timestamp in self._query(
-                'SELECT s.xid, s.host, s."timestamp" FROM proc_shared_ids s'
-                " JOIN unnest(%s::text[]) AS x(xid) USING (xid)",
+                "SELECT x.xid, s.host, s.ts FROM unnest(%s::text[]) AS x(xid)"
+                ' CROSS JOIN LATERAL (SELECT host, "timestamp" AS ts FROM proc_shared_ids'
+                " WHERE xid = x.xid OFFSET 0) s",
                 (sorted(batch_copies),),
             ):
                 stored.setdefault(xid, {})[host] = timestamp
+            self._query("SELECT set_config('jit', %s, true)", (jit,))
         update = update_files(first, estimates, pairs, stored, batch_first, batch_copies)
         return set(batch_first) | update.changed, update
 
