@@ -26,6 +26,7 @@ from chatchannels.processors.migrate import migrate
 from chatchannels.processors.store import Store
 from chatchannels.rawevents import EventClock
 from tests.processor_harness import (
+    STABLE_TABLES,
     dump_tables,
     engine_over,
     process_once,
@@ -204,12 +205,10 @@ def test_files_imported_one_after_another_merge_every_copy_and_keep_repeats(
     assert after == before
 
 
-def test_interleaved_files_in_small_batches_reach_the_same_archive(settings, late_files) -> None:
+def produce_interleaved(settings, files: dict[str, Path]) -> None:
     """The files' events interleaved (each file's in its order, the first events in the
     files' order, so the ranking is the same), the later files' first events before the
-    earliest file's copies of them: their offsets are estimated from no copies, then few,
-    and their messages re-corrected as copies come."""
-    files = late_files
+    earliest file's copies of them."""
     streams = {host: import_events(files[host], host) for host, _ in FILES}
     # Apart in broker time (milliseconds): a tie would rank the files by host id.
     for host, _ in FILES:
@@ -225,10 +224,45 @@ def test_interleaved_files_in_small_batches_reach_the_same_archive(settings, lat
         events.append(streams[host][positions[host]])
         positions[host] += 1
     produce(settings, settings.topic, events)
+
+
+def test_interleaved_files_in_small_batches_reach_the_same_archive(settings, late_files) -> None:
+    """The later files' offsets are estimated from no copies, then few, and their messages
+    re-corrected as copies come."""
+    produce_interleaved(settings, late_files)
     process_once(settings, settings.topic, batch_records=40)
-    check_archive(settings, files)
+    check_archive(settings, late_files)
     with psycopg.connect(settings.postgres_dsn) as conn:
         (moves,) = conn.execute(
             "SELECT count(*) FROM host_clocks WHERE host <> 'file-true'"
         ).fetchone()
     assert moves > 2, "no later file's offset moved: the refresh path went untested"
+
+
+FILE_TABLES = {
+    "proc_shared_ids": 'xid, host, "timestamp"',
+    "proc_file_hosts": "host, first_broker_utc, offset_s, samples",
+    "proc_file_pairs": "host_a, host_b, diff_s, copies",
+}
+
+
+def file_tables(dsn: str, schema: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(f"SET search_path TO {schema}")
+        return {
+            t: sorted(conn.execute(f"SELECT {cols} FROM {t}").fetchall())
+            for t, cols in FILE_TABLES.items()
+        }
+
+
+def test_small_batches_end_where_one_batch_ends(settings, late_files) -> None:
+    """All but the history of the estimates (host_clocks: when an offset moved depends on
+    what each batch held) is a function of the events, however they are batched."""
+    produce_interleaved(settings, late_files)
+    process_once(settings, settings.topic)
+    migrate(settings.postgres_dsn, "small")
+    process_once(settings, settings.topic, batch_records=7, schema="small")
+    dsn = settings.postgres_dsn
+    stable = [t for t in STABLE_TABLES if t != "host_clocks"]
+    assert dump_tables(dsn, stable, schema="small") == dump_tables(dsn, stable)
+    assert file_tables(dsn, "small") == file_tables(dsn, "public")
