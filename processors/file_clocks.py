@@ -43,6 +43,15 @@ ranks the hosts alike; the store (per batch, with the batch's copies counted bef
 messages are folded) and the Engine (per event) reach the same. What depends on the
 interleaving is when an offset changed (host_clocks' history) and which messages were
 refreshed on the way.
+
+Store. proc_shared_ids holds the copies (a batch reads only its own ids' other copies),
+proc_file_pairs the pair counts and proc_file_hosts the ranks and estimates in force; a batch
+with import events holds one advisory lock from reading them to its commit, so concurrent
+instances never miss each other's copies.
+
+Limits. The first file of a chain is taken as right: if it is the skewed one, its chain takes
+its time (all copies still merge, a whole chain off by the same offset). Only main.db rows
+carry shared ids; an export or live capture sets no file's offset (exports are server time).
 """
 
 from __future__ import annotations
