@@ -332,8 +332,7 @@ class ExportReader:
         with ExitStack() as stack:
             if self.kind == EXPORT_TAR:
                 tar = stack.enter_context(tarfile.open(self.path, "r:"))
-                members = self._members(tar)
-                yield from self._tar_items(tar, members)
+                yield from self._tar_items(self._members(tar))
             else:
                 yield from self._json_items(self.path.open("rb"), "messages.json")
                 media_dir = self.path.parent / "media"
@@ -413,9 +412,7 @@ class ExportReader:
             self.errors.append(FileError(f"tar header at byte {offset}", f"unreadable: {failure}"))
         return members
 
-    def _tar_items(
-        self, tar: tarfile.TarFile, members: list[tarfile.TarInfo]
-    ) -> Iterator[ExportItem]:
+    def _tar_items(self, members: list[tarfile.TarInfo]) -> Iterator[ExportItem]:
         by_name = {_member_name(m.name): m for m in members if m.isfile()}
         messages = by_name.get("messages.json")
         if messages is not None:
