@@ -192,3 +192,20 @@ def test_json_that_is_not_an_export_inside_is_an_error_with_its_place(tmp_path):
     reader, items = _read(path, EXPORT_JSON, tmp_path / "m")
     assert len(items) == message_count(export_document())
     assert [e.place for e in reader.errors] == ["conversations[0].MessageList[1]"]
+
+
+def test_records_the_processor_will_refuse_are_still_sent_verbatim(tmp_path):
+    # The importer judges files, not records: an id that does not decode and a time in the
+    # year 2404 go on as written, for the processor to dead-letter with their place.
+    doc = export_document()
+    conversation = doc["conversations"][1]
+    conversation["id"] = "19:!!not base64!!@p2p.thread.skype"
+    conversation["MessageList"][0]["originalarrivaltime"] = "2404-12-30T00:00:00.000Z"
+    conversation["MessageList"][1]["id"] = "not-a-number"
+    path = tmp_path / "messages.json"
+    path.write_text(json.dumps(doc))
+    reader, items = _read(path, EXPORT_JSON, tmp_path / "m")
+    assert reader.errors == []
+    mine = [i for i in items if i.place["conversation"] == 1]
+    assert [i.message for i in mine] == conversation["MessageList"]
+    assert all(i.conversation["id"] == "19:!!not base64!!@p2p.thread.skype" for i in mine)
