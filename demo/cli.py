@@ -35,6 +35,10 @@ def demo(settings: Settings, once: bool, speed: float, messages: int, port: int)
     options = DemoOptions(once=once, speed=speed, messages=messages, port=port)
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the demo stops what it started.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    # Ctrl-C (SIGINT) stops the demo even when it started with SIGINT ignored, as a shell
+    # script's background job (`demo &`, nohup) does: Python then installs no handler, and
+    # the demo could only be killed, leaving its broker frozen to the guard.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = run_demo(settings, options, lambda line: click.echo(f"demo: {line}", err=True))
     except PipelineError as exc:
