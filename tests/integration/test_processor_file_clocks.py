@@ -197,7 +197,7 @@ def test_files_imported_one_after_another_merge_every_copy_and_keep_repeats(
 
     # The +47 s file imported again (a new session, its spool's later seqs): nothing new.
     before = dump_tables(settings.postgres_dsn, ("messages", "revisions", "observations"))
-    n = len(true_times(files["file-plus47"]))
+    n = len(import_events(files["file-plus47"], "file-plus47"))
     produce(settings, settings.topic, import_events(files["file-plus47"], "file-plus47", n + 1))
     again = process_once(settings, settings.topic, batch_records=250)
     assert again.records == n and again.changes == 0 and again.dead_letters == 0
