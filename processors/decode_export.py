@@ -12,6 +12,11 @@ folds into the same host message. A blank server-generated entry (no content, no
 delete time) says nothing: its observation carries no chat, author or time, so it is
 accounted for without ever becoming a message.
 
+A conversation event (the conversation object without its MessageList) is the chat's own
+record: an object observation of CHAT `<the chat name its messages decode to>` with the
+Desktop API CHAT properties that mean the same (TOPIC, MEMBERS, FRIENDLYNAME). A message
+event carries only the conversation's id.
+
 A media event (a file of the export's media/) is an object observation `MEDIA <docid>` with
 what the archive keeps of it, for pages to link.
 """
@@ -19,6 +24,7 @@ what the archive keeps of it, for pages to link.
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -27,6 +33,7 @@ from xml.sax.saxutils import escape
 
 from chatchannels.processors.chatnames import ChatNameError, bare_handle, export_chat_name
 from chatchannels.processors.decode import Refused, checked_timestamp
+from chatchannels.processors.decode_maindb import chat_object
 from chatchannels.processors.observations import MessageObservation, ObjectObservation
 
 # messagetype -> TYPE: Desktop API names where the API has the kind, archive kinds else.
@@ -80,6 +87,8 @@ def decode_export_event(event: Mapping[str, Any]) -> MessageObservation | Object
     payload = event["payload"]
     if payload["kind"] == "media":
         return _media(event)
+    if payload["kind"] == "conversation":
+        return _conversation(event)
     place = payload["place"]
     conv_place = f"conversations[{place.get('conversation', '?')}]"
     where = f"{conv_place}.MessageList[{place.get('message', '?')}]"
@@ -272,6 +281,55 @@ def _field_text(message: Mapping[str, Any], key: str, where: str) -> str | None:
     if key == "id" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise Refused("value", f"{where}: {key}", f"not text: {str(value)[:40]!r}")
+
+
+def _conversation(event: Mapping[str, Any]) -> ObjectObservation:
+    """A conversation's record. A thread's (`19:`) topic is threadProperties.topic, or the
+    displayName Skype shows for it when it has none; a one-to-one chat has no topic (the
+    Desktop API's is empty), its displayName is the partner's name."""
+    payload = event["payload"]
+    record = payload["conversation"]
+    where = f"conversations[{payload['place']['conversation']}]"
+    conversation_id = record.get("id")
+    if not isinstance(conversation_id, str) or not conversation_id:
+        raise Refused("value", f"{where}: id", "no conversation id")
+    try:
+        chat = export_chat_name(conversation_id, payload["file"]["account"])
+    except ChatNameError as exc:
+        raise Refused("value", f"{where}: id", str(exc)) from None
+    thread = record.get("threadProperties")
+    if thread is not None and not isinstance(thread, Mapping):
+        raise Refused("value", f"{where}: threadProperties", "not an object")
+    thread = thread or {}
+    display_name = record.get("displayName")
+    display_name = display_name if isinstance(display_name, str) and display_name else None
+    properties = {"FRIENDLYNAME": display_name, "MEMBERS": _members(thread, where)}
+    if conversation_id.startswith("19:"):
+        topic = thread.get("topic")
+        properties["TOPIC"] = topic if isinstance(topic, str) and topic else display_name
+    return chat_object(event, chat, properties)
+
+
+def _members(thread: Mapping[str, Any], where: str) -> str | None:
+    """threadProperties.members (a JSON array in a string, of MRIs or of objects with one in
+    `id`; null since 2023 for some chats) as MEMBERS: bare handles, space-separated."""
+    encoded = thread.get("members")
+    if encoded is None:
+        return None
+    place = f"{where}: threadProperties.members"
+    try:
+        members = json.loads(encoded) if isinstance(encoded, str) else None
+    except ValueError:
+        members = None
+    if not isinstance(members, list):
+        raise Refused("value", place, f"not a JSON array in a string: {str(encoded)[:60]!r}")
+    handles = []
+    for member in members:
+        mri = member.get("id") if isinstance(member, Mapping) else member
+        if not isinstance(mri, str) or not mri.strip():
+            raise Refused("value", place, f"a member without an MRI: {str(member)[:60]!r}")
+        handles.append(bare_handle(mri.strip()))
+    return " ".join(handles)
 
 
 def _media(event: Mapping[str, Any]) -> ObjectObservation:

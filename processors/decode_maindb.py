@@ -8,6 +8,10 @@ own, unknown ones `OTHER:maindb-<type>`), BODY `body_xml` (Skype's markup: body_
 in the file's machine's clock; the file is a host, so its clock offset is estimated like any
 host's and tz_offset_s is 0 (spec skype-history-formats.md 2.3-2.7, 3).
 
+A Conversations or Chats row is a chat's own record: it becomes an object observation of
+CHAT `<the chat name its messages decode to>` with the Desktop API CHAT properties that mean
+the same (TOPIC, MEMBERS, FRIENDLYNAME, TIMESTAMP), as the agent's reads of a CHAT give them.
+
 Bad values are refused (decode.Refused, kind "value") naming the row and column:
 `Messages rowid 61: timestamp`.
 """
@@ -19,7 +23,7 @@ from typing import Any
 
 from chatchannels.processors.chatnames import bare_handle, dialog_chat_name, is_partner_name
 from chatchannels.processors.decode import Refused, checked_timestamp
-from chatchannels.processors.observations import MessageObservation
+from chatchannels.processors.observations import MessageObservation, ObjectObservation
 
 # Messages.type -> Desktop API TYPE (or the name this archive gives a kind the API has no
 # CHATMESSAGE TYPE for). Type 2 is decided by param_key (_METADATA).
@@ -60,21 +64,26 @@ STATUSES = {1: "SENDING", 2: "SENT", 3: "RECEIVED", 4: "READ"}
 # (`#creator/$*T;<convo_id>`); the thread id every other copy uses is the conversation's
 # alt_identity.
 _PLACEHOLDER_MARK = "/$*T;"
+# Conversations.type of a one-to-one dialog; every other type is a group of some kind.
+_DIALOG = 1
 
 
-def decode_maindb_event(event: Mapping[str, Any]) -> MessageObservation:
+def decode_maindb_event(event: Mapping[str, Any]) -> MessageObservation | ObjectObservation:
     """The observation of one schema-valid `skype-maindb` event; Refused if a value is bad."""
     payload = event["payload"]
+    table = payload["place"]["table"]
+    place = f"{table} rowid {payload['place']['rowid']}"
+    if table == "Chats":
+        return _chat_record(event, place)
+    if table == "Conversations":
+        return _conversation_record(event, place)
     row: Mapping[str, Any] = payload["row"]
-    place = f"Messages rowid {payload['place']['rowid']}"
     row_id = _integer(row, "id", place)
     raw_type = _integer(row, "type", place)
     if raw_type is None:
         raise Refused("value", f"{place}: type", "no type")
     msg_type = message_type(raw_type, _integer(row, "param_key", place))
-    chat = _chat(row, payload["conversation"], place)
-    if is_partner_name(chat):
-        chat = dialog_chat_name(payload["file"]["account"], chat)
+    chat = _chat_name(row, "chatname", payload.get("conversation"), place, payload["file"])
     author = bare_handle(_text(row, "author", place) or "")
     if not author:
         raise Refused("value", f"{place}: author", "empty author")
@@ -118,8 +127,23 @@ def message_type(raw_type: int, param_key: int | None) -> str:
     return TYPES.get(raw_type, f"OTHER:maindb-{raw_type}")
 
 
-def _chat(row: Mapping[str, Any], conversation: Mapping[str, Any] | None, place: str) -> str:
-    chatname = _text(row, "chatname", place) or ""
+def _chat_name(
+    row: Mapping[str, Any],
+    column: str,
+    conversation: Mapping[str, Any] | None,
+    place: str,
+    file: Mapping[str, Any],
+) -> str:
+    """The chat a Messages row (column chatname) or Chats row (name) is in, as every other
+    copy names it."""
+    chat = _chat(row, column, conversation, place)
+    return dialog_chat_name(file["account"], chat) if is_partner_name(chat) else chat
+
+
+def _chat(
+    row: Mapping[str, Any], column: str, conversation: Mapping[str, Any] | None, place: str
+) -> str:
+    chatname = _text(row, column, place) or ""
     thread = None
     identity = None
     if conversation is not None:
@@ -132,8 +156,81 @@ def _chat(row: Mapping[str, Any], conversation: Mapping[str, Any] | None, place:
     # Skyperious-written files leave chatname NULL: the conversation names the chat.
     chat = thread or identity
     if chat is None:
-        raise Refused("value", f"{place}: chatname", "no chat name and no conversation identity")
+        raise Refused("value", f"{place}: {column}", "no chat name and no conversation identity")
     return chat
+
+
+def _chat_record(event: Mapping[str, Any], place: str) -> ObjectObservation:
+    """A Chats row: the chat's topic, members (everyone who took part, as the Desktop API's
+    MEMBERS; activemembers when a client left participants empty), name and creation time."""
+    payload = event["payload"]
+    row: Mapping[str, Any] = payload["row"]
+    chat = _chat_name(row, "name", payload.get("conversation"), place, payload["file"])
+    members = _text(row, "participants", place) or _text(row, "activemembers", place)
+    return chat_object(
+        event,
+        chat,
+        {
+            "TOPIC": _text(row, "topic", place),
+            "MEMBERS": " ".join(members.split()) if members else None,
+            "FRIENDLYNAME": _text(row, "friendlyname", place),
+            "TIMESTAMP": _created(row, "timestamp", place),
+        },
+    )
+
+
+def _conversation_record(event: Mapping[str, Any], place: str) -> ObjectObservation:
+    """A Conversations row: a dialog is the chat of the file's account and the partner
+    (`identity`); a group is its thread (`alt_identity`) or legacy name (`identity`). A
+    dialog has no topic, only the partner's name; a group's topic is meta_topic, or the
+    displayname Skype shows for it when it has none."""
+    payload = event["payload"]
+    row: Mapping[str, Any] = payload["row"]
+    identity = _text(row, "identity", place)
+    if not identity:
+        raise Refused("value", f"{place}: identity", "no identity")
+    displayname = _text(row, "displayname", place) or None
+    properties = {
+        "FRIENDLYNAME": displayname,
+        "TIMESTAMP": _created(row, "creation_timestamp", place),
+    }
+    if _integer(row, "type", place) == _DIALOG:
+        chat = identity
+        if is_partner_name(chat):
+            chat = dialog_chat_name(payload["file"]["account"], chat)
+    else:
+        alt = _text(row, "alt_identity", place)
+        chat = alt if alt and alt.startswith("19:") else identity
+        properties["TOPIC"] = _text(row, "meta_topic", place) or displayname
+    return chat_object(event, chat, properties)
+
+
+def _created(row: Mapping[str, Any], column: str, place: str) -> str | None:
+    """A creation time as the Desktop API's CHAT TIMESTAMP (Unix seconds in digits); None
+    when the file has none (NULL or 0)."""
+    seconds = _integer(row, column, place)
+    if not seconds:
+        return None
+    return str(checked_timestamp(seconds, f"{place}: {column}", allow_zero=False))
+
+
+def chat_object(
+    event: Mapping[str, Any], chat: str, properties: Mapping[str, str | None]
+) -> ObjectObservation:
+    captured = float(event["clock"]["utc"])
+    return ObjectObservation(
+        host=event["host"],
+        seq=event["seq"],
+        obj="CHAT",
+        obj_id=chat,
+        reason="import",
+        captured_utc=captured,
+        properties=tuple(
+            sorted(
+                (name, value, captured) for name, value in properties.items() if value is not None
+            )
+        ),
+    )
 
 
 def _users(msg_type: str, identities: str | None, author: str) -> tuple[str, ...]:

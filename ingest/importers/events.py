@@ -1,5 +1,9 @@
 """Raw events of imported records (schemas/raw-event.v1.json, skypeMaindbPayload and
-skypeExportPayload): the record verbatim, plus what makes it self-contained."""
+skypeExportPayload): the record verbatim, plus what makes it self-contained.
+
+A chat's own records (main.db Conversations and Chats rows, an export's conversation object)
+are events of their own; a message's event carries of them only what the processor needs to
+name its chat, since repeating them in every message made up most of each event."""
 
 from __future__ import annotations
 
@@ -75,11 +79,11 @@ def maindb_event(
 ) -> dict[str, Any]:
     payload = {
         "file": _file(file),
-        "place": {"table": "Messages", "rowid": item.rowid},
+        "place": {"table": item.table, "rowid": item.rowid},
         "row": item.row,
-        "conversation": item.conversation,
-        "chat": item.chat,
     }
+    if item.needs_conversation:
+        payload["conversation"] = item.conversation
     return _envelope("skype-maindb", host, session, seq, clock, payload)
 
 
@@ -100,7 +104,7 @@ def export_event(
     }
     if item.kind == "message":
         payload["message"] = item.message
-    else:
+    elif item.kind == "media":
         payload["media"] = item.media
     return _envelope("skype-export", host, session, seq, clock, payload)
 
@@ -108,9 +112,9 @@ def export_event(
 # encode_raw_event's settings; one encoder object, since json.dumps with arguments builds a
 # new one per call.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
-# Records that repeat from event to event: every message of a chat carries the same
-# conversation and chat rows (a hundred columns), and every event the same file.
-_SHARED = ("chat", "conversation", "file")
+# Records that repeat from event to event: every event carries the same file, and the
+# messages of a chat named by its conversation the same Conversations row.
+_SHARED = ("conversation", "file")
 _CACHE_LIMIT = 10_000
 
 

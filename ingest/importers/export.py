@@ -7,8 +7,12 @@ MessageList; so a conversation's messages wait until its object closes, in memor
 `_BUFFERED` of them and in a temporary file beyond. The same holds one level up for userId and
 exportDate: when `conversations` comes first, a cheap first pass reads just those two.
 
-Items come out in a fixed order (messages in file order, then media in archive order), which
-is what lets a killed import skip what it already spooled.
+A conversation's record is an item of its own, just before its messages; a message carries
+only the record's id, which is all the processor needs of it to name the chat.
+
+Items come out in a fixed order (each conversation in file order, then its messages in file
+order; then media in archive order), which is what lets a killed import skip what it already
+spooled.
 """
 
 from __future__ import annotations
@@ -200,10 +204,14 @@ def _conversations(events: Iterator[tuple[str, Any]]) -> Iterator[ExportItem | F
             _conversation(events, record, spill)
         except Exception as exc:
             pending = exc
-        # Also on a truncated file: the messages read whole are kept, with the record as far
-        # as it got (its id comes first in every export seen).
+        if pending is None:
+            yield ExportItem("conversation", {"conversation": index}, conversation=record)
+        # One dict for all of the conversation's messages: the event encoder encodes it once.
+        reference = {"id": record["id"]} if "id" in record else {}
+        # Also on a truncated file: the messages read whole are kept, with the id if it was
+        # read (it comes first in every export seen); a partial record is not an item.
         for position, message in spill.drain():
-            yield _message_item(index, position, record, message)
+            yield _message_item(index, position, reference, message)
         if pending is not None:
             raise pending
 
@@ -224,12 +232,12 @@ def _conversation(events: Iterator[tuple[str, Any]], record: dict[str, Any], spi
 
 
 def _message_item(
-    conversation: int, position: int, record: dict, message: Any
+    conversation: int, position: int, reference: dict, message: Any
 ) -> ExportItem | FileError:
     place = {"conversation": conversation, "message": position}
     if not isinstance(message, dict):
         return FileError(_place_text(place), f"a JSON {type(message).__name__}, not a message")
-    return ExportItem("message", place, conversation=record, message=message)
+    return ExportItem("message", place, conversation=reference, message=message)
 
 
 def archive_media(source: IO[bytes], media_root: Path) -> tuple[str, int]:

@@ -1,4 +1,10 @@
-"""Read a Skype classic main.db: every Messages row, verbatim, in rowid order.
+"""Read a Skype classic main.db: every Conversations, Chats and Messages row, verbatim.
+
+The order is fixed (TABLES, each in rowid order), because a killed import resumes by
+counting rows. Conversations and Chats rows are records of chats of their own (topic,
+members); a Messages row carries its Conversations row only where the processor needs it to
+name the chat (`needs_conversation`), so the two large records are not repeated in every
+message.
 
 The file is opened read-only and immutable, so neither a journal nor a lock ever touches the
 user's original. Columns are taken by name from the file's own table, because they differ
@@ -21,6 +27,14 @@ _RANGE = 512
 # With the table's end unreadable, this many empty ranges after the last row end the scan.
 _IDLE_RANGES = 64
 _UNREADABLE = object()
+# Conversations before Chats: where both name one chat (a group), the Chats row, the chat's
+# own record, is read later and so wins in the processor's per-property merge.
+TABLES = ("Conversations", "Chats", "Messages")
+# Each table's column naming the chat, and the one pointing at its Conversations row.
+_CHAT_COLUMNS = {"Messages": ("chatname", "convo_id"), "Chats": ("name", "conv_dbid")}
+# A cloud group's creator's main.db names the group by a local placeholder
+# (`#creator/$*T;<convo_id>`); the processor then takes the conversation's alt_identity.
+PLACEHOLDER_MARK = "/$*T;"
 
 
 @dataclass(frozen=True)
@@ -36,10 +50,19 @@ class FileError:
 
 @dataclass(frozen=True)
 class MaindbRow:
+    table: str
     rowid: int
     row: dict[str, Any]
-    conversation: dict[str, Any] | None
-    chat: dict[str, Any] | None
+    # Whether the row's chat name needs its Conversations row, and that row (None if the
+    # file has none).
+    needs_conversation: bool = False
+    conversation: dict[str, Any] | None = None
+
+
+def needs_conversation(chat_name: Any) -> bool:
+    """Whether a chat name (Messages.chatname, Chats.name) leaves the chat to be named by the
+    conversation: NULL or empty (Skyperious-written files), or a creator's placeholder."""
+    return not chat_name or (isinstance(chat_name, str) and PLACEHOLDER_MARK in chat_name)
 
 
 class _RawText(bytes):
@@ -66,21 +89,15 @@ def _quoted(name: str) -> str:
 
 
 class MainDb:
-    """One open main.db. `rows()` yields MaindbRow in rowid order; `errors` collects losses."""
+    """One open main.db. `rows()` yields MaindbRow in TABLES order; `errors` collects losses."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(sqlite_uri(self.path), uri=True)
         self._db.text_factory = _text
         self.errors: list[FileError] = []
-        self.columns = self._columns("Messages")
-        self._select = ", ".join(_quoted(c) for c in self.columns)
+        self.columns = {table: self._columns(table) for table in TABLES}
         self._conversations: dict[Any, dict[str, Any] | None] = {}
-        self._chats: dict[Any, dict[str, Any] | None] = {}
-        self._lookups = {
-            "Conversations": self._columns("Conversations"),
-            "Chats": self._columns("Chats"),
-        }
 
     def close(self) -> None:
         self._db.close()
@@ -114,20 +131,31 @@ class MainDb:
         return self._single("SELECT ClientVersion FROM AppSchemaVersion LIMIT 1")
 
     def count(self) -> int | None:
-        """COUNT(*) of Messages, for the progress bar; None if a corrupt page hides it."""
-        return self._single("SELECT count(*) FROM Messages")
+        """Rows of every table read, for the progress bar; None if a corrupt page hides one."""
+        total = 0
+        for table in TABLES:
+            if not self.columns[table]:
+                continue
+            found = self._single(f"SELECT count(*) FROM {table}")
+            if found is None:
+                return None
+            total += found
+        return total
 
-    # --- Messages ---------------------------------------------------------------------
+    # --- rows ---------------------------------------------------------------------------
 
     def rows(self) -> Iterator[MaindbRow]:
-        if not self.columns:
-            return
-        first = self._edge("min")
-        last = self._edge("max")
+        for table in TABLES:
+            if self.columns[table]:
+                yield from self._table_rows(table)
+
+    def _table_rows(self, table: str) -> Iterator[MaindbRow]:
+        first = self._edge(table, "min")
+        last = self._edge(table, "max")
         if first is _UNREADABLE:
             self.errors.append(
                 FileError(
-                    "table Messages",
+                    f"table {table}",
                     "its first rowid is unreadable (corrupt page); reading from rowid 1",
                 )
             )
@@ -137,7 +165,7 @@ class MainDb:
         if last is _UNREADABLE:
             self.errors.append(
                 FileError(
-                    "table Messages",
+                    f"table {table}",
                     "its last rowid is unreadable (corrupt page); reading on while rows are found",
                 )
             )
@@ -145,7 +173,7 @@ class MainDb:
         while last is _UNREADABLE or lo <= last:
             hi = lo + _RANGE - 1 if last is _UNREADABLE else min(lo + _RANGE - 1, last)
             found = 0
-            for item in self._range(lo, hi):
+            for item in self._range(table, lo, hi):
                 found += 1
                 yield item
             if last is _UNREADABLE:
@@ -153,80 +181,77 @@ class MainDb:
                 if idle >= _IDLE_RANGES:
                     return
             # Rowids can be sparse: jump to the next one that exists, when the b-tree says.
-            following = self._edge("min", after=hi)
+            following = self._edge(table, "min", after=hi)
             if following is None:
                 return
             lo = following if following is not _UNREADABLE else hi + 1
 
-    def _edge(self, which: str, after: int | None = None) -> Any:
+    def _edge(self, table: str, which: str, after: int | None = None) -> Any:
         where = "" if after is None else f" WHERE rowid > {int(after)}"
         try:
-            row = self._db.execute(f"SELECT {which}(rowid) FROM Messages{where}").fetchone()
+            row = self._db.execute(f"SELECT {which}(rowid) FROM {table}{where}").fetchone()
         except sqlite3.DatabaseError:
             return _UNREADABLE
         return row[0]
 
-    def _range(self, lo: int, hi: int) -> Iterator[MaindbRow]:
+    def _range(self, table: str, lo: int, hi: int) -> Iterator[MaindbRow]:
         bad: list[tuple[int, int, str]] = []
-        good = self._bisect(lo, hi, bad)
+        good = self._bisect(table, lo, hi, bad)
         for start, end, problem in _merge(bad):
             self.errors.append(
-                FileError(f"table Messages, rowids {start}-{end}", f"unreadable: {problem}")
+                FileError(f"table {table}, rowids {start}-{end}", f"unreadable: {problem}")
             )
-        columns = self.columns
-        for rowid, values in good:
-            row = dict(zip(columns, values, strict=True))
-            for name in [c for c, v in row.items() if isinstance(v, bytes)]:
-                row[name] = sql_value(row[name])
-            yield MaindbRow(
-                rowid=rowid,
-                row=row,
-                conversation=self._lookup(
-                    "Conversations", "id", row.get("convo_id"), self._conversations
-                ),
-                chat=self._lookup("Chats", "name", row.get("chatname"), self._chats),
-            )
+        columns = self.columns[table]
+        chat_columns = _CHAT_COLUMNS.get(table)
+        for values in good:
+            row = dict(zip(columns, values[1:], strict=True))
+            if any(isinstance(v, bytes) for v in values):
+                for name, value in row.items():
+                    if isinstance(value, bytes):
+                        row[name] = sql_value(value)
+            if chat_columns is None or not needs_conversation(row.get(chat_columns[0])):
+                yield MaindbRow(table, values[0], row)
+                continue
+            conversation = self._conversation(row.get(chat_columns[1]))
+            yield MaindbRow(table, values[0], row, True, conversation)
 
-    def _bisect(self, lo: int, hi: int, bad: list[tuple[int, int, str]]) -> list[tuple]:
+    def _bisect(self, table: str, lo: int, hi: int, bad: list[tuple[int, int, str]]) -> list:
         # A single rowid is read by equality: a range scan steps on past its last row to
         # check the bound, onto the next page, which may be the corrupt one.
         where = "rowid = ?" if lo == hi else "rowid BETWEEN ? AND ?"
+        select = ", ".join(_quoted(c) for c in self.columns[table])
         try:
             # fetchall: a range is either read whole or halved, so the order stays rowid order.
-            return [
-                (r[0], r[1:])
-                for r in self._db.execute(
-                    f"SELECT rowid, {self._select} FROM Messages WHERE {where} ORDER BY rowid",
-                    (lo,) if lo == hi else (lo, hi),
-                ).fetchall()
-            ]
+            return self._db.execute(
+                f"SELECT rowid, {select} FROM {table} WHERE {where} ORDER BY rowid",
+                (lo,) if lo == hi else (lo, hi),
+            ).fetchall()
         except sqlite3.DatabaseError as exc:
             if lo == hi:
                 bad.append((lo, hi, str(exc)))
                 return []
             mid = (lo + hi) // 2
-            return self._bisect(lo, mid, bad) + self._bisect(mid + 1, hi, bad)
+            return self._bisect(table, lo, mid, bad) + self._bisect(table, mid + 1, hi, bad)
 
-    def _lookup(
-        self, table: str, key: str, value: Any, cache: dict[Any, dict[str, Any] | None]
-    ) -> dict[str, Any] | None:
-        if value is None or key not in self._lookups[table]:
+    def _conversation(self, convo_id: Any) -> dict[str, Any] | None:
+        """The Conversations row of that id (the first, by rowid), cached: one per chat."""
+        columns = self.columns["Conversations"]
+        if convo_id is None or "id" not in columns:
             return None
-        if value not in cache:
-            columns = self._lookups[table]
+        if convo_id not in self._conversations:
             select = ", ".join(_quoted(c) for c in columns)
             try:
                 found = self._db.execute(
-                    f"SELECT {select} FROM {table} WHERE {_quoted(key)} = ? ORDER BY rowid LIMIT 1",
-                    (value,),
+                    f"SELECT {select} FROM Conversations WHERE id = ? ORDER BY rowid LIMIT 1",
+                    (convo_id,),
                 ).fetchone()
             except sqlite3.DatabaseError as exc:
-                self.errors.append(FileError(f"table {table}, {key} {value!r}", str(exc)))
+                self.errors.append(FileError(f"table Conversations, id {convo_id!r}", str(exc)))
                 found = None
-            cache[value] = (
+            self._conversations[convo_id] = (
                 {c: sql_value(v) for c, v in zip(columns, found, strict=True)} if found else None
             )
-        return cache[value]
+        return self._conversations[convo_id]
 
 
 def _merge(bad: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

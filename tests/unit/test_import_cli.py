@@ -24,14 +24,14 @@ def _invoke(tmp_path, *args):
 def test_with_kafka_away_the_events_stay_spooled_and_the_user_is_told(tmp_path):
     result = _invoke(tmp_path, MAC, "--host", "old-laptop")
     assert result.exit_code == 3, result.output
-    assert "Skype classic main.db, host old-laptop: 7 objects, 7 events spooled" in result.output
-    assert "7 events are not in Kafka yet" in result.output
+    assert "Skype classic main.db, host old-laptop: 11 objects, 11 events spooled" in result.output
+    assert "11 events are not in Kafka yet" in result.output
     assert "run the same import again to deliver them" in result.output
     spool = tmp_path / "spools" / "import-old-laptop.db"
-    assert read_summary(spool).depth == 7
+    assert read_summary(spool).depth == 11
     again = _invoke(tmp_path, MAC, "--host", "old-laptop")
-    assert "already imported (7 objects); nothing added" in again.output
-    assert read_summary(spool).depth == 7
+    assert "already imported (11 objects); nothing added" in again.output
+    assert read_summary(spool).depth == 11
 
 
 def test_json_summary_and_refusals(tmp_path):
@@ -45,7 +45,7 @@ def test_json_summary_and_refusals(tmp_path):
     (report,) = summary["files"]
     assert report["what"] == "Skype classic main.db"
     assert report["host"].startswith("file-") and len(report["host"]) == 21
-    assert (report["objects"], report["spooled"], report["undelivered"]) == (7, 7, 7)
+    assert (report["objects"], report["spooled"], report["undelivered"]) == (11, 11, 11)
     assert report["errors"] == []
     assert summary["refused"][0]["path"] == str(CHATSYNC)
     only_refused = _invoke(tmp_path, CHATSYNC)

@@ -1,5 +1,5 @@
-"""The export reader: every message verbatim with its conversation's record, in file order,
-with bounded memory; media archived by content; a cut file keeps what was whole."""
+"""The export reader: each conversation's record, then its messages verbatim with its id, in
+file order, with bounded memory; media archived by content; a cut file keeps what was whole."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _read(path, kind, media):
     return reader, list(reader.items())
 
 
-def test_every_message_comes_verbatim_with_its_record_and_every_event_is_valid(tmp_path):
+def test_every_message_comes_verbatim_after_its_record_and_every_event_is_valid(tmp_path):
     doc = export_document()
     path = write_export_tar(tmp_path / "export.tar", doc)
     reader, items = _read(path, EXPORT_TAR, tmp_path / "media")
@@ -40,7 +40,14 @@ def test_every_message_comes_verbatim_with_its_record_and_every_event_is_valid(t
         conv = doc["conversations"][item.place["conversation"]]
         original = conv["MessageList"][item.place["message"]]
         assert json.dumps(item.message) == json.dumps(original)
+        assert item.conversation == {"id": conv["id"]}
+    # Each record, whole but for its MessageList, just before its messages.
+    records = [(n, i) for n, i in enumerate(items) if i.kind == "conversation"]
+    assert [i.place for _, i in records] == [{"conversation": c} for c in range(3)]
+    for n, item in records:
+        conv = doc["conversations"][item.place["conversation"]]
         assert item.conversation == {k: v for k, v in conv.items() if k != "MessageList"}
+        assert items[n + 1].place == {"conversation": item.place["conversation"], "message": 0}
     # Newest first, as the export has it: the reader keeps the file's order.
     assert messages[0].message is not None and messages[0].place == {
         "conversation": 0,
@@ -49,11 +56,12 @@ def test_every_message_comes_verbatim_with_its_record_and_every_event_is_valid(t
     assert messages[0].message["content"].startswith("a type nobody")
     # Float versions stay floats, as written.
     assert b'"version":1594056032575.0' in encode_raw_event(
-        {"v": next(m for m in messages if m.conversation["id"] == "8:bob").conversation}
+        {"v": next(r for _, r in records if r.conversation["id"] == "8:bob").conversation}
     ).replace(b" ", b"")
-    # The record whose MessageList came first still arrives whole with its messages.
+    # The record whose MessageList came first still arrives whole, before its messages.
+    assert records[1][1].conversation["threadProperties"]["topic"] == "old p2p"
     p2p = [m for m in messages if m.place["conversation"] == 1]
-    assert len(p2p) == 3 and all(m.conversation["id"] == P2P_ID for m in p2p)
+    assert len(p2p) == 3 and all(m.conversation == {"id": P2P_ID} for m in p2p)
     info = FileInfo("00" * 32, "export.tar", reader.account, reader.client)
     clock = EventClock(utc=1.5, tz_offset_s=0)
     for seq, item in enumerate(items, 1):
@@ -125,7 +133,7 @@ def test_user_id_after_the_conversations_is_found_by_a_first_pass(tmp_path):
     )
     reader, items = _read(path, EXPORT_JSON, tmp_path / "m")
     assert (reader.account, reader.client) == ("8:live:late", "2021-01-02T03:04")
-    assert len(items) == message_count(doc)
+    assert len(items) == message_count(doc) + len(doc["conversations"])
 
 
 def test_a_long_message_list_waits_on_disk_not_in_memory_and_keeps_its_order(tmp_path):
@@ -136,7 +144,7 @@ def test_a_long_message_list_waits_on_disk_not_in_memory_and_keeps_its_order(tmp
     path = tmp_path / "messages.json"
     path.write_text(json.dumps(doc))
     _reader, items = _read(path, EXPORT_JSON, tmp_path / "m")
-    mine = [i for i in items if i.place["conversation"] == 2]
+    mine = [i for i in items if i.kind == "message" and i.place["conversation"] == 2]
     assert [i.place["message"] for i in mine] == list(range(4503))
     assert [i.message for i in mine] == doc["conversations"][2]["MessageList"]
     assert all(i.conversation["id"] == "8:bob" for i in mine)
@@ -157,9 +165,17 @@ def test_a_truncated_tar_keeps_what_was_whole_and_names_the_member_and_offset(tm
     first_two = len(doc["conversations"][0]["MessageList"]) + len(
         doc["conversations"][1]["MessageList"]
     )
-    assert first_two < len(items) < message_count(doc)
-    # Newest first: message 0 of the 1:1 chat is "hi bob 302", so 200 is at index 102.
-    assert sum(i.place["conversation"] == 2 for i in items) == 102
+    messages = [i for i in items if i.kind == "message"]
+    assert first_two < len(messages) < message_count(doc)
+    # Newest first: message 0 of the 1:1 chat is "hi bob 302", so 200 is at index 102. The
+    # cut record is no item of its own; its messages keep its id.
+    cut_off = [i for i in items if i.place["conversation"] == 2]
+    assert len(cut_off) == 102 and {i.kind for i in cut_off} == {"message"}
+    assert all(i.conversation == {"id": "8:bob"} for i in cut_off)
+    assert [i.place for i in items if i.kind == "conversation"] == [
+        {"conversation": 0},
+        {"conversation": 1},
+    ]
     places = [e.place for e in reader.errors]
     assert any(p.startswith("member messages.json, byte ") for p in places), places
     assert any("truncated" in e.problem or "ends early" in e.problem for e in reader.errors)
@@ -190,7 +206,7 @@ def test_json_that_is_not_an_export_inside_is_an_error_with_its_place(tmp_path):
     doc["conversations"][0]["MessageList"].insert(1, "not a message")
     path.write_text(json.dumps(doc))
     reader, items = _read(path, EXPORT_JSON, tmp_path / "m")
-    assert len(items) == message_count(export_document())
+    assert sum(i.kind == "message" for i in items) == message_count(export_document())
     assert [e.place for e in reader.errors] == ["conversations[0].MessageList[1]"]
 
 
@@ -207,5 +223,6 @@ def test_records_the_processor_will_refuse_are_still_sent_verbatim(tmp_path):
     reader, items = _read(path, EXPORT_JSON, tmp_path / "m")
     assert reader.errors == []
     mine = [i for i in items if i.place["conversation"] == 1]
-    assert [i.message for i in mine] == conversation["MessageList"]
-    assert all(i.conversation["id"] == "19:!!not base64!!@p2p.thread.skype" for i in mine)
+    assert mine[0].kind == "conversation" and mine[0].conversation["id"] == conversation["id"]
+    assert [i.message for i in mine[1:]] == conversation["MessageList"]
+    assert all(i.conversation == {"id": conversation["id"]} for i in mine[1:])

@@ -58,10 +58,9 @@ def _event(source: str, payload: dict[str, Any], seq: int = 1) -> dict[str, Any]
     return event
 
 
-def maindb_event(
-    conversation: dict[str, Any] | None = None, chat: dict[str, Any] | None = None, **row: Any
-) -> dict[str, Any]:
-    """A Messages row with defaults for what a said message has; `row` overrides."""
+def maindb_event(conversation: Any = "absent", **row: Any) -> dict[str, Any]:
+    """A Messages row with defaults for what a said message has; `row` overrides. The
+    conversation key is there only when given (the importer sends it where it is needed)."""
     full: dict[str, Any] = {
         "id": 293,
         "convo_id": 7,
@@ -87,9 +86,16 @@ def maindb_event(
         "file": file,
         "place": {"table": "Messages", "rowid": full["id"]},
         "row": full,
-        "conversation": conversation,
-        "chat": chat,
     }
+    if conversation != "absent":
+        payload["conversation"] = conversation
+    return _event("skype-maindb", payload)
+
+
+def record_event(table: str, row: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A Chats or Conversations row of alice's main.db as its own event."""
+    file = {"sha256": SHA, "name": "main.db", "account": "alice", "client": "0/6.6"}
+    payload = {"file": file, "place": {"table": table, "rowid": 4}, "row": row, **extra}
     return _event("skype-maindb", payload)
 
 
@@ -101,7 +107,8 @@ def export_event(
     place: tuple[int, int] = (3, 17),
     **message: Any,
 ) -> dict[str, Any]:
-    """A MessageList entry with defaults for a said message; `message` overrides."""
+    """A MessageList entry with defaults for a said message; `message` overrides. The event
+    carries the conversation's id only, as the importer sends it."""
     msg: dict[str, Any] = {
         "id": "1600000000374",
         "displayName": "Bob",
@@ -115,19 +122,23 @@ def export_event(
         "amsreferences": None,
     }
     msg.update(message)
-    conversation = {
-        "id": conversation_id,
-        "displayName": None,
-        "version": 1600000000375.0,
-        "properties": {"conversationblocked": False},
-        "threadProperties": None,
-    }
     payload = {
         "file": {"sha256": SHA, "name": "export.tar", "account": "8:live:alice", "client": None},
         "place": {"conversation": place[0], "message": place[1]},
         "kind": "message",
-        "conversation": conversation,
+        "conversation": {"id": conversation_id},
         "message": msg,
+    }
+    return _event("skype-export", payload)
+
+
+def conversation_event(record: dict[str, Any], index: int = 3) -> dict[str, Any]:
+    """An export conversation object (without MessageList) as its own event."""
+    payload = {
+        "file": {"sha256": SHA, "name": "export.tar", "account": "8:live:alice", "client": None},
+        "place": {"conversation": index},
+        "kind": "conversation",
+        "conversation": record,
     }
     return _event("skype-export", payload)
 
@@ -161,7 +172,8 @@ def _plain(value: Any) -> Any:
 
 
 def real_events(path: Path) -> list[dict[str, Any]]:
-    """One event per Messages row of a real file, built as the schema says (read-only)."""
+    """One event per Conversations, Chats and Messages row of a real file, built as the
+    schema says (read-only)."""
     db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
     db.row_factory = sqlite3.Row
     try:
@@ -173,24 +185,40 @@ def real_events(path: Path) -> list[dict[str, Any]]:
             return None if found is None else {k: _plain(v) for k, v in dict(found).items()}
 
         events = []
-        rows = db.execute("SELECT rowid AS _rowid, * FROM Messages ORDER BY rowid").fetchall()
-        for seq, found in enumerate(rows, start=1):
-            row = {k: _plain(v) for k, v in dict(found).items() if k != "_rowid"}
-            payload = {
-                "file": {"sha256": SHA, "name": path.name, "account": account, "client": client},
-                "place": {"table": "Messages", "rowid": found["_rowid"]},
-                "row": row,
-                "conversation": one("SELECT * FROM Conversations WHERE id = ?", row["convo_id"]),
-                "chat": one("SELECT * FROM Chats WHERE name = ?", row["chatname"]),
-            }
-            events.append(_event("skype-maindb", payload, seq))
+        for table, name, convo in (
+            ("Conversations", None, None),
+            ("Chats", "name", "conv_dbid"),
+            ("Messages", "chatname", "convo_id"),
+        ):
+            rows = db.execute(f"SELECT rowid AS _rowid, * FROM {table} ORDER BY rowid")
+            for found in rows.fetchall():
+                row = {k: _plain(v) for k, v in dict(found).items() if k != "_rowid"}
+                payload = {
+                    "file": {
+                        "sha256": SHA,
+                        "name": path.name,
+                        "account": account,
+                        "client": client,
+                    },
+                    "place": {"table": table, "rowid": found["_rowid"]},
+                    "row": row,
+                }
+                if name is not None and (not row[name] or "/$*T;" in row[name]):
+                    payload["conversation"] = one(
+                        "SELECT * FROM Conversations WHERE id = ?", row[convo]
+                    )
+                events.append(_event("skype-maindb", payload, len(events) + 1))
         return events
     finally:
         db.close()
 
 
+def _messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["payload"]["place"]["table"] == "Messages"]
+
+
 def test_plaso_file_every_row_accounted_for() -> None:
-    events = real_events(PLASO)
+    events = _messages(real_events(PLASO))
     results = {e["payload"]["place"]["rowid"]: decode_event(e) for e in events}
     assert len(results) == 15
     raw_types = Counter(e["payload"]["row"]["type"] for e in events)
@@ -226,7 +254,7 @@ def test_plaso_file_every_row_accounted_for() -> None:
     first = decoded[39]
     assert first == MessageObservation(
         host="file-0123456789abcdef",
-        seq=1,
+        seq=8,
         local_id="39",
         reason="import",
         captured_utc=CLOCK,
@@ -248,7 +276,7 @@ def test_plaso_file_every_row_accounted_for() -> None:
 
 
 def test_mac_file_every_row_accounted_for() -> None:
-    events = real_events(MAC)
+    events = _messages(real_events(MAC))
     results = [decode_event(e) for e in events]
     assert all(isinstance(r, MessageObservation) for r in results), results
     assert Counter(r.type for r in results) == {"SAID": 6, "CONTACTREQUEST": 1}
@@ -356,6 +384,172 @@ def test_maindb_chat_from_the_conversation() -> None:
     assert _obs(maindb_event(dialog, chatname="")).chat == "dialog:alice;bob"
     error = _error(maindb_event(None, chatname=None))
     assert (error.kind, error.where) == ("value", "Messages rowid 293: chatname")
+    error = _error(maindb_event(chatname=None))
+    assert (error.kind, error.where) == ("value", "Messages rowid 293: chatname")
+
+
+def _chat(event: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    result = decode_event(event)
+    assert isinstance(result, ObjectObservation), result
+    assert (result.obj, result.reason, result.captured_utc) == ("CHAT", "import", CLOCK)
+    assert all(at == CLOCK for _, _, at in result.properties)
+    return result.obj_id, {name: value for name, value, _ in result.properties}
+
+
+def test_real_chats_and_conversations_rows_are_chat_records() -> None:
+    """Each Chats row names a chat its messages decode to (not every chat has a row), with
+    the Desktop API's CHAT properties; a dialog's Conversations row names the pair's chat."""
+    records = {}
+    for path, counts in (
+        (PLASO, {"Conversations": 2, "Chats": 5}),
+        (MAC, {"Conversations": 3, "Chats": 1}),
+    ):
+        events = real_events(path)
+        tables = Counter(e["payload"]["place"]["table"] for e in events)
+        assert tables == {**counts, "Messages": 15 if path == PLASO else 7}
+        decoded = [decode_event(e) for e in _messages(events)]
+        message_chats = {o.chat for o in decoded if isinstance(o, MessageObservation)}
+        chats = [_chat(e) for e in events if e["payload"]["place"]["table"] == "Chats"]
+        assert {chat for chat, _ in chats} <= message_chats
+        records[path] = dict(
+            _chat(e) for e in events if e["payload"]["place"]["table"] != "Messages"
+        )
+    assert records[MAC] == {
+        "dialog:echo123;renesto.testing": {
+            "FRIENDLYNAME": "Echo / Sound Test Service",
+            "TIMESTAMP": "1425314391",
+        },
+        "dialog:gohanuskas;renesto.testing": {
+            "FRIENDLYNAME": "Aleksandar Kovacevic",
+            "TIMESTAMP": "1425314422",
+        },
+        "dialog:+93123432123;renesto.testing": {
+            "FRIENDLYNAME": "test phone",
+            "TIMESTAMP": "1425314473",
+        },
+        "#renesto.testing/$gohanuskas;2ec4c10a325fb41": {
+            "MEMBERS": "gohanuskas renesto.testing",
+            "FRIENDLYNAME": "Aleksandar Kovacevic",
+            "TIMESTAMP": "1425314481",
+        },
+    }
+    plaso = records[PLASO]
+    assert len(plaso) == 7
+    assert plaso["#european.bbq.competitor/$gen.beringer;b1a38279a3452341"] == {
+        "MEMBERS": "european.bbq.competitor gen.beringer echo123",
+        "FRIENDLYNAME": "European Competitor, Echo123",
+        "TIMESTAMP": "1382887759",
+    }
+
+
+def test_maindb_chats_row_is_the_chat_record() -> None:
+    row = {
+        "id": 4,
+        "name": "#alice/$bob;ea753190f0a3e49b",
+        "topic": "Lunch  plans",
+        "participants": "alice  bob carol",
+        "activemembers": "alice bob",
+        "friendlyname": "Lunch plans",
+        "timestamp": T0,
+        "conv_dbid": 7,
+    }
+    assert _chat(record_event("Chats", row)) == (
+        "#alice/$bob;ea753190f0a3e49b",
+        {
+            "TOPIC": "Lunch  plans",
+            "MEMBERS": "alice bob carol",
+            "FRIENDLYNAME": "Lunch plans",
+            "TIMESTAMP": str(T0),
+        },
+    )
+    # A client that left participants empty: the active members are who is known.
+    _, props = _chat(record_event("Chats", {**row, "participants": "", "timestamp": 0}))
+    assert props["MEMBERS"] == "alice bob" and "TIMESTAMP" not in props
+    # A creator's placeholder: the conversation, sent with the row, names the thread.
+    conversation = {"id": 7, "identity": "#alice/$*T;7", "alt_identity": THREAD}
+    placeholder = {**row, "name": "#alice/$*T;7"}
+    assert _chat(record_event("Chats", placeholder, conversation=conversation))[0] == THREAD
+    error = _error(record_event("Chats", {**row, "timestamp": 13727168620}))
+    assert (error.where, error.reason) == (
+        "Chats rowid 4: timestamp",
+        "impossible timestamp 13727168620",
+    )
+
+
+def test_maindb_conversations_row_is_the_chat_record() -> None:
+    dialog = {
+        "id": 7,
+        "type": 1,
+        "identity": "bob",
+        "alt_identity": None,
+        "displayname": "Bob Smith",
+        "meta_topic": None,
+        "creation_timestamp": T0,
+    }
+    assert _chat(record_event("Conversations", dialog)) == (
+        "dialog:alice;bob",
+        {"FRIENDLYNAME": "Bob Smith", "TIMESTAMP": str(T0)},
+    )
+    group = {**dialog, "type": 2, "identity": "#alice/$*T;7", "alt_identity": THREAD}
+    assert _chat(record_event("Conversations", {**group, "meta_topic": "Falcon"})) == (
+        THREAD,
+        {"TOPIC": "Falcon", "FRIENDLYNAME": "Bob Smith", "TIMESTAMP": str(T0)},
+    )
+    legacy = {**group, "identity": P2P_CHAT, "alt_identity": None, "displayname": "Old group"}
+    assert _chat(record_event("Conversations", legacy)) == (
+        P2P_CHAT,
+        {"TOPIC": "Old group", "FRIENDLYNAME": "Old group", "TIMESTAMP": str(T0)},
+    )
+    error = _error(record_event("Conversations", {**dialog, "identity": None}))
+    assert (error.where, error.reason) == ("Conversations rowid 4: identity", "no identity")
+
+
+def test_export_conversation_is_the_chat_record() -> None:
+    members = json.dumps(["8:live:alice", {"id": "8:bob", "role": "User"}, "28:concierge"])
+    group = {
+        "id": THREAD,
+        "displayName": "Falcon (old name)",
+        "version": 1600000000375.0,
+        "properties": {"conversationblocked": False},
+        "threadProperties": {"membercount": 3, "members": members, "topic": "Falcon"},
+    }
+    assert _chat(conversation_event(group)) == (
+        THREAD,
+        {
+            "TOPIC": "Falcon",
+            "MEMBERS": "live:alice bob 28:concierge",
+            "FRIENDLYNAME": "Falcon (old name)",
+        },
+    )
+    untitled = {**group, "threadProperties": {"members": None, "topic": ""}}
+    assert _chat(conversation_event(untitled))[1] == {
+        "TOPIC": "Falcon (old name)",
+        "FRIENDLYNAME": "Falcon (old name)",
+    }
+    dialog = {**group, "id": "8:live:bob", "displayName": "Bob", "threadProperties": None}
+    assert _chat(conversation_event(dialog)) == (
+        "dialog:live:alice;live:bob",
+        {"FRIENDLYNAME": "Bob"},
+    )
+    assert _chat(conversation_event({**group, "id": P2P_ID}))[0] == P2P_CHAT
+    for bad, where, reason in (
+        ({"id": None}, "conversations[3]: id", "no conversation id"),
+        ({"id": "19:not*base64@p2p.thread.skype"}, "conversations[3]: id", None),
+        (
+            {"threadProperties": {"members": "[8:x"}},
+            "conversations[3]: threadProperties.members",
+            None,
+        ),
+        (
+            {"threadProperties": {"members": "[{}]"}},
+            "conversations[3]: threadProperties.members",
+            None,
+        ),
+        ({"threadProperties": "x"}, "conversations[3]: threadProperties", "not an object"),
+    ):
+        error = _error(conversation_event({**group, **bad}))
+        assert (error.kind, error.where) == ("value", where), error
+        assert reason is None or error.reason == reason
 
 
 @pytest.mark.parametrize(
@@ -693,18 +887,26 @@ def test_generated_export_decodes_whole() -> None:
     skype_files = pytest.importorskip("tests.skype_files")
     document = skype_files.export_document()
     results = []
+    file = {"sha256": SHA, "name": "messages.json", "account": None, "client": None}
+    chats = []
     for i, conversation in enumerate(document["conversations"]):
         record = {k: v for k, v in conversation.items() if k != "MessageList"}
+        own = {"file": file, "place": {"conversation": i}, "kind": "conversation"}
+        chats.append(decode_event(_event("skype-export", {**own, "conversation": record})))
         for j, message in enumerate(conversation["MessageList"]):
             payload = {
-                "file": {"sha256": SHA, "name": "messages.json", "account": None, "client": None},
+                "file": file,
                 "place": {"conversation": i, "message": j},
                 "kind": "message",
-                "conversation": record,
+                "conversation": {"id": record["id"]},
                 "message": message,
             }
             results.append((message["messagetype"], decode_event(_event("skype-export", payload))))
     assert [r for _, r in results if not isinstance(r, MessageObservation)] == []
+    # Each conversation's record is the CHAT its messages are in.
+    assert all(isinstance(c, ObjectObservation) and c.obj == "CHAT" for c in chats), chats
+    message_chats = {r.chat for _, r in results if r.chat is not None}
+    assert message_chats <= {c.obj_id for c in chats}
     # Kept as OTHER: kinds with no type of their own here (and one nobody has seen).
     others = {t for t, r in results if r.type is not None and r.type.startswith("OTHER:")}
     others = {t for t in others if not t.startswith("ThreadActivity/E2EEHandshake")}
@@ -719,10 +921,23 @@ def test_generated_export_decodes_whole() -> None:
 
 def test_invalid_payloads_are_schema_errors() -> None:
     event = maindb_event()
-    del event["payload"]["chat"]
+    del event["payload"]["row"]
+    assert _error(event).kind == "schema"
+    event = maindb_event()
+    event["payload"]["chat"] = {"name": "#alice/$bob;ea753190f0a3e49b"}
     assert _error(event).kind == "schema"
     event = export_event()
     del event["payload"]["message"]
+    assert _error(event).kind == "schema"
+    # A message carries its conversation's id, not the record (that is an event of its own).
+    event = export_event()
+    event["payload"]["conversation"]["displayName"] = "Bob"
+    assert _error(event).kind == "schema"
+    event = conversation_event({"id": THREAD})
+    event["payload"]["message"] = {"id": "1"}
+    assert _error(event).kind == "schema"
+    event = record_event("Conversations", {"id": 7, "identity": "bob"})
+    event["payload"]["conversation"] = None
     assert _error(event).kind == "schema"
 
 
