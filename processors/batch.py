@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import orjson
+
 from chatchannels.processors.clocks import HostClock, observe_clock
 from chatchannels.processors.decode import DecodeError, decode_event
 from chatchannels.processors.file_clocks import IMPORT_REASON, Copies, advance, earliest
@@ -133,7 +135,13 @@ def decode_record(record: RawRecord) -> Decoded:
 def decode_value(value: bytes) -> Observation | DecodeError:
     """JSON first (decode_event takes a parsed event), then the pure decoder."""
     try:
-        event = json.loads(value.decode("utf-8"))
+        text = value.decode("utf-8")
+        try:
+            # orjson parses an imported main.db row several times faster than json.
+            event = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            # json decides what orjson refuses (integers beyond 64 bits) and words the error.
+            event = json.loads(text)
     except UnicodeDecodeError as exc:
         return DecodeError("schema", "record", f"not UTF-8 (byte {exc.start})")
     except json.JSONDecodeError as exc:
