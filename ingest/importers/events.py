@@ -7,9 +7,7 @@ name its chat, since repeating them in every message made up most of each event.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,51 +105,3 @@ def export_event(
     elif item.kind == "media":
         payload["media"] = item.media
     return _envelope("skype-export", host, session, seq, clock, payload)
-
-
-# encode_raw_event's settings; one encoder object, since json.dumps with arguments builds a
-# new one per call.
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
-# Records that repeat from event to event: every event carries the same file, and the
-# messages of a chat named by its conversation the same Conversations row.
-_SHARED = ("conversation", "file")
-_CACHE_LIMIT = 10_000
-
-
-class EventEncoder:
-    """encode_raw_event's exact bytes, with the shared records encoded once, not per event.
-
-    Encoding was the import's largest cost; the shared records are most of each event.
-    """
-
-    def __init__(self) -> None:
-        self._cache: dict[int, tuple[Any, str]] = {}
-
-    def _shared(self, value: Any) -> str:
-        hit = self._cache.get(id(value))
-        if hit is not None and hit[0] is value:
-            return hit[1]
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        text = _dumps(value)
-        # The value is kept with its text, so its id cannot be reused by another object.
-        self._cache[id(value)] = (value, text)
-        return text
-
-    def encode(self, event: dict[str, Any]) -> bytes:
-        payload = event["payload"]
-        inner = []
-        for key in sorted(payload):
-            value = payload[key]
-            shared = key in _SHARED and isinstance(value, dict)
-            inner.append(_key(key) + (self._shared(value) if shared else _dumps(value)))
-        outer = []
-        for key in sorted(event):
-            text = "{" + ",".join(inner) + "}" if key == "payload" else _dumps(event[key])
-            outer.append(_key(key) + text)
-        return ("{" + ",".join(outer) + "}").encode()
-
-
-@functools.cache
-def _key(key: str) -> str:
-    return _dumps(key) + ":"

@@ -13,6 +13,7 @@ mark (`imported:<sha256>`) says the file was read to its end: a rerun adds nothi
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,6 @@ from typing import Any, Protocol
 from chatchannels.ingest.agent.spool import EventBuilder, Spool, read_summary
 from chatchannels.ingest.importers.detect import MAINDB, Importable
 from chatchannels.ingest.importers.events import (
-    EventEncoder,
     FileInfo,
     default_host,
     export_event,
@@ -32,7 +32,7 @@ from chatchannels.ingest.importers.events import (
 )
 from chatchannels.ingest.importers.export import ExportReader
 from chatchannels.ingest.importers.maindb import FileError, MainDb
-from chatchannels.rawevents import EventClock
+from chatchannels.rawevents import EventClock, encode_raw_event
 
 BATCH = 500
 _BOOTSTRAP_S = 5.0
@@ -41,7 +41,13 @@ _BOOTSTRAP_S = 5.0
 def wall_clock() -> EventClock:
     """This machine's clock when it read the record, with its UTC offset (as the agent's)."""
     utc = time.time()
-    return EventClock(utc=round(utc, 6), tz_offset_s=int(time.localtime(utc).tm_gmtoff))
+    return EventClock(utc=round(utc, 6), tz_offset_s=_utc_offset(int(utc // 60)))
+
+
+@functools.lru_cache(maxsize=2)
+def _utc_offset(minute: int) -> int:
+    # Offsets change only on whole minutes, and localtime was a tenth of an import's time.
+    return int(time.localtime(minute * 60).tm_gmtoff)
 
 
 class Progress(Protocol):
@@ -183,7 +189,6 @@ def spool_file(
         build = maindb_event if source.kind == MAINDB else export_event
         info: FileInfo | None = None
         file_json: dict[str, Any] = {}
-        encoder = EventEncoder()
         objects = 0
         for item in source.items():
             objects += 1
@@ -194,7 +199,7 @@ def spool_file(
                     # After the first item: an export's userId may come late in the file.
                     info = source.file_info(sha, importable.path.name)
                     file_json = info.as_json()
-                batch.append(_builder(encoder, build, item, file_json, host, session, clock()))
+                batch.append(_builder(build, item, file_json, host, session, clock()))
                 if len(batch) >= BATCH:
                     spool.append(batch, time.time(), {count_mark(sha): objects})
                     report.spooled += len(batch)
@@ -215,7 +220,6 @@ def spool_file(
 
 
 def _builder(
-    encoder: EventEncoder,
     build: Callable[..., dict[str, Any]],
     item: Any,
     file_json: dict[str, Any],
@@ -223,7 +227,7 @@ def _builder(
     session: str,
     clock: EventClock,
 ) -> EventBuilder:
-    return lambda seq: encoder.encode(
+    return lambda seq: encode_raw_event(
         build(item, file=file_json, host=host, session=session, seq=seq, clock=clock)
     )
 

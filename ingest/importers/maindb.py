@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,10 @@ def needs_conversation(chat_name: Any) -> bool:
 
 class _RawText(bytes):
     """A TEXT value that is not UTF-8 (old clients wrote some): kept as its bytes."""
+
+
+# The types of values that need sql_value, looked up by exact type.
+_BYTES = frozenset({bytes, _RawText})
 
 
 def _text(data: bytes) -> str | _RawText:
@@ -204,11 +209,12 @@ class MainDb:
         columns = self.columns[table]
         chat_columns = _CHAT_COLUMNS.get(table)
         for values in good:
-            row = dict(zip(columns, values[1:], strict=True))
-            if any(isinstance(v, bytes) for v in values):
-                for name, value in row.items():
-                    if isinstance(value, bytes):
-                        row[name] = sql_value(value)
+            rest = values[1:]
+            row = dict(zip(columns, rest, strict=True))
+            # The columns holding bytes (in nearly every row, guid), found without a Python
+            # loop over every value.
+            for name in compress(columns, map(_BYTES.__contains__, map(type, rest))):
+                row[name] = sql_value(row[name])
             if chat_columns is None or not needs_conversation(row.get(chat_columns[0])):
                 yield MaindbRow(table, values[0], row)
                 continue
