@@ -67,7 +67,10 @@ def test_an_export_and_two_main_dbs_arrive_once_and_a_rerun_adds_nothing(
     env = _env(stack, kafka_topic, tmp_path)
     summary = _run(env, export, PLASO, MAC)
     files = {os.path.basename(f["path"]): f for f in summary["files"]}
-    expected = {"export.tar": message_count(doc) + 2, PLASO.name: 15, MAC.name: 7}
+    # Every message and media file of the export and each conversation's record; every
+    # Conversations, Chats and Messages row of the two files (2 + 5 + 15 and 3 + 1 + 7).
+    conversations = len(doc["conversations"])
+    expected = {"export.tar": message_count(doc) + conversations + 2, PLASO.name: 22, MAC.name: 11}
     assert {name: f["spooled"] for name, f in files.items()} == expected
     assert all(f["errors"] == [] and f["undelivered"] == 0 for f in files.values())
 
@@ -93,8 +96,9 @@ def test_an_export_and_two_main_dbs_arrive_once_and_a_rerun_adds_nothing(
 
 
 def test_an_import_killed_mid_way_resumes_and_every_row_arrives_once(stack, kafka_topic, tmp_path):
-    rows = 40_000
-    maindb = write_maindb(tmp_path / "main.db", messages=rows, chats=12)
+    maindb = write_maindb(tmp_path / "main.db", messages=40_000, chats=12)
+    # Each chat has a Conversations and a Chats row, read before the messages.
+    rows = 40_000 + 2 * 12
     host = default_host(file_sha256(maindb))
     spool = spool_path(tmp_path / "spools", host)
     env = _env(stack, kafka_topic, tmp_path)
@@ -129,7 +133,8 @@ def test_an_import_killed_mid_way_resumes_and_every_row_arrives_once(stack, kafk
         reader.close()
     by_seq = {}
     for event in events:
-        rowid = event["payload"]["place"]["rowid"]
+        place = event["payload"]["place"]
+        rowid = (place["table"], place["rowid"])
         # A record sent again after the kill is the same bytes: same seq, same row.
         assert by_seq.setdefault(event["seq"], rowid) == rowid
     assert sorted(by_seq) == list(range(1, rows + 1))

@@ -27,6 +27,7 @@ from chatchannels.processors.chatnames import (
 from chatchannels.processors.decode import DecodeError, decode_event
 from chatchannels.processors.decode_export import iso_seconds
 from chatchannels.processors.observations import MessageObservation, ObjectObservation
+from chatchannels.processors.rows import chat_row
 from chatchannels.rawevents import validate_raw_event
 from tests.unit.test_processor_support import Host
 
@@ -440,6 +441,18 @@ def test_real_chats_and_conversations_rows_are_chat_records() -> None:
         "FRIENDLYNAME": "European Competitor, Echo123",
         "TIMESTAMP": "1382887759",
     }
+
+
+def test_the_store_reads_topic_members_and_creation_from_the_records() -> None:
+    """rows.chat_row, which makes the store's chats rows, on a real file's records."""
+    objects = [decode_event(e) for e in real_events(PLASO)]
+    chat = "#european.bbq.competitor/$gen.beringer;b1a38279a3452341"
+    mine = [o for o in objects if isinstance(o, ObjectObservation) and o.obj_id == chat]
+    row = chat_row(mine, {})
+    assert row.members == ("echo123", "european.bbq.competitor", "gen.beringer")
+    assert row.created_utc == dt.datetime(2013, 10, 27, 15, 29, 19, tzinfo=dt.UTC)
+    group = conversation_event({"id": THREAD, "threadProperties": {"topic": "Falcon"}})
+    assert chat_row([decode_event(group)], {}).topic == "Falcon"
 
 
 def test_maindb_chats_row_is_the_chat_record() -> None:
