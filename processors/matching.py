@@ -43,6 +43,11 @@ all events is the same for every interleaving, and incrementally recomputing a g
 its stored host messages whenever one of them changes reaches that same state. Only the
 aliases (ids that existed for a while) depend on the interleaving.
 
+Shared ids. Copies of one message in main.db files share an id (HostMessage.xid: chat,
+author, remote_id, type); two copies whose ids differ are never one message, in either phase.
+Time and text alone would pair them when each of two files holds a different one of two
+equal posts made within the tolerance.
+
 Limits. Progressive alignment is deterministic but not symmetric in hosts: the host-id order
 decides close calls among three or more hosts. Phase 2 can pair a copy read only after an
 edit with a different message of the same author within the tolerance if the true original
@@ -204,6 +209,12 @@ class _Draft:
     def hosts(self) -> set[str]:
         return {m.host for m in self.members}
 
+    def refuses(self, message: HostMessage) -> bool:
+        """Whether the message's shared id says it is another message than this one's."""
+        return message.xid is not None and any(
+            m.xid is not None and m.xid != message.xid for m in self.members
+        )
+
     def body_keys(self) -> set[str]:
         return {
             content_key(m.type, s.body, m.users, s.body_format)
@@ -263,6 +274,8 @@ def cluster_segment(
         def weight(
             i: int, j: int, _t: int, own=own, evidence=evidence, times=times, found=candidates
         ) -> int:
+            if found[i].refuses(own[j]):
+                return 0
             if i not in evidence:
                 evidence[i] = found[i].body_keys()
             return _edit_evidence(own[j], evidence[i], times[i], tol_us)
@@ -289,7 +302,8 @@ def _strong_clusters(
     messages with that key, so it is memoised apart (_STRONG, a slot per strong key and
     segment, named by its first message): most keys of a segment are unchanged."""
     times = [corrected_us(m) for m in same]
-    if len({m.host for m in same}) == len(same) and max(times) - min(times) <= tol_us:
+    one_id = len({m.xid for m in same if m.xid is not None}) <= 1
+    if one_id and len({m.host for m in same}) == len(same) and max(times) - min(times) <= tol_us:
         # The common case, a copy per host all within the tolerance of each other: each
         # host's copy is within the tolerance of the cluster's median, which lies among
         # them, so the alignment below would pair every one with the first host's cluster.
@@ -306,7 +320,7 @@ def _aligned_clusters(
         pairs = align(
             [d.utc_us for d in keyed],
             [corrected_us(m) for m in own],
-            lambda i, j, _t: 1,
+            lambda i, j, _t, keyed=keyed, own=own: 0 if keyed[i].refuses(own[j]) else 1,
             tol_us,
         )
         keyed.extend(_attach(keyed, own, pairs, lambda _m: _Draft(key)))

@@ -129,6 +129,8 @@ class HostMessage:
     tz_offset_s: int | None = None
     users: tuple[str, ...] = ()
     sightings: tuple[BodySighting, ...] = ()
+    # The id copies of this message in other files share (MessageObservation.xid).
+    xid: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -207,6 +209,7 @@ def fold_observation(
         tz_offset_s=tz,
         users=obs.users if obs.users is not None else message.users,
         sightings=sightings,
+        xid=message.xid if message.xid is not None else obs.xid,
     )
 
 

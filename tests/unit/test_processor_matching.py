@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from chatchannels.processors.canonical import CanonicalMessage
 from chatchannels.processors.decode import DecodeError
 from chatchannels.processors.engine import Applied, Engine
-from chatchannels.processors.matching import align, align_all
+from chatchannels.processors.frozen import evolve
+from chatchannels.processors.matching import align, align_all, cluster_messages
+from chatchannels.processors.observations import BodySighting, HostMessage
 from tests.unit.test_processor_support import T0, Host, Record
 
 
@@ -353,3 +355,39 @@ def test_host_that_started_off_the_network_is_recorrected_by_its_first_live_even
     # The id b's copy had on its own now redirects to the one message.
     transient = {m.id for m in spooled.canonical_messages()} - {only(engine).id}
     assert engine.aliases == {transient.pop(): only(engine).id}
+
+
+def _imported(host: str, local_id: str, at: int, xid: str | None) -> HostMessage:
+    original = BodySighting("same words", 0, None, seq=1, skew_s=0.0, epoch=0)
+    return HostMessage(
+        host=host,
+        local_id=local_id,
+        last_seq=1,
+        chat="#a/$b;1",
+        author="alice",
+        type="SAID",
+        timestamp=at,
+        skew_s=0.0,
+        epoch=0,
+        sightings=(original,),
+        xid=xid,
+    )
+
+
+def test_copies_whose_shared_ids_differ_are_two_messages() -> None:
+    # Alice posted the same words twice, 3 s apart; one file holds only the first, another
+    # only the second. Time and text alone would make them one message; their remote ids
+    # (xid) say they are two.
+    first = _imported("file-1", "10", T0, "#a/$b;1|alice|501|61")
+    second = _imported("file-2", "77", T0 + 3, "#a/$b;1|alice|502|61")
+    assert [len(c.members) for c in cluster_messages([first, second])] == [1, 1]
+    # The same copies without shared ids (as from a live agent) are taken as one.
+    anonymous = [evolve(first, xid=None), evolve(second, xid=None)]
+    assert [len(c.members) for c in cluster_messages(anonymous)] == [2]
+    # And a third file's copy of the second post joins the second, not the first.
+    third = _imported("file-3", "5", T0 + 1, "#a/$b;1|alice|502|61")
+    clusters = cluster_messages([first, second, third])
+    assert sorted(sorted(m.host for m in c.members) for c in clusters) == [
+        ["file-1"],
+        ["file-2", "file-3"],
+    ]
