@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from chatchannels.processors import richtext as rt
 from chatchannels.processors.canonical import DELETE, CanonicalMessage
 from chatchannels.processors.observations import ObjectObservation
 from chatchannels.processors.richtext import as_skype_xml, body_text
@@ -26,6 +27,8 @@ MESSAGE_COLUMNS = (
     "edited_utc",
     "edited_by",
     "deleted",
+    "users",
+    "media",
 )
 REVISION_COLUMNS = ("message_id", "revision", "body_markup", "editor", "edited_utc", "deleted")
 OBSERVATION_COLUMNS = (
@@ -58,7 +61,25 @@ def message_row(m: CanonicalMessage) -> tuple:
         utc_datetime(edit.edited_utc) if edit else None,
         edit.edited_by if edit else None,
         m.deleted,
+        list(m.users),
+        list(media_docids(m.body, m.body_format)),
     )
+
+
+def media_docids(body: str, body_format: str) -> tuple[str, ...]:
+    """The docids of the media a body shows, in order, each once."""
+    # Most bodies hold no media: not parsed for it.
+    if body_format != rt.SKYPE_XML or "uriobject" not in body.lower():
+        return ()
+    found: dict[str, None] = {}
+    pending = list(rt.parse(body, body_format))
+    while pending:
+        node = pending.pop(0)
+        if isinstance(node, rt.Media) and node.doc_id:
+            found[node.doc_id] = None
+        elif isinstance(node, rt.WithChildren):
+            pending[:0] = node.children
+    return tuple(found)
 
 
 def revision_rows(m: CanonicalMessage) -> list[tuple]:
@@ -110,3 +131,35 @@ def chat_row(objects: Iterable[ObjectObservation], skews: Mapping[str, float]) -
     created = latest.get("TIMESTAMP")
     created_utc = utc_datetime(float(created[2])) if created and float(created[2]) > 0 else None
     return ChatRow(topic, tuple(sorted(set(members))), created_utc)
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    sha256: str | None
+    name: str
+    size: int | None
+    mime: str | None
+
+
+def media_row(objects: Iterable[ObjectObservation], skews: Mapping[str, float]) -> MediaRow:
+    """A shared file from the hosts' reads of its MEDIA object, each property from the read
+    made last in true time (ties: host id), as chat_row. An export without the file's
+    content names no SHA256, so an earlier export's archived copy stays linked. The name is
+    the one its sender gave it (FILENAME), else the export's member name."""
+    latest: dict[str, tuple[float, str, str]] = {}
+    for o in objects:
+        if o.obj != "MEDIA":
+            continue
+        skew = skews.get(o.host, 0.0)
+        for prop, value, captured in o.properties:
+            when = (captured - skew, o.host)
+            if prop not in latest or when > latest[prop][:2]:
+                latest[prop] = (*when, value)
+    values = {prop: value for prop, (*_, value) in latest.items()}
+    size = values.get("SIZE", "")
+    return MediaRow(
+        values.get("SHA256"),
+        values.get("FILENAME") or values.get("NAME") or "",
+        int(size) if size.isdigit() else None,
+        values.get("MIME"),
+    )

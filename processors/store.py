@@ -14,7 +14,8 @@
    ones other instances committed, and recomputes it (group_index.py, incrementally, as
    engine.recompute_group would);
 4. takes the change-stream lock, hands out change_seq, writes messages, revisions,
-   observations, chats, users and changes, NOTIFYs (delivered on commit), moves the offsets.
+   observations, chats, media, users and changes (a media row that changed announces the
+   stored messages showing it), NOTIFYs (delivered on commit), moves the offsets.
 
 Everything is in one transaction, so a crash at any point leaves either the whole batch or
 none of it, and the consumer resumes from the offsets that the data belongs to.
@@ -71,6 +72,7 @@ from chatchannels.processors.rows import (
     OBSERVATION_COLUMNS,
     REVISION_COLUMNS,
     chat_row,
+    media_row,
     message_row,
     observation_rows,
     revision_rows,
@@ -401,8 +403,9 @@ class Store:
             recomputed = self._recompute_groups(folded, groups)
         chats = {r.group[0] for r in recomputed if r.change.upserted or r.change.removed}
         chats |= {key[2] for key in folded.objects if key[1] == "CHAT"}
+        media = {key[2] for key in folded.objects if key[1] == "MEDIA"}
         with self._timed("write canonical"):
-            return folded, self._publish(recomputed, chats, folded.first_seen)
+            return folded, self._publish(recomputed, chats, media, folded.first_seen)
 
     @contextmanager
     def _timed(self, phase: str) -> Iterator[None]:
@@ -816,6 +819,7 @@ class Store:
         self,
         recomputed: list[_Recomputed],
         chats: set[str],
+        media: set[str],
         first_seen: Mapping[tuple[str, str], RawRecord],
     ) -> int:
         """Write the canonical rows and their change rows under the change-stream lock. The
@@ -827,7 +831,7 @@ class Store:
         )
         removed_ids = [m.id for m in removed]
         aliases = [a for r in recomputed for a in r.change.aliases]
-        if not upserted and not removed and not chats:
+        if not upserted and not removed and not chats and not media:
             return 0
         before = {i: m for r in recomputed for i, m in r.before.items()}
         messages = [message_row(m) for m in upserted]
@@ -840,6 +844,12 @@ class Store:
         (seq,) = self._query("SELECT coalesce(max(change_seq), 0) FROM changes").fetchone()
         first = self._first_offsets(observations, first_seen)
         chat_rows = self._changed_chats(sorted(chats))
+        media_rows = self._changed_media(sorted(media))
+        # Read under the change-stream lock: a message committed by another instance that
+        # had not seen this media row yet is visible here, so its page gets linked.
+        linking = self._messages_showing(
+            [row[0] for row in media_rows], {m.id for m in upserted} | set(removed_ids)
+        )
         changes: list[tuple] = []
 
         def next_seq() -> int:
@@ -856,6 +866,8 @@ class Store:
             changes.append((s, "message", m.id, m.chat, utc_datetime(m.utc)))
         chat_rows = [(*row, next_seq()) for row in chat_rows]
         changes.extend((row[-1], "chat", row[0], row[0], None) for row in chat_rows)
+        relinked = [(id_, chat, posted, next_seq()) for id_, chat, posted in linking]
+        changes.extend((s, "message", id_, chat, posted) for id_, chat, posted, s in relinked)
 
         if removed_ids:
             self._write("DELETE FROM messages WHERE id = ANY(%s)", (removed_ids,))
@@ -892,6 +904,18 @@ class Store:
             ("name",),
             ("topic", "members", "created_utc", "change_seq"),
         )
+        self._upsert(
+            "media",
+            ("docid", "sha256", "name", "size", "mime"),
+            media_rows,
+            ("docid",),
+            ("sha256", "name", "size", "mime"),
+        )
+        if relinked:
+            self._write_many(
+                "UPDATE messages SET change_seq = %s WHERE id = %s",
+                [(s, id_) for id_, _, _, s in relinked],
+            )
         authors = sorted({m.author.lower() for m in [*upserted, *removed]})
         changes.extend(self._write_users(authors, next_seq))
         self._copy_insert(
@@ -953,6 +977,43 @@ class Store:
             if existing.get(chat) != (row.topic, row.members, row.created_utc):
                 rows.append((chat, row.topic, list(row.members), row.created_utc))
         return rows
+
+    def _changed_media(self, docids: list[str]) -> list[tuple]:
+        """(docid, sha256, name, size, mime) of the shared files whose row changes."""
+        if not docids:
+            return []
+        skews = dict(self._query("SELECT host, skew_s FROM proc_host_clocks"))
+        objects: dict[str, list[ObjectObservation]] = {d: [] for d in docids}
+        for obj_id, state in self._query(
+            "SELECT obj_id, state FROM proc_objects WHERE obj = 'MEDIA' AND obj_id = ANY(%s)",
+            (docids,),
+        ):
+            objects[obj_id].append(load_value(ObjectObservation, state))
+        existing = {
+            docid: tuple(rest)
+            for docid, *rest in self._query(
+                "SELECT docid, sha256, name, size, mime FROM media WHERE docid = ANY(%s)",
+                (docids,),
+            )
+        }
+        rows = []
+        for docid in docids:
+            row = media_row(objects[docid], skews)
+            values = (row.sha256, row.name, row.size, row.mime)
+            if existing.get(docid) != values:
+                rows.append((docid, *values))
+        return rows
+
+    def _messages_showing(self, docids: list[str], skip: set[str]) -> list[tuple]:
+        """(id, chat, posted_utc) of the stored messages that show these media, but `skip`."""
+        if not docids:
+            return []
+        rows = self._query(
+            "SELECT id, chat, posted_utc FROM messages"
+            " WHERE media && %s::text[] AND media <> '{}' ORDER BY id",
+            (docids,),
+        )
+        return [row for row in rows if row[0] not in skip]
 
     def _write_users(self, handles: list[str], next_seq) -> list[tuple]:
         """A user's display name is the one on their latest message, in any chat: a function
