@@ -21,7 +21,7 @@ from pathlib import Path
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from chatchannels.publishers.publishing import publish
-from chatchannels.publishers.site import STATE_FILE
+from chatchannels.publishers.site import MEDIA_LINK, STATE_FILE
 
 
 @dataclass
@@ -88,10 +88,19 @@ def schema_dsn(dsn: str, schema: str) -> str:
 REBUILD_BATCH = 100_000
 
 
-def rebuild_site(dsn: str, schema: str, site_dir: Path, stamp: str) -> SiteSwap:
-    """Publish the store in `schema` from zero into `<site_dir>.replay-<stamp>`."""
+def rebuild_site(
+    dsn: str, schema: str, site_dir: Path, stamp: str, media_dir: Path | None = None
+) -> SiteSwap:
+    """Publish the store in `schema` from zero into `<site_dir>.replay-<stamp>`, its media
+    link pointing at `media_dir`, else where the live site's points: a publisher following
+    the live site does not make the link again once the new site is swapped in."""
     built = built_site_dir(site_dir, stamp)
-    publish(schema_dsn(dsn, schema), built, once=True, batch_size=REBUILD_BATCH)
+    live_link = site_dir / MEDIA_LINK
+    if media_dir is None and live_link.is_symlink():
+        media_dir = live_link.parent / os.readlink(live_link)
+    publish(
+        schema_dsn(dsn, schema), built, once=True, batch_size=REBUILD_BATCH, media_dir=media_dir
+    )
     return SiteSwap(site_dir.absolute(), built, stamp)
 
 

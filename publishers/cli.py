@@ -57,6 +57,7 @@ def publish(
             rebuild=rebuild,
             batch_size=batch_size,
             poll_s=poll_s,
+            media_dir=settings.media_root,
         )
     except psycopg.Error as exc:
         raise click.ClickException(

@@ -13,7 +13,7 @@ closed monthly archive documents (RFC 5005 "archived feeds").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -22,7 +22,7 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
 from chatchannels.publishers import paths
-from chatchannels.publishers.markup import clean_text, render_markup
+from chatchannels.publishers.markup import body_html, body_text, clean_text
 from chatchannels.publishers.model import Message
 
 TAG_AUTHORITY = "chatchannels.intranet,2006"
@@ -56,26 +56,32 @@ def _entry_title(message: Message) -> str:
     who = message.author_name or message.author
     if message.deleted:
         return f"{who}: (deleted)"
-    text = " ".join(message.body.split())
+    text = " ".join(body_text(message).split())
     if len(text) > TITLE_CHARS:
         text = text[: TITLE_CHARS - 1] + "…"
     return f"{who}: {text}"
 
 
-def _entry_html(message: Message) -> str:
+def _entry_html(message: Message, media: Mapping[str, str], root: str) -> str:
     if message.deleted:
         return "<p><em>This message was deleted.</em></p>"
-    return f"<div>{render_markup(message.body_markup)}</div>"
+    return f"<div>{body_html(message, media, root)}</div>"
 
 
 def _new_feed(
-    feed_path: str, feed_id: str, title: str, messages: Sequence[Message]
+    feed_path: str,
+    feed_id: str,
+    title: str,
+    messages: Sequence[Message],
+    media: Mapping[str, str] | None,
 ) -> FeedGenerator:
     fg = FeedGenerator()
     fg.id(feed_id)
     fg.title(clean_text(title))
     fg.updated(max((m.updated_utc for m in messages), default=EPOCH))
     fg.link(href=paths.relative_link(feed_path, feed_path), rel="self")
+    # Links in content resolve against the feed's own address (RFC 4287, xml:base).
+    root = paths.relative_link(feed_path, "")
     for message in messages:
         month = paths.month_of(message.posted_utc)
         fe = fg.add_entry(order="append")
@@ -91,7 +97,7 @@ def _new_feed(
             rel="alternate",
             type="text/html",
         )
-        fe.content(_entry_html(message), type="html")
+        fe.content(_entry_html(message, media or {}, root), type="html")
     return fg
 
 
@@ -99,10 +105,16 @@ def _serialise(fg: FeedGenerator) -> bytes:
     return fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
 
 
-def chat_feed(chat: str, latest: Sequence[Message], newest_month: str | None) -> bytes:
-    """A chat's current feed: its latest messages (newest first), paged to its archives."""
+def chat_feed(
+    chat: str,
+    latest: Sequence[Message],
+    newest_month: str | None,
+    media: Mapping[str, str] | None = None,
+) -> bytes:
+    """A chat's current feed: its latest messages (newest first), paged to its archives.
+    `media`, here and below: docid -> sha256 of the archived files the messages show."""
     path = paths.chat_feed_path(chat)
-    fg = _new_feed(path, tag_uri("chat", chat), chat, latest)
+    fg = _new_feed(path, tag_uri("chat", chat), chat, latest, media)
     fg.link(
         href=paths.relative_link(path, paths.chat_index_path(chat)),
         rel="alternate",
@@ -117,11 +129,16 @@ def chat_feed(chat: str, latest: Sequence[Message], newest_month: str | None) ->
 
 
 def archive_feed(
-    chat: str, month: str, messages: Sequence[Message], prev_month: str | None
+    chat: str,
+    month: str,
+    messages: Sequence[Message],
+    prev_month: str | None,
+    media: Mapping[str, str] | None = None,
 ) -> bytes:
     """A month's archive document of a chat (all its messages, oldest first)."""
     path = paths.archive_feed_path(chat, month)
-    fg = _new_feed(path, tag_uri("chat-archive", f"{chat}/{month}"), f"{chat} {month}", messages)
+    feed_id, title = tag_uri("chat-archive", f"{chat}/{month}"), f"{chat} {month}"
+    fg = _new_feed(path, feed_id, title, messages, media)
     fg.register_extension("archive", _ArchiveMark, _NoEntryExtension, atom=True, rss=False)
     fg.link(href=paths.relative_link(path, paths.chat_feed_path(chat)), rel="current")
     fg.link(
@@ -137,9 +154,9 @@ def archive_feed(
     return _serialise(fg)
 
 
-def all_feed(latest: Sequence[Message]) -> bytes:
+def all_feed(latest: Sequence[Message], media: Mapping[str, str] | None = None) -> bytes:
     """The whole archive's current feed: the latest messages of every chat."""
     path = paths.ALL_FEED_PATH
-    fg = _new_feed(path, tag_uri("feed", "all"), "Chat Channels: all chats", latest)
+    fg = _new_feed(path, tag_uri("feed", "all"), "Chat Channels: all chats", latest, media)
     fg.link(href=paths.relative_link(path, "index.html"), rel="alternate", type="text/html")
     return _serialise(fg)

@@ -13,11 +13,12 @@ Pure: no I/O. Every function returns text that is safe in its stated context.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from html import escape
 from urllib.parse import urlsplit
 
 from chatchannels.processors import richtext as rt
+from chatchannels.publishers.model import Message
 
 # Characters XML 1.0 forbids (lxml refuses them) and lone surrogates; shown as U+FFFD.
 XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
@@ -48,10 +49,11 @@ def safe_href(url: str) -> str | None:
     return url if scheme in SAFE_SCHEMES else None
 
 
-def render_markup(body_markup: str, media: Mapping[str, str] | None = None) -> str:
+def render_markup(body_markup: str, media: Mapping[str, str] | None = None, root: str = "/") -> str:
     """A stored body (Skype's XML) as HTML that can only format text and link to
-    http(s)/mailto/ftp and to archived media (`media`: doc_id -> sha256 of its content)."""
-    return to_html(rt.parse(body_markup, rt.SKYPE_XML), media or {})
+    http(s)/mailto/ftp and to archived media (`media`: doc_id -> sha256 of its content),
+    under `root`, the way from the page to the site's root ("../../" for a month page)."""
+    return to_html(rt.parse(body_markup, rt.SKYPE_XML), media or {}, root)
 
 
 def markup_to_text(body_markup: str) -> str:
@@ -59,12 +61,56 @@ def markup_to_text(body_markup: str) -> str:
     return rt.body_text(body_markup, rt.SKYPE_XML)
 
 
-def to_html(nodes: tuple[rt.Node, ...], media: Mapping[str, str]) -> str:
-    return "".join(_html(node, media) for node in nodes)
+def to_html(nodes: tuple[rt.Node, ...], media: Mapping[str, str], root: str = "/") -> str:
+    return "".join(_html(node, media, root) for node in nodes)
 
 
-def media_path(sha256: str) -> str:
-    return f"/media/{sha256[:2]}/{sha256}"
+def media_path(sha256: str, root: str = "/") -> str:
+    """Where the site shows an archived file: its `media` folder is a link to the archive."""
+    return f"{root}media/{sha256[:2]}/{sha256}"
+
+
+# Message types whose body is empty and whose USERS say whom they are about, as the
+# export's ThreadActivity nodes they correspond to.
+MEMBER_EVENTS = {
+    "ADDEDMEMBERS": "addmember",
+    "LEFT": "deletemember",
+    "KICKED": "deletemember",
+    "SETROLE": "roleupdate",
+}
+
+
+def member_event(msg_type: str, author: str, users: tuple[str, ...]) -> rt.SystemEvent | None:
+    """A member event as the system-event node an export writes for it, so both show alike."""
+    kind = MEMBER_EVENTS.get(msg_type)
+    if kind is None:
+        return None
+    return rt.SystemEvent(kind, author, () if msg_type == "LEFT" else users, "")
+
+
+def body_html(message: Message, media: Mapping[str, str], root: str) -> str:
+    """What a message shows: its body, or the line of a member event (whose body is empty)."""
+    event = member_event(message.type, message.author, message.users)
+    if event is not None and not message.body_markup:
+        return event_html(event)
+    return render_markup(message.body_markup, media, root)
+
+
+def body_text(message: Message) -> str:
+    """The text a reader sees of a message, for titles (not escaped)."""
+    event = member_event(message.type, message.author, message.users)
+    if event is not None and not message.body_markup:
+        return event_text(event)
+    return message.body
+
+
+def event_html(event: rt.SystemEvent) -> str:
+    return f'<span class="event">{_event_line(event, _person, escape_text)}</span>'
+
+
+def event_text(event: rt.SystemEvent) -> str:
+    """The line event_html shows, as plain text (not escaped)."""
+    return _event_line(event, bare_handle, str)
 
 
 def bare_handle(mri: str) -> str:
@@ -86,16 +132,20 @@ def _bdi(text: str) -> str:
     return f"<bdi>{escape_text(text)}</bdi>"
 
 
+def _person(handle: str) -> str:
+    return _bdi(bare_handle(handle))
+
+
 def _names(handles: tuple[str, ...]) -> str:
-    return ", ".join(_bdi(bare_handle(h)) for h in handles)
+    return ", ".join(_person(h) for h in handles)
 
 
 def _sized(name: str, size: int | None) -> str:
     return _bdi(name) + (f" ({size_text(size)})" if size is not None else "")
 
 
-def _html(node: rt.Node, media: Mapping[str, str]) -> str:
-    inner = to_html(node.children, media) if isinstance(node, rt.WithChildren) else ""
+def _html(node: rt.Node, media: Mapping[str, str], root: str) -> str:
+    inner = to_html(node.children, media, root) if isinstance(node, rt.WithChildren) else ""
     match node:
         case rt.Text(text=text) | rt.Flag(text=text):
             return escape_text(text)
@@ -120,7 +170,7 @@ def _html(node: rt.Node, media: Mapping[str, str]) -> str:
             listed = ", ".join(_sized(f.name, f.size) for f in files)
             return f'<span class="files">Files: {listed}</span>'
         case rt.Media():
-            return _media_html(node, media)
+            return _media_html(node, media, root)
         case rt.Call(parts=parts):
             who = ", ".join(_bdi(p.name or bare_handle(p.identity)) for p in parts)
             return f'<span class="call">{escape_text(rt.call_summary(node))}' + (
@@ -133,7 +183,7 @@ def _html(node: rt.Node, media: Mapping[str, str]) -> str:
             )
             return f'<span class="contacts">Contacts: {listed}</span>'
         case rt.SystemEvent():
-            return f'<span class="event">{_event_html(node)}</span>'
+            return event_html(node)
         case rt.Sms(text=text, targets=targets):
             to = f" to {_names(targets)}" if targets else ""
             return f'<span class="sms">SMS{to}: {escape_text(text)}</span>'
@@ -142,30 +192,37 @@ def _html(node: rt.Node, media: Mapping[str, str]) -> str:
     raise TypeError(f"not a content node: {node!r}")
 
 
-def _media_html(node: rt.Media, media: Mapping[str, str]) -> str:
+def _media_html(node: rt.Media, media: Mapping[str, str], root: str) -> str:
     shown = _sized(node.original_name or node.type or "file", node.size)
     sha256 = media.get(node.doc_id, "")
     if SHA256.fullmatch(sha256):
-        return f'<a class="media" href="{media_path(sha256)}" rel="{LINK_REL}">{shown}</a>'
+        href = escape_text(media_path(sha256, root))
+        return f'<a class="media" href="{href}" rel="{LINK_REL}">{shown}</a>'
     return (
         f'<span class="media missing">{shown} <span class="mark">(file not archived)</span></span>'
     )
 
 
-def _event_html(event: rt.SystemEvent) -> str:
-    who = _bdi(bare_handle(event.initiator)) if event.initiator else "Someone"
-    value = escape_text(event.value)
+def _event_line(
+    event: rt.SystemEvent, person: Callable[[str], str], text: Callable[[str], str]
+) -> str:
+    """The event's line, its people through `person` and any other text through `text`."""
+    who = person(event.initiator) if event.initiator else "Someone"
+    value = text(event.value)
+    names = ", ".join(person(h) for h in event.targets)
     match event.kind:
         case "addmember":
-            return f"{who} added {_names(event.targets)}"
+            return f"{who} added {names}"
         case "deletemember" if event.targets in ((), (event.initiator,)):
             return f"{who} left"
         case "deletemember":
-            return f"{who} removed {_names(event.targets)}"
+            return f"{who} removed {names}"
         case "topicupdate":
             return f"{who} set the topic to “{value}”"
         case "pictureupdate":
             return f"{who} changed the chat's picture"
+        case "roleupdate" if value:
+            return f"{who} made {names} {value}"
         case "roleupdate":
-            return f"{who} made {_names(event.targets)} {value}"
-    return f"{who}: {escape_text(event.kind)} {value}".rstrip()
+            return f"{who} changed the role of {names}"
+    return f"{who}: {text(event.kind)} {value}".rstrip()

@@ -39,6 +39,10 @@ class Message:
     edited_utc: datetime | None
     edited_by: str | None
     deleted: bool
+    # Whom a member event (ADDEDMEMBERS, LEFT, KICKED, SETROLE) is about: its body is empty.
+    users: tuple[str, ...] = ()
+    # The docids of the media its body shows, to look their archived files up by.
+    media: tuple[str, ...] = ()
     revisions: tuple[Revision, ...] = ()
     hosts: tuple[str, ...] = ()
 

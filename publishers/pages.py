@@ -1,13 +1,13 @@
 """The static site's pages, rendered from values (no I/O beyond reading our templates).
 
-Jinja2 with autoescape: every value is escaped unless it went through `markup`, which is
-Skype markup rebuilt by markup.render_markup. Pages carry nothing that depends on when they
+Jinja2 with autoescape: every value is escaped unless it went through `markup` or `body`,
+which rebuild Skype markup with markup.py. Pages carry nothing that depends on when they
 were rendered, so a page rendered incrementally equals the page rendered in a full rebuild.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from chatchannels.publishers import paths
-from chatchannels.publishers.markup import clean_text, render_markup
+from chatchannels.publishers.markup import body_html, clean_text, render_markup
 from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount
 
 STYLE_CSS = """\
@@ -53,8 +53,12 @@ def _anchor(message_id: str) -> str:
     return paths.message_anchor(message_id)
 
 
-def _markup(body_markup: str) -> Markup:
-    return Markup(render_markup(body_markup))
+def _markup(body_markup: str, media: Mapping[str, str], root: str) -> Markup:
+    return Markup(render_markup(body_markup, media, root))
+
+
+def _body(message: Message, media: Mapping[str, str], root: str) -> Markup:
+    return Markup(body_html(message, media, root))
 
 
 def _finalize(value: object) -> object:
@@ -86,7 +90,7 @@ class PageRenderer:
             finalize=_finalize,
             keep_trailing_newline=True,
         )
-        self.env.filters.update(utc_time=_utc_time, anchor=_anchor, markup=_markup)
+        self.env.filters.update(utc_time=_utc_time, anchor=_anchor, markup=_markup, body=_body)
 
     def site_index(self, chats: Sequence[ChatSummary]) -> str:
         here = "index.html"
@@ -123,7 +127,9 @@ class PageRenderer:
         messages: Sequence[Message],
         prev_month: str | None,
         next_month: str | None,
+        media: Mapping[str, str] | None = None,
     ) -> str:
+        """`media`: docid -> sha256 of the archived files the messages show."""
         # The title is the chat's name, not its topic, so a topic change does not have to
         # re-render every month of the chat; the chat's index page carries the topic.
         here = paths.month_page_path(chat, month)
@@ -134,6 +140,7 @@ class PageRenderer:
             messages=messages,
             prev_month=prev_month,
             next_month=next_month,
+            media=media or {},
         )
 
     def search_page(self, query: str, sort: str, results: object | None, error: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from chatchannels.publishers.changes import CatchUp, Publisher, run_publishers
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.search_index import PARALLEL_BATCH, SearchPublisher, WhooshBackend
-from chatchannels.publishers.site import STATE_FILE, SitePublisher
+from chatchannels.publishers.site import STATE_FILE, SitePublisher, link_media
 
 # Inside the site so that one volume carries both, and a dot-folder so neither `serve` nor
 # the nginx snippet ever serves it.
@@ -44,11 +44,15 @@ def publish(
     batch_size: int = DEFAULT_BATCH,
     poll_s: float = 5.0,
     stop: threading.Event | None = None,
+    media_dir: Path | None = None,
 ) -> list[CatchUp]:
-    """Bring the site, feeds and search index up to date; with `once` return, else follow."""
+    """Bring the site, feeds and search index up to date; with `once` return, else follow.
+    With `media_dir`, the site's `media` link points at it (site.link_media)."""
     if rebuild:
         clear_outputs(site_dir)
     site_dir.mkdir(parents=True, exist_ok=True)
+    if media_dir is not None:
+        link_media(site_dir, media_dir)
     with contextlib.ExitStack() as opened:
         # Each is closed even when opening the next one fails (a stale index, bad state).
         publishers: list[Publisher] = []

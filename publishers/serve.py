@@ -2,6 +2,8 @@
 
 A stdlib ThreadingHTTPServer: the static pages need nothing more, and /search is one Whoosh
 lookup. Only GET and HEAD exist; dot-files (the index, the publishers' state) are never served.
+Archived media (`/media/..`, the site's link to the media folder) are served as downloads,
+but for a few image formats, and sandboxed: nothing someone sent runs in the site's origin.
 `/search` answers HTML and `/search.json` the same results as JSON (datasette's habit: every
 page has a JSON twin); JSON errors share one shape: {"error": {"status": .., "message": ..}}.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
+import re
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +37,33 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 MAX_LIMIT = 200
+# Archived media (site.link_media): `media/<sha256[:2]>/<sha256>`, nothing else under it.
+MEDIA_PATH = re.compile(r"media/([0-9a-f]{2})/(\1[0-9a-f]{62})")
+# An archived file is whatever someone sent: served in the site's origin as HTML or SVG it
+# could run script there. Only these image formats, told by their first bytes (the export's
+# declared type is not evidence), are shown inline; every other file is a download.
+INLINE_IMAGES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+DOWNLOAD_TYPE = "application/octet-stream"
+
+
+def media_type(path: str) -> str:
+    """The content type an archived file is served with (INLINE_IMAGES, else a download)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return DOWNLOAD_TYPE
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, ctype in INLINE_IMAGES:
+        if head.startswith(magic):
+            return ctype
+    return DOWNLOAD_TYPE
 
 
 class SearchService:
@@ -60,12 +90,25 @@ class SiteHandler(SimpleHTTPRequestHandler):
 
     def __init__(self, *args, service: SearchService, **kwargs) -> None:
         self.service = service
+        self.media = False
+        self.media_download = False
         super().__init__(*args, **kwargs)
 
     def end_headers(self) -> None:
         for name, value in SECURITY_HEADERS.items():
+            if self.media and name == "Content-Security-Policy":
+                value += "; sandbox"
             self.send_header(name, value)
+        if self.media_download:
+            self.send_header("Content-Disposition", "attachment")
         super().end_headers()
+
+    def guess_type(self, path):  # type: ignore[no-untyped-def]
+        if not self.media:
+            return super().guess_type(path)
+        ctype = media_type(path)
+        self.media_download = ctype == DOWNLOAD_TYPE
+        return ctype
 
     def log_message(self, format: str, *args) -> None:
         log.info("%s %s", self.address_string(), format % args)
@@ -87,7 +130,11 @@ class SiteHandler(SimpleHTTPRequestHandler):
             self._search(url.query, as_json=url.path.endswith(".json"), head=head)
             return
         parts = [p for p in posixpath.normpath(unquote(url.path)).split("/") if p]
-        if any(p.startswith(".") for p in parts):
+        self.media = parts[:1] == ["media"]
+        self.media_download = False
+        if any(p.startswith(".") for p in parts) or (
+            self.media and not MEDIA_PATH.fullmatch("/".join(parts))
+        ):
             self.send_error(HTTPStatus.NOT_FOUND)
             return
         if head:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from chatchannels.publishers.pages import STYLE_CSS, PageRenderer
 from chatchannels.publishers.placements import Placements
 
 STATE_FILE = ".chatchannels-site.json"
+# The site's link to the archive of imported media (settings' media_dir), which lives
+# outside the site: pages link `media/<sha256[:2]>/<sha256>` relative to themselves.
+MEDIA_LINK = "media"
 
 
 class SiteStateError(ValueError):
@@ -132,12 +136,13 @@ class SitePublisher:
             remove_file(self.site_dir, archive)
             return
         messages = store.read_month(conn, chat, month)
+        media = store.read_media(conn, messages)
         prev_month, next_month = _neighbours(months, month)
         self._write(
             page,
-            self.renderer.month_page(chat, month, messages, prev_month, next_month).encode(),
+            self.renderer.month_page(chat, month, messages, prev_month, next_month, media).encode(),
         )
-        self._write(archive, feeds.archive_feed(chat, month, messages, prev_month))
+        self._write(archive, feeds.archive_feed(chat, month, messages, prev_month, media))
 
     def _publish_chat_index(
         self, conn: psycopg.Connection, chat: str, counts: list[MonthCount]
@@ -151,14 +156,35 @@ class SitePublisher:
         self._write(paths.chat_index_path(chat), self.renderer.chat_index(info, counts).encode())
         latest = store.read_latest(conn, chat, feeds.CURRENT_ENTRIES)
         newest = counts[-1].month if counts else None
-        self._write(paths.chat_feed_path(chat), feeds.chat_feed(chat, latest, newest))
+        media = store.read_media(conn, latest)
+        self._write(paths.chat_feed_path(chat), feeds.chat_feed(chat, latest, newest, media))
 
     def _publish_top(self, conn: psycopg.Connection) -> None:
         self._write("style.css", STYLE_CSS.encode())
         summaries = store.read_chat_summaries(conn)
         self._write("index.html", self.renderer.site_index(summaries).encode())
         latest = store.read_latest(conn, None, feeds.CURRENT_ENTRIES)
-        self._write(paths.ALL_FEED_PATH, feeds.all_feed(latest))
+        self._write(paths.ALL_FEED_PATH, feeds.all_feed(latest, store.read_media(conn, latest)))
+
+
+def link_media(site_dir: Path, media_dir: Path) -> None:
+    """Make `<site>/media` a symlink to `media_dir`, unless it is one already. Replaced
+    atomically when it points elsewhere; anything else in its place is the operator's, so
+    it is an error rather than removed."""
+    link = site_dir / MEDIA_LINK
+    target = Path(os.path.abspath(media_dir))
+    if link.is_symlink():
+        if Path(os.readlink(link)) == target:
+            return
+    elif link.exists():
+        raise SiteStateError(
+            f"{link} is not a symlink: it is where the site links the media folder"
+            f" {target}; move it away"
+        )
+    staged = site_dir / f".{MEDIA_LINK}.link-{os.getpid()}"
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(target, target_is_directory=True)
+    os.replace(staged, link)
 
 
 def _neighbours(months: list[str], month: str) -> tuple[str | None, str | None]:

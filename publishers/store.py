@@ -1,4 +1,4 @@
-"""Reading the canonical store for the publishers (processors/migrations/0001_*.sql).
+"""Reading the canonical store for the publishers (processors/migrations/*.sql).
 
 The only module of the publishers that speaks SQL. Every query orders its rows fully, so
 what is rendered from them depends on the store's contents alone.
@@ -23,7 +23,7 @@ from chatchannels.publishers.paths import month_bounds
 
 MESSAGE_COLUMNS = (
     "id, chat, author, author_name, posted_utc, type, body, body_markup,"
-    " edited_utc, edited_by, deleted"
+    " edited_utc, edited_by, deleted, users, media"
 )
 
 
@@ -49,7 +49,21 @@ def read_places(conn: psycopg.Connection, ids: Sequence[str]) -> list[tuple[str,
 
 
 def _messages(rows: Iterable[tuple]) -> list[Message]:
-    return [Message(*row) for row in rows]
+    return [Message(*row[:-2], tuple(row[-2]), tuple(row[-1])) for row in rows]
+
+
+def read_media(conn: psycopg.Connection, messages: Iterable[Message]) -> dict[str, str]:
+    """docid -> sha256 of the archived files the messages show. A docid the store does not
+    know, or knows without a file, is not in it: pages mark it as not archived."""
+    docids = sorted({d for m in messages for d in m.media})
+    if not docids:
+        return {}
+    return dict(
+        conn.execute(
+            "SELECT docid, sha256 FROM media WHERE docid = ANY(%s) AND sha256 IS NOT NULL",
+            (docids,),
+        ).fetchall()
+    )
 
 
 def read_messages(
