@@ -38,6 +38,7 @@ from whoosh.fields import COLUMN, ID, STORED, TEXT, Schema
 from whoosh.lang import porter
 
 from chatchannels.publishers import paths, search_scoring
+from chatchannels.publishers.markup import body_text
 from chatchannels.publishers.model import Change, Message
 from chatchannels.publishers.search_query import (
     AllOf,
@@ -93,7 +94,8 @@ class SearchDocument:
             message.author,
             message.author_name,
             message.posted_utc,
-            message.body,
+            # A member event's body is empty: its line ("alice added bob") is what it says.
+            body_text(message),
             paths.message_link(message.chat, month, message.id),
         )
 

@@ -26,7 +26,8 @@ import pytest
 from chatchannels.ingest.importers.detect import EXPORT_TAR, Importable, sniff
 from chatchannels.ingest.importers.job import Target, import_file
 from chatchannels.processors.migrate import migrate
-from chatchannels.publishers.publishing import publish
+from chatchannels.publishers.publishing import index_dir, publish
+from chatchannels.publishers.search_index import WhooshBackend
 from chatchannels.publishers.serve import make_server
 from tests.processor_harness import process_once
 from tests.skype_files import CLOUD_ID, DOCID, MISSING_DOCID, T0, _activity, _message, _uri
@@ -141,6 +142,13 @@ def test_pages_and_feeds_link_archived_media_and_serve_returns_it_safely(
     feed = next((site / "feeds").glob("*.atom")).read_text()
     assert html.escape(f'href="../{links[PICTURE][1:]}"', quote=False) in feed, feed
     assert "alice added dave" in feed  # an entry's title, as text
+    backend = WhooshBackend(index_dir(site), create=False)
+    try:
+        assert [h.snippet for h in backend.search('"added dave"', limit=5).hits] == [
+            (("alice ", False), ("added", True), (" ", False), ("dave", True))
+        ]
+    finally:
+        backend.close()
 
     server = make_server(site, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -3,15 +3,18 @@ change re-renders only what it touches."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
 import pytest
 
+from chatchannels.processors.replay_site import rebuild_site
 from chatchannels.publishers import paths
 from chatchannels.publishers.changes import run_publishers
 from chatchannels.publishers.placements import DB_FILE
+from chatchannels.publishers.publishing import publish as run_publish
 from chatchannels.publishers.site import STATE_FILE, SitePublisher
 from tests.publishers_seeding import StoreSeeder
 
@@ -207,3 +210,16 @@ def test_feeds_parse_page_through_archives_and_move_updated_only_on_edits(seeder
     seeder.message("m20", LEGACY, "alice", t(9, 1), "September", "Alice A.")
     publish(pg_dsn, tmp_path)
     assert april_path.read_bytes() == before
+
+
+def test_a_replayed_site_keeps_the_media_link_of_the_live_one(seeder, pg_dsn, tmp_path):
+    seed_first_state(seeder)
+    media, site = tmp_path / "media", tmp_path / "site"
+    run_publish(pg_dsn, site, once=True, media_dir=media)
+    swap = rebuild_site(pg_dsn, "public", site, "s1")
+    assert os.readlink(swap.built / "media") == str(media)
+    swap.commit()
+    assert (site / "media").is_symlink() and os.readlink(site / "media") == str(media)
+    # A live publisher going on in the swapped site finds its link as it left it.
+    run_publish(pg_dsn, site, once=True, media_dir=media)
+    assert os.readlink(site / "media") == str(media)

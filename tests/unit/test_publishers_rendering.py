@@ -138,3 +138,69 @@ def test_kinds_and_unknown_types_show_as_what_they_are():
     assert '<span class="call">Call ended, 1:05 (<bdi>Bob</bdi>)</span>' in html
     assert '<span class="type">OTHER:maindb-65</span>' in html and "kept as it was" in html
     assert '<bdi>cat.png</bdi> <span class="mark">(file not archived)</span>' in html
+
+
+PICTURE = '<URIObject type="Picture.1" doc_id="0-d"><OriginalName v="cat.png"/></URIObject>'
+SHA = "0f" * 32
+
+
+def test_archived_media_link_relative_to_each_page_and_feed():
+    picture = message("m1", PICTURE, type="MEDIA", media=("0-d",))
+    page = PageRenderer().month_page(CHAT, "2006-05", [picture], None, None, {"0-d": SHA})
+    assert f'<a class="media" href="../../media/0f/{SHA}"' in page
+    assert "not archived" not in page
+    current = feedparser.parse(feeds.chat_feed(CHAT, [picture], "2006-05", {"0-d": SHA}))
+    assert f'href="../media/0f/{SHA}"' in current.entries[0].content[0].value
+    archive = feedparser.parse(feeds.archive_feed(CHAT, "2006-05", [picture], None, {"0-d": SHA}))
+    assert f'href="../../media/0f/{SHA}"' in archive.entries[0].content[0].value
+    everything = feedparser.parse(feeds.all_feed([picture], {"0-d": SHA}))
+    assert f'href="../media/0f/{SHA}"' in everything.entries[0].content[0].value
+    # Without the store's file for it (unknown docid, or known without content): marked.
+    for media in ({}, {"other": SHA}):
+        page = PageRenderer().month_page(CHAT, "2006-05", [picture], None, None, media)
+        assert '<bdi>cat.png</bdi> <span class="mark">(file not archived)</span>' in page
+        assert "media/0f" not in page
+
+
+def test_member_events_show_as_the_export_shows_its_thread_activity():
+    """A Desktop API or main.db member event has an empty body and names its people in
+    USERS; the export's ThreadActivity writes them as markup. Both read the same."""
+    cases = [
+        (
+            message("a1", "", type="ADDEDMEMBERS", author="alice", users=("bob", "cecil")),
+            "<addmember><initiator>8:alice</initiator><target>8:bob</target>"
+            "<target>8:cecil</target></addmember>",
+            "<bdi>alice</bdi> added <bdi>bob</bdi>, <bdi>cecil</bdi>",
+            "alice added bob, cecil",
+        ),
+        (
+            message("a2", "", type="LEFT", author="bob", users=()),
+            "<deletemember><initiator>8:bob</initiator><target>8:bob</target></deletemember>",
+            "<bdi>bob</bdi> left",
+            "bob left",
+        ),
+        (
+            message("a3", "", type="KICKED", author="alice", users=("dave",)),
+            "<deletemember><initiator>8:alice</initiator><target>8:dave</target></deletemember>",
+            "<bdi>alice</bdi> removed <bdi>dave</bdi>",
+            "alice removed dave",
+        ),
+        (
+            message("a4", "", type="SETROLE", author="alice", users=("bob",)),
+            None,
+            "<bdi>alice</bdi> changed the role of <bdi>bob</bdi>",
+            "alice changed the role of bob",
+        ),
+    ]
+    renderer = PageRenderer()
+    for event, export_markup, shown, line in cases:
+        page = renderer.month_page(CHAT, "2006-05", [event], None, None)
+        expected = f'<div class="body"><span class="event">{shown}</span></div>'
+        assert expected in page, page
+        if export_markup is not None:
+            exported = message("x", export_markup, type=event.type)
+            assert expected in renderer.month_page(CHAT, "2006-05", [exported], None, None)
+        entry = feedparser.parse(feeds.chat_feed(CHAT, [event], "2006-05")).entries[0]
+        assert entry.title == f"Alice: {line}"
+        # feedparser's sanitiser drops the <bdi>s.
+        assert f'<span class="event">{line}</span>' in entry.content[0].value
