@@ -24,7 +24,7 @@ def test_migrate_is_idempotent_and_schema_scoped(pg_dsn):
                 " WHERE table_schema IN ('public', 'replay_a')"
             )
         }
-    for table in ("messages", "revisions", "observations", "changes", "offsets", "dead_letters"):
+    for table in ("messages", "revisions", "observations", "changes", "media", "dead_letters"):
         assert ("public", table) in tables and ("replay_a", table) in tables
 
 
