@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from chatchannels.processors.migrate import migrate
-from chatchannels.processors.rows import message_row
+from chatchannels.processors.rows import MESSAGE_COLUMNS, message_row
 from chatchannels.processors.store import Store
 from tests.processor_harness import (
     dump_tables,
@@ -103,8 +103,7 @@ def test_three_hosts_give_the_true_messages_and_agree_with_the_engine(settings) 
     assert messages == engine.canonical_messages()
     with psycopg.connect(settings.postgres_dsn) as conn:
         rows = conn.execute(
-            "SELECT id, chat, author, author_name, posted_utc, type, body, body_markup,"
-            " edited_utc, edited_by, deleted FROM messages ORDER BY posted_utc, id"
+            f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages ORDER BY posted_utc, id"
         ).fetchall()
         clocks = dict(conn.execute("SELECT host, skew_s FROM proc_host_clocks"))
     assert rows == [message_row(m) for m in engine.canonical_messages()]
