@@ -98,13 +98,20 @@ def skype_api_event(
     }
     if anomalies:
         payload["anomalies"] = [dict(a) for a in anomalies]
+    return raw_event("skype-api", host=host, session=session, seq=seq, clock=clock, payload=payload)
+
+
+def raw_event(
+    source: str, *, host: str, session: str, seq: int, clock: EventClock, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The envelope every source's payload travels in."""
     return {
         "schema": SCHEMA_ID,
         "host": host,
         "session": session,
         "seq": seq,
         "clock": {"utc": clock.utc, "tz_offset_s": clock.tz_offset_s},
-        "source": "skype-api",
+        "source": source,
         "payload": payload,
     }
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from chatchannels.ingest.importers.export import ExportItem
 from chatchannels.ingest.importers.maindb import MaindbRow
-from chatchannels.rawevents import SCHEMA_ID, EventClock
+from chatchannels.rawevents import EventClock, raw_event
 
 _HASH_CHUNK = 1 << 20
 
@@ -52,20 +52,6 @@ def _file(file: FileInfo | dict[str, Any]) -> dict[str, Any]:
     return file.as_json() if isinstance(file, FileInfo) else file
 
 
-def _envelope(
-    source: str, host: str, session: str, seq: int, clock: EventClock, payload: dict
-) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA_ID,
-        "host": host,
-        "session": session,
-        "seq": seq,
-        "clock": {"utc": clock.utc, "tz_offset_s": clock.tz_offset_s},
-        "source": source,
-        "payload": payload,
-    }
-
-
 def maindb_event(
     item: MaindbRow,
     *,
@@ -82,7 +68,9 @@ def maindb_event(
     }
     if item.needs_conversation:
         payload["conversation"] = item.conversation
-    return _envelope("skype-maindb", host, session, seq, clock, payload)
+    return raw_event(
+        "skype-maindb", host=host, session=session, seq=seq, clock=clock, payload=payload
+    )
 
 
 def export_event(
@@ -104,4 +92,6 @@ def export_event(
         payload["message"] = item.message
     elif item.kind == "media":
         payload["media"] = item.media
-    return _envelope("skype-export", host, session, seq, clock, payload)
+    return raw_event(
+        "skype-export", host=host, session=session, seq=seq, clock=clock, payload=payload
+    )
