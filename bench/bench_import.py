@@ -1,9 +1,11 @@
 """Import: a 200,000-message main.db into the log, the store, the site and the index.
 
 A deterministic main.db from tests/data/skype/gen_maindb.py (the plaso file's schema, Zipf
-words, Skype markup, planted needles) is imported with `chatchannels import`'s library call
-into a fresh topic while the processor, the site publisher and the search publisher follow
-it, each in a process of its own, into a fresh database and site. Figures:
+words, Skype markup, planted needles) is imported with `chatchannels import`, as a user runs
+it, into a fresh topic; then the processor, the site publisher and the search publisher,
+each in a process of its own, take it into a fresh database and site. They start after the
+import rather than with it: on two cores they would only take turns with it, and the import's
+rate would no longer be the import's. Figures:
 - the import into Kafka (spooled and acknowledged), messages/s, next to the produce ceiling:
   a bare idempotent acks=all producer sending the same encoded events;
 - the store caught up (every event consumed), from the start of the import;
@@ -28,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -37,8 +38,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from bench import children
+from bench.cpu import peak_rss_mb
 from bench.report import Figure, bench_main, report
 from chatchannels.settings import Settings
+from chatchannels.stack.processes import die_with_parent
 
 N_FULL, N_QUICK = 200_000, 20_000
 GENERATOR = Path(__file__).resolve().parent.parent / "tests" / "data" / "skype" / "gen_maindb.py"
@@ -72,17 +76,22 @@ def _shift(src: Path, dst: Path, seconds: int) -> None:
 def _follow_processor(settings: Settings, topic: str) -> None:
     from chatchannels.processors.consumer import ProcessOptions, run_processor
 
+    die_with_parent()
     run_processor(settings, ProcessOptions(topic=topic, batch_records=20_000))
 
 
 def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
-    """Catch up again and again; after each complete catch-up (pages rendered, index
-    committed) append its watermark and time to `log`, which the bench reads."""
-    from chatchannels.publishers.changes import run_publishers
+    """Catch up again and again, as `publish` follows the store; after each complete catch-up
+    (pages rendered, index committed) append its watermark and time to `log`, which the bench
+    reads. Housekeeping (merging index segments) only when idle, as `publish` does."""
+    import psycopg
+
+    from chatchannels.publishers.changes import catch_up
     from chatchannels.publishers.publishing import index_dir
     from chatchannels.publishers.search_index import SearchPublisher, WhooshBackend
     from chatchannels.publishers.site import SitePublisher
 
+    die_with_parent()
     site_dir.mkdir(parents=True, exist_ok=True)
     publisher = (
         SitePublisher(site_dir)
@@ -90,11 +99,14 @@ def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
         else SearchPublisher(WhooshBackend(index_dir(site_dir)))
     )
     try:
-        while True:
-            run_publishers(dsn, [publisher], once=True, batch_size=5000)
-            with log.open("a") as out:
-                out.write(json.dumps({"at": time.time(), "seq": publisher.watermark()}) + "\n")
-            time.sleep(0.2)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while True:
+                done = catch_up(conn, publisher, 5000)
+                with log.open("a") as out:
+                    out.write(json.dumps({"at": time.time(), "seq": done.watermark}) + "\n")
+                if not done.changes:
+                    publisher.idle()
+                    time.sleep(0.2)
     finally:
         publisher.close()
 
@@ -199,27 +211,25 @@ def _cli_import(settings: Settings, path: Path, work: Path) -> tuple[dict, float
         CHATCHANNELS_IMPORT_SPOOL_DIR=str(work / "spool"),
         CHATCHANNELS_MEDIA_DIR=str(work / "media"),
     )
-    command = [str(Path(sys.executable).parent / "chatchannels"), "import", str(path), "--json"]
+    command = ["-m", "chatchannels.cli", "import", str(path), "--json", "--wait", str(DEADLINE_S)]
     output = work / f"import-{uuid.uuid4().hex[:8]}.json"
     started = time.perf_counter()
     with output.open("wb") as out:
-        proc = subprocess.Popen(
-            [*command, "--wait", str(DEADLINE_S)], env=env, stdout=out, stderr=subprocess.DEVNULL
-        )
-    # os.wait4 gives this child's own peak RSS; it has no timeout, so a timer kills a hung
-    # import at the deadline.
-    killer = threading.Timer(DEADLINE_S * 2, proc.kill)
-    killer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        killer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = children.start(command, env=env, stdout=out, stderr=subprocess.DEVNULL)
+    # Its peak memory is read while it runs; past the deadline it is killed.
+    peak_mb = 0.0
+    deadline = time.monotonic() + DEADLINE_S * 2
+    while proc.poll() is None:
+        peak_mb = max(peak_mb, peak_rss_mb(proc.pid) or 0.0)
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise TimeoutError(f"bench_import: {' '.join(command)} still running at the deadline")
+        time.sleep(0.05)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"bench_import: {' '.join(command)} exited {proc.returncode}")
     files = json.loads(output.read_text())["files"]
-    peak_mb = usage.ru_maxrss / 1024
     return files[0], seconds, peak_mb
 
 
@@ -241,7 +251,7 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
     site = work / "site"
     logs = {"site": work / "site.log", "search": work / "search.log"}
     spawn = multiprocessing.get_context("spawn")
-    children: list[multiprocessing.process.BaseProcess] = []
+    followers: list[multiprocessing.process.BaseProcess] = []
     store: _Store | None = None
     try:
         original, shifted = work / "main.db", work / "shifted.db"
@@ -259,16 +269,15 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
         ensure_database(settings, database)
         migrate(dsn)
         store = _Store(dsn)
-        children.append(spawn.Process(target=_follow_processor, args=(settings, topic)))
+        followers.append(spawn.Process(target=_follow_processor, args=(settings, topic)))
         for which, log in logs.items():
-            children.append(spawn.Process(target=_follow_publisher, args=(dsn, site, which, log)))
-        for child in children:
-            child.start()
-
+            followers.append(spawn.Process(target=_follow_publisher, args=(dsn, site, which, log)))
         started = time.time()
         first, import_s, import_rss_mb = _cli_import(settings, original, work)
         assert first["undelivered"] == 0 and not first["errors"], first
         events = first["spooled"]
+        for child in followers:
+            child.start()
         caught_up_at = _wait(
             f"the processor consuming {events:,} events",
             lambda: store.consumed() >= events,
@@ -334,9 +343,9 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
         report(f"import of a {n:,}-message main.db", figures)
         return figures
     finally:
-        for child in children:
+        for child in followers:
             child.terminate()
-        for child in children:
+        for child in followers:
             child.join(30)
             if child.is_alive():
                 child.kill()
@@ -357,6 +366,7 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
 
 
 def main() -> None:
+    children.sigterm_unwinds()
     bench_main(__doc__, run, f"{N_QUICK:,} messages", "messages")
 
 

@@ -41,3 +41,18 @@ def busy_cores() -> tuple[float, float]:
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = ticks[3] + ticks[4]  # idle + iowait
     return sum(ticks) - idle, sum(ticks)
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory since its exec (VmHWM), None once it has exited.
+
+    Not the rusage of a waited-for child: a child forked from a big process counts that
+    process's pages until it execs, so its ru_maxrss is at least its parent's size."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None  # a zombie has no memory left to report
