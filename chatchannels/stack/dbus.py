@@ -7,13 +7,12 @@ import select
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatchannels.stack.processes import die_with_parent
+from chatchannels.stack.processes import die_with_parent, exited_within
 
 # dbus-daemon prints its address and stops on SIGTERM in milliseconds; longer is a fault.
 _START_TIMEOUT_S = 30.0
@@ -70,15 +69,12 @@ def stop_session_bus(bus: SessionBus) -> None:
         os.killpg(bus.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + _STOP_TIMEOUT_S
+    if not exited_within(bus.pid, _STOP_TIMEOUT_S):
+        # A daemon that ignores SIGTERM this long is stuck; it must not outlive us.
+        with suppress(ProcessLookupError):
+            os.killpg(bus.pid, signal.SIGKILL)
     with suppress(ChildProcessError):
-        while os.waitpid(bus.pid, os.WNOHANG) == (0, 0):
-            if time.monotonic() > deadline:
-                # A daemon that ignores SIGTERM this long is stuck; it must not outlive us.
-                os.killpg(bus.pid, signal.SIGKILL)
-                os.waitpid(bus.pid, 0)
-                return
-            time.sleep(0.01)
+        os.waitpid(bus.pid, 0)
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import socket
 import time
@@ -91,16 +92,30 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
         time.sleep(interval)
 
 
+def exited_within(pid: int, seconds: float) -> bool:
+    """Whether the process ends within `seconds` (at once if it has): its pidfd turns
+    readable when it exits, for any process, not only one's own child."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], max(seconds, 0.0))[0])
+    finally:
+        os.close(fd)
+
+
 def wait_gone(pids: list[int], what: str, timeout: float) -> None:
     """Wait until none of `pids` is alive; on timeout name those left and their commands."""
     deadline = time.monotonic() + timeout
-    while left := [pid for pid in pids if pid_alive(pid)]:
-        if time.monotonic() > deadline:
-            raise StackError(
-                f"timed out after {timeout:g}s waiting for {what}; still running: "
-                + "; ".join(f"{pid} {command_line(pid)}" for pid in left)
-            )
-        time.sleep(0.1)
+    for pid in pids:
+        exited_within(pid, deadline - time.monotonic())
+    left = [pid for pid in pids if pid_alive(pid)]
+    if left:
+        raise StackError(
+            f"timed out after {timeout:g}s waiting for {what}; still running: "
+            + "; ".join(f"{pid} {command_line(pid)}" for pid in left)
+        )
 
 
 def command_line(pid: int) -> str:
