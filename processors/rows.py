@@ -103,6 +103,24 @@ def observation_rows(m: CanonicalMessage) -> list[tuple]:
     ]
 
 
+def latest_reads(
+    objects: Iterable[ObjectObservation], obj: str, skews: Mapping[str, float]
+) -> dict[str, tuple[str, float]]:
+    """Each property of the hosts' reads of an `obj` object from the read made last in true
+    time (ties: host id), so the answer does not depend on which host's events arrived
+    first: property -> (value, the skew of the host that read it)."""
+    latest: dict[str, tuple[tuple[float, str], str, float]] = {}
+    for o in objects:
+        if o.obj != obj:
+            continue
+        skew = skews.get(o.host, 0.0)
+        for prop, value, captured in o.properties:
+            when = (captured - skew, o.host)
+            if prop not in latest or when > latest[prop][0]:
+                latest[prop] = (when, value, skew)
+    return {prop: (value, skew) for prop, (_, value, skew) in latest.items()}
+
+
 @dataclass(frozen=True)
 class ChatRow:
     topic: str
@@ -111,25 +129,17 @@ class ChatRow:
 
 
 def chat_row(objects: Iterable[ObjectObservation], skews: Mapping[str, float]) -> ChatRow:
-    """A chat's topic, members and creation time from the hosts' reads of its CHAT object:
-    each property from the read made last in true time (ties: host id), so the answer does
-    not depend on which host's events arrived first. Members are handles in lower case, as
-    users.handle. Creation time is Skype's TIMESTAMP corrected by that host's offset."""
-    latest: dict[str, tuple[float, str, str]] = {}
-    for o in objects:
-        if o.obj != "CHAT":
-            continue
-        skew = skews.get(o.host, 0.0)
-        for prop, value, captured in o.properties:
-            when = (captured - skew, o.host)
-            if prop == "TIMESTAMP" and value.isdigit():
-                value = str(int(value) - skew)
-            if prop not in latest or when > latest[prop][:2]:
-                latest[prop] = (*when, value)
-    topic = latest["TOPIC"][2] if "TOPIC" in latest else ""
-    members = latest["MEMBERS"][2].lower().split() if "MEMBERS" in latest else []
-    created = latest.get("TIMESTAMP")
-    created_utc = utc_datetime(float(created[2])) if created and float(created[2]) > 0 else None
+    """A chat's topic, members and creation time from the hosts' reads of its CHAT object
+    (latest_reads). Members are handles in lower case, as users.handle. Creation time is
+    Skype's TIMESTAMP corrected by the offset of the host that read it."""
+    latest = latest_reads(objects, "CHAT", skews)
+    topic = latest["TOPIC"][0] if "TOPIC" in latest else ""
+    members = latest["MEMBERS"][0].lower().split() if "MEMBERS" in latest else []
+    created = None
+    if "TIMESTAMP" in latest:
+        value, skew = latest["TIMESTAMP"]
+        created = float(int(value) - skew) if value.isdigit() else float(value)
+    created_utc = utc_datetime(created) if created and created > 0 else None
     return ChatRow(topic, tuple(sorted(set(members))), created_utc)
 
 
@@ -142,20 +152,11 @@ class MediaRow:
 
 
 def media_row(objects: Iterable[ObjectObservation], skews: Mapping[str, float]) -> MediaRow:
-    """A shared file from the hosts' reads of its MEDIA object, each property from the read
-    made last in true time (ties: host id), as chat_row. An export without the file's
-    content names no SHA256, so an earlier export's archived copy stays linked. The name is
-    the one its sender gave it (FILENAME), else the export's member name."""
-    latest: dict[str, tuple[float, str, str]] = {}
-    for o in objects:
-        if o.obj != "MEDIA":
-            continue
-        skew = skews.get(o.host, 0.0)
-        for prop, value, captured in o.properties:
-            when = (captured - skew, o.host)
-            if prop not in latest or when > latest[prop][:2]:
-                latest[prop] = (*when, value)
-    values = {prop: value for prop, (*_, value) in latest.items()}
+    """A shared file from the hosts' reads of its MEDIA object (latest_reads). An export
+    without the file's content names no SHA256, so an earlier export's archived copy stays
+    linked. The name is the one its sender gave it (FILENAME), else the export's member
+    name."""
+    values = {prop: value for prop, (value, _) in latest_reads(objects, "MEDIA", skews).items()}
     size = values.get("SIZE", "")
     return MediaRow(
         values.get("SHA256"),
