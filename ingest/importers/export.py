@@ -145,17 +145,24 @@ class _Spill:
             self.file = None
 
 
-def read_header(stream: IO[bytes]) -> dict[str, Any]:
-    """userId and exportDate, from the top level only (the first pass, when needed)."""
-    found: dict[str, Any] = {}
-    events = iter(ijson.basic_parse(stream, use_float=True))
+def _top_level(events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, str, Any]]:
+    """(key, its value's first event, that event's value) of each top-level key; the caller
+    reads or skips the value before asking for the next."""
     event, _ = next(events)
     if event != "start_map":
         raise NotAnExport("the top level is not a JSON object")
     for event, key in events:
         if event == "end_map":
-            break
+            return
         ev, val = next(events)
+        yield key, ev, val
+
+
+def read_header(stream: IO[bytes]) -> dict[str, Any]:
+    """userId and exportDate, from the top level only (the first pass, when needed)."""
+    found: dict[str, Any] = {}
+    events = iter(ijson.basic_parse(stream, use_float=True))
+    for key, ev, val in _top_level(events):
         if key in ("userId", "exportDate"):
             found[key] = _value(events, ev, val)
         else:
@@ -172,13 +179,7 @@ def iter_messages(
     exportDate before the first item (from `need_header()` if they come after the messages).
     """
     events = iter(ijson.basic_parse(stream, use_float=True))
-    event, _ = next(events)
-    if event != "start_map":
-        raise NotAnExport("the top level is not a JSON object")
-    for event, key in events:
-        if event == "end_map":
-            return
-        ev, val = next(events)
+    for key, ev, val in _top_level(events):
         if key in ("userId", "exportDate"):
             header[key] = _value(events, ev, val)
         elif key == "conversations":
@@ -206,7 +207,8 @@ def _conversations(events: Iterator[tuple[str, Any]]) -> Iterator[ExportItem | F
             pending = exc
         if pending is None:
             yield ExportItem("conversation", {"conversation": index}, conversation=record)
-        # One dict for all of the conversation's messages: the event encoder encodes it once.
+        # A message's event names its conversation by id only: the processor reads nothing
+        # else of it, and the whole record is in the conversation's own event.
         reference = {"id": record["id"]} if "id" in record else {}
         # Also on a truncated file: the messages read whole are kept, with the id if it was
         # read (it comes first in every export seen); a partial record is not an item.
