@@ -23,7 +23,7 @@ import orjson
 from chatchannels.processors.clocks import HostClock, observe_clock
 from chatchannels.processors.decode import DecodeError, decode_event
 from chatchannels.processors.file_clocks import IMPORT_REASON, Copies, advance, earliest
-from chatchannels.processors.matching import group_key
+from chatchannels.processors.matching import GroupKey, group_key
 from chatchannels.processors.observations import (
     HostMessage,
     MessageObservation,
@@ -34,7 +34,6 @@ from chatchannels.processors.observations import (
     refresh_host_messages,
 )
 
-GroupKey = tuple[str, str]
 MessageKey = tuple[str, str]
 ObjectKey = tuple[str, str, str]
 

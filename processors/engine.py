@@ -43,7 +43,12 @@ from chatchannels.processors.file_clocks import (
     import_clocks,
     update_files,
 )
-from chatchannels.processors.matching import DEFAULT_TOLERANCE_S, cluster_messages, group_key
+from chatchannels.processors.matching import (
+    DEFAULT_TOLERANCE_S,
+    GroupKey,
+    cluster_messages,
+    group_key,
+)
 from chatchannels.processors.observations import (
     HostMessage,
     MessageObservation,
@@ -53,8 +58,6 @@ from chatchannels.processors.observations import (
     merge_object,
     refresh_host_messages,
 )
-
-GroupKey = tuple[str, str]
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,12 @@ class Cluster:
     utc_us: int
 
 
-def group_key(message: HostMessage) -> tuple[str, str]:
+# A chat and its author's normalised handle: only the host messages of one group are matched
+# with each other, and a group is what the processor locks and recomputes.
+GroupKey = tuple[str, str]
+
+
+def group_key(message: HostMessage) -> GroupKey:
     assert message.chat is not None and message.author is not None
     return (message.chat, normalise_handle(message.author))
 

@@ -4,8 +4,9 @@ A publisher keeps its own watermark (the last change_seq it applied) in its own 
 applying a batch is idempotent, so "rebuild from zero" is this same loop from watermark 0.
 The loop reads changes after the watermark in pages, hands each page to the publisher, which
 applies it and then records the page's last change_seq; a crash in between re-applies the
-page, which changes nothing. Woken by NOTIFY on `chatchannels_changes`, and polling anyway
-in case a notification is missed (NOTIFY is not delivered to a listener that reconnects).
+page, which changes nothing. Woken by NOTIFY on the store's channel (store_contract.py), and
+polling anyway in case a notification is missed (NOTIFY is not delivered to a listener that
+reconnects).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import psycopg
 
 from chatchannels.publishers.model import Change
 from chatchannels.publishers.store import read_changes
+from chatchannels.store_contract import NOTIFY_CHANNEL
 
-CHANNEL = "chatchannels_changes"
 log = logging.getLogger(__name__)
 
 
@@ -80,7 +81,7 @@ def run_publishers(
     stop = stop or threading.Event()
     with psycopg.connect(dsn, autocommit=True) as conn:
         if not once:
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         while True:
             results = [catch_up(conn, p, batch_size) for p in publishers]
             if once or stop.is_set():
