@@ -238,6 +238,7 @@ class Emulator:
             "applied": self.applied,
             "remaining": self.total - self.applied,
             "true_time": self.world.now,
-            "host_clock": host.host.clock(self.world.now),
+            "host_clock": host.clock(self.world.now),
+            "skew_s": host.skew_s,
             "mode": "step" if self.speed is None else f"speed {self.speed:g}",
         }

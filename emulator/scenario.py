@@ -35,6 +35,7 @@ OPS = frozenset(
         "quit",
         "restart",
         "fault",
+        "clock",
     }
 )
 FAULTS = (
@@ -69,8 +70,14 @@ class Host:
     first_id: int = 0
 
     def clock(self, true_time: float) -> int:
-        """This host's clock reading (integer Unix seconds, as Skype reports) at a true time."""
-        return math.floor(true_time + self.skew_s)
+        """This host's clock reading at a true time before any `clock` step of the timeline
+        (`Scenario.host_clock` follows the steps)."""
+        return clock_reading(true_time, self.skew_s)
+
+
+def clock_reading(true_time: float, skew_s: float) -> int:
+    """A host clock's reading (integer Unix seconds, as Skype reports) at a true time."""
+    return math.floor(true_time + skew_s)
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,7 @@ class Action:
     editor: str = ""
     fault: str = ""
     on: bool = False
+    step_s: float = 0.0
 
     @property
     def message_id(self) -> str:
@@ -123,6 +131,10 @@ class Scenario:
     # Re-iterable source of actions: a tuple in memory or a re-opened file.
     _actions: Callable[[], Iterator[Action]] = field(default=lambda: iter(()), repr=False)
     _count: Callable[[], int] = field(default=lambda: 0, repr=False)
+    # Every host's clock steps, found by one pass over the timeline when first asked for.
+    _steps: dict[str, tuple[tuple[float, float], ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def actions(self) -> Iterator[Action]:
         return self._actions()
@@ -136,6 +148,25 @@ class Scenario:
             if h.id == host_id:
                 return h
         raise KeyError(host_id)
+
+    def clock_steps(self, host_id: str) -> tuple[tuple[float, float], ...]:
+        """The host's `clock` actions as (true time, step_s), in timeline order."""
+        if not self._steps:
+            steps: dict[str, list[tuple[float, float]]] = {h.id: [] for h in self.hosts}
+            for action in self.actions():
+                if action.op == "clock":
+                    steps[action.host].append((self.start + action.at, action.step_s))
+            self._steps.update({h: tuple(s) for h, s in steps.items()})
+        return self._steps[host_id]
+
+    def skew_at(self, host_id: str, true_time: float) -> float:
+        """Host clock minus true time at `true_time`, every step made by then included."""
+        steps = self.clock_steps(host_id)
+        return self.host(host_id).skew_s + sum(s for at, s in steps if at <= true_time)
+
+    def host_clock(self, host_id: str) -> Callable[[float], int]:
+        """The host's clock reading at any true time, following the timeline's steps."""
+        return lambda true_time: clock_reading(true_time, self.skew_at(host_id, true_time))
 
     def user(self, handle: str) -> User:
         for u in self.users:
@@ -243,6 +274,8 @@ def _action(index: int, doc: Any, where: str) -> Action:
     op = doc.get("op") if isinstance(doc, Mapping) else None
     _check(doc, op if op in OPS else "action", where)
     fields = {k: v for k, v in doc.items() if k not in ("at", "op")}
+    if "step_s" in fields:
+        fields["step_s"] = float(fields["step_s"])
     return Action(index=index, at=float(doc["at"]), op=doc["op"], **fields)
 
 
@@ -251,12 +284,25 @@ def _checked(scenario: Scenario, docs: Iterable[tuple[str, Any]]) -> Iterator[Ac
     host_ids = {h.id for h in scenario.hosts}
     chat_names = {c.name for c in scenario.chats}
     last_at = 0.0
+    # A step counts from its `at` on (Scenario.host_clock), so an action at that very time
+    # placed before it in the timeline would be stamped by a clock the truth never shows.
+    last_other_at = -math.inf
     for index, (where, doc) in enumerate(docs):
         action = _action(index, doc, where)
         if action.at < last_at:
             raise ScenarioError(
                 f"{where}: at {action.at} is before the previous action ({last_at})"
             )
+        if action.op == "clock":
+            if not math.isfinite(action.step_s):
+                raise ScenarioError(f"{where}: field step_s: {action.step_s} is not a number")
+            if action.at <= last_other_at:
+                raise ScenarioError(
+                    f"{where}: a clock step must come later than the action before it"
+                    f" (at {last_other_at}), not at the same time"
+                )
+        else:
+            last_other_at = action.at
         if action.host and action.host not in host_ids:
             raise ScenarioError(f"{where}: unknown host {action.host!r}")
         if action.chat and action.chat not in chat_names:

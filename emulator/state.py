@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chatchannels.emulator.scenario import Host, Scenario
+from chatchannels.emulator.scenario import Host, Scenario, clock_reading
 from chatchannels.ingest.desktop_api.protocol import (
     format_bool,
     format_handle_list,
@@ -165,6 +165,8 @@ class HostState:
         self.faults: set[str] = set()
         self.userstatus = "ONLINE"
         self.next_id = host.first_id
+        # Host clock minus true time; a timeline `clock` action steps it.
+        self.skew_s = host.skew_s
         self.chats: dict[str, ChatState] = {}
         self.messages: dict[int, MessageState] = {}
         self.chat_members: dict[int, MemberState] = {}
@@ -174,6 +176,10 @@ class HostState:
     @property
     def me(self) -> str:
         return self.host.user
+
+    def clock(self, true_time: float) -> int:
+        """This host's clock reading now that its clock may have been stepped."""
+        return clock_reading(true_time, self.skew_s)
 
     def allocate_id(self) -> int:
         new_id = self.next_id

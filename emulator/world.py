@@ -98,6 +98,9 @@ class World:
             case "fault":
                 self.set_fault(action.host, action.fault, action.on)
                 return []
+            case "clock":
+                self.step_clock(action.host, action.step_s)
+                return []
         raise ScenarioError(f"{where}: unknown op")
 
     def post(
@@ -131,7 +134,7 @@ class World:
                 id=host.allocate_id(),
                 key=key,
                 chat=chat,
-                timestamp=host.host.clock(self.now),
+                timestamp=host.clock(self.now),
                 author=author,
                 dispname=host.dispname(author),
                 type=kind,
@@ -174,7 +177,7 @@ class World:
             msg = host.messages[local]
             msg.body = body
             msg.edited_by = editor
-            msg.edited_timestamp = host.host.clock(self.now)
+            msg.edited_timestamp = host.clock(self.now)
             lines = [host.message_value(msg, p) for p in ("EDITED_TIMESTAMP", "EDITED_BY", "BODY")]
             notices += self._emit(host, lines, self._live(host, editor))
         return notices
@@ -264,6 +267,11 @@ class World:
         else:
             faults.discard(fault)
 
+    def step_clock(self, host_id: str, step_s: float) -> None:
+        """The host's clock is corrected: every later TIMESTAMP it stamps moves by `step_s`.
+        Skype sends no notification for it; what it already stamped keeps its time."""
+        self.hosts[host_id].skew_s += step_s
+
     def create_chat(self, chat: Chat) -> list[Notice]:
         """A chat a client created with CHAT CREATE: it appears on every member's host."""
         self._chats[chat.name] = chat
@@ -292,7 +300,7 @@ class World:
         if cs is None:
             cs = ChatState(
                 name=chat.name,
-                timestamp=host.host.clock(true_time),
+                timestamp=host.clock(true_time),
                 adder="" if adder.lower() == host.me.lower() else adder,
                 status="DIALOG" if dialog else "MULTI_SUBSCRIBED",
                 members=list(members),

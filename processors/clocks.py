@@ -11,13 +11,16 @@ wakes up off the network and backfills) only ever give looser bounds, never wron
 old evidence is kept however old it is: it ages out only through a step.
 
 Steps. A clock corrected mid-day is followed. A jump forward shows at once (the new samples
-are higher). A jump back makes new samples lower, which delays do too; it is taken as a
-step when the host's clock is seen running backwards by more than `STEP_S` (events are in
-capture order, give or take concurrent reads), or
-once the latest samples have all lain more than `STEP_S` below the estimate for
-`STEP_CONFIRM_S` of broker time while advancing like live events: host clock and broker
-clock advancing alike from one to the next, which events drained from a spool never do
-(captured apart, appended together). Slow drift back is followed only at a step.
+are higher). Once the envelope is `tight` (two consecutive samples have advanced like live
+events), a sample more than `STEP_S` above it can only be a jump forward, no delay being
+negative, and it is taken as a step; before that, the rise may be the first live event of
+a host whose evidence so far was spooled, and it refreshes the epoch instead. A jump back
+makes new samples lower, which delays do too; it is taken as a step when the host's clock
+is seen running backwards by more than `STEP_S` (events are in capture order, give or take
+concurrent reads), or once the latest samples have all lain more than `STEP_S` below the
+estimate for `STEP_CONFIRM_S` of broker time while advancing like live events: host clock
+and broker clock advancing alike from one to the next, which events drained from a spool
+never do (captured apart, appended together). Slow drift back is followed only at a step.
 
 Epochs and refresh. The skew is assumed constant between steps: `steps` numbers the epochs.
 The correction in force, `skew_s`, follows the envelope only when it rises by `REFRESH_S`
@@ -87,6 +90,9 @@ class HostClock:
     run_first: ClockSample | None = None
     run_best: ClockSample | None = None
     run_samples: int = 0
+    # Whether the envelope came from live events (two consecutive samples advanced alike,
+    # the clocks moving by more than the jitter): then it lies within a delay of the skew.
+    tight: bool = False
     # An imported file's clock (file_clocks.py): its events' clocks are no evidence of the
     # file's; `skew_s` is the file's offset, decided by its shared ids (`samples` of them)
     # with earlier files, and it is always "known" (0 until shared ids say otherwise), so
@@ -125,6 +131,14 @@ def observe_clock(
     if clock.best is None or clock.last is None or agent_utc < clock.last.agent_utc - STEP_S:
         return _restart(clock, sample, stepped=clock.best is not None)
     samples = clock.samples + 1
+    if clock.tight and sample.bound >= clock.best.bound + STEP_S:
+        # Issue 17: folding a jump forward into the epoch re-corrected every message the host
+        # had read before it by the size of the jump (an hour's correction moved them all an
+        # hour, splitting each from the other hosts' copies). A tight envelope is within a
+        # delay of the skew, so this sample can only come from a stepped clock: a new epoch,
+        # and what was read before keeps its correction.
+        return _restart(clock, sample, stepped=True)
+    tight = clock.tight or _live_pair(clock.last, sample)
     if sample.bound >= clock.best.bound:
         return evolve(
             clock,
@@ -138,6 +152,7 @@ def observe_clock(
             run_first=None,
             run_best=None,
             run_samples=0,
+            tight=tight,
         )
     if sample.bound >= clock.best.bound - STEP_S:
         return evolve(
@@ -148,6 +163,7 @@ def observe_clock(
             run_first=None,
             run_best=None,
             run_samples=0,
+            tight=tight,
         )
     first, run_best, run_samples = clock.run_first, clock.run_best, clock.run_samples
     if first is None or run_best is None or not _advanced_alike(clock.last, sample):
@@ -187,6 +203,15 @@ def _restart(
         run_first=None,
         run_best=None,
         run_samples=0,
+        # Tightness is earned again in each epoch, from its own live events.
+        tight=False,
+    )
+
+
+def _live_pair(previous: ClockSample, sample: ClockSample) -> bool:
+    # Events drained from a spool are appended together: their broker clock barely moves.
+    return sample.broker_utc - previous.broker_utc > _LIVE_JITTER_S and _advanced_alike(
+        previous, sample
     )
 
 

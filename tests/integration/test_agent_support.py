@@ -188,7 +188,7 @@ def missing_messages(
 
     from chatchannels.emulator.truth import ground_truth
 
-    clock = scenario.host(host).clock
+    clock = scenario.host_clock(host)
     seen: dict[tuple, list[str | None]] = defaultdict(list)
     for props in observed_messages(events, host).values():
         key = (props.get("CHATNAME"), props.get("FROM_HANDLE", "").lower(), props.get("TIMESTAMP"))

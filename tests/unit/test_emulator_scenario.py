@@ -210,3 +210,75 @@ def test_any_command_gets_a_reply_and_never_an_internal_error(commands):
             outcome = invoke(world, "alice-pc", name, command)
             assert outcome.reply
             assert "ERROR 9901" not in outcome.reply, command
+
+
+def _with_clock_step(*actions: dict) -> dict:
+    doc = small_doc()
+    doc["timeline"] = [a for a in doc["timeline"] if a["at"] < 10] + list(actions)
+    return doc
+
+
+def test_clock_step_moves_every_later_timestamp_and_the_truths_clock():
+    last = max(a["at"] for a in small_doc()["timeline"] if a["at"] < 10)
+    chat = "#alice/$bob;a7ab206ec78060f1"
+    scenario = scenario_from_dict(
+        _with_clock_step(
+            {
+                "at": last + 1,
+                "op": "post",
+                "chat": chat,
+                "author": "alice",
+                "body": "before",
+                "msg": "before",
+            },
+            {"at": last + 2, "op": "clock", "host": "bob-laptop", "step_s": -60},
+            {"at": last + 2, "op": "post", "chat": chat, "author": "alice", "body": "after"},
+            {"at": last + 3, "op": "edit", "msg": "before", "body": "before, edited"},
+        )
+    )
+    world = World(scenario)
+    for action in scenario.actions():
+        world.apply(action)
+    bob = world.hosts["bob-laptop"]
+    skew = scenario.host("bob-laptop").skew_s
+    assert bob.skew_s == skew - 60
+    start = scenario.start
+    assert scenario.skew_at("bob-laptop", start + last + 1.9) == skew
+    assert scenario.skew_at("bob-laptop", start + last + 2) == skew - 60
+    clock = scenario.host_clock("bob-laptop")
+    for t in ground_truth(scenario):
+        if "bob-laptop" in t.hosts:
+            msg = bob.messages[bob.local_ids[t.msg]]
+            assert msg.timestamp == clock(t.posted_at), t.msg
+    by_body = {m.body: m for m in bob.messages.values()}
+    assert by_body["after"].timestamp - by_body["before, edited"].timestamp == 1 - 60
+    assert by_body["before, edited"].edited_timestamp == clock(start + last + 3)
+    # The other hosts' clocks never moved.
+    assert world.hosts["alice-pc"].skew_s == scenario.host("alice-pc").skew_s
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ({"op": "clock", "host": "bob-laptop"}, "step_s"),
+        ({"op": "clock", "host": "bob-laptop", "step_s": 0}, "field step_s"),
+        ({"op": "clock", "host": "bob-laptop", "step_s": "60"}, "field step_s"),
+        ({"op": "clock", "step_s": 60}, "host"),
+        ({"op": "clock", "host": "nobody-pc", "step_s": 60}, "unknown host 'nobody-pc'"),
+        ({"op": "clock", "host": "bob-laptop", "step_s": 60, "on": True}, "on"),
+        ({"op": "clock", "host": "bob-laptop", "step_s": float("nan")}, "step_s"),
+    ],
+)
+def test_bad_clock_steps_name_what_and_where(action, message):
+    with pytest.raises(ScenarioError, match=r"timeline\[\d+\].*" + message):
+        scenario_from_dict(_with_clock_step({"at": 100, **action}))
+
+
+def test_clock_step_at_the_time_of_an_earlier_action_is_refused():
+    chat = "#alice/$bob;a7ab206ec78060f1"
+    post = {"at": 100, "op": "post", "chat": chat, "author": "alice", "body": "same second"}
+    step = {"at": 100, "op": "clock", "host": "bob-laptop", "step_s": 90}
+    with pytest.raises(ScenarioError, match="clock step must come later"):
+        scenario_from_dict(_with_clock_step(post, step))
+    # Before the action at that time it is fine: the step counts from its `at` on.
+    scenario_from_dict(_with_clock_step(step, post))
