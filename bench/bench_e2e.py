@@ -46,14 +46,14 @@ from bench.report import Figure, bench_main, report
 from chatchannels.demo.pipeline import Child, PipelineError, pipeline_env, write_agent_config
 from chatchannels.emulator.background import BackgroundEmulator
 from chatchannels.emulator.scenario import FORMAT, scenario_from_dict
-from chatchannels.processors.migrate import migrate
-from chatchannels.processors.topic_copy import read_topic
+from chatchannels.processors.pg.migrate import migrate
+from chatchannels.processors.replay.topic_copy import read_topic
 from chatchannels.publishers import paths
-from chatchannels.publishers.changes import CHANNEL
 from chatchannels.settings import Settings
 from chatchannels.stack import kafka, postgres
 from chatchannels.stack.dbus import start_session_bus, stop_session_bus
 from chatchannels.stack.processes import port_open
+from chatchannels.store_contract import NOTIFY_CHANNEL
 
 N_FULL, N_QUICK = 200, 40
 WARM_UP = 5
@@ -207,7 +207,7 @@ class Notifications:
 
     def __init__(self, dsn: str) -> None:
         self.conn = psycopg.connect(dsn, autocommit=True)
-        self.conn.execute(f"LISTEN {CHANNEL}")
+        self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         self.heard: list[tuple[int, float]] = []  # (last change_seq of the commit, wall time)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="listen", daemon=True)

@@ -84,10 +84,11 @@ def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
     """Catch up again and again, as `publish` follows the store; after each complete catch-up
     (pages rendered, index committed) append its watermark and time to `log`, which the bench
     reads. Housekeeping (merging index segments) only when idle, as `publish` does."""
-    from chatchannels.publishers.changes import CHANNEL, catch_up
+    from chatchannels.publishers.changes import catch_up
     from chatchannels.publishers.publishing import index_dir
     from chatchannels.publishers.search_index import SearchPublisher, WhooshBackend
     from chatchannels.publishers.site import SitePublisher
+    from chatchannels.store_contract import NOTIFY_CHANNEL
 
     die_with_parent()
     site_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +99,7 @@ def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
     )
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             while True:
                 done = catch_up(conn, publisher, 5000)
                 with log.open("a") as out:
@@ -245,7 +246,7 @@ def _cli_import(settings: Settings, path: Path, work: Path) -> tuple[dict, float
 def run(settings: Settings, quick: bool = False, messages: int | None = None) -> list[Figure]:
     from kafka import KafkaAdminClient
 
-    from chatchannels.processors.migrate import migrate
+    from chatchannels.processors.pg.migrate import migrate
     from chatchannels.publishers.publishing import index_dir
     from chatchannels.publishers.search_index import WhooshBackend
     from chatchannels.stack.kafka import ensure_topic

@@ -36,7 +36,7 @@ from bench.cpu import cpu_seconds, descendants
 from bench.report import Figure, bench_main, report
 from chatchannels.processors.consumer import ProcessOptions, Processor
 from chatchannels.processors.engine import Engine
-from chatchannels.processors.migrate import migrate
+from chatchannels.processors.pg.migrate import migrate
 from chatchannels.rawevents import validate_raw_event
 from chatchannels.settings import Settings
 from tests.processor_harness import (

@@ -35,8 +35,9 @@ from psycopg import sql
 
 from bench.report import Figure, bench_main, report
 from chatchannels.processors.consumer import ProcessOptions, run_processor
-from chatchannels.processors.migrate import migrate
-from chatchannels.processors.replay import ReplayOptions, replay
+from chatchannels.processors.pg.migrate import migrate
+from chatchannels.processors.replay.rebuild import ReplayOptions, replay
+from chatchannels.replay_wiring import PUBLISHED_SITE
 from chatchannels.settings import Settings
 from tests.processor_harness import create_time_topic, produce_timeline
 
@@ -106,6 +107,7 @@ def run(settings: Settings, quick: bool = False, events: int | None = None) -> l
                 site_dir=work / "site",
                 create_time_is_append_time=True,
             ),
+            site=PUBLISHED_SITE,
         )
         previous = result.previous_schema
         assert result.verify is not None and result.verify.equal

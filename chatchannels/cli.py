@@ -26,7 +26,8 @@ SUBCOMMANDS = {
     "serve": "chatchannels.publishers.cli:serve",
     "deadletters": "chatchannels.processors.cli:deadletters",
     "process": "chatchannels.processors.cli:process",
-    "replay": "chatchannels.processors.replay_cli:replay",
+    # The replay's command given the publishers' site builder (replay_wiring.py).
+    "replay": "chatchannels.replay_wiring:replay",
     "stats": "chatchannels.processors.cli:stats",
     "emulate": "chatchannels.emulator.cli:emulate",
     "import": "chatchannels.ingest.importers.cli:import_",

@@ -34,9 +34,9 @@ from chatchannels.emulator.scoring import Score, score_archive
 from chatchannels.emulator.truth import ground_truth
 from chatchannels.ingest.agent.config import load_agent_config
 from chatchannels.ingest.agent.status import read_status
-from chatchannels.processors.archive import read_archive
-from chatchannels.processors.migrate import migrate
-from chatchannels.processors.store import Store
+from chatchannels.processors.pg.migrate import migrate
+from chatchannels.processors.pg.store import Store
+from chatchannels.processors.replay.archive import read_archive
 from chatchannels.settings import Settings
 from chatchannels.stack import kafka, postgres
 from chatchannels.stack.dbus import SessionBus, start_session_bus, stop_session_bus

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from chatchannels.emulator.truth import TruthMessage
-from chatchannels.processors.archive import ArchivedMessage
+from chatchannels.processors.replay.archive import ArchivedMessage
 from chatchannels.processors.richtext import TEXT, as_skype_xml
 
 

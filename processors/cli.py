@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from chatchannels.processors.store import DEFAULT_CONSUMER
+from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER
 from chatchannels.settings import Settings
 
 
@@ -83,7 +84,7 @@ def db() -> None:
 @click.pass_obj
 def migrate(settings: Settings, schema: str) -> None:
     """Apply pending schema migrations (idempotent)."""
-    from chatchannels.processors.migrate import migrate as run_migrations
+    from chatchannels.processors.pg.migrate import migrate as run_migrations
 
     applied = run_migrations(settings.postgres_dsn, schema)
     for migration in applied:
@@ -143,8 +144,6 @@ def stats(
     as_json: bool,
 ) -> None:
     """Events consumed, observations, messages, merges, host clocks, dead letters, lag."""
-    from chatchannels.processors.stats import collect_stats, render_stats
-
     settings = _settings(settings, topic, dsn, kafka)
     with _user_errors(settings):
         found = collect_stats(settings, group=group, schema=schema)
@@ -152,6 +151,66 @@ def stats(
         click.echo(json.dumps(found, sort_keys=True))
     else:
         render_stats(found)
+
+
+def collect_stats(settings: Settings, *, group: str, schema: str = "public") -> dict[str, Any]:
+    """One JSON-ready object with stable keys; `lag` is null when Kafka cannot be reached
+    (`kafka_error` says why), so the store's side is still reported."""
+    from chatchannels.processors.pg.store import Store
+    from chatchannels.stack import kafka
+
+    store = Store.connect(settings.postgres_dsn, schema, consumer=group)
+    try:
+        found = store.read_stats(settings.topic)
+    finally:
+        store.close()
+    found.update(topic=settings.topic, consumer=group, lag=None, kafka_error=None)
+    from kafka.errors import KafkaError
+
+    try:
+        end = kafka.end_offsets(settings, settings.topic)
+    except KafkaError as exc:
+        found["kafka_error"] = f"{type(exc).__name__}: {exc}"
+        return found
+    done = found["next_offsets"]
+    found["lag"] = {str(p): o - done.get(p, 0) for p, o in sorted(end.items())}
+    found["next_offsets"] = {str(p): o for p, o in done.items()}
+    return found
+
+
+def render_stats(found: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"processor {found['consumer']} on {found['topic']}", show_header=False)
+    for key in (
+        "events_consumed",
+        "observations",
+        "messages",
+        "merged_across_hosts",
+        "deleted_messages",
+        "revisions",
+        "aliases",
+        "chats",
+        "users",
+        "last_change_seq",
+        "dead_letters",
+        "dead_letters_pending",
+    ):
+        table.add_row(key.replace("_", " "), f"{found[key]:,}")
+    console.print(table)
+    hosts = Table(title="hosts")
+    for column in ("host", "clock offset (s)", "last seq", "host messages"):
+        hosts.add_column(column)
+    for host, h in found["hosts"].items():
+        hosts.add_row(host, f"{h['offset_s']:+.3f}", str(h["last_seq"]), str(h["host_messages"]))
+    console.print(hosts)
+    if found["lag"] is None:
+        print(f"lag unknown: {found['kafka_error']}", file=sys.stderr)
+    else:
+        lag = ", ".join(f"{p}: {n:,}" for p, n in found["lag"].items())
+        console.print(f"lag per partition: {lag}")
 
 
 @click.group()
@@ -175,7 +234,7 @@ def list_dead_letters(
     as_json: bool,
 ) -> None:
     """List dead letters: id, where, what was wrong."""
-    from chatchannels.processors.store import Store
+    from chatchannels.processors.pg.store import Store
 
     settings = _settings(settings, topic, dsn, kafka)
     with _user_errors(settings):
@@ -221,7 +280,7 @@ def redrive(
     ids: tuple[int, ...],
 ) -> None:
     """Run dead letters through the current decoder again; those it accepts now are applied."""
-    from chatchannels.processors.store import Store
+    from chatchannels.processors.pg.store import Store
 
     settings = _settings(settings, topic, dsn, kafka)
     with _user_errors(settings):

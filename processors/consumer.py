@@ -1,7 +1,7 @@
 """The Kafka loop around the store: batches of records, positions from PostgreSQL, SIGTERM.
 
 Kafka's own offset commits are never used: the position of every partition is a row of the
-store, written in the batch's transaction (store.py). On assignment the consumer seeks to
+store, written in the batch's transaction (pg/offsets.py). On assignment the consumer seeks to
 those rows, so whatever was committed is never applied twice and whatever was not is read
 again; an OffsetConflict (another instance moved a partition during a rebalance) or a lost
 database connection rolls the batch back and seeks again. The loop stops between batches when
@@ -41,7 +41,8 @@ from chatchannels.processors.batch import (
     take_in_time_order,
     time_horizon,
 )
-from chatchannels.processors.store import DEFAULT_CONSUMER, OffsetConflict, Store
+from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, OffsetConflict
+from chatchannels.processors.pg.store import Store
 from chatchannels.settings import Settings
 from chatchannels.stack.processes import pid_alive
 
@@ -70,10 +71,10 @@ class ProcessOptions:
     # instead of the end offsets read at the start, leaving later records unapplied. A
     # replay uses it to rebuild exactly the position of the store it is checked against.
     stop_at: Mapping[int, int] | None = None
-    # A copy of the raw topic (processors/topic_copy.py) carries each record's original
+    # A copy of the raw topic (processors/replay/topic_copy.py) carries each record's original
     # LogAppendTime as its CreateTime, and only the copier produces to it.
     create_time_is_append_time: bool = False
-    # Off for a replay, which nobody reads until its swap (store.Store.connect).
+    # Off for a replay, which nobody reads until its swap (pg/store.py, Store.connect).
     synchronous_commit: bool = True
 
 

@@ -1,4 +1,4 @@
-"""Reading the canonical store for the publishers (processors/migrations/*.sql).
+"""Reading the canonical store for the publishers (processors/pg/migrations/*.sql).
 
 The only module of the publishers that speaks SQL. Every query orders its rows fully, so
 what is rendered from them depends on the store's contents alone.

@@ -24,8 +24,8 @@ from chatchannels.processors.batch import RawRecord
 from chatchannels.processors.canonical import CanonicalMessage
 from chatchannels.processors.consumer import ProcessOptions, raw_record, run_processor
 from chatchannels.processors.engine import Engine
+from chatchannels.processors.replay.topic_copy import COPY_TOPIC_CONFIGS
 from chatchannels.processors.snapshots import load_value
-from chatchannels.processors.topic_copy import COPY_TOPIC_CONFIGS
 from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
 from chatchannels.settings import Settings
 from tests.unit.test_processor_support import Host
@@ -92,7 +92,7 @@ def produce(
 def create_time_topic(settings: Settings, topic: str, partitions: int) -> None:
     """A raw topic whose records keep the CreateTime their producer gives them, read with
     `create_time_is_append_time`: how a benchmark replays days of chat in minutes with the
-    broker times the events would have had live (processors/topic_copy.py)."""
+    broker times the events would have had live (processors/replay/topic_copy.py)."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
         admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=COPY_TOPIC_CONFIGS)])

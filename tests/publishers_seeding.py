@@ -1,6 +1,6 @@
 """Seeding the canonical store directly, for the publishers' tests and benchmark.
 
-Writes rows the way the processor's contract says they look (processors/migrations/0001_*):
+Writes rows the way the processor's contract says they look (processors/pg/migrations/0001_*):
 every write adds its row to `changes` with the next change_seq, and a message change carries
 the chat and posted_utc. Not a stand-in for the processor: just enough to put known states in
 a real PostgreSQL. Like the processor, each write is one transaction: a publisher that reads a
@@ -17,7 +17,7 @@ from datetime import datetime
 
 import psycopg
 
-from chatchannels.processors.migrate import migrate
+from chatchannels.processors.pg.migrate import migrate
 from chatchannels.publishers.markup import markup_to_text
 
 

@@ -13,7 +13,7 @@ import sys
 import psycopg
 import pytest
 
-from chatchannels.processors.migrate import migrate
+from chatchannels.processors.pg.migrate import migrate
 from tests.processor_harness import process_once, stored_messages
 from tests.skype_files import PLASO
 

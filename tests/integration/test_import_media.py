@@ -25,7 +25,7 @@ import pytest
 
 from chatchannels.ingest.importers.detect import EXPORT_TAR, Importable, sniff
 from chatchannels.ingest.importers.job import Target, import_file
-from chatchannels.processors.migrate import migrate
+from chatchannels.processors.pg.migrate import migrate
 from chatchannels.publishers.publishing import index_dir, publish
 from chatchannels.publishers.search_index import WhooshBackend
 from chatchannels.publishers.serve import make_server

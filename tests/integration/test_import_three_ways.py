@@ -26,8 +26,8 @@ from chatchannels.emulator.scenario import bundled_scenario, load_scenario
 from chatchannels.emulator.truth import TruthMessage, ground_truth
 from chatchannels.ingest.importers.detect import EXPORT_TAR, MAINDB, Importable, sniff
 from chatchannels.ingest.importers.job import FileReport, Target, import_file
-from chatchannels.processors.archive import ArchivedMessage, read_archive
-from chatchannels.processors.migrate import migrate
+from chatchannels.processors.pg.migrate import migrate
+from chatchannels.processors.replay.archive import ArchivedMessage, read_archive
 from chatchannels.processors.richtext import SKYPE_XML, body_text
 from tests.history_from_truth import export_document, held_by, write_maindb
 from tests.integration.test_agent_support import (

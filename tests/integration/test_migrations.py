@@ -3,8 +3,8 @@ import pytest
 
 from chatchannels.processors.canonical import CanonicalMessage
 from chatchannels.processors.clocks import HostClock
-from chatchannels.processors.migrate import available_migrations, migrate
 from chatchannels.processors.observations import HostMessage
+from chatchannels.processors.pg.migrate import available_migrations, migrate
 from chatchannels.processors.snapshots import dump_value, load_value
 from tests.unit.test_store_snapshots import engine_after_edits_and_deletes
 

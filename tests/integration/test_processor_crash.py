@@ -14,8 +14,8 @@ import uuid
 import pytest
 from kafka import KafkaAdminClient
 
-from chatchannels.processors.migrate import migrate
-from chatchannels.processors.store import Store
+from chatchannels.processors.pg.migrate import migrate
+from chatchannels.processors.pg.store import Store
 from tests.processor_harness import (
     dump_tables,
     engine_over,

@@ -22,8 +22,8 @@ import pytest
 
 from chatchannels.ingest.importers.events import FileInfo, file_sha256, maindb_event
 from chatchannels.ingest.importers.maindb import MainDb
-from chatchannels.processors.migrate import migrate
-from chatchannels.processors.store import Store
+from chatchannels.processors.pg.migrate import migrate
+from chatchannels.processors.pg.store import Store
 from chatchannels.rawevents import EventClock
 from tests.processor_harness import (
     STABLE_TABLES,

@@ -15,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from chatchannels.cli import main
-from chatchannels.processors.migrate import migrate
-from chatchannels.processors.store import NOTIFY_CHANNEL, Store
+from chatchannels.processors.pg.migrate import migrate
+from chatchannels.processors.pg.store import Store
 from chatchannels.rawevents import encode_raw_event
+from chatchannels.store_contract import NOTIFY_CHANNEL
 from tests.processor_harness import (
     engine_over,
     host_events,

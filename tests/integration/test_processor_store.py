@@ -5,9 +5,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from chatchannels.processors.migrate import migrate
+from chatchannels.processors.pg import deadletters, state
+from chatchannels.processors.pg.groups import Groups
+from chatchannels.processors.pg.migrate import migrate
+from chatchannels.processors.pg.store import Store
 from chatchannels.processors.rows import MESSAGE_COLUMNS, message_row
-from chatchannels.processors.store import Store
 from tests.processor_harness import (
     dump_tables,
     engine_over,
@@ -155,37 +157,37 @@ def test_many_batches_of_a_generated_day_agree_with_the_engine(settings) -> None
 
 
 def _fail_in_a_queued_write(monkeypatch) -> type[Exception]:
-    write_objects = Store._write_objects
+    write_objects = state.write_objects
 
-    def failing(self, folded):
-        self._write("SELECT 1 / 0")
-        write_objects(self, folded)
+    def failing(session, folded):
+        session.write("SELECT 1 / 0")
+        write_objects(session, folded)
 
-    monkeypatch.setattr(Store, "_write_objects", failing)
+    monkeypatch.setattr(state, "write_objects", failing)
     return psycopg.errors.DivisionByZero
 
 
 def _fail_while_writes_are_queued(monkeypatch) -> type[Exception]:
-    write_dead_letters = Store._write_dead_letters
+    write_dead_letters = deadletters.write_dead_letters
 
-    def slow(self, folded):
+    def slow(session, folded):
         # Still running when the batch fails, with a write queued behind it (staged writes
         # would fail outside the transaction anyway: their temporary table is gone).
-        self._write("SELECT pg_sleep(0.3)")
-        self._write("UPDATE offsets SET next_offset = next_offset + 1000")
-        write_dead_letters(self, folded)
+        session.write("SELECT pg_sleep(0.3)")
+        session.write("UPDATE offsets SET next_offset = next_offset + 1000")
+        write_dead_letters(session, folded)
 
     def failing(self, *args):
         raise RuntimeError("a bug in the batch")
 
-    monkeypatch.setattr(Store, "_write_dead_letters", slow)
-    monkeypatch.setattr(Store, "_recompute_groups", failing)
+    monkeypatch.setattr(deadletters, "write_dead_letters", slow)
+    monkeypatch.setattr(Groups, "recompute", failing)
     return RuntimeError
 
 
 @pytest.mark.parametrize("fail", [_fail_in_a_queued_write, _fail_while_writes_are_queued])
 def test_a_failed_batch_leaves_nothing_of_its_queued_writes(settings, monkeypatch, fail) -> None:
-    """The store queues its writes to a thread (store._Writes): a failure, theirs or the
+    """The store queues its writes to a thread (session._Writes): a failure, theirs or the
     batch's, must reach the caller, and nothing queued may run once the transaction is
     rolled back; the batch then applies as if it had never failed."""
     produce(settings, settings.topic, host_events(three_hosts(now_base(8))))
@@ -199,7 +201,7 @@ def test_a_failed_batch_leaves_nothing_of_its_queued_writes(settings, monkeypatc
         with monkeypatch.context() as patch, pytest.raises(fail(patch)):
             store.apply_batch(settings.topic, rest, expected)
         # Whatever the write thread still held has run once a no-op queued after it has.
-        store._writes._thread.submit(int).result()
+        store.session._writes._thread.submit(int).result()
         assert dump_tables(settings.postgres_dsn) == before
         store.apply_batch(settings.topic, rest, expected)
     finally:

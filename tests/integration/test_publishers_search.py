@@ -19,10 +19,10 @@ from whoosh.fields import ID, Schema
 
 from chatchannels.cli import main
 from chatchannels.publishers import paths
-from chatchannels.publishers.changes import CHANNEL
 from chatchannels.publishers.publishing import index_dir, publish
 from chatchannels.publishers.search_index import WhooshBackend
 from chatchannels.publishers.serve import make_server
+from chatchannels.store_contract import NOTIFY_CHANNEL
 from tests.publishers_seeding import StoreSeeder
 
 pytestmark = pytest.mark.integration
@@ -142,12 +142,12 @@ def test_following_wakes_on_notify(seeder, pg_dsn, tmp_path):
     try:
         wait_for(lambda: results_or_none(tmp_path, "meeting"), "the first catch-up")
         seeder.message("m9", CHAT, "alice", t(8, 1), "a notified message", "Alice")
-        seeder.conn.execute(f"NOTIFY {CHANNEL}")
+        seeder.conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
         wait_for(lambda: results_or_none(tmp_path, "notified"), "m9 in the index after NOTIFY")
     finally:
         stop.set()
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f"NOTIFY {CHANNEL}")
+            conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
         follower.join(timeout=60)
     assert not follower.is_alive()
 

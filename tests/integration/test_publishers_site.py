@@ -10,12 +10,13 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from chatchannels.processors.replay_site import rebuild_site
+from chatchannels.processors.replay.site import rebuild_site
 from chatchannels.publishers import paths
 from chatchannels.publishers.changes import run_publishers
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.publishing import publish as run_publish
 from chatchannels.publishers.site import STATE_FILE, SitePublisher
+from chatchannels.replay_wiring import PUBLISHED_SITE
 from tests.publishers_seeding import StoreSeeder
 
 pytestmark = pytest.mark.integration
@@ -216,7 +217,7 @@ def test_a_replayed_site_keeps_the_media_link_of_the_live_one(seeder, pg_dsn, tm
     seed_first_state(seeder)
     media, site = tmp_path / "media", tmp_path / "site"
     run_publish(pg_dsn, site, once=True, media_dir=media)
-    swap = rebuild_site(pg_dsn, "public", site, "s1")
+    swap = rebuild_site(pg_dsn, "public", site, "s1", PUBLISHED_SITE)
     assert os.readlink(swap.built / "media") == str(media)
     swap.commit()
     assert (site / "media").is_symlink() and os.readlink(site / "media") == str(media)

@@ -3,7 +3,7 @@
 Each test processes a few hundred generated events of three hosts (edits, deletions, a
 backfilling host) into the live schema `public`, then replays the topic (or a copy of it
 with another partition count or host interleaving) and compares digests of the canonical
-content (processors/archive.py).
+content (processors/replay/archive.py).
 """
 
 from __future__ import annotations
@@ -20,21 +20,21 @@ from click.testing import CliRunner
 from kafka import KafkaAdminClient
 
 from chatchannels.cli import main
-from chatchannels.processors.archive import archive_digest, read_archive
 from chatchannels.processors.consumer import ProcessOptions, run_processor
-from chatchannels.processors.migrate import migrate
-from chatchannels.processors.replay import (
+from chatchannels.processors.pg.migrate import migrate
+from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, read_offsets
+from chatchannels.processors.replay.archive import archive_digest, read_archive
+from chatchannels.processors.replay.rebuild import (
     ReplayError,
     ReplayMismatch,
     ReplayOptions,
-    read_offsets,
     replay,
     schema_exists,
 )
-from chatchannels.processors.store import DEFAULT_CONSUMER
-from chatchannels.processors.topic_copy import copy_topic
+from chatchannels.processors.replay.topic_copy import copy_topic
 from chatchannels.publishers.publishing import publish
 from chatchannels.publishers.site import STATE_FILE
+from chatchannels.replay_wiring import PUBLISHED_SITE
 from tests.processor_harness import generate_events, now_base, process_once, produce
 
 pytestmark = pytest.mark.integration
@@ -185,7 +185,11 @@ def test_swap_only_after_verify_keeps_the_previous_store_and_swaps_the_site(
     old_pages = sorted(p.relative_to(site) for p in site.rglob("*.html"))
 
     # A plain site folder: renamed away, the rebuilt one renamed in.
-    first = replay(live, ReplayOptions(topic=live.topic, verify=True, swap=True, site_dir=site))
+    first = replay(
+        live,
+        ReplayOptions(topic=live.topic, verify=True, swap=True, site_dir=site),
+        site=PUBLISHED_SITE,
+    )
     previous = first.previous_schema
     assert schemas(dsn, "previous_") == [previous]
     assert not schema_exists(dsn, first.schema)
@@ -214,6 +218,7 @@ def test_swap_only_after_verify_keeps_the_previous_store_and_swaps_the_site(
     second = replay(
         live,
         ReplayOptions(topic=live.topic, verify=True, swap=True, site_dir=site, drop_previous=True),
+        site=PUBLISHED_SITE,
     )
     assert site.is_symlink() and site.resolve() == tmp_path / f"site.replay-{second.swap.stamp}"
     assert not (tmp_path / "site.v1").exists()

@@ -7,9 +7,9 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatchannels.processors.archive import ArchivedCopy, ArchivedMessage, ArchivedRevision
-from chatchannels.processors.archive_diff import diff_archives
-from chatchannels.processors.topic_copy import CopiedRecord, interleave_hosts
+from chatchannels.processors.replay.archive import ArchivedCopy, ArchivedMessage, ArchivedRevision
+from chatchannels.processors.replay.diff import diff_archives
+from chatchannels.processors.replay.topic_copy import CopiedRecord, interleave_hosts
 
 
 def message(mid: str, posted: float, body: str = "hello") -> ArchivedMessage:

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from chatchannels.emulator.scoring import score_archive
 from chatchannels.emulator.truth import Revision, TruthMessage
-from chatchannels.processors.archive import ArchivedCopy, ArchivedMessage, ArchivedRevision
+from chatchannels.processors.replay.archive import ArchivedCopy, ArchivedMessage, ArchivedRevision
 
 T0 = 1_700_000_000.0
 HOSTS = ("a-pc", "b-pc")

@@ -13,13 +13,14 @@ canonical order; no offsets, change numbers or wall-clock fields). The live stor
 moving, so its digest is taken in one REPEATABLE READ snapshot, together with the offsets
 of that snapshot; the replay first catches up to those offsets (the same schema, resumed
 from its own stored offsets), then both are digested. On a mismatch the differences are
-named (archive_diff.py) and the replay schema is kept for inspection.
+named (diff.py) and the replay schema is kept for inspection.
 
 `swap` (only after `verify` passed) builds the site from the replay schema into a new folder
-(replay_site.py), then renames, in one transaction, the live schema to `previous_<stamp>`
-(kept for rollback unless `drop_previous`) and the replay schema to the live name, then
-swaps the site folder. The replay stores its offsets under the live consumer's name, so a
-processor started on the swapped store resumes where the replay stopped.
+(site.py, with the SiteBuilder the caller hands in), then renames, in one transaction, the
+live schema to `previous_<stamp>` (kept for rollback unless `drop_previous`) and the replay
+schema to the live name, then swaps the site folder. The replay stores its offsets under the
+live consumer's name, so a processor started on the swapped store resumes where the replay
+stopped.
 
 Every function is safe to re-run: a replay never writes to the live schema except by the
 swap's renames, and a failed or interrupted replay drops its own schema.
@@ -40,23 +41,24 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from chatchannels.processors.archive import (
+from chatchannels.processors.consumer import ProcessOptions, Processor, ProcessSummary
+from chatchannels.processors.pg.migrate import migrate
+from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, read_offsets, stored_offsets
+from chatchannels.processors.replay.archive import (
     ArchivedMessage,
     archive_digest,
     archived_messages,
     read_archive,
 )
-from chatchannels.processors.archive_diff import diff_archives
-from chatchannels.processors.consumer import ProcessOptions, Processor, ProcessSummary
-from chatchannels.processors.migrate import migrate
-from chatchannels.processors.replay_site import (
+from chatchannels.processors.replay.diff import diff_archives
+from chatchannels.processors.replay.site import (
+    SiteBuilder,
     SiteSwap,
     built_site_dir,
     check_site_dir,
     rebuild_site,
     remove_previous_site,
 )
-from chatchannels.processors.store import DEFAULT_CONSUMER
 from chatchannels.settings import Settings
 from chatchannels.stack.kafka import end_offsets
 
@@ -99,7 +101,8 @@ class ReplayOptions:
     verify: bool = False
     swap: bool = False
     drop_previous: bool = False
-    # The site to rebuild and swap with the schema; None leaves the site alone.
+    # The site to rebuild (with the `site` builder `replay` is given) and swap with the
+    # schema; None leaves the site alone.
     site_dir: Path | None = None
     # Keep the replay schema after a run that does not swap it in (it is dropped otherwise).
     keep: bool = False
@@ -185,8 +188,10 @@ def replay(
     *,
     progress: Progress = _no_progress,
     stop: threading.Event | None = None,
+    site: SiteBuilder | None = None,
 ) -> ReplayResult:
-    """Rebuild the store from the topic into a new schema; check and swap as asked.
+    """Rebuild the store from the topic into a new schema; check and swap as asked, the
+    site (`options.site_dir`) rebuilt with `site`.
 
     Raises ReplayMismatch when `verify` finds a difference (nothing is swapped, the replay
     schema is kept), ReplayError when refused or interrupted (the replay schema is dropped).
@@ -208,6 +213,8 @@ def replay(
             " run `chatchannels db migrate` and `chatchannels process`."
         )
     if options.swap and options.site_dir is not None:
+        if site is None:
+            raise ReplayError("a site to swap (site_dir) needs a site builder")
         problem = check_site_dir(options.site_dir)
         if problem:
             raise ReplayError(problem)
@@ -234,7 +241,7 @@ def replay(
         result.kept = True
         raise ReplayMismatch(result)
     if options.swap:
-        _swap(settings, options, schema, stamp, result, progress)
+        _swap(settings, options, schema, stamp, result, progress, site)
     elif options.keep:
         result.kept = True
     else:
@@ -348,15 +355,17 @@ def _swap(
     stamp: str,
     result: ReplayResult,
     progress: Progress,
+    site: SiteBuilder | None,
 ) -> None:
     dsn = settings.postgres_dsn
     site_swap = None
     previous = f"previous_{stamp}"
     try:
         if options.site_dir is not None:
+            assert site is not None  # checked by `replay` before anything was built
             started = time.perf_counter()
             progress("site", 0, None)
-            site_swap = rebuild_site(dsn, schema, options.site_dir, stamp)
+            site_swap = rebuild_site(dsn, schema, options.site_dir, stamp, site)
             progress("site", 1, 1)
             result.seconds["site"] = time.perf_counter() - started
         started = time.perf_counter()
@@ -380,8 +389,8 @@ def _swap(
     result.seconds["swap"] = time.perf_counter() - started
     if options.drop_previous:
         drop_schema(dsn, previous)
-        if site_swap is not None:
-            remove_previous_site(site_swap)
+        if site_swap is not None and site is not None:
+            remove_previous_site(site_swap, site)
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------
@@ -397,21 +406,6 @@ def schema_exists(dsn: str, schema: str) -> bool:
     return row is not None
 
 
-def read_offsets(dsn: str, schema: str, consumer: str, topic: str) -> dict[int, int] | None:
-    """The consumer's stored next offsets of `topic` in `schema`, None when it has none."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        table = conn.execute("SELECT to_regclass(%s)", (f'"{schema}".offsets',)).fetchone()[0]
-        if table is None:
-            return None
-        rows = conn.execute(
-            sql.SQL(
-                "SELECT partition, next_offset FROM {}.offsets WHERE consumer = %s AND topic = %s"
-            ).format(_ident(schema)),
-            (consumer, topic),
-        ).fetchall()
-    return dict(sorted(rows)) or None
-
-
 @contextmanager
 def live_snapshot(
     dsn: str, schema: str, consumer: str, topic: str
@@ -423,11 +417,7 @@ def live_snapshot(
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         with conn.transaction():
-            rows = conn.execute(
-                "SELECT partition, next_offset FROM offsets WHERE consumer = %s AND topic = %s",
-                (consumer, topic),
-            ).fetchall()
-            yield conn, dict(sorted(rows))
+            yield conn, dict(sorted(stored_offsets(conn, consumer, topic).items()))
 
 
 def swap_schemas(dsn: str, live: str, replay: str, previous: str) -> None:

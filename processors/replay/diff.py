@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
-from chatchannels.processors.archive import ArchivedMessage
+from chatchannels.processors.replay.archive import ArchivedMessage
 
 # Long bodies are cut in the report; the stores keep them whole for inspection.
 _SHOWN = 80

@@ -9,19 +9,34 @@ The swap is atomic when the site folder is a symlink (`site -> site.replay-<stam
 link is renamed over the old one. A plain folder is renamed away, then the new one renamed
 in: two renames, between which the folder is missing for an instant (deploy/operations.md
 recommends the symlink).
+
+Publishing is a later stage than the processor, so the replay does not import it: whoever
+calls the replay hands it a `SiteBuilder` (chatchannels/replay_wiring.py wires the
+publishers' one).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from chatchannels.publishers.publishing import publish
-from chatchannels.publishers.site import MEDIA_LINK, STATE_FILE
+
+@dataclass(frozen=True)
+class SiteBuilder:
+    """What a replay needs of the site's publisher."""
+
+    # (DSN whose search_path is the rebuilt store's schema, the live site folder, the new
+    # folder): publish the store from zero into the new folder, keeping whatever of the live
+    # site a publisher following it would not make again.
+    build: Callable[[str, Path, Path], None]
+    # A file every site folder the publisher writes holds: only such a folder is removed as
+    # the previous site.
+    marker: str
 
 
 @dataclass
@@ -76,31 +91,18 @@ def check_site_dir(site_dir: Path) -> str | None:
 
 def schema_dsn(dsn: str, schema: str) -> str:
     """The DSN with `schema` as the session's search_path (other options kept)."""
-    # Schema names are plain identifiers (replay.py checks), so no quoting is needed here.
+    # Schema names are plain identifiers (rebuild.py checks), so no quoting is needed here.
     options = conninfo_to_dict(dsn).get("options") or ""
     return make_conninfo(dsn, options=f"{options} -c search_path={schema}".strip())
 
 
-# Changes per batch when publishing from zero. Each batch is a search index segment (two,
-# written in parallel, from PARALLEL_BATCH documents on), and more than MAX_SEGMENTS of them
-# are merged into one at the end, which took minutes for 300,000 messages in batches of
-# the live default: 1,000,000 events (about 400,000 changes) make four batches of this.
-REBUILD_BATCH = 100_000
-
-
 def rebuild_site(
-    dsn: str, schema: str, site_dir: Path, stamp: str, media_dir: Path | None = None
+    dsn: str, schema: str, site_dir: Path, stamp: str, builder: SiteBuilder
 ) -> SiteSwap:
-    """Publish the store in `schema` from zero into `<site_dir>.replay-<stamp>`, its media
-    link pointing at `media_dir`, else where the live site's points: a publisher following
-    the live site does not make the link again once the new site is swapped in."""
+    """Publish the store in `schema` from zero into `<site_dir>.replay-<stamp>` (`builder`),
+    to be swapped in at `site_dir`."""
     built = built_site_dir(site_dir, stamp)
-    live_link = site_dir / MEDIA_LINK
-    if media_dir is None and live_link.is_symlink():
-        media_dir = live_link.parent / os.readlink(live_link)
-    publish(
-        schema_dsn(dsn, schema), built, once=True, batch_size=REBUILD_BATCH, media_dir=media_dir
-    )
+    builder.build(schema_dsn(dsn, schema), site_dir, built)
     return SiteSwap(site_dir.absolute(), built, stamp)
 
 
@@ -109,11 +111,12 @@ def built_site_dir(site_dir: Path, stamp: str) -> Path:
     return site_dir.with_name(f"{site_dir.name}.replay-{stamp}")
 
 
-def remove_previous_site(swap: SiteSwap) -> bool:
+def remove_previous_site(swap: SiteSwap, builder: SiteBuilder) -> bool:
     """Remove the site a swap displaced, if it is one the publishers wrote (it has their
-    state file): never an arbitrary folder an old symlink happened to point at."""
+    state file, `builder.marker`): never an arbitrary folder an old symlink happened to
+    point at."""
     previous = swap.previous
-    if previous is None or not (previous / STATE_FILE).is_file():
+    if previous is None or not (previous / builder.marker).is_file():
         return False
     shutil.rmtree(previous)
     return True

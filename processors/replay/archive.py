@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 
-from chatchannels.processors.migrate import use_schema
+from chatchannels.processors.pg.migrate import use_schema
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Schema migrations: numbered SQL files in processors/migrations/, each run in a transaction.
+"""Schema migrations: numbered SQL files in processors/pg/migrations/, each run in a transaction.
 
 A dependency-free runner rather than a migration framework: the store is written with plain
 SQL, the files are few, and a replay (issue: replay) must be able to build the same schema
@@ -25,7 +25,7 @@ class Migration:
 
 
 def available_migrations() -> list[Migration]:
-    folder = resources.files("chatchannels.processors").joinpath("migrations")
+    folder = resources.files("chatchannels.processors.pg").joinpath("migrations")
     found = []
     for entry in folder.iterdir():
         match = MIGRATION_FILE.match(entry.name)

@@ -1,0 +1,38 @@
+"""`chatchannels replay` wired to the publishers: the site a replay rebuilds and swaps in.
+
+The replay (processors/replay/) is an earlier stage than the publishers and never imports
+them; it takes a SiteBuilder. This module, at the command layer, makes the publishers' one:
+publish from zero with `publish`, keep the live site's media link, and know a site they
+wrote by their state file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from chatchannels.processors.replay.cli import replay_command
+from chatchannels.processors.replay.site import SiteBuilder
+from chatchannels.publishers.publishing import publish
+from chatchannels.publishers.site import MEDIA_LINK, STATE_FILE
+
+# Changes per batch when publishing from zero. Each batch is a search index segment (two,
+# written in parallel, from PARALLEL_BATCH documents on), and more than MAX_SEGMENTS of them
+# are merged into one at the end, which took minutes for 300,000 messages in batches of
+# the live default: 1,000,000 events (about 400,000 changes) make four batches of this.
+REBUILD_BATCH = 100_000
+
+
+def publish_site(dsn: str, site_dir: Path, built: Path, media_dir: Path | None = None) -> None:
+    """Publish the store at `dsn` from zero into `built`, its media link pointing at
+    `media_dir`, else where the live site's (`site_dir`) points: a publisher following the
+    live site does not make the link again once the new site is swapped in."""
+    live_link = site_dir / MEDIA_LINK
+    if media_dir is None and live_link.is_symlink():
+        media_dir = live_link.parent / os.readlink(live_link)
+    publish(dsn, built, once=True, batch_size=REBUILD_BATCH, media_dir=media_dir)
+
+
+PUBLISHED_SITE = SiteBuilder(build=publish_site, marker=STATE_FILE)
+
+replay = replay_command(PUBLISHED_SITE)

@@ -1,0 +1,91 @@
+"""Dead letters: the raw records the processor refused, kept with the reason.
+
+A batch writes the records its decoder refused (queued, with the batch's state); an operator
+lists them, and a redrive takes the pending ones, locked, to decode them again with the
+current decoder, and marks those it accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from chatchannels.processors.batch import Folded, RawRecord
+from chatchannels.processors.pg.session import Session
+from chatchannels.processors.rows import utc_datetime
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    topic: str
+    partition: int
+    offset: int
+    kind: str
+    reason: str
+    host: str | None
+    seq: int | None
+    created_utc: datetime
+    redriven_utc: datetime | None
+
+
+@dataclass(frozen=True)
+class RedriveResult:
+    redriven: tuple[int, ...]
+    still_bad: tuple[int, ...]
+    changes: int
+
+
+def write_dead_letters(session: Session, folded: Folded) -> None:
+    if not folded.dead:
+        return
+    session.write_many(
+        'INSERT INTO dead_letters (topic, partition, "offset", key, value, reason,'
+        " broker_utc, kind, host, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        ' ON CONFLICT (topic, partition, "offset") DO UPDATE SET reason = EXCLUDED.reason,'
+        " kind = EXCLUDED.kind, host = EXCLUDED.host, seq = EXCLUDED.seq",
+        [
+            (
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                str(err),
+                utc_datetime(r.broker_utc),
+                err.kind,
+                err.host,
+                err.seq,
+            )
+            for r, err in folded.dead
+        ],
+    )
+
+
+def list_dead_letters(conn: psycopg.Connection, include_redriven: bool = False) -> list[DeadLetter]:
+    rows = conn.execute(
+        'SELECT id, topic, partition, "offset", kind, reason, host, seq, created_utc,'
+        " redriven_utc FROM dead_letters WHERE %s OR redriven_utc IS NULL ORDER BY id",
+        (include_redriven,),
+    )
+    return [DeadLetter(*row) for row in rows]
+
+
+def take_for_redrive(session: Session, ids: Sequence[int] | None) -> dict[int, RawRecord]:
+    """The dead letters not yet redriven (all, or `ids`) by id, in log order, locked until
+    the transaction ends."""
+    rows = session.query(
+        'SELECT id, topic, partition, "offset", key, value,'
+        " extract(epoch FROM broker_utc)::float8 FROM dead_letters"
+        " WHERE redriven_utc IS NULL AND (%s::bigint[] IS NULL OR id = ANY(%s))"
+        ' ORDER BY topic, partition, "offset" FOR UPDATE',
+        (ids, ids),
+    ).fetchall()
+    return {row[0]: RawRecord(*row[1:]) for row in rows}
+
+
+def mark_redriven(session: Session, accepted: list[int]) -> None:
+    session.write("UPDATE dead_letters SET redriven_utc = now() WHERE id = ANY(%s)", (accepted,))

@@ -1,0 +1,189 @@
+"""The batch's groups (chat, author): locked, loaded, recomputed, and cached between batches.
+
+A batch takes a transaction-scoped advisory lock per touched group, in sorted key order so
+that instances never deadlock, reloads each group's host messages, including the ones other
+instances committed, and recomputes it (group_index.py, incrementally, as
+engine.recompute_group would). Recently recomputed groups stay in memory (`GroupCache`),
+valid for as long as the stored version in proc_groups is the one cached: another instance
+writing the group gives it a new version, and the next batch reloads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from chatchannels.processors.batch import Folded
+from chatchannels.processors.canonical import CanonicalMessage, GroupChange
+from chatchannels.processors.content import normalise_handle
+from chatchannels.processors.group_index import GroupIndex
+from chatchannels.processors.matching import GroupKey
+from chatchannels.processors.observations import HostMessage
+from chatchannels.processors.pg.session import Session
+from chatchannels.processors.snapshots import load_value
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    group: GroupKey
+    change: GroupChange
+    # The messages before, by id, that the change replaces or removes.
+    before: dict[str, CanonicalMessage]
+
+
+@dataclass(frozen=True)
+class LockedGroups:
+    groups: list[GroupKey]
+    indexes: dict[GroupKey, GroupIndex]
+    # The groups not in the cache: their stored host messages and messages.
+    stored: dict[GroupKey, tuple[dict[tuple[str, str], HostMessage], list[CanonicalMessage]]]
+
+
+@dataclass(frozen=True)
+class _GroupState:
+    version: uuid.UUID
+    index: GroupIndex
+
+
+class GroupCache:
+    """Recently recomputed groups, bounded by their number of host messages (LRU). An index
+    grows in place, so each entry keeps the size it was counted with."""
+
+    def __init__(self, max_members: int) -> None:
+        self.max_members = max_members
+        self.size = 0
+        self.groups: OrderedDict[GroupKey, tuple[_GroupState, int]] = OrderedDict()
+
+    def take(self, group: GroupKey) -> _GroupState | None:
+        """Remove and return: an index being updated is in no state to be reused until the
+        update is done and put back."""
+        entry = self.groups.pop(group, None)
+        if entry is None:
+            return None
+        self.size -= entry[1]
+        return entry[0]
+
+    def put(self, group: GroupKey, state: _GroupState) -> None:
+        self.take(group)
+        size = len(state.index.members)
+        self.groups[group] = (state, size)
+        self.size += size
+        while self.size > self.max_members and len(self.groups) > 1:
+            _, (_, evicted) = self.groups.popitem(last=False)
+            self.size -= evicted
+
+
+def group_lock_key(group: GroupKey) -> int:
+    """A signed 64-bit advisory lock key for a group, the same in every process."""
+    digest = hashlib.blake2b("\x1f".join(group).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Groups:
+    """The groups of one session's batches, with the cache that outlives them."""
+
+    def __init__(self, session: Session, tolerance_s: float, cache_members: int) -> None:
+        self.session = session
+        self.tolerance_s = tolerance_s
+        self.cache = GroupCache(cache_members)
+
+    def forget(self) -> None:
+        """Drop the cache. The groups are frozen out of the collector (session.gc_paused):
+        they go now, even if something still holds the store."""
+        self.cache = GroupCache(self.cache.max_members)
+
+    def lock(self, folded: Folded) -> LockedGroups:
+        """Locks the batch's groups and reads them: from the cache where it holds the stored
+        version, from the store otherwise (their host messages but the ones this batch
+        changes, so they can be read before the batch's state is written)."""
+        keyed = sorted((group_lock_key(g), g) for g in folded.groups)
+        if not keyed:
+            return LockedGroups([], {}, {})
+        self.session.write(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
+            ([k for k, _ in keyed],),
+        )
+        groups = [g for _, g in keyed]
+        indexes = self._cached_indexes(groups)
+        stored = self._load([g for g in groups if g not in indexes], folded)
+        return LockedGroups(groups, indexes, stored)
+
+    def recompute(self, folded: Folded, locked: LockedGroups) -> list[Recomputed]:
+        groups = locked.groups
+        if not groups:
+            return []
+        changed: dict[GroupKey, dict[tuple[str, str], HostMessage]] = {g: {} for g in groups}
+        for key, message in folded.host_messages.items():
+            if message.is_complete:
+                changed[(message.chat, normalise_handle(message.author))][key] = message
+        versions = [(g[0], g[1], uuid.uuid4()) for g in groups]
+        self.session.upsert(
+            "proc_groups",
+            ("chat", "author_key", "version"),
+            versions,
+            ("chat", "author_key"),
+            ("version",),
+        )
+        result = []
+        for (*_, version), group in zip(versions, groups, strict=True):
+            index = locked.indexes.get(group)
+            if index is None:
+                members, messages = locked.stored[group]
+                index, change, before = GroupIndex.rebuild(
+                    *group, self.tolerance_s, {**members, **changed[group]}, messages
+                )
+            else:
+                change, before = index.update(changed[group])
+            result.append(Recomputed(group, change, before))
+            # Valid only if this transaction commits: otherwise the stored version differs
+            # and the next batch reloads the group.
+            self.cache.put(group, _GroupState(version, index))
+        return result
+
+    def _cached_indexes(self, groups: list[GroupKey]) -> dict[GroupKey, GroupIndex]:
+        """The cached groups whose stored version is the one cached: no other transaction
+        has written them since. Taken out of the cache until their update is done."""
+        stored_versions = {
+            (c, a): v
+            for c, a, v in self.session.query(
+                "SELECT p.chat, p.author_key, p.version FROM proc_groups p"
+                " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
+                " USING (chat, author_key)",
+                ([g[0] for g in groups], [g[1] for g in groups]),
+            )
+        }
+        indexes = {}
+        for group in groups:
+            cached = self.cache.take(group)
+            if cached is not None and cached.version == stored_versions.get(group):
+                indexes[group] = cached.index
+        return indexes
+
+    def _load(
+        self, groups: list[GroupKey], folded: Folded
+    ) -> dict[GroupKey, tuple[dict[tuple[str, str], HostMessage], list[CanonicalMessage]]]:
+        """Each group's stored host messages (but those this batch changed) and messages."""
+        loaded: dict[GroupKey, tuple[dict, list]] = {g: ({}, []) for g in groups}
+        if not groups:
+            return loaded
+        chats, authors = [g[0] for g in groups], [g[1] for g in groups]
+        for chat, author_key, host, local_id, state in self.session.query(
+            "SELECT m.chat, m.author_key, m.host, m.local_id, m.state"
+            " FROM proc_host_messages m JOIN unnest(%s::text[], %s::text[])"
+            " AS g(chat, author_key) USING (chat, author_key)",
+            (chats, authors),
+        ):
+            # The rows this batch wrote are replaced by the batch's: not parsed.
+            if (host, local_id) not in folded.host_messages:
+                message = load_value(HostMessage, state)
+                loaded[(chat, author_key)][0][(host, local_id)] = message
+        for chat, author_key, state in self.session.query(
+            "SELECT m.chat, m.author_key, m.state FROM proc_group_messages m"
+            " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
+            " USING (chat, author_key)",
+            (chats, authors),
+        ):
+            loaded[(chat, author_key)][1].append(load_value(CanonicalMessage, state))
+        return loaded

@@ -1,0 +1,1 @@
+"""Rebuilding the store from the raw log: the replay, its archive digest, its site swap."""
