@@ -127,15 +127,27 @@ def encode_raw_event(event: Mapping[str, Any]) -> bytes:
         return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
-def decode_raw_event(data: bytes) -> dict[str, Any]:
-    """Parse and validate one record value; RawEventError says why it was refused."""
+def parse_raw_event(data: bytes) -> dict[str, Any]:
+    """One record value as a JSON object, not yet validated; RawEventError says why not."""
     try:
-        event = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        try:
+            # orjson parses an imported main.db row several times faster than json.
+            event = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            # json decides what orjson refuses (integers beyond 64 bits) and words the error.
+            event = json.loads(text)
     except UnicodeDecodeError as exc:
         raise RawEventError(f"record is not UTF-8 (byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
         raise RawEventError(f"record is not JSON: {exc.msg} at char {exc.pos}") from exc
     if not isinstance(event, dict):
         raise RawEventError(f"record is JSON {type(event).__name__}, not an object")
+    return event
+
+
+def decode_raw_event(data: bytes) -> dict[str, Any]:
+    """Parse and validate one record value; RawEventError says why it was refused."""
+    event = parse_raw_event(data)
     validate_raw_event(event)
     return event

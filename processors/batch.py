@@ -11,14 +11,11 @@ batch is the one the engine reaches after the same events.
 from __future__ import annotations
 
 import heapq
-import json
 import math
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-
-import orjson
 
 from chatchannels.processors.clocks import HostClock, observe_clock
 from chatchannels.processors.decode import DecodeError, decode_event
@@ -33,6 +30,7 @@ from chatchannels.processors.observations import (
     merge_object,
     refresh_host_messages,
 )
+from chatchannels.rawevents import RawEventError, parse_raw_event
 
 MessageKey = tuple[str, str]
 ObjectKey = tuple[str, str, str]
@@ -132,21 +130,12 @@ def decode_record(record: RawRecord) -> Decoded:
 
 
 def decode_value(value: bytes) -> Observation | DecodeError:
-    """JSON first (decode_event takes a parsed event), then the pure decoder."""
+    """The record's JSON object (rawevents.parse_raw_event), then the pure decoder, which
+    validates it."""
     try:
-        text = value.decode("utf-8")
-        try:
-            # orjson parses an imported main.db row several times faster than json.
-            event = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            # json decides what orjson refuses (integers beyond 64 bits) and words the error.
-            event = json.loads(text)
-    except UnicodeDecodeError as exc:
-        return DecodeError("schema", "record", f"not UTF-8 (byte {exc.start})")
-    except json.JSONDecodeError as exc:
-        return DecodeError("schema", "record", f"not JSON: {exc.msg} at char {exc.pos}")
-    if not isinstance(event, dict):
-        return DecodeError("schema", "record", f"JSON {type(event).__name__}, not an object")
+        event = parse_raw_event(value)
+    except RawEventError as exc:
+        return DecodeError("schema", "record", str(exc))
     return decode_event(event)
 
 

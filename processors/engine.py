@@ -1,6 +1,6 @@
 """The processor's steps for one raw event, as pure functions, plus an in-memory engine.
 
-A durable consumer (processors/store.py) does per record, in one transaction:
+A durable consumer (processors/pg/store.py) does per record, in one transaction:
 
 1. `decode_event(event)`; a DecodeError goes to dead_letters with the raw record.
 2. `observe_clock(stored HostClock of the host, seq, event clock.utc, record append time)`.

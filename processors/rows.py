@@ -1,6 +1,6 @@
 """Canonical values as rows of the store's tables (0001_canonical_store.sql); pure.
 
-Kept apart from store.py so that a test can build the rows the store must hold from the
+Kept apart from pg/changes.py so that a test can build the rows the store must hold from the
 in-memory Engine and compare whole tables.
 """
 
