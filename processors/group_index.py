@@ -19,7 +19,7 @@ only:
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from chatchannels.processors.canonical import (
@@ -64,20 +64,18 @@ class GroupIndex:
         self._ranked: dict[str, list[tuple[Cluster, CanonicalMessage]]] = {}
 
     @classmethod
-    def rebuild(
+    def of(
         cls,
         chat: str,
         author_key: str,
         tolerance_s: float,
         members: Mapping[MessageKey, HostMessage],
-        stored: Sequence[CanonicalMessage],
-    ) -> tuple[GroupIndex, GroupChange, dict[str, CanonicalMessage]]:
-        """An index of all the group's host messages, the writes from the messages last
-        `stored` for it to the index's, and those stored messages by id (as `update`)."""
+    ) -> GroupIndex:
+        """The index of a group's host messages: its messages are the ones the store holds
+        for those host messages, since they are a function of the set (matching.py)."""
         index = cls(chat, author_key, tolerance_s)
         index.update(members)
-        change = diff_messages(stored, list(index.messages.values()))
-        return index, change, {m.id: m for m in stored}
+        return index
 
     def update(
         self, changed: Mapping[MessageKey, HostMessage]

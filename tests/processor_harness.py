@@ -23,8 +23,17 @@ from kafka.admin import NewTopic
 from chatchannels.processors.batch import RawRecord
 from chatchannels.processors.canonical import CanonicalMessage
 from chatchannels.processors.consumer import ProcessOptions, raw_record, run_processor
-from chatchannels.processors.engine import Engine
+from chatchannels.processors.engine import Engine, recompute_group
+from chatchannels.processors.observations import HostMessage
 from chatchannels.processors.replay.topic_copy import COPY_TOPIC_CONFIGS
+from chatchannels.processors.rows import (
+    MESSAGE_COLUMNS,
+    OBSERVATION_COLUMNS,
+    REVISION_COLUMNS,
+    message_row,
+    observation_rows,
+    revision_rows,
+)
 from chatchannels.processors.snapshots import load_value
 from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
 from chatchannels.settings import Settings
@@ -45,7 +54,6 @@ STABLE_TABLES = {
     "dead_letters": 'topic, partition, "offset", key, value, reason, kind, host, seq',
     "proc_host_messages": "host, local_id, chat, author_key, first_partition, first_offset, state",
     "proc_host_clocks": "host, last_seq, skew_s, state",
-    "proc_group_messages": "id, chat, author_key, state",
     "proc_objects": "host, obj, obj_id, seq, state",
     "proc_groups": "chat, author_key",
     "offsets": "consumer, topic, partition, next_offset",
@@ -185,12 +193,27 @@ def process_once(settings: Settings, topic: str, **options: Any) -> Any:
 
 
 def stored_messages(dsn: str, schema: str = "public") -> list[CanonicalMessage]:
+    """The canonical messages of the store's host messages, indexed as the processor reads
+    back a group (pg/groups.py), after checking that the public tables hold exactly their
+    rows: what the processor wrote and what its state implies are one archive."""
     with psycopg.connect(dsn) as conn:
         conn.execute(f"SET search_path TO {schema}")
-        rows = conn.execute("SELECT state FROM proc_group_messages").fetchall()
-    return sorted(
-        (load_value(CanonicalMessage, s) for (s,) in rows), key=lambda m: (m.chat, m.utc, m.id)
-    )
+        states = conn.execute("SELECT state FROM proc_host_messages").fetchall()
+        tables = {
+            table: sorted(conn.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall())
+            for table, cols in (
+                ("messages", MESSAGE_COLUMNS),
+                ("revisions", REVISION_COLUMNS),
+                ("observations", OBSERVATION_COLUMNS),
+            )
+        }
+    messages, _ = recompute_group((load_value(HostMessage, s) for (s,) in states), ())
+    assert tables == {
+        "messages": sorted(message_row(m) for m in messages),
+        "revisions": sorted(r for m in messages for r in revision_rows(m)),
+        "observations": sorted(r for m in messages for r in observation_rows(m)),
+    }
+    return sorted(messages, key=lambda m: (m.chat, m.utc, m.id))
 
 
 def dump_tables(

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 
 from chatchannels.processors.batch import RawRecord
 from chatchannels.processors.canonical import CanonicalMessage
-from chatchannels.processors.content import normalise_handle
 from chatchannels.processors.observations import ObjectObservation
 from chatchannels.processors.pg.groups import Recomputed
 from chatchannels.processors.pg.session import Session
@@ -29,7 +28,7 @@ from chatchannels.processors.rows import (
     revision_rows,
     utc_datetime,
 )
-from chatchannels.processors.snapshots import dump_value, load_value
+from chatchannels.processors.snapshots import load_value
 from chatchannels.store_contract import NOTIFY_CHANNEL
 
 # pg_advisory_xact_lock keys: one fixed key for the change stream; groups hash into the rest
@@ -59,7 +58,6 @@ def publish(
     messages = [message_row(m) for m in upserted]
     revised, revisions = _changed_revisions(upserted, before)
     observations = _changed_observations(upserted, before)
-    group_messages = [(m.id, m.chat, normalise_handle(m.author), dump_value(m)) for m in upserted]
     session.write("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
     (seq,) = session.query("SELECT coalesce(max(change_seq), 0) FROM changes").fetchone()
     first = _first_offsets(session, observations, first_seen)
@@ -91,7 +89,6 @@ def publish(
 
     if removed_ids:
         session.write("DELETE FROM messages WHERE id = ANY(%s)", (removed_ids,))
-        session.write("DELETE FROM proc_group_messages WHERE id = ANY(%s)", (removed_ids,))
     session.upsert(
         "messages",
         (*MESSAGE_COLUMNS, "change_seq"),
@@ -108,13 +105,6 @@ def publish(
         [(*r, *first[r[:2]]) for r in observations],
         conflict=("host", "local_id"),
         update=OBSERVATION_COLUMNS[2:],
-    )
-    session.upsert(
-        "proc_group_messages",
-        ("id", "chat", "author_key", "state"),
-        group_messages,
-        conflict=("id",),
-        update=("chat", "author_key", "state"),
     )
     _write_aliases(session, aliases, [m.id for m in upserted])
     session.upsert(

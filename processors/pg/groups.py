@@ -6,13 +6,22 @@ instances committed, and recomputes it (group_index.py, incrementally, as
 engine.recompute_group would). Recently recomputed groups stay in memory (`GroupCache`),
 valid for as long as the stored version in proc_groups is the one cached: another instance
 writing the group gives it a new version, and the next batch reloads it.
+
+A group that is not cached is read back as its stored host messages only, and indexed: its
+canonical messages are a function of that set (matching.py), so the index of the stored
+host messages holds exactly the messages the store holds for them, and updating it with the
+batch's changes gives the writes. No copy of the canonical messages is kept for this, so a
+message costs no row beyond its public ones (messages, revisions, observations). A release
+whose matching makes different messages of the same host messages therefore has to be rolled
+out with a replay (deploy/operations.md), as it must anyway for the archive to be one
+function of the log.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from chatchannels.processors.batch import Folded
@@ -37,8 +46,8 @@ class Recomputed:
 class LockedGroups:
     groups: list[GroupKey]
     indexes: dict[GroupKey, GroupIndex]
-    # The groups not in the cache: their stored host messages and messages.
-    stored: dict[GroupKey, tuple[dict[tuple[str, str], HostMessage], list[CanonicalMessage]]]
+    # The groups not in the cache: their stored host messages.
+    stored: dict[GroupKey, dict[tuple[str, str], HostMessage]]
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,9 @@ class Groups:
         self.session = session
         self.tolerance_s = tolerance_s
         self.cache = GroupCache(cache_members)
+        # How the batches' groups were read (the benchmark reads them): instances sharing
+        # groups read back whatever the other one wrote since.
+        self.counts: Counter[str] = Counter()
 
     def forget(self) -> None:
         """Drop the cache. The groups are frozen out of the collector (session.gc_paused):
@@ -96,8 +108,8 @@ class Groups:
 
     def lock(self, folded: Folded) -> LockedGroups:
         """Locks the batch's groups and reads them: from the cache where it holds the stored
-        version, from the store otherwise (their host messages but the ones this batch
-        changes, so they can be read before the batch's state is written)."""
+        version, from the store otherwise (their host messages as stored before this batch:
+        they are read before the batch's state is written)."""
         keyed = sorted((group_lock_key(g), g) for g in folded.groups)
         if not keyed:
             return LockedGroups([], {}, {})
@@ -107,7 +119,7 @@ class Groups:
         )
         groups = [g for _, g in keyed]
         indexes = self._cached_indexes(groups)
-        stored = self._load([g for g in groups if g not in indexes], folded)
+        stored = self._load([g for g in groups if g not in indexes])
         return LockedGroups(groups, indexes, stored)
 
     def recompute(self, folded: Folded, locked: LockedGroups) -> list[Recomputed]:
@@ -130,12 +142,8 @@ class Groups:
         for (*_, version), group in zip(versions, groups, strict=True):
             index = locked.indexes.get(group)
             if index is None:
-                members, messages = locked.stored[group]
-                index, change, before = GroupIndex.rebuild(
-                    *group, self.tolerance_s, {**members, **changed[group]}, messages
-                )
-            else:
-                change, before = index.update(changed[group])
+                index = GroupIndex.of(*group, self.tolerance_s, locked.stored[group])
+            change, before = index.update(changed[group])
             result.append(Recomputed(group, change, before))
             # Valid only if this transaction commits: otherwise the stored version differs
             # and the next batch reloads the group.
@@ -157,33 +165,26 @@ class Groups:
         indexes = {}
         for group in groups:
             cached = self.cache.take(group)
-            if cached is not None and cached.version == stored_versions.get(group):
+            if cached is None:
+                self.counts["groups read back: not cached"] += 1
+            elif cached.version == stored_versions.get(group):
                 indexes[group] = cached.index
+            else:
+                self.counts["groups read back: written by another transaction"] += 1
+        self.counts["groups from the cache"] += len(indexes)
         return indexes
 
-    def _load(
-        self, groups: list[GroupKey], folded: Folded
-    ) -> dict[GroupKey, tuple[dict[tuple[str, str], HostMessage], list[CanonicalMessage]]]:
-        """Each group's stored host messages (but those this batch changed) and messages."""
-        loaded: dict[GroupKey, tuple[dict, list]] = {g: ({}, []) for g in groups}
+    def _load(self, groups: list[GroupKey]) -> dict[GroupKey, dict[tuple[str, str], HostMessage]]:
+        """Each group's stored host messages."""
+        loaded: dict[GroupKey, dict[tuple[str, str], HostMessage]] = {g: {} for g in groups}
         if not groups:
             return loaded
-        chats, authors = [g[0] for g in groups], [g[1] for g in groups]
         for chat, author_key, host, local_id, state in self.session.query(
             "SELECT m.chat, m.author_key, m.host, m.local_id, m.state"
             " FROM proc_host_messages m JOIN unnest(%s::text[], %s::text[])"
             " AS g(chat, author_key) USING (chat, author_key)",
-            (chats, authors),
+            ([g[0] for g in groups], [g[1] for g in groups]),
         ):
-            # The rows this batch wrote are replaced by the batch's: not parsed.
-            if (host, local_id) not in folded.host_messages:
-                message = load_value(HostMessage, state)
-                loaded[(chat, author_key)][0][(host, local_id)] = message
-        for chat, author_key, state in self.session.query(
-            "SELECT m.chat, m.author_key, m.state FROM proc_group_messages m"
-            " JOIN unnest(%s::text[], %s::text[]) AS g(chat, author_key)"
-            " USING (chat, author_key)",
-            (chats, authors),
-        ):
-            loaded[(chat, author_key)][1].append(load_value(CanonicalMessage, state))
+            loaded[(chat, author_key)][(host, local_id)] = load_value(HostMessage, state)
+            self.counts["host messages read back"] += 1
         return loaded

@@ -79,6 +79,7 @@ class Store:
         self.groups = Groups(self.session, tolerance_s, cache_members)
         # Seconds per phase (Session.timed), summed over the store's life.
         self.timings = self.session.timings
+        self.counts = self.groups.counts
 
     @classmethod
     def connect(

@@ -138,9 +138,12 @@ def test_batches_of_one_record_end_where_one_batch_ends(settings) -> None:
     assert dump_tables(settings.postgres_dsn, schema="small") == dump_tables(settings.postgres_dsn)
 
 
-def test_many_batches_of_a_generated_day_agree_with_the_engine(settings) -> None:
+@pytest.mark.parametrize("cache_members", [2_000_000, 0], ids=["cached", "read-back"])
+def test_many_batches_of_a_generated_day_agree_with_the_engine(settings, cache_members) -> None:
     """Edits, deletions, bot repeats and a host backfilling, over a clock whose estimate
-    moves during the run (events are appended up to seconds after capture)."""
+    moves during the run (events are appended up to seconds after capture). Without a group
+    cache every batch reads its groups back as their stored host messages (pg/groups.py)."""
+    settings = settings.replace(processor_cache_members=cache_members)
     produce(settings, settings.topic, generate_events(1200, base=now_base(3), seed=3))
     summary = process_once(settings, settings.topic, batch_records=60)
     assert summary.batches >= 20
