@@ -13,8 +13,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import fastjsonschema
 import jsonschema
+import jsonschema_rs
 import orjson
 
 SCHEMA_ID = "chatchannels.raw.v1"
@@ -40,27 +40,21 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 @cache
-def _fast_validator(source: str) -> Any:
-    """The schema compiled for one source: its payload's definition applied directly instead
-    of through the schema's if/then per source, whose failing branches cost a raised and
-    caught exception each (most of a main.db event's validation time)."""
-    schema = dict(raw_event_schema())
-    for rule in schema.pop("allOf"):
-        if rule["if"]["properties"]["source"]["const"] == source:
-            schema["allOf"] = [rule["then"]]
-    return fastjsonschema.compile(schema)
+def _fast_validator() -> jsonschema_rs.Validator:
+    """The schema compiled by jsonschema-rs (Rust): every consumed event is validated, so
+    this is on the processor's hot path (bench_processor reports its rate)."""
+    return jsonschema_rs.validator_for(raw_event_schema())
 
 
 def validate_raw_event(event: Mapping[str, Any]) -> None:
     """Raise RawEventError naming the first offending field, or return None."""
-    source = event.get("source") if isinstance(event, Mapping) else None
-    if source in SOURCES:
-        try:
-            # Every consumed event is validated: the compiled validator is ~40x faster.
-            _fast_validator(source)(event)
+    try:
+        if _fast_validator().is_valid(event):
             return
-        except fastjsonschema.JsonSchemaValueException:
-            pass
+    except (TypeError, ValueError):
+        # A value JSON does not have (an integer beyond 64 bits, a tuple): the reference
+        # decides.
+        pass
     # jsonschema is the reference: it words the message, and it decides the corners where
     # the compiled one is stricter (a pattern's `$` before a trailing newline).
     error = jsonschema.exceptions.best_match(_validator().iter_errors(event))
