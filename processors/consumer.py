@@ -275,6 +275,13 @@ class Processor:
             self.summary.conflicts += 1
             self._seek_to_stored(self.consumer.assignment())
             return False
+        except psycopg.errors.UniqueViolation as exc:
+            # A host message this batch saw first was stored meanwhile by a dead-letter
+            # redrive (pg/state.py): read again, the batch folds into it.
+            log.warning("batch dropped, %s; seeking to the stored offsets", exc)
+            self.summary.conflicts += 1
+            self._seek_to_stored(self.consumer.assignment())
+            return False
         except psycopg.OperationalError as exc:
             self.db_failures += 1
             if self.db_failures > _DB_RETRIES:

@@ -99,10 +99,17 @@ def publish(
     if revised:
         session.write("DELETE FROM revisions WHERE message_id = ANY(%s)", (revised,))
     session.copy_insert("revisions", REVISION_COLUMNS, revisions, None)
+    # A host message the batch saw first has no observation row yet (state.write_host_messages
+    # says why no other transaction can have made one): COPYed straight in.
+    columns = (*OBSERVATION_COLUMNS, "first_partition", "first_offset")
+    new, known = [], []
+    for r in observations:
+        (new if r[:2] in first_seen else known).append((*r, *first[r[:2]]))
+    session.copy_insert("observations", columns, new, conflict=None)
     session.upsert(
         "observations",
-        (*OBSERVATION_COLUMNS, "first_partition", "first_offset"),
-        [(*r, *first[r[:2]]) for r in observations],
+        columns,
+        known,
         conflict=("host", "local_id"),
         update=OBSERVATION_COLUMNS[2:],
     )

@@ -102,7 +102,7 @@ class Groups:
         self.counts: Counter[str] = Counter()
 
     def forget(self) -> None:
-        """Drop the cache. The groups are frozen out of the collector (session.gc_paused):
+        """Drop the cache. The groups are frozen out of the collector (session.PausedCollector):
         they go now, even if something still holds the store."""
         self.cache = GroupCache(self.cache.max_members)
 

@@ -101,12 +101,30 @@ def write_clocks(session: Session, folded: Folded) -> None:
         )
 
 
+_HOST_MESSAGE_COLUMNS = (
+    "host",
+    "local_id",
+    "chat",
+    "author_key",
+    "first_partition",
+    "first_offset",
+    "epoch_min",
+    "epoch_max",
+    "state",
+)
+
+
 def write_host_messages(session: Session, folded: Folded) -> None:
-    rows = []
+    """The batch's host messages: those it saw first (`first_seen`: no row when the batch
+    loaded them) COPYed straight in, the others upserted through a stage. Only the owner of
+    a host's partition writes its host messages, so a first one can clash only with a
+    dead-letter redrive running at the same moment: the unique key then fails the batch,
+    which is retried (consumer.py), rather than one fold overwriting the other."""
+    new, known = [], []
     for key, m in folded.host_messages.items():
         first = folded.first_seen.get(key)
         group = (m.chat, normalise_handle(m.author)) if m.is_complete else (None, None)
-        rows.append(
+        (new if first else known).append(
             (
                 m.host,
                 m.local_id,
@@ -117,20 +135,11 @@ def write_host_messages(session: Session, folded: Folded) -> None:
                 dump_value(m),
             )
         )
+    session.copy_insert("proc_host_messages", _HOST_MESSAGE_COLUMNS, new, conflict=None)
     session.upsert(
         "proc_host_messages",
-        (
-            "host",
-            "local_id",
-            "chat",
-            "author_key",
-            "first_partition",
-            "first_offset",
-            "epoch_min",
-            "epoch_max",
-            "state",
-        ),
-        rows,
+        _HOST_MESSAGE_COLUMNS,
+        known,
         conflict=("host", "local_id"),
         update=("chat", "author_key", "epoch_min", "epoch_max", "state"),
     )

@@ -50,7 +50,7 @@ from chatchannels.processors.pg import changes, deadletters, files, offsets, sta
 from chatchannels.processors.pg.deadletters import DeadLetter, RedriveResult
 from chatchannels.processors.pg.groups import Groups
 from chatchannels.processors.pg.migrate import use_schema
-from chatchannels.processors.pg.session import Session, gc_paused
+from chatchannels.processors.pg.session import PausedCollector, Session
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class Store:
         self.consumer = consumer
         self.tolerance_s = tolerance_s
         self.session = Session(conn)
+        self._collector = PausedCollector()
         self.groups = Groups(self.session, tolerance_s, cache_members)
         # Seconds per phase (Session.timed), summed over the store's life.
         self.timings = self.session.timings
@@ -112,7 +113,7 @@ class Store:
         `expected` (partition -> next offset), in one transaction, with their `decoded`
         results if the caller has them already. Raises OffsetConflict (nothing written) if
         another instance moved a partition meanwhile."""
-        with gc_paused(), self.session.transaction():
+        with self._collector.paused(), self.session.transaction():
             folded, changed, next_offsets = self._steps(records, decoded, topic, expected)
             committing = time.perf_counter()
         self.timings["commit"] += time.perf_counter() - committing

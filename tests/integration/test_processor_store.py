@@ -212,3 +212,31 @@ def test_a_failed_batch_leaves_nothing_of_its_queued_writes(settings, monkeypatc
     migrate(settings.postgres_dsn, "whole")
     process_once(settings, settings.topic, schema="whole")
     assert dump_tables(settings.postgres_dsn) == dump_tables(settings.postgres_dsn, schema="whole")
+
+
+def test_a_batch_that_meets_a_stored_first_host_message_is_read_again(
+    settings, monkeypatch
+) -> None:
+    """A first host message is COPYed without an upsert (pg/state.py); if a dead-letter
+    redrive stored it meanwhile, the unique key fails the batch and the consumer reads it
+    again, ending where an undisturbed run ends."""
+    produce(settings, settings.topic, host_events(three_hosts(now_base(8))))
+    apply_batch = Store.apply_batch
+    calls = []
+
+    def clashing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            self.conn.execute("CREATE TEMP TABLE clash (k int PRIMARY KEY)")
+            self.conn.execute("INSERT INTO clash VALUES (1), (1)")
+        return apply_batch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "apply_batch", clashing)
+    summary = process_once(settings, settings.topic)
+    assert summary.conflicts == 1 and summary.records == 16 and len(calls) == 2
+    monkeypatch.undo()
+    migrate(settings.postgres_dsn, "undisturbed")
+    process_once(settings, settings.topic, schema="undisturbed")
+    assert dump_tables(settings.postgres_dsn) == dump_tables(
+        settings.postgres_dsn, schema="undisturbed"
+    )
