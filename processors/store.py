@@ -258,6 +258,9 @@ class Store:
         self._cache = _GroupCache(cache_members)
         self._writes = _Writes()
         self.timings: Counter[str] = Counter()
+        # How the batches' groups were read (the benchmark reads them): instances sharing
+        # groups read back whatever the other one wrote since.
+        self.counts: Counter[str] = Counter()
 
     @classmethod
     def connect(
@@ -782,8 +785,13 @@ class Store:
         indexes = {}
         for group in groups:
             cached = self._cache.take(group)
-            if cached is not None and cached.version == stored_versions.get(group):
+            if cached is None:
+                self.counts["groups read back: not cached"] += 1
+            elif cached.version == stored_versions.get(group):
                 indexes[group] = cached.index
+            else:
+                self.counts["groups read back: written by another transaction"] += 1
+        self.counts["groups from the cache"] += len(indexes)
         return indexes
 
     def _load_groups(
@@ -800,6 +808,7 @@ class Store:
             " AS g(chat, author_key) USING (chat, author_key)",
             (chats, authors),
         ):
+            self.counts["host messages read back"] += 1
             # The rows this batch wrote are replaced by the batch's: not parsed.
             if (host, local_id) not in folded.host_messages:
                 message = load_value(HostMessage, state)
