@@ -36,7 +36,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -222,6 +222,12 @@ def _instances(
 
 
 def run(settings: Settings, quick: bool = False, baseline: str | None = None) -> list[Figure]:
+    # The baseline's checkout first: a ref that does not resolve fails before any measurement.
+    with checkout(baseline) if baseline is not None else nullcontext() as tree:
+        return _run(settings, quick, baseline, tree)
+
+
+def _run(settings: Settings, quick: bool, baseline: str | None, tree: Path | None) -> list[Figure]:
     n = N_QUICK if quick else N_FULL
     kafka = ceilings.kafka_produce_consume(settings, n=min(n, 100_000))
     postgres = ceilings.postgres_copy_upsert(settings, n=n)
@@ -232,9 +238,8 @@ def run(settings: Settings, quick: bool = False, baseline: str | None = None) ->
     with _topic(settings, fill, timeline=True) as (topic, produced):
         main = _process_topic(settings, topic, produced, timeline=True)
         scaled = _instances(settings, topic)
-        if baseline is not None:
-            with checkout(baseline) as tree:
-                scaled += _instances(settings, topic, tree, f" (baseline {baseline})")
+        if tree is not None:
+            scaled += _instances(settings, topic, tree, f" (baseline {baseline})")
     rate = main.events / main.seconds
     sample = generate_events(20_000, base=time.time())
     figures = [

@@ -40,6 +40,7 @@ SLOWEST_EVENTS_PER_S = 200
 
 # Advisory lock keys but the store's two fixed ones are groups' (store.group_lock_key).
 _GROUP_WAIT = "waiting for group locks"
+_OUTSIDE_WAIT = "waiting for an advisory lock held outside this run"
 _LOCK_WAITS = {
     _CHANGES_LOCK: "waiting for the change-stream lock",
     _FILES_LOCK: "waiting for the imported files' lock",
@@ -263,15 +264,19 @@ def _backend_states(conn: psycopg.Connection, backends: list[int]) -> list[str]:
     """What each backend is doing now: waiting for which lock, for its client, or working."""
     rows = conn.execute(
         "SELECT a.state, a.wait_event_type, a.wait_event,"
-        " (l.classid::bigint << 32) | l.objid::bigint"
+        " (l.classid::bigint << 32) | l.objid::bigint, pg_blocking_pids(a.pid) <@ %s::int[]"
         " FROM pg_stat_activity a LEFT JOIN pg_locks l"
         " ON l.pid = a.pid AND NOT l.granted AND l.locktype = 'advisory'"
         " WHERE a.pid = ANY(%s)",
-        (backends,),
+        (backends, backends),
     ).fetchall()
     out = []
-    for state, wait_type, wait_event, key in rows:
-        if key is not None:
+    for state, wait_type, wait_event, key, by_this_run in rows:
+        if key is not None and not by_this_run:
+            # Advisory locks are the database's, not the schema's: another store in the same
+            # database (a replay, a test) takes the same keys for the same chats.
+            out.append(_OUTSIDE_WAIT)
+        elif key is not None:
             signed = key - (1 << 64) if key >= 1 << 63 else key
             out.append(_LOCK_WAITS.get(signed, _GROUP_WAIT))
         elif state == "idle in transaction":
