@@ -10,14 +10,24 @@ Figures, all from the same run:
   its decode worker, its PostgreSQL backend) per event next to what half the ceiling leaves
   per event with every core busy, and the raw-event schema validation alone, which every
   event pays in `decode_event`;
+- the same timeline through 1 and 2 processor instances, each its own OS process, in one
+  consumer group (Kafka splits the 3 partitions; bench/instances.py): events/s from the
+  moment every instance holds partitions until the store has consumed the topic, the ratio
+  2-vs-1, CPU time per event per part, and what makes instances wait for each other: the
+  PostgreSQL backends' states sampled (waiting for the group locks, for the change-stream
+  lock, ...) and, per batch, the groups read back from the store because another instance
+  wrote them, and the host messages read with them;
 - a fifth as many events all posted within one second, produced host after host: every
   (chat, author) group is one time segment, so each batch re-clusters all of it;
 - the same number of events in one (chat, author) group at two sizes, and the in-memory
   Engine on one group: per-group recomputation makes the cost grow with the group's size
   when all its messages fall within the matching tolerance (one time segment); the Engine
-  again with the messages 150 s apart, where only the changed segment is re-clustered.
+  again with the messages 150 s apart, where only the changed segment is re-clustered;
+- with `--baseline GIT_REF`, the same instance figures for that commit's processor on the
+  same topic, named as ours plus " (baseline GIT_REF)" (bench/baseline.py).
 
-`python -m bench.bench_processor [--quick]` (quick: 20,000 events instead of 200,000).
+`python -m bench.bench_processor [--quick] [--baseline GIT_REF]` (quick: 20,000 events
+instead of 200,000).
 """
 
 from __future__ import annotations
@@ -25,14 +35,19 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from bench import ceilings
+from bench.baseline import checkout
 from bench.cpu import cpu_seconds, descendants
+from bench.instances import run_group
 from bench.report import Figure, bench_main, report
 from chatchannels.processors.consumer import ProcessOptions, Processor
 from chatchannels.processors.engine import Engine
@@ -49,6 +64,8 @@ from tests.processor_harness import (
 
 N_FULL, N_QUICK = 200_000, 20_000
 BATCH = 20_000
+# Instances in a group run as `chatchannels process` does, with its default batch.
+INSTANCES, GROUP_BATCH = (1, 2), 5_000
 SPREAD_STEP_S = 150.0
 
 
@@ -62,27 +79,47 @@ class _Run:
     cpu: dict[str, float]
 
 
+@contextmanager
+def _topic(
+    settings: Settings, fill: Callable[[Settings, str], int], timeline: bool = False
+) -> Iterator[tuple[str, int]]:
+    """A fresh topic of 3 partitions and the number of events `fill` put in it; deleted at
+    the end. A `timeline` topic keeps the CreateTime its records were produced with."""
+    from kafka import KafkaAdminClient
+
+    from chatchannels.stack.kafka import ensure_topic
+
+    topic = f"bench.processor.{uuid.uuid4().hex[:8]}"
+    if timeline:
+        create_time_topic(settings, topic, partitions=3)
+    else:
+        ensure_topic(settings, topic, partitions=3)
+    try:
+        yield topic, fill(settings, topic)
+    finally:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin.delete_topics([topic])
+        admin.close()
+
+
 def _process(
     settings: Settings,
     fill: Callable[[Settings, str], int],
     batch: int = BATCH,
     timeline: bool = False,
 ) -> _Run:
-    """`fill` a fresh topic, process it into a fresh schema. A `timeline` topic keeps the
-    CreateTime its records were produced with."""
-    from kafka import KafkaAdminClient
+    """`fill` a fresh topic, process it into a fresh schema."""
+    with _topic(settings, fill, timeline) as (topic, n):
+        return _process_topic(settings, topic, n, batch, timeline)
 
-    from chatchannels.stack.kafka import ensure_topic
 
-    topic = f"bench.processor.{uuid.uuid4().hex[:8]}"
+def _process_topic(
+    settings: Settings, topic: str, n: int, batch: int = BATCH, timeline: bool = False
+) -> _Run:
+    """`process --once` of `topic`'s `n` events into a fresh schema, in this process."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    if timeline:
-        create_time_topic(settings, topic, partitions=3)
-    else:
-        ensure_topic(settings, topic, partitions=3)
     migrate(settings.postgres_dsn, schema)
     try:
-        n = fill(settings, topic)
         options = ProcessOptions(
             topic=topic,
             schema=schema,
@@ -113,9 +150,6 @@ def _process(
     finally:
         with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        admin.delete_topics([topic])
-        admin.close()
 
 
 def _produced(events: list[dict]) -> Callable[[Settings, str], int]:
@@ -141,14 +175,71 @@ def _engine_rate(events: list[dict], true_time: bool = False) -> float:
     return len(events) / (time.perf_counter() - start)
 
 
-def run(settings: Settings, quick: bool = False) -> list[Figure]:
+def _instances(
+    settings: Settings, topic: str, tree: Path | None = None, suffix: str = ""
+) -> list[Figure]:
+    """1 and 2 processor instances in one consumer group over `topic` (of this tree, or of
+    the import tree `tree`): their rates and the ratio, CPU time per event per part, and
+    what makes them wait for each other (bench/instances.py)."""
+    figures, rates = [], {}
+    for k in INSTANCES:
+        r = run_group(settings, topic, k, GROUP_BATCH, tree)
+        label = f"{k} instance{'s' if k > 1 else ''}"
+        rates[k] = r.events / r.seconds
+        figures.append(
+            Figure(f"processor, {label} in one consumer group{suffix}", rates[k], "events/s")
+        )
+        cpu = {**r.cpu, "all three": sum(r.cpu.values())}
+        figures.extend(
+            Figure(f"  CPU time per event, {label}: {part}{suffix}", 1e6 * s / r.events, "µs")
+            for part, s in cpu.items()
+        )
+        figures.append(
+            Figure(f"  cores busy, {label} (the whole machine){suffix}", r.busy_cores, "cores")
+        )
+        figures.append(
+            Figure(
+                f"  events taken by the busiest instance, {label}{suffix}",
+                100 * max(r.records) / sum(r.records),
+                "%",
+            )
+        )
+        figures.extend(
+            Figure(f"  PostgreSQL backends, {label}: {state}{suffix}", 100 * share, "% of samples")
+            for state, share in sorted(r.backends.items(), key=lambda kv: -kv[1])
+        )
+        batches = max(r.batches, 1)
+        figures.extend(
+            Figure(f"  per batch, {label}: {name}{suffix}", n / batches, "")
+            for name, n in sorted(r.counts.items())
+        )
+        figures.extend(
+            Figure(f"  per batch, {label}: {phase}{suffix}", r.timings[phase] / batches, "s")
+            for phase in ("load groups", "recompute groups")
+        )
+    figures.append(Figure(f"  2 instances vs 1{suffix}", rates[2] / rates[1], "x"))
+    return figures
+
+
+def run(settings: Settings, quick: bool = False, baseline: str | None = None) -> list[Figure]:
+    # The baseline's checkout first: a ref that does not resolve fails before any measurement.
+    with checkout(baseline) if baseline is not None else nullcontext() as tree:
+        return _run(settings, quick, baseline, tree)
+
+
+def _run(settings: Settings, quick: bool, baseline: str | None, tree: Path | None) -> list[Figure]:
     n = N_QUICK if quick else N_FULL
     kafka = ceilings.kafka_produce_consume(settings, n=min(n, 100_000))
     postgres = ceilings.postgres_copy_upsert(settings, n=n)
     consume = next(f for f in kafka if f.name.startswith("kafka consume"))
     ceiling = min(consume.value, postgres[0].value)
 
-    main = _process(settings, lambda s, topic: produce_timeline(s, topic, n), timeline=True)
+    fill = partial(produce_timeline, n_events=n)
+    with _topic(settings, fill, timeline=True) as (topic, produced):
+        main = _process_topic(settings, topic, produced, timeline=True)
+        scaled = _instances(settings, topic)
+        if tree is not None:
+            scaled += _instances(settings, topic, tree, f" (baseline {baseline})")
     rate = main.events / main.seconds
     sample = generate_events(20_000, base=time.time())
     figures = [
@@ -170,6 +261,7 @@ def run(settings: Settings, quick: bool = False) -> list[Figure]:
             1e6 * cores / (ceiling / 2),
             "µs",
         ),
+        *scaled,
     ]
     dense = generate_events(n // 5, base=time.time(), step_s=1.0 / n)
     seconds = _process(settings, _produced(dense)).seconds
@@ -222,7 +314,11 @@ def run(settings: Settings, quick: bool = False) -> list[Figure]:
 
 
 def main() -> None:
-    bench_main(__doc__, run, f"{N_QUICK:,} events")
+    baseline = {
+        "metavar": "GIT_REF",
+        "help": "also run the timeline through this commit's processor, figures beside ours",
+    }
+    bench_main(__doc__, run, f"{N_QUICK:,} events", arguments={"--baseline": baseline})
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -64,9 +65,16 @@ def _readable(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 10 else f"{value:,.1f}"
 
 
-def bench_main(doc: str, run: Callable[..., object], quick: str, size: str | None = None) -> None:
-    """One benchmark's command line: `--quick` (help `quick`) and, with `size`, `--<size> N`;
-    brings the stack up first, like `make bench`."""
+def bench_main(
+    doc: str,
+    run: Callable[..., object],
+    quick: str,
+    size: str | None = None,
+    arguments: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """One benchmark's command line: `--quick` (help `quick`), with `size` `--<size> N`, and
+    `arguments` (flag: add_argument's keywords), each passed to `run` by name; brings the
+    stack up first, like `make bench`."""
     from chatchannels.settings import load_settings
     from chatchannels.stack.manager import stack_up
 
@@ -74,6 +82,8 @@ def bench_main(doc: str, run: Callable[..., object], quick: str, size: str | Non
     parser.add_argument("--quick", action="store_true", help=quick)
     if size is not None:
         parser.add_argument(f"--{size}", type=int, help=f"any other number of {size}")
+    for flag, keywords in (arguments or {}).items():
+        parser.add_argument(flag, **keywords)
     options = vars(parser.parse_args())
     settings = load_settings()
     stack_up(settings)
