@@ -29,8 +29,7 @@ from psycopg import sql
 
 from bench import children
 from bench.cpu import busy_cores, cpu_seconds, descendants
-from chatchannels.processors.pg.changes import CHANGES_LOCK
-from chatchannels.processors.pg.files import FILES_LOCK
+from chatchannels.processors.pg.locks import changes_lock, files_lock
 from chatchannels.settings import Settings
 
 DRIVER = Path(__file__).with_name("processor_instance.py")
@@ -39,13 +38,17 @@ SAMPLE_S = 0.05
 # Slower than this and the run is broken, not slow: the README's slowest figure is ~2,000/s.
 SLOWEST_EVENTS_PER_S = 200
 
-# Advisory lock keys but the store's two fixed ones are groups' (store.group_lock_key).
+# Advisory lock keys but the store's two fixed ones are groups' (processors/pg/locks.py).
 _GROUP_WAIT = "waiting for group locks"
 _OUTSIDE_WAIT = "waiting for an advisory lock held outside this run"
-_LOCK_WAITS = {
-    CHANGES_LOCK: "waiting for the change-stream lock",
-    FILES_LOCK: "waiting for the imported files' lock",
-}
+_CHANGES_WAIT = "waiting for the change-stream lock"
+
+
+def _lock_waits(schema: str) -> dict[int, str]:
+    return {
+        changes_lock(schema): _CHANGES_WAIT,
+        files_lock(schema): "waiting for the imported files' lock",
+    }
 
 
 @dataclass
@@ -169,7 +172,7 @@ def _measure(
     older = set(descendants(os.getpid()))
     deadline_s = max(120.0, sum(end.values()) / SLOWEST_EVENTS_PER_S)
     # Both locks are named even when never waited for: a zero is a finding.
-    states = Counter({_GROUP_WAIT: 0, _LOCK_WAITS[CHANGES_LOCK]: 0})
+    states = Counter({_GROUP_WAIT: 0, _CHANGES_WAIT: 0})
     with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
         _wait_assigned(settings, group, procs, errors)
         if any(_stored(conn, schema, group, topic).values()):
@@ -193,7 +196,7 @@ def _measure(
                     f"consumer {group}'s stored offsets in schema {schema} did not reach the"
                     f" end offsets of {topic} {end} within {deadline_s:g} s: they are {stored}"
                 )
-            states.update(_backend_states(conn, backends))
+            states.update(_backend_states(conn, backends, _lock_waits(schema)))
             time.sleep(SAMPLE_S)
         seconds = time.perf_counter() - start
     # The decode workers (and forkservers) live until close: read while they run.
@@ -261,7 +264,9 @@ def _assigned(member: dict) -> bool:
     return any(a["partitions"] for a in assigned)
 
 
-def _backend_states(conn: psycopg.Connection, backends: list[int]) -> list[str]:
+def _backend_states(
+    conn: psycopg.Connection, backends: list[int], lock_waits: dict[int, str]
+) -> list[str]:
     """What each backend is doing now: waiting for which lock, for its client, or working."""
     rows = conn.execute(
         "SELECT a.state, a.wait_event_type, a.wait_event,"
@@ -274,12 +279,12 @@ def _backend_states(conn: psycopg.Connection, backends: list[int]) -> list[str]:
     out = []
     for state, wait_type, wait_event, key, by_this_run in rows:
         if key is not None and not by_this_run:
-            # Advisory locks are the database's, not the schema's: another store in the same
-            # database (a replay, a test) takes the same keys for the same chats.
+            # A lock of this run's keys held by a process outside it (the keys are per
+            # schema: someone else working in this store).
             out.append(_OUTSIDE_WAIT)
         elif key is not None:
             signed = key - (1 << 64) if key >= 1 << 63 else key
-            out.append(_LOCK_WAITS.get(signed, _GROUP_WAIT))
+            out.append(lock_waits.get(signed, _GROUP_WAIT))
         elif state == "idle in transaction":
             out.append("in a batch, waiting for its processor")
         elif state == "idle":

@@ -15,6 +15,7 @@ from chatchannels.processors.batch import RawRecord
 from chatchannels.processors.canonical import CanonicalMessage
 from chatchannels.processors.observations import ObjectObservation
 from chatchannels.processors.pg.groups import Recomputed
+from chatchannels.processors.pg.locks import changes_lock
 from chatchannels.processors.pg.session import Session
 from chatchannels.processors.pg.state import host_message_rows
 from chatchannels.processors.rows import (
@@ -30,10 +31,6 @@ from chatchannels.processors.rows import (
 )
 from chatchannels.processors.snapshots import load_value
 from chatchannels.store_contract import NOTIFY_CHANNEL
-
-# pg_advisory_xact_lock keys: one fixed key for the change stream; groups hash into the rest
-# (groups.group_lock_key).
-CHANGES_LOCK = 0x63686368616E6765  # "chchange"
 
 
 def publish(
@@ -58,7 +55,7 @@ def publish(
     messages = [message_row(m) for m in upserted]
     revised, revisions = _changed_revisions(upserted, before)
     observations = _changed_observations(upserted, before)
-    session.write("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
+    session.write("SELECT pg_advisory_xact_lock(%s)", (changes_lock(session.schema),))
     (seq,) = session.query("SELECT coalesce(max(change_seq), 0) FROM changes").fetchone()
     first = _first_offsets(session, observations, first_seen)
     chat_rows = _changed_chats(session, sorted(chats))

@@ -13,11 +13,8 @@ from collections.abc import Sequence
 from chatchannels.processors import file_clocks
 from chatchannels.processors.batch import Decoded, import_evidence
 from chatchannels.processors.file_clocks import FileEstimate, FileUpdate
+from chatchannels.processors.pg.locks import files_lock
 from chatchannels.processors.pg.session import Session
-
-# Held by every batch with import events, from before it reads the files' evidence to its
-# commit: a batch must see every copy of its shared ids that any other batch committed.
-FILES_LOCK = 0x6368666966696C65  # "chfifile"
 
 
 def update_files(session: Session, decoded: Sequence[Decoded]) -> tuple[set[str], FileUpdate]:
@@ -28,7 +25,7 @@ def update_files(session: Session, decoded: Sequence[Decoded]) -> tuple[set[str]
     batch_first, batch_copies = import_evidence(decoded)
     if not batch_first:
         return set(), FileUpdate()
-    session.query("SELECT pg_advisory_xact_lock(%s)", (FILES_LOCK,))
+    session.query("SELECT pg_advisory_xact_lock(%s)", (files_lock(session.schema),))
     first: dict[str, float | None] = {}
     estimates: dict[str, FileEstimate] = {}
     for host, broker, offset, samples in session.query(

@@ -19,7 +19,6 @@ function of the log.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from chatchannels.processors.content import normalise_handle
 from chatchannels.processors.group_index import GroupIndex
 from chatchannels.processors.matching import GroupKey
 from chatchannels.processors.observations import HostMessage
+from chatchannels.processors.pg.locks import group_lock
 from chatchannels.processors.pg.session import Session
 from chatchannels.processors.snapshots import load_value
 
@@ -84,12 +84,6 @@ class GroupCache:
             self.size -= evicted
 
 
-def group_lock_key(group: GroupKey) -> int:
-    """A signed 64-bit advisory lock key for a group, the same in every process."""
-    digest = hashlib.blake2b("\x1f".join(group).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 class Groups:
     """The groups of one session's batches, with the cache that outlives them."""
 
@@ -110,7 +104,7 @@ class Groups:
         """Locks the batch's groups and reads them: from the cache where it holds the stored
         version, from the store otherwise (their host messages as stored before this batch:
         they are read before the batch's state is written)."""
-        keyed = sorted((group_lock_key(g), g) for g in folded.groups)
+        keyed = sorted((group_lock(self.session.schema, g), g) for g in folded.groups)
         if not keyed:
             return LockedGroups([], {}, {})
         self.session.write(

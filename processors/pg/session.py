@@ -144,6 +144,8 @@ class Session:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
+        # The store's schema (Store.connect set the search_path): its advisory lock keys.
+        (self.schema,) = conn.execute("SELECT current_schema()").fetchone()
         self._writes = _Writes()
         self.timings: Counter[str] = Counter()
 
