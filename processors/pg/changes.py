@@ -102,13 +102,13 @@ def publish(
     new, known = [], []
     for r in observations:
         (new if r[:2] in first_seen else known).append((*r, *first[r[:2]]))
-    session.copy_insert("observations", columns, new, conflict=None)
     session.upsert(
         "observations",
         columns,
         known,
         conflict=("host", "local_id"),
         update=OBSERVATION_COLUMNS[2:],
+        fresh=new,
     )
     _write_aliases(session, aliases, [m.id for m in upserted])
     session.upsert(

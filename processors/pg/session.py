@@ -203,8 +203,11 @@ class Session:
         rows: Sequence[tuple],
         conflict: Sequence[str],
         update: Sequence[str],
+        fresh: Sequence[tuple] = (),
     ) -> None:
-        """Queued (_Writes), like every write of the batch."""
+        """Queued (_Writes), like every write of the batch. `fresh` rows are known not to
+        exist yet: COPYed straight in, without the stage."""
+        self.copy_insert(table, columns, fresh, conflict=None)
         if rows:
             on_conflict = _on_conflict_update(tuple(conflict), tuple(update))
             staged = _staged(table, tuple(columns), on_conflict)

@@ -135,13 +135,13 @@ def write_host_messages(session: Session, folded: Folded) -> None:
                 dump_value(m),
             )
         )
-    session.copy_insert("proc_host_messages", _HOST_MESSAGE_COLUMNS, new, conflict=None)
     session.upsert(
         "proc_host_messages",
         _HOST_MESSAGE_COLUMNS,
         known,
         conflict=("host", "local_id"),
         update=("chat", "author_key", "epoch_min", "epoch_max", "state"),
+        fresh=new,
     )
 
 
