@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
 from psycopg import sql
 
 from bench import children
 from bench.cpu import busy_cores, cpu_seconds, descendants
 from chatchannels.processors.pg.locks import changes_lock, files_lock
+from chatchannels.processors.pg.offsets import stored_offsets
 from chatchannels.settings import Settings
+from chatchannels.stack.kafka import end_offsets
 
 DRIVER = Path(__file__).with_name("processor_instance.py")
 READY_S = 60.0
@@ -67,15 +69,6 @@ class GroupRun:
     records: list[int] = field(default_factory=list)
     # Busy cores of the whole machine during the run (other engineers' work included).
     busy_cores: float = 0.0
-
-
-def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        return {tp.partition: o for tp, o in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
 
 
 def run_group(
@@ -174,8 +167,9 @@ def _measure(
     # Both locks are named even when never waited for: a zero is a finding.
     states = Counter({_GROUP_WAIT: 0, _CHANGES_WAIT: 0})
     with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
         _wait_assigned(settings, group, procs, errors)
-        if any(_stored(conn, schema, group, topic).values()):
+        if any(stored_offsets(conn, group, topic).values()):
             raise RuntimeError(f"consumer {group} applied batches before go: the gate leaked")
         before = {pid: cpu_seconds(pid) for pid in [*pids, *backends]}
         workers_before = {
@@ -187,7 +181,7 @@ def _measure(
             proc.stdin.write("go\n")
             proc.stdin.flush()
         while True:
-            stored = _stored(conn, schema, group, topic)
+            stored = stored_offsets(conn, group, topic)
             if all(stored.get(p, 0) >= o for p, o in end.items()):
                 break
             _check_alive(procs, errors)
@@ -219,13 +213,6 @@ def _measure(
         backends={state: n / sampled for state, n in states.items()},
         busy_cores=cores * (busy - machine[0]) / max(total - machine[1], 1),
     )
-
-
-def _stored(conn: psycopg.Connection, schema: str, group: str, topic: str) -> dict[int, int]:
-    query = sql.SQL(
-        "SELECT partition, next_offset FROM {}.offsets WHERE consumer = %s AND topic = %s"
-    ).format(sql.Identifier(schema))
-    return dict(conn.execute(query, (group, topic)).fetchall())
 
 
 def _check_alive(procs: list[subprocess.Popen], errors) -> None:

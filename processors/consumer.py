@@ -270,14 +270,10 @@ class Processor:
         """Apply one batch; False if it was dropped and the positions were reset."""
         try:
             result = self.store.apply_batch(self.options.topic, records, self.expected, decoded)
-        except OffsetConflict as exc:
-            log.warning("batch dropped, %s; seeking to the stored offsets", exc)
-            self.summary.conflicts += 1
-            self._seek_to_stored(self.consumer.assignment())
-            return False
-        except psycopg.errors.UniqueViolation as exc:
-            # A host message this batch saw first was stored meanwhile by a dead-letter
-            # redrive (pg/state.py): read again, the batch folds into it.
+        except (OffsetConflict, psycopg.errors.UniqueViolation) as exc:
+            # Another transaction got there first: another instance moved a partition, or a
+            # dead-letter redrive stored a host message this batch saw first (pg/state.py).
+            # Read again, the batch applies to what they committed.
             log.warning("batch dropped, %s; seeking to the stored offsets", exc)
             self.summary.conflicts += 1
             self._seek_to_stored(self.consumer.assignment())

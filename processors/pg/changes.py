@@ -9,7 +9,9 @@ the lock is waited for, while PostgreSQL writes the batch's state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import astuple
+from typing import Any
 
 from chatchannels.processors.batch import RawRecord
 from chatchannels.processors.canonical import CanonicalMessage
@@ -58,8 +60,25 @@ def publish(
     session.write("SELECT pg_advisory_xact_lock(%s)", (changes_lock(session.schema),))
     (seq,) = session.query("SELECT coalesce(max(change_seq), 0) FROM changes").fetchone()
     first = _first_offsets(session, observations, first_seen)
-    chat_rows = _changed_chats(session, sorted(chats))
-    media_rows = _changed_media(session, sorted(media))
+    skews = (
+        dict(session.query("SELECT host, skew_s FROM proc_host_clocks")) if chats or media else {}
+    )
+    chat_rows = _changed_objects(
+        session,
+        "CHAT",
+        sorted(chats),
+        "SELECT name, topic, members, created_utc FROM chats WHERE name = ANY(%s)",
+        chat_row,
+        skews,
+    )
+    media_rows = _changed_objects(
+        session,
+        "MEDIA",
+        sorted(media),
+        "SELECT docid, sha256, name, size, mime FROM media WHERE docid = ANY(%s)",
+        media_row,
+        skews,
+    )
     # Read under the change-stream lock: a message committed by another instance that
     # had not seen this media row yet is visible here, so its page gets linked.
     linking = _messages_showing(
@@ -170,56 +189,33 @@ def _write_aliases(session: Session, aliases: list[tuple[str, str]], live: list[
         session.write("DELETE FROM message_aliases WHERE old_id = ANY(%s)", (live,))
 
 
-def _changed_chats(session: Session, chats: list[str]) -> list[tuple]:
-    """(name, topic, members, created_utc) of the chats whose row changes."""
-    if not chats:
+def _changed_objects(
+    session: Session,
+    obj: str,
+    ids: list[str],
+    stored: str,
+    row: Callable[[list[ObjectObservation], Mapping[str, float]], Any],
+    skews: Mapping[str, float],
+) -> list[tuple]:
+    """(id, *values) of the `obj` objects whose row changes: `row` of the hosts' reads of
+    each (rows.py) against what `stored` (id, *values of the ids given) reads back. Arrays
+    come back as lists, so tuples are written and compared as lists."""
+    if not ids:
         return []
-    skews = dict(session.query("SELECT host, skew_s FROM proc_host_clocks"))
-    objects: dict[str, list[ObjectObservation]] = {c: [] for c in chats}
+    objects: dict[str, list[ObjectObservation]] = {i: [] for i in ids}
     for obj_id, state in session.query(
-        "SELECT obj_id, state FROM proc_objects WHERE obj = 'CHAT' AND obj_id = ANY(%s)",
-        (chats,),
+        "SELECT obj_id, state FROM proc_objects WHERE obj = %s AND obj_id = ANY(%s)",
+        (obj, ids),
     ):
         objects[obj_id].append(load_value(ObjectObservation, state))
-    existing = {
-        name: (topic, tuple(members), created)
-        for name, topic, members, created in session.query(
-            "SELECT name, topic, members, created_utc FROM chats WHERE name = ANY(%s)",
-            (chats,),
-        )
-    }
+    existing = {key: tuple(values) for key, *values in session.query(stored, (ids,))}
     rows = []
-    for chat in chats:
-        row = chat_row(objects[chat], skews)
-        if existing.get(chat) != (row.topic, row.members, row.created_utc):
-            rows.append((chat, row.topic, list(row.members), row.created_utc))
-    return rows
-
-
-def _changed_media(session: Session, docids: list[str]) -> list[tuple]:
-    """(docid, sha256, name, size, mime) of the shared files whose row changes."""
-    if not docids:
-        return []
-    skews = dict(session.query("SELECT host, skew_s FROM proc_host_clocks"))
-    objects: dict[str, list[ObjectObservation]] = {d: [] for d in docids}
-    for obj_id, state in session.query(
-        "SELECT obj_id, state FROM proc_objects WHERE obj = 'MEDIA' AND obj_id = ANY(%s)",
-        (docids,),
-    ):
-        objects[obj_id].append(load_value(ObjectObservation, state))
-    existing = {
-        docid: tuple(rest)
-        for docid, *rest in session.query(
-            "SELECT docid, sha256, name, size, mime FROM media WHERE docid = ANY(%s)",
-            (docids,),
+    for i in ids:
+        values = tuple(
+            list(v) if isinstance(v, tuple) else v for v in astuple(row(objects[i], skews))
         )
-    }
-    rows = []
-    for docid in docids:
-        row = media_row(objects[docid], skews)
-        values = (row.sha256, row.name, row.size, row.mime)
-        if existing.get(docid) != values:
-            rows.append((docid, *values))
+        if existing.get(i) != values:
+            rows.append((i, *values))
     return rows
 
 
