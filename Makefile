@@ -38,7 +38,7 @@ STRESS_RUNS ?= 20
 stress: setup
 	@for i in $$(seq $(STRESS_RUNS)); do \
 		echo "stress: run $$i of $(STRESS_RUNS)"; \
-		$(BIN)/pytest -q tests/integration/test_demo.py -k ctrl_c \
+		$(BIN)/pytest -q tests/integration/demo/test_demo.py -k ctrl_c \
 			|| { echo "stress: run $$i of $(STRESS_RUNS) failed"; exit 1; }; \
 	done; echo "stress: $(STRESS_RUNS) of $(STRESS_RUNS) runs passed"
 

@@ -54,7 +54,7 @@ from chatchannels.processors.engine import Engine
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.rawevents import validate_raw_event
 from chatchannels.settings import Settings
-from tests.processor_harness import (
+from tests.support.processor_harness import (
     HOSTS,
     create_time_topic,
     generate_events,

@@ -40,7 +40,7 @@ from chatchannels.publishers.site import SitePublisher
 from chatchannels.publishers.store import read_messages
 from chatchannels.settings import Settings, load_settings
 from chatchannels.stack.postgres import ensure_database
-from tests.publishers_seeding import StoreSeeder
+from tests.support.publishers_seeding import StoreSeeder
 
 DEFAULT_N = 200_000
 QUICK_N = 20_000

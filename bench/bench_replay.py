@@ -1,6 +1,6 @@
 """Replay: rebuild the store from the log, verify it, rebuild the site and index, swap.
 
-Generated raw events (tests/processor_harness.py's `produce_timeline`: a chat history of a
+Generated raw events (tests/support/processor_harness.py's `produce_timeline`: a chat history of a
 message a second as live agents would have sent it, in chunks of 100,000 with three hosts of
 their own each, so memory stays flat) go to a fresh topic that keeps those append times and
 are processed into a fresh "live" schema by a processor in a child process. Then
@@ -39,7 +39,7 @@ from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.replay.rebuild import ReplayOptions, replay
 from chatchannels.replay_wiring import PUBLISHED_SITE
 from chatchannels.settings import Settings
-from tests.processor_harness import create_time_topic, produce_timeline
+from tests.support.processor_harness import create_time_topic, produce_timeline
 
 N_FULL, N_QUICK = 1_000_000, 50_000
 TARGET_EVENTS, TARGET_S = 1_000_000, 180.0

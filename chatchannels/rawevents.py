@@ -113,8 +113,8 @@ def raw_event(
 def encode_raw_event(event: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON with sorted keys: the same event always encodes to the same bytes."""
     try:
-        # orjson is 5-10x faster than json on an imported main.db row's 150 values, where
-        # encoding was a third of an import's time.
+        # orjson, because encoding an imported main.db row's 150 values with json is a large
+        # share of an import's time (bench_import).
         return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         # Integers beyond 64 bits (a main.db column can hold anything), which orjson refuses.
@@ -126,7 +126,7 @@ def parse_raw_event(data: bytes) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
         try:
-            # orjson parses an imported main.db row several times faster than json.
+            # orjson, for the same reason as in encode_raw_event.
             event = orjson.loads(text)
         except orjson.JSONDecodeError:
             # json decides what orjson refuses (integers beyond 64 bits) and words the error.

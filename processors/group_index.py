@@ -7,7 +7,7 @@ grows for as long as its author keeps writing in its chat: a replay slowed batch
 
 `GroupIndex` keeps the segments, their clusters and each key's ranked messages. `update`
 with the host messages a batch changed gives the messages and the writes `recompute_group`
-gives for the new set (tests/unit/test_processor_group_index.py holds it to that), redoing
+gives for the new set (tests/unit/processors/test_group_index.py holds it to that), redoing
 only:
 - the segments that hold or lie within the tolerance of a changed message's old or new time
   (any other segment keeps its members and its gaps to its neighbours, so it is still one

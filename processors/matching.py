@@ -1,7 +1,7 @@
 """Cross-host matching: which hosts' copies are one message.
 
-Design note (also in /work/notes/matching.md)
-=============================================
+Design note
+===========
 
 Input: every complete `HostMessage` (chat, author and TIMESTAMP known) of one group, the
 group being (chat, author compared case-insensitively). Output: clusters, each at most one

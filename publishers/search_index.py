@@ -1,7 +1,7 @@
 """Full-text search: the backend interface, the Whoosh backend, and the search publisher.
 
 `SearchBackend` is the one seam a search cluster would fill (design.md, "Scaling out"); every
-backend passes tests/unit/test_publishers_search_contract.py. The Whoosh backend keeps:
+backend passes tests/support/search_contract.py. The Whoosh backend keeps:
 - one document per live message: body stemmed (`body`), exact (`body_exact`, for phrases and
   stop words) and the pairs of adjacent words that hold a stop word (`body_pairs`, for
   phrases), author handle and display name, chat, UTC time, id, link;
@@ -163,7 +163,7 @@ class StopWordPairs(Filter):
     """Each pair of adjacent words of which one is a stop word, as one token ("the build").
 
     A phrase of `body_exact` walks the postings of all its words, and a stop word has postings
-    for most messages: "the build" took 60 times longer than "please review". A pair is
+    for most messages, so "the build" is far slower than "please review". A pair is
     one short lookup. Pairs of other words would double the terms of the index (and its build
     time) for phrases that are already cheap; Lucene calls this filter CommonGrams.
     """

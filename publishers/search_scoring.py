@@ -1,9 +1,9 @@
 """Scoring a Whoosh query over whole posting lists at once, with numpy.
 
-Whoosh finds and scores hits one document at a time in Python, about 3.5 microseconds per
-matching document: a word in a few percent of 200,000 messages took 16-25 ms, and its top-N
-collector can rarely skip a block of postings, because short chat messages put a high BM25
-score in nearly every block. Here each term's postings are read a block at a time, scored
+Whoosh finds and scores hits one document at a time in Python, so a common word costs
+time in proportion to its hits (bench_publishers shows how much), and its top-N collector
+can rarely skip a block of postings, because short chat messages put a high BM25 score in
+nearly every block. Here each term's postings are read a block at a time, scored
 with Whoosh's own scorer once per distinct (term frequency, field length) pair, and the query
 tree is combined as arrays over the segment's documents: And adds scores where all parts
 match, Or where any does, Not matches the rest with a score of 1 (what Whoosh's
@@ -12,7 +12,7 @@ only the blocks of postings that may hold a document left. A phrase next to othe
 parts of an And is a filter checked last, on the stored text of the documents left; any other
 node is matched by Whoosh itself. Without phrases, hits, scores and their order (score, then
 document number) equal Whoosh's own search; with them, the hits do
-(tests/unit/test_publishers_search_whoosh.py compares them). The total is always exact.
+(tests/unit/publishers/test_search_whoosh.py compares them). The total is always exact.
 
 The field lengths and posting blocks are read through whoosh-reloaded 2.7.5's codec (W3),
 whose attributes are not public: `SegmentArrays.length_bytes`, `_fixed_column` and

@@ -6,7 +6,7 @@ index; a user change the index of every chat the user is a member of. The site i
 whole-archive feed follow every batch. When a month appears or disappears, its neighbouring
 months are re-rendered too, because their prev/next links changed. Nothing else is
 re-rendered, and every page is a function of the store alone, so publishing incrementally
-and publishing from zero give the same files (tests/integration/test_publishers_site.py).
+and publishing from zero give the same files (tests/integration/publishers/test_site.py).
 
 Where each message was published is kept in `.chatchannels-pages.db` (placements.py), so a
 message that moves leaves its old page. The watermark lives in the site

@@ -27,10 +27,6 @@ MESSAGE_COLUMNS = (
 )
 
 
-class StoreError(RuntimeError):
-    """The store could not be read; the message names the query's purpose and the cause."""
-
-
 def read_changes(conn: psycopg.Connection, after: int, limit: int) -> list[Change]:
     """Changes with change_seq > after, in change_seq order (commit order), at most limit."""
     rows = conn.execute(
@@ -149,16 +145,6 @@ def read_chat(conn: psycopg.Connection, name: str) -> Chat | None:
         ).fetchall()
     )
     return Chat(name, topic, tuple((h, names.get(h, "")) for h in sorted(set(members))))
-
-
-def chat_exists(conn: psycopg.Connection, name: str) -> bool:
-    return bool(
-        conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM chats WHERE name = %s)"
-            " OR EXISTS (SELECT 1 FROM messages WHERE chat = %s)",
-            (name, name),
-        ).fetchone()[0]
-    )
 
 
 def read_chat_summaries(conn: psycopg.Connection) -> list[ChatSummary]:

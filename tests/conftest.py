@@ -8,7 +8,6 @@ share one broker. If the stack cannot start, the tests that need it fail with th
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +17,8 @@ import pytest
 
 from chatchannels.settings import Settings, load_settings
 from chatchannels.stack.dbus import SessionBus, session_bus
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO
+from tests.support.stack import private_stack_settings
 
 # How long the shared stack may take to answer again after a test: a test's own freeze of
 # the broker (the demo's, 5 s plus its guard's grace) is over well within it.
@@ -33,12 +32,6 @@ def _base_settings() -> Settings:
     env = dict(os.environ)
     env.setdefault("CHATCHANNELS_STACK_DIR", str(REPO / ".stack"))
     return load_settings(environ=env)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -150,22 +143,6 @@ class PrivateKafka:
 
         ensure_topic(self.settings, name, partitions)
         return name
-
-
-def private_stack_settings(shared: Settings, root: Path) -> Settings:
-    """Settings for a second stack in `root` on free ports, reusing the shared stack's jars."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "kafka").mkdir(exist_ok=True)
-    libs = root / "kafka" / "libs"
-    if not libs.exists():
-        libs.symlink_to(shared.stack_dir / "kafka" / "libs")
-    return shared.replace(
-        stack_dir=root,
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        pg_port=free_port(),
-        kafka_heap="384m",
-    )
 
 
 @pytest.fixture

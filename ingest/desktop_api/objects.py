@@ -4,8 +4,8 @@
 Objects are cheap frozen handles (the client and an id); reading a property is one GET,
 so every property is awaited: `await message.body`, `await chat.members`. Values are typed
 with the protocol codecs (timestamps as aware UTC datetimes, handle and id lists as tuples,
-booleans, ints). Reads never change Skype's state; the few writers (`send_message`,
-`set_topic`, `set_body`) are named as such. Calls, SMS and voicemail are out of scope.
+booleans, ints). Nothing here writes to Skype: an archive only reads. Calls, SMS and
+voicemail are out of scope.
 """
 
 from __future__ import annotations
@@ -18,17 +18,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 from chatchannels.ingest.desktop_api.client import SkypeClient
 from chatchannels.ingest.desktop_api.errors import UnexpectedReply
 from chatchannels.ingest.desktop_api.protocol import (
-    AlterReply,
     ObjectProperty,
-    Parameter,
-    Pong,
     SearchResult,
-    format_alter,
     format_get,
-    format_get_parameter,
-    format_id_list,
     format_search,
-    format_set,
     parse_bool,
     parse_date,
     parse_handle_list,
@@ -139,16 +132,6 @@ class ChatMessage(_ApiObject):
     role = _Property("ROLE", _text)
     body = _Property("BODY", _text)
 
-    async def chat(self) -> Chat:
-        return Chat(self.client, await self.chat_name)
-
-    async def set_body(self, text: str) -> None:
-        """Edit the message (own messages, protocol 7); an empty text deletes it in Skype."""
-        command = format_set(self.noun, self.id, "BODY", text)
-        reply = await self.client.command(command)
-        if not isinstance(reply, ObjectProperty):
-            raise UnexpectedReply(command, reply)
-
 
 @dataclass(frozen=True)
 class Chat(_ApiObject):
@@ -183,62 +166,12 @@ class Chat(_ApiObject):
     async def messages(self) -> list[ChatMessage]:
         return [ChatMessage(self.client, i) for i in await self.message_ids]
 
-    async def recent_messages(self) -> list[ChatMessage]:
-        return [ChatMessage(self.client, i) for i in await self.recent_message_ids]
-
-    async def send_message(self, text: str) -> ChatMessage:
-        """Post `text`; Skype answers `CHATMESSAGE <id> STATUS SENDING`."""
-        command = f"CHATMESSAGE {self.id} {text}"
-        reply = await self.client.command(command)
-        if not (isinstance(reply, ObjectProperty) and reply.obj == "CHATMESSAGE"):
-            raise UnexpectedReply(command, reply)
-        return ChatMessage(self.client, reply.obj_id)
-
-    async def set_topic(self, topic: str) -> None:
-        command = format_alter(self.noun, self.id, "SETTOPIC", topic)
-        reply = await self.client.command(command)
-        if not isinstance(reply, AlterReply):
-            raise UnexpectedReply(command, reply)
-
 
 class Skype:
     """The signed-in Skype behind an attached client."""
 
     def __init__(self, client: SkypeClient) -> None:
         self.client = client
-
-    def chat(self, name: str) -> Chat:
-        return Chat(self.client, name)
-
-    def message(self, message_id: int | str) -> ChatMessage:
-        return ChatMessage(self.client, str(message_id))
-
-    def user(self, handle: str) -> User:
-        return User(self.client, handle)
-
-    async def parameter(self, name: str) -> str:
-        command = format_get_parameter(name)
-        reply = await self.client.command(command)
-        if not (isinstance(reply, Parameter) and reply.name == name.split(" ")[0].upper()):
-            raise UnexpectedReply(command, reply)
-        return reply.value
-
-    async def current_user_handle(self) -> str:
-        return await self.parameter("CURRENTUSERHANDLE")
-
-    async def version(self) -> str:
-        return await self.parameter("SKYPEVERSION")
-
-    async def connection_status(self) -> str:
-        return await self.parameter("CONNSTATUS")
-
-    async def user_status(self) -> str:
-        return await self.parameter("USERSTATUS")
-
-    async def ping(self) -> None:
-        reply = await self.client.command("PING")
-        if not isinstance(reply, Pong):
-            raise UnexpectedReply("PING", reply)
 
     async def search(self, what: str, target: str | None = None) -> tuple[str, ...]:
         command = format_search(what, target)
@@ -257,16 +190,3 @@ class Skype:
         )
         names = dict.fromkeys(name for names in found for name in names)
         return [Chat(self.client, name) for name in names]
-
-    async def missed_messages(self) -> list[ChatMessage]:
-        return [ChatMessage(self.client, i) for i in await self.search("MISSEDCHATMESSAGES")]
-
-    async def friends(self) -> list[User]:
-        return [User(self.client, h) for h in await self.search("FRIENDS")]
-
-    async def create_chat(self, *handles: str) -> Chat:
-        command = f"CHAT CREATE {format_id_list(handles)}".rstrip()
-        reply = await self.client.command(command)
-        if not (isinstance(reply, ObjectProperty) and reply.obj == "CHAT"):
-            raise UnexpectedReply(command, reply)
-        return Chat(self.client, reply.obj_id)

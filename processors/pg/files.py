@@ -44,7 +44,7 @@ def update_files(session: Session, decoded: Sequence[Decoded]) -> tuple[set[str]
         # One index probe per id (OFFSET 0 keeps the subquery a probe), not a join: the
         # planner would hash the whole table, every batch, as it grows. Without JIT:
         # before the table's first ANALYZE the planner guesses ~200 rows a probe and
-        # compiles the query, which took 5-15 times as long as running it (measured).
+        # compiles the query, which costs far more than running it.
         (jit,) = session.query("SELECT current_setting('jit')").fetchone()
         session.query("SELECT set_config('jit', 'off', true)")
         for xid, host, timestamp in session.query(

@@ -67,14 +67,12 @@ class PausedCollector:
     """No cyclic garbage collection inside a batch, and none of the state that outlives it
     afterwards. A batch allocates millions of container objects, and the processor's state
     (the group indexes' host messages, clusters and messages) lives for many batches: left
-    to the collector, every full pass traverses all of it, a quarter of the processor's time
-    at 200,000 events and growing with the state. So whatever a batch leaves alive is frozen
-    out of later passes (gc.freeze). Frozen objects are still freed when their last
-    reference goes; only cyclic garbage would stay, and a batch makes none (a collection
-    after each batch of bench_processor's 200,000 events found 0 objects, and traversing
-    the batch's objects to find them cost a tenth of the processor's time). Any that a rare
-    path leaves (an exception's traceback) goes at the next full collection, one in
-    `full_every` batches."""
+    to the collector, every full pass traverses all of it, at a cost that grows with the
+    state. So whatever a batch leaves alive is frozen out of later passes (gc.freeze).
+    Frozen objects are still freed when their last reference goes; only cyclic garbage would
+    stay, and a batch makes none on its usual paths, so looking for it after every batch
+    would be wasted. Any that a rare path leaves (an exception's traceback) goes at the next
+    full collection, one in `full_every` batches."""
 
     def __init__(self, full_every: int = 50) -> None:
         self.full_every = full_every

@@ -107,8 +107,7 @@ class ReplayOptions:
     # Keep the replay schema after a run that does not swap it in (it is dropped otherwise).
     keep: bool = False
     # A batch re-clusters only the time segments it touches (group_index.py), so larger
-    # batches gain little and hold more in memory (bench_replay, 1,000,000 events: 4,298
-    # events/s in batches of 50,000, the live store 5,035 in batches of 20,000).
+    # batches gain little and hold more in memory (bench_replay measures it).
     batch_records: int = REPLAY_BATCH
     # Replaying a copy of the raw topic (topic_copy.py).
     create_time_is_append_time: bool = False

@@ -8,7 +8,7 @@ Records keep their key (the host id), so each host's records stay in one partiti
 host's order, whatever the partition count; only the order across hosts changes, which the
 outcome must not depend on (design.md, invariant 4).
 
-Used to check that invariant against the real pipeline (tests/integration/test_replay.py),
+Used to check that invariant against the real pipeline (tests/integration/replay/test_replay.py),
 and the way to change the raw topic's partition count: adding partitions in place would
 send a host's later records to another partition than its earlier ones, so a consumer could
 read them out of the host's order.
