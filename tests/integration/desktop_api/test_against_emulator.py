@@ -11,7 +11,7 @@ from chatchannels.emulator.runner import Emulator
 from chatchannels.emulator.scenario import bundled_scenario, load_scenario
 from chatchannels.ingest.desktop_api import errors
 from chatchannels.ingest.desktop_api.client import AttachState
-from chatchannels.ingest.desktop_api.objects import Skype
+from chatchannels.ingest.desktop_api.objects import Chat, ChatMessage, Skype
 from chatchannels.ingest.desktop_api.protocol import ObjectProperty, Pong
 from tests.support.skype_stub import Recorder, eventually, new_client, run
 
@@ -44,25 +44,22 @@ def test_attach_receive_and_read_through_objects(dbus_bus):
             try:
                 await client.connect()
                 assert client.protocol == 8
-                assert await skype.current_user_handle() == "alice"
                 await emu.step(3)  # alice posts, bob answers, cecil posts a two-line body
                 ids = await eventually(
                     lambda: received_ids(seen), lambda r: len(r) == 2, "two STATUS RECEIVED"
                 )
-                message = skype.message(ids[1])
-                body, chat, timestamp, author = await asyncio.gather(
-                    message.body, message.chat(), message.timestamp, message.from_handle
+                message = ChatMessage(client, ids[1])
+                body, chat_name, timestamp, author = await asyncio.gather(
+                    message.body, message.chat_name, message.timestamp, message.from_handle
                 )
                 assert body == ' indented, "quotes" & <angle>\nsecond line'
-                assert chat == skype.chat(GROUP)
+                assert chat_name == GROUP
                 assert timestamp == datetime.fromtimestamp(START + 10 + 3, UTC)
                 assert author == "cecil"
-                assert await chat.members == ("bob", "cecil", "alice")
+                assert await Chat(client, chat_name).members == ("bob", "cecil", "alice")
                 assert GROUP in [c.id for c in await skype.chats()]
                 with pytest.raises(errors.InvalidChatName):
-                    await skype.chat("19:0f1e2d3c4b5a69788796a5b4c3d2e1f0@thread.skype").topic
-                sent = await chat.send_message("from the client")
-                assert await sent.body == "from the client"
+                    await Chat(client, "19:0f1e2d3c4b5a69788796a5b4c3d2e1f0@thread.skype").topic
             finally:
                 await client.close()
 
