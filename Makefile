@@ -4,9 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup system-packages kafka-jars demo test bench stress lint stack-up stack-down clean
+.PHONY: setup system-packages kafka-jars axe-core demo test bench stress lint stack-up stack-down clean
 
-setup: system-packages $(INSTALLED) kafka-jars
+setup: system-packages $(INSTALLED) kafka-jars axe-core
+
+# axe-core, the accessibility checker the browser tests inject into the pages
+# (tests/integration/publishers/test_accessibility.py), from the npm registry; pinned.
+AXE_VERSION := 4.14.1
+AXE := $(VENV)/node/node_modules/axe-core/axe.min.js
+axe-core: $(AXE)
+$(AXE): Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	npm install --silent --no-audit --no-fund --save-exact --prefix $(VENV)/node axe-core@$(AXE_VERSION)
+	@touch $@
 
 system-packages:
 	@bash deploy/dev/system-packages.sh

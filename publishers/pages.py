@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from chatchannels.publishers import paths
+from chatchannels.publishers import paths, statistics
 from chatchannels.publishers.markup import body_html, clean_text, render_markup
 from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount
+from chatchannels.publishers.names import chat_title
 
 STYLE_CSS = """\
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 0 1rem; }
@@ -146,4 +147,21 @@ class PageRenderer:
     def search_page(self, query: str, sort: str, results: object | None, error: str) -> str:
         return self.env.get_template("search.html").render(
             root="", query=query, sort=sort, results=results, error=error
+        )
+
+    def stats_page(self, chat: Chat | None, stats: statistics.Statistics) -> str:
+        """A chat's statistics page, or (chat None) the whole archive's."""
+        here = paths.chat_stats_path(chat.name) if chat else paths.STATS_PATH
+        charts = statistics.charts(
+            stats,
+            (lambda day: f"{day[:7]}.html") if chat else (lambda day: None),
+        )
+        return self.env.get_template("stats.html").render(
+            root=paths.relative_link(here, ""),
+            chat=chat,
+            title=chat_title(chat.name, chat.topic, chat.members) if chat else "All chats",
+            stats=stats,
+            first=stats.days[0].day if stats.days else None,
+            last=stats.days[-1].day if stats.days else None,
+            charts=charts,
         )

@@ -140,6 +140,10 @@ def chat_index_path(chat: str) -> str:
     return f"{chat_dir(chat)}/index.html"
 
 
+def chat_stats_path(chat: str) -> str:
+    return f"{chat_dir(chat)}/stats.html"
+
+
 def month_page_path(chat: str, month: str) -> str:
     return f"{chat_dir(chat)}/{month}.html"
 
@@ -149,6 +153,7 @@ def message_link(chat: str, month: str, message_id: str) -> str:
 
 
 ALL_FEED_PATH = "feeds/all.atom"
+STATS_PATH = "stats.html"
 
 
 def chat_feed_path(chat: str) -> str:

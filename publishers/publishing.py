@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from chatchannels.publishers.changes import CatchUp, Publisher, run_publishers
+from chatchannels.publishers.paths import STATS_PATH
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.search_index import PARALLEL_BATCH, SearchPublisher, WhooshBackend
 from chatchannels.publishers.site import STATE_FILE, SitePublisher, link_media
@@ -18,7 +19,16 @@ INDEX_DIR = ".search-index"
 # Changes per batch: as many as make the search index use its parallel writer.
 DEFAULT_BATCH = PARALLEL_BATCH
 # Everything the site publisher owns; --rebuild removes exactly these.
-SITE_OUTPUTS = ("chats", "feeds", "index.html", "style.css", STATE_FILE, DB_FILE, INDEX_DIR)
+SITE_OUTPUTS = (
+    "chats",
+    "feeds",
+    "index.html",
+    "style.css",
+    STATS_PATH,
+    STATE_FILE,
+    DB_FILE,
+    INDEX_DIR,
+)
 
 
 def index_dir(site_dir: Path) -> Path:

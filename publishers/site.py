@@ -1,12 +1,14 @@
 """The static site publisher: HTML pages and Atom feeds under the site folder.
 
 A batch of changes names the pages it touches: a message change touches its (chat, month)
-page and archive, its chat's index page and current feed; a chat change touches the chat's
-index; a user change the index of every chat the user is a member of. The site index and the
-whole-archive feed follow every batch. When a month appears or disappears, its neighbouring
-months are re-rendered too, because their prev/next links changed. Nothing else is
-re-rendered, and every page is a function of the store alone, so publishing incrementally
-and publishing from zero give the same files (tests/integration/publishers/test_site.py).
+page and archive, its chat's index page, statistics page and current feed; a chat change
+touches the chat's index and statistics page; a user change those of every chat the user is
+a member of. The site index, the whole-archive feed and statistics follow every batch; the
+statistics are counted again only for the touched chats (tallies.py). When a month appears or
+disappears, its neighbouring months are re-rendered too, because their prev/next links
+changed. Nothing else is re-rendered, and every page is a function of the store alone, so
+publishing incrementally and publishing from zero give the same files
+(tests/integration/publishers/test_site.py).
 
 Where each message was published is kept in `.chatchannels-pages.db` (placements.py), so a
 message that moves leaves its old page. The watermark lives in the site
@@ -24,10 +26,12 @@ from pathlib import Path
 import psycopg
 
 from chatchannels.publishers import feeds, paths, store
+from chatchannels.publishers.charts import CHART_CSS
 from chatchannels.publishers.files import file_exists, remove_file, sync_to_disk, write_atomic
 from chatchannels.publishers.model import Change, Chat, MonthCount
 from chatchannels.publishers.pages import STYLE_CSS, PageRenderer
 from chatchannels.publishers.placements import Placements
+from chatchannels.publishers.tallies import Tallies
 
 STATE_FILE = ".chatchannels-site.json"
 # The site's link to the archive of imported media (settings' media_dir), which lives
@@ -46,6 +50,7 @@ class SitePublisher:
         self.site_dir = site_dir
         self.renderer = PageRenderer()
         self.placements = Placements(site_dir)
+        self.tallies = Tallies(self.placements.db)
         self.pages_written = 0
 
     def watermark(self) -> int:
@@ -107,6 +112,7 @@ class SitePublisher:
         pending = self.placements.pending()
         if not pending:
             return
+        self.tallies.refresh(conn, list(pending))
         for chat, months in pending.items():
             self._publish_chat(conn, chat, [m for m in months if m])
         self._publish_top(conn)
@@ -151,18 +157,23 @@ class SitePublisher:
         if row is None and not counts:
             remove_file(self.site_dir, paths.chat_index_path(chat))
             remove_file(self.site_dir, paths.chat_feed_path(chat))
+            remove_file(self.site_dir, paths.chat_stats_path(chat))
             return
         info = row or Chat(chat, "", ())
         self._write(paths.chat_index_path(chat), self.renderer.chat_index(info, counts).encode())
+        stats = self.tallies.read(chat)
+        self._write(paths.chat_stats_path(chat), self.renderer.stats_page(info, stats).encode())
         latest = store.read_latest(conn, chat, feeds.CURRENT_ENTRIES)
         newest = counts[-1].month if counts else None
         media = store.read_media(conn, latest)
         self._write(paths.chat_feed_path(chat), feeds.chat_feed(chat, latest, newest, media))
 
     def _publish_top(self, conn: psycopg.Connection) -> None:
-        self._write("style.css", STYLE_CSS.encode())
+        self._write("style.css", (STYLE_CSS + CHART_CSS).encode())
         summaries = store.read_chat_summaries(conn)
         self._write("index.html", self.renderer.site_index(summaries).encode())
+        stats = self.tallies.read(None)
+        self._write(paths.STATS_PATH, self.renderer.stats_page(None, stats).encode())
         latest = store.read_latest(conn, None, feeds.CURRENT_ENTRIES)
         self._write(paths.ALL_FEED_PATH, feeds.all_feed(latest, store.read_media(conn, latest)))
 

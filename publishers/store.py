@@ -163,3 +163,38 @@ def chats_of_member(conn: psycopg.Connection, handle: str) -> list[str]:
         "SELECT name FROM chats WHERE %s = ANY(members) ORDER BY name", (handle,)
     ).fetchall()
     return [row[0] for row in rows]
+
+
+# A person's name on the statistics pages is the one on their latest message (ties: by id).
+_TALLY_PEOPLE = (
+    "SELECT chat, author, count(*),"
+    " count(*) FILTER (WHERE edited_utc IS NOT NULL AND NOT deleted),"
+    " count(*) FILTER (WHERE deleted),"
+    " to_char(max(posted_utc) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
+    " coalesce((array_agg(author_name ORDER BY posted_utc DESC, id DESC)"
+    "   FILTER (WHERE author_name <> ''))[1], '')"
+    " FROM messages WHERE chat = ANY(%s) GROUP BY chat, author ORDER BY chat, author"
+)
+_TALLY_DAYS = (
+    "SELECT chat, to_char(posted_utc AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*),"
+    " count(*) FILTER (WHERE edited_utc IS NOT NULL AND NOT deleted),"
+    " count(*) FILTER (WHERE deleted)"
+    " FROM messages WHERE chat = ANY(%s) GROUP BY chat, day ORDER BY chat, day"
+)
+_TALLY_HOURS = (
+    "SELECT chat, extract(isodow FROM posted_utc AT TIME ZONE 'UTC')::int AS weekday,"
+    " extract(hour FROM posted_utc AT TIME ZONE 'UTC')::int AS hour, count(*)"
+    " FROM messages WHERE chat = ANY(%s) GROUP BY chat, weekday, hour ORDER BY 1, 2, 3"
+)
+
+
+def read_tallies(conn: psycopg.Connection, chats: Sequence[str]) -> tuple[list, list, list]:
+    """The statistics of these chats, counted in the store, one query per table of
+    tallies.py: per (chat, author) messages, edited, deleted, last posted and name; per
+    (chat, UTC day) messages, edited, deleted; per (chat, ISO weekday, UTC hour) messages."""
+    names = sorted(set(chats))
+    return (
+        conn.execute(_TALLY_PEOPLE, (names,)).fetchall(),
+        conn.execute(_TALLY_DAYS, (names,)).fetchall(),
+        conn.execute(_TALLY_HOURS, (names,)).fetchall(),
+    )

@@ -12,6 +12,8 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v runuser >/dev/null || missing+=(util-linux)
 # The publishers' security tests load every page in a real headless browser.
 command -v chromium >/dev/null || missing+=(chromium)
+# npm fetches axe-core, the accessibility checker those tests inject (Makefile, axe-core).
+command -v npm >/dev/null || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

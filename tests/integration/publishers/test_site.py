@@ -133,6 +133,9 @@ def test_a_change_rewrites_only_the_pages_it_touches(seeder, pg_dsn, tmp_path):
         paths.chat_index_path(LEGACY),  # unchanged text is not rewritten, but may differ
         paths.chat_feed_path(LEGACY),
         paths.ALL_FEED_PATH,
+        # An edit changes the counts of edited messages: the chat's and the archive's.
+        paths.chat_stats_path(LEGACY),
+        paths.STATS_PATH,
         STATE_FILE,
     } - {paths.chat_index_path(LEGACY)}
 

@@ -1,0 +1,81 @@
+"""Each chat's statistics, counted in the store and kept beside the site, so that the
+archive-wide statistics are sums of small tables rather than a scan of every message.
+
+When a chat's pages are rendered, its tallies are counted again in PostgreSQL (one query per
+table over the touched chats, store.read_tallies) and replace its rows here; the archive's
+figures are then summed from every chat's rows. A chat's rows are therefore always the
+counts of its messages in the store, which keeps an incrementally published site equal to
+one published from zero. They live in the placements database (placements.py): the site's
+own state, removed with it by --rebuild.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import psycopg
+
+from chatchannels.publishers import store
+from chatchannels.publishers.statistics import DayTally, PersonTally, Statistics
+
+TABLES = {
+    "tally_people": "chat TEXT NOT NULL, author TEXT NOT NULL, messages INTEGER NOT NULL,"
+    " edited INTEGER NOT NULL, deleted INTEGER NOT NULL, last_posted TEXT NOT NULL,"
+    " name TEXT NOT NULL, PRIMARY KEY (chat, author)",
+    "tally_days": "chat TEXT NOT NULL, day TEXT NOT NULL, messages INTEGER NOT NULL,"
+    " edited INTEGER NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY (chat, day)",
+    "tally_hours": "chat TEXT NOT NULL, weekday INTEGER NOT NULL, hour INTEGER NOT NULL,"
+    " messages INTEGER NOT NULL, PRIMARY KEY (chat, weekday, hour)",
+}
+# Where the name starts in "last_posted<TAB>name": last_posted is YYYY-MM-DDTHH:MM:SS.ffffff.
+NAME_AT = len("2006-01-01T00:00:00.000000") + 1
+
+
+class Tallies:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        for table, columns in TABLES.items():
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+        self.db.commit()
+
+    def refresh(self, conn: psycopg.Connection, chats: Sequence[str]) -> None:
+        """Count these chats again in the store and replace their rows; one commit."""
+        rows = store.read_tallies(conn, chats)
+        for table in TABLES:
+            self.db.executemany(f"DELETE FROM {table} WHERE chat = ?", ((c,) for c in chats))
+        for table, found in zip(TABLES, rows, strict=True):
+            if found:
+                marks = ",".join("?" * len(found[0]))
+                self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", found)
+        self.db.commit()
+
+    def read(self, chat: str | None) -> Statistics:
+        """One chat's statistics, or (None) the whole archive's, summed over its chats."""
+        where, params = ("WHERE chat = ?", (chat,)) if chat is not None else ("", ())
+        # A person's name is the one on their latest message (in the chat, or anywhere):
+        # last_posted has a fixed width (store.read_tallies), so the greatest
+        # "last_posted<TAB>name" carries it.
+        people = [
+            PersonTally(author, latest[NAME_AT:], n, edited, deleted)
+            for author, n, edited, deleted, latest in self.db.execute(
+                "SELECT author, sum(messages), sum(edited), sum(deleted),"
+                " max(last_posted || char(9) || name)"
+                f" FROM tally_people {where} GROUP BY author ORDER BY 2 DESC, author",
+                params,
+            )
+        ]
+        days = [
+            DayTally(*row)
+            for row in self.db.execute(
+                "SELECT day, sum(messages), sum(edited), sum(deleted)"
+                f" FROM tally_days {where} GROUP BY day ORDER BY day",
+                params,
+            )
+        ]
+        hours = self.db.execute(
+            f"SELECT weekday, hour, sum(messages) FROM tally_hours {where}"
+            " GROUP BY weekday, hour ORDER BY weekday, hour",
+            params,
+        ).fetchall()
+        return Statistics(tuple(people), tuple(days), tuple(hours))
