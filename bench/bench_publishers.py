@@ -6,12 +6,14 @@ stack, then measures, from zero, as `chatchannels publish` does it:
 - the search index build through the change stream (target >= 2,500 messages/s), against the
   ceiling of bare Whoosh adding the same documents in one writer;
 - search latency p50/p95 over a fixed set of queries (target p95 < 10 ms);
-- the full site render (pages and feeds) from zero.
+- the full site render (pages and feeds) from zero, with its statistics pages and, in the
+  same run, without them: the difference is what statistics add.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import random
@@ -27,7 +29,9 @@ import psycopg
 from psycopg import sql
 
 from bench.report import Figure, report
+from chatchannels.publishers import paths
 from chatchannels.publishers.changes import catch_up, run_publishers
+from chatchannels.publishers.pages import PageRenderer
 from chatchannels.publishers.search_index import (
     POOL_MB,
     SearchDocument,
@@ -37,7 +41,9 @@ from chatchannels.publishers.search_index import (
     whoosh_schema,
 )
 from chatchannels.publishers.site import SitePublisher
+from chatchannels.publishers.statistics import Statistics
 from chatchannels.publishers.store import read_messages
+from chatchannels.publishers.tallies import Tallies
 from chatchannels.settings import Settings, load_settings
 from chatchannels.stack.postgres import ensure_database
 from tests.support.publishers_seeding import StoreSeeder
@@ -145,10 +151,10 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
     ceiling_n = min(n, 20_000)
     ceiling_rate = bare_whoosh_rate(dsn, ceiling_n, work / "bare")
 
-    site = SitePublisher(work / "site")
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    run_publishers(dsn, [site], once=True, batch_size=BATCH)
-    site_s, site_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    with statistics_left_out():
+        bare_s, bare_cpu, _ = render_site(dsn, work / "site-without-statistics")
+    site_s, site_cpu, site = render_site(dsn, work / "site")
+    stats_page = (work / "site" / paths.STATS_PATH).stat().st_size
     return [
         Figure(f"seed {n:,} messages (COPY)", n / seed_s, "messages/s"),
         Figure(
@@ -174,7 +180,35 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
         Figure("full site render rate", n / site_s, "messages/s"),
         Figure("full site render CPU time (publisher process)", site_cpu, "s"),
         Figure("site files written", site.pages_written, "files"),
+        Figure("full site render from zero without statistics (same run)", bare_s, "s"),
+        Figure("time statistics add to the site from zero", site_s - bare_s, "s"),
+        Figure("CPU time statistics add (publisher process)", site_cpu - bare_cpu, "s"),
+        Figure("archive statistics page size", stats_page / 1024, "KiB"),
     ]
+
+
+def render_site(dsn: str, where: Path) -> tuple[float, float, SitePublisher]:
+    """The site from zero as `publish` renders it: wall seconds, CPU seconds, the publisher."""
+    site = SitePublisher(where)
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    try:
+        run_publishers(dsn, [site], once=True, batch_size=BATCH)
+    finally:
+        site.close()
+    return time.perf_counter() - t0, time.process_time() - cpu0, site
+
+
+@contextlib.contextmanager
+def statistics_left_out():
+    """The site publisher as it was before statistics: nothing counted, no page rendered."""
+    saved = Tallies.refresh, Tallies.read, PageRenderer.stats_page
+    Tallies.refresh = lambda self, conn, chats: None
+    Tallies.read = lambda self, chat: Statistics((), (), ())
+    PageRenderer.stats_page = lambda self, chat, stats: ""
+    try:
+        yield
+    finally:
+        Tallies.refresh, Tallies.read, PageRenderer.stats_page = saved
 
 
 def cpu_seconds() -> float:

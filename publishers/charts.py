@@ -38,19 +38,21 @@ figure.chart td.n { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 # Geometry, in SVG user units (pixels at natural size; CSS shrinks a chart, never grows it).
+# Charts stay under 500 wide, so that a phone shrinks their text by a quarter at most.
 PLOT_HEIGHT = 140
 TOP = 14
 LEFT = 44
 RIGHT = 10
 LABEL_SPACE = 46
 MAX_SLOT = 36
+PLOT_WIDTH = 430
 MIN_SLOT = 8
 MAX_LABELS = 14
 BAR_HEIGHT = 18
 BAR_GAP = 4
-NAME_SPACE = 170
-BAR_SPACE = 320
-VALUE_SPACE = 70
+NAME_SPACE = 160
+BAR_SPACE = 240
+VALUE_SPACE = 60
 LONGEST_NAME = 26
 
 
@@ -129,7 +131,7 @@ def columns(
     names the labels' column in the table."""
     count = max(len(labels), 1)
     groups = len(series)
-    slot = max(MIN_SLOT, min(MAX_SLOT, 640 // count))
+    slot = max(MIN_SLOT, min(MAX_SLOT, PLOT_WIDTH // count))
     width = LEFT + slot * count + RIGHT
     height = TOP + PLOT_HEIGHT + LABEL_SPACE
     top = nice_ceiling(max((v for s in series for v in s.values), default=0))

@@ -24,10 +24,10 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 60rem; 
 nav.top { padding: .6rem 0; border-bottom: 1px solid #ccc; }
 article.message { border-bottom: 1px solid #eee; padding: .4rem 0; }
 article.message:target { background: #ffd; }
-article.deleted .tombstone, .edited { color: #777; font-style: italic; }
+article.deleted .tombstone, .edited { color: #666; font-style: italic; }
 .body { white-space: pre-wrap; overflow-wrap: anywhere; }
 .author { font-weight: 600; }
-.type, .seen, .chatname, .handle { color: #777; font-size: .85em; }
+.type, .seen, .chatname, .handle { color: #666; font-size: .85em; }
 blockquote.quote { border-left: 3px solid #ccc; margin: .2rem 0; padding-left: .6rem; }
 .event, .call, .files, .media, .contacts, .sms, .location { color: #444; }
 .card { font-family: monospace; font-size: .85em; color: #555; }

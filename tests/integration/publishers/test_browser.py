@@ -166,8 +166,10 @@ def test_no_payload_runs_in_a_real_browser(pg_dsn, tmp_path):
     # Nothing outside the site; inside it, every file where the paths module puts files.
     assert [p.name for p in tmp_path.iterdir()] == ["site"]
     expected = {"index.html", "style.css", ".chatchannels-site.json", paths.ALL_FEED_PATH, DB_FILE}
+    expected.add(paths.STATS_PATH)
     for chat in chats:
         expected |= {paths.chat_index_path(chat), paths.chat_feed_path(chat)}
+        expected.add(paths.chat_stats_path(chat))
         expected |= {
             paths.month_page_path(chat, "2006-05"),
             paths.archive_feed_path(chat, "2006-05"),
@@ -180,9 +182,10 @@ def test_no_payload_runs_in_a_real_browser(pg_dsn, tmp_path):
         parsed = feedparser.parse(feed.read_bytes())
         assert not parsed.bozo, (feed, parsed.get("bozo_exception"))
 
-    pages = [site / "index.html"]
+    pages = [site / "index.html", site / paths.STATS_PATH]
     for chat in chats:
         pages += [site / paths.chat_index_path(chat), site / paths.month_page_path(chat, "2006-05")]
+        pages.append(site / paths.chat_stats_path(chat))
     # The search results page, with hostile authors, chats and snippets.
     backend = WhooshBackend(index_dir(site), create=False)
     try:
@@ -206,7 +209,7 @@ def test_no_payload_runs_in_a_real_browser(pg_dsn, tmp_path):
         assert "FIRED-" not in dom, f"a payload ran in {page}"
         assert '<nav class="top"><a href="' in dom, f"{page} did not render: {dom[:500]}"
         assert "</main>" in dom
-    bodies_page = dumps[2]
+    bodies_page = dumps[pages.index(site / paths.month_page_path(BODIES_CHAT, "2006-05"))]
     assert bodies_page.count('<article class="message') == len(CORPUS)
     # Skype's XML of a script tag shows its text; a typed one (escaped) shows as typed.
     assert """<div class="body">document.title=['FIRED',0].join('-')</div>""" in bodies_page

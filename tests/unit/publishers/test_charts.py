@@ -115,7 +115,7 @@ def test_bars_draw_the_charted_rows_and_table_them_all():
     svg = figure.find(f"{SVG}svg")
     rects = svg.findall(f"{SVG}rect")
     assert len(rects) == 25
-    assert float(rects[0].get("width")) == 320  # the longest bar is the full width
+    assert float(rects[0].get("width")) == 240  # the longest bar is the full width
     assert len(figure.findall("details/table/tbody/tr")) == 30
     long_name = parse(bars("p", "t", "d", "h", "u", [Bar("x" * 80, 1)]))
     shown = [t.text for t in long_name.find(f"{SVG}svg").findall(f"{SVG}text")]
