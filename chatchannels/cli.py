@@ -8,12 +8,11 @@ a desktop install with only the `[agent]` extra never imports server libraries.
 from __future__ import annotations
 
 import importlib
-import logging
-import sys
 from pathlib import Path
 
 import click
 
+from chatchannels.logs import setup_logging
 from chatchannels.settings import SettingsError, load_settings
 
 # name -> "module:attribute" of a click command or group.
@@ -62,16 +61,9 @@ class ChatChannelsError(click.ClickException):
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
     """Chat Channels: archive Skype chats and publish them on the intranet."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    if not debug:
-        # kafka-python logs every connection at INFO; that drowns our own output.
-        logging.getLogger("kafka").setLevel(logging.WARNING)
     try:
         ctx.obj = load_settings(config_file)
+        setup_logging(ctx.obj.log_format, debug)
     except SettingsError as exc:
         raise ChatChannelsError(str(exc)) from exc
     ctx.meta["debug"] = debug

@@ -52,6 +52,13 @@ class Settings:
     # the agent's spool, so one machine's undelivered events are all in one place).
     media_dir: str = ""
     import_spool_dir: str = ""
+    # Prometheus metrics of `process` and `publish` on http://metrics_host:<port>/metrics
+    # (0: off); `serve` answers /metrics on its own port.
+    processor_metrics_port: int = 0
+    publisher_metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    # "text" or "json" (one JSON object a line: time, level, logger, message, extras).
+    log_format: str = "text"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

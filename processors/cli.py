@@ -97,6 +97,12 @@ def migrate(settings: Settings, schema: str) -> None:
 @_target_options
 @click.option("--once", is_flag=True, help="Stop when caught up with the topic's end offsets.")
 @click.option("--batch", "batch_records", default=5000, show_default=True, help="Records a batch.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    help="Serve Prometheus metrics on this port (0: off; default:"
+    " the processor_metrics_port setting).",
+)
 @click.pass_obj
 def process(
     settings: Settings,
@@ -107,6 +113,7 @@ def process(
     schema: str,
     once: bool,
     batch_records: int,
+    metrics_port: int | None,
 ) -> None:
     """Consume raw events into the canonical store, exactly once (resumes where it stopped).
 
@@ -122,8 +129,19 @@ def process(
     options = ProcessOptions(
         topic=settings.topic, group=group, schema=schema, once=once, batch_records=batch_records
     )
-    with _user_errors(settings):
-        summary = run_processor(settings, options, stop)
+    from chatchannels.metrics import MetricsEndpointError, metrics_endpoint
+    from chatchannels.processors.metrics import ProcessorMetrics
+
+    metrics = ProcessorMetrics()
+    port = settings.processor_metrics_port if metrics_port is None else metrics_port
+    try:
+        with (
+            metrics_endpoint(metrics.registry, port, settings.metrics_host),
+            _user_errors(settings),
+        ):
+            summary = run_processor(settings, options, stop, metrics)
+    except MetricsEndpointError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(
         f"processed {summary.records} records in {summary.batches} batches:"
         f" {summary.changes} changes, {summary.dead_letters} dead letters"

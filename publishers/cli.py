@@ -27,6 +27,12 @@ def _site_dir(settings: Settings, site_dir: Path | None) -> Path:
 @click.option("--batch-size", default=10_000, show_default=True, help="Changes per batch.")
 @click.option("--poll", "poll_s", default=5.0, show_default=True, help="Seconds between polls.")
 @click.option("--quiet", is_flag=True, help="No summary on stderr.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    help="Serve Prometheus metrics on this port (0: off; default: the publisher_metrics_port"
+    " setting).",
+)
 @click.pass_obj
 def publish(
     settings: Settings,
@@ -36,6 +42,7 @@ def publish(
     batch_size: int,
     poll_s: float,
     quiet: bool,
+    metrics_port: int | None,
 ) -> None:
     """Keep the static site, Atom feeds and search index current from the store's changes.
 
@@ -44,21 +51,29 @@ def publish(
     """
     import psycopg
 
+    from chatchannels.metrics import MetricsEndpointError, metrics_endpoint
+    from chatchannels.publishers.metrics import PublisherMetrics
     from chatchannels.publishers.publishing import publish as run
     from chatchannels.publishers.search_index import IndexMissingError
     from chatchannels.publishers.site import SiteStateError
 
     target = _site_dir(settings, site_dir)
+    metrics = PublisherMetrics()
+    port = settings.publisher_metrics_port if metrics_port is None else metrics_port
     try:
-        results = run(
-            settings.postgres_dsn,
-            target,
-            once=once,
-            rebuild=rebuild,
-            batch_size=batch_size,
-            poll_s=poll_s,
-            media_dir=settings.media_root,
-        )
+        with metrics_endpoint(metrics.registry, port, settings.metrics_host):
+            results = run(
+                settings.postgres_dsn,
+                target,
+                once=once,
+                rebuild=rebuild,
+                batch_size=batch_size,
+                poll_s=poll_s,
+                media_dir=settings.media_root,
+                metrics=metrics,
+            )
+    except MetricsEndpointError as exc:
+        raise click.ClickException(str(exc)) from exc
     except psycopg.Error as exc:
         raise click.ClickException(
             f"cannot read the store at {settings.postgres_dsn}: {exc}".strip()

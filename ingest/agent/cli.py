@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -11,7 +10,8 @@ import click
 
 from chatchannels.ingest.agent.config import AgentConfigError, load_agent_config
 from chatchannels.ingest.agent.spool import SpoolError
-from chatchannels.ingest.agent.status import JsonLogFormatter, read_status, render_status
+from chatchannels.ingest.agent.status import read_status, render_status
+from chatchannels.logs import setup_logging
 
 _config_option = click.option(
     "--config",
@@ -42,12 +42,8 @@ def run(settings, agent_config: Path | None, all_chats: bool) -> None:
         config = load_agent_config(agent_config, settings, all_chats=all_chats)
     except AgentConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    # kafka-python logs every reconnect attempt at INFO; the agent reports the outage itself.
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    # JSON lines whatever log_format says: a desktop daemon's log is read by tools.
+    setup_logging("json", click.get_current_context().meta.get("debug", False))
     try:
         code = run_agent(config)
     except SpoolError as exc:

@@ -57,6 +57,7 @@ def _render(found: dict) -> None:
             f"verified against {check['live_schema']}: {check['live_messages']:,} messages,"
             f" same digest ({found['seconds'].get('verify', 0):.1f} s)"
         )
+        _render_manifests(check["manifests"])
     if found["swapped"]:
         click.echo(f"swapped in: the previous store is schema {found['previous_schema']}")
     if found["site"] is not None:
@@ -68,6 +69,23 @@ def _render(found: dict) -> None:
     if found["kept"] and not found["swapped"]:
         schema = found["schema"]
         click.echo(f"kept schema {schema} (drop it with: DROP SCHEMA {schema} CASCADE)")
+
+
+def _render_manifests(check: dict | None) -> None:
+    if check is None:
+        return
+    differing = check["differing"]
+    click.echo(
+        f"site manifests in {check['site_dir']}: {check['months']:,} chat-months,"
+        f" {len(differing):,} differ from the rebuilt store"
+    )
+    for month in differing[:20]:
+        click.echo(f"  {month['chat']} {month['month']}")
+    if differing:
+        click.echo(
+            "  (a site whose publisher is behind the store differs too:"
+            " `chatchannels publish --once`, then verify again)"
+        )
 
 
 def replay_command(site: SiteBuilder) -> click.Command:
@@ -87,7 +105,10 @@ def replay_command(site: SiteBuilder) -> click.Command:
         "--schema", default="public", show_default=True, help="The live store's PostgreSQL schema."
     )
     @click.option(
-        "--verify", is_flag=True, help="Compare the rebuilt store's digest with the live."
+        "--verify",
+        is_flag=True,
+        help="Compare the rebuilt store's digest with the live, and its month manifests with"
+        " the site's.",
     )
     @click.option(
         "--swap", is_flag=True, help="After --verify passed, make the rebuilt store the live one."
@@ -136,10 +157,12 @@ def replay_command(site: SiteBuilder) -> click.Command:
 
         --verify compares a digest of the canonical content (messages, revisions, tombstones,
         provenance) with the live store's at the same offsets, and names the differences (exit
-        1). --swap (needs --verify) then makes the rebuilt schema the live one in one transaction,
-        keeping the old one as previous_<stamp>, and rebuilds the site into a new folder that
-        replaces the site folder. Stop `chatchannels process` and `chatchannels publish` around a
-        --swap. Without --swap the replay schema is dropped at the end unless --keep.
+        1); it also reports the chat-months whose manifest in the site folder differs from the
+        rebuilt store's. --swap (needs --verify) then makes the rebuilt schema the live one in
+        one transaction, keeping the old one as previous_<stamp>, and rebuilds the site into a
+        new folder that replaces the site folder. Stop `chatchannels process` and `chatchannels
+        publish` around a --swap. Without --swap the replay schema is dropped at the end unless
+        --keep.
         """
         from chatchannels.processors.replay.rebuild import (
             ReplayError,

@@ -27,6 +27,15 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 @dataclass(frozen=True)
+class ManifestCheck:
+    """A site's month manifests against a store's: how many chat-months either side has,
+    and those whose digests differ or that one side lacks, as (chat, month)."""
+
+    months: int
+    differing: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class SiteBuilder:
     """What a replay needs of the site's publisher."""
 
@@ -37,6 +46,9 @@ class SiteBuilder:
     # A file every site folder the publisher writes holds: only such a folder is removed as
     # the previous site.
     marker: str
+    # (DSN as for `build`, a site folder): the site's manifests against those a site
+    # published from that store would hold (`replay --verify`).
+    check_manifests: Callable[[str, Path], ManifestCheck] | None = None
 
 
 @dataclass
