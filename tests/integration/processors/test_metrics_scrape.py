@@ -12,10 +12,10 @@ import uuid
 import pytest
 
 from chatchannels.processors.pg.migrate import migrate
-from tests.conftest import free_port
-from tests.processor_harness import host_events, now_base, produce
+from tests.support.processor_events import Host
+from tests.support.processor_harness import host_events, now_base, produce
 from tests.support.scrape import scrape_until
-from tests.unit.test_processor_support import Host
+from tests.support.stack import free_port
 
 pytestmark = pytest.mark.integration
 

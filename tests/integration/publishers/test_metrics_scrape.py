@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 from chatchannels.publishers.site import read_site_manifests, store_manifests
-from tests.conftest import free_port
-from tests.publishers_seeding import StoreSeeder
+from tests.support.publishers_seeding import StoreSeeder
 from tests.support.scrape import scrape, scrape_until
+from tests.support.stack import free_port
 
 pytestmark = pytest.mark.integration
 
