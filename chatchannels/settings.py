@@ -40,6 +40,9 @@ class Settings:
     # Explicit addresses win over the stack's; that is how production points at a cluster.
     kafka: str = ""
     dsn: str = ""
+    # The store's PostgreSQL schema: a replay builds beside it, and two stores can share a
+    # database.
+    schema: str = "public"
     topic: str = "chatchannels.raw.v1"
     partitions: int = 3
     match_tolerance_s: int = 120
