@@ -6,16 +6,17 @@ settings object (`ctx.obj`, what `pass_obj` hands the command) and record it for
 handler (chatchannels/errors.py), which names the server that failed. `--json` records the
 output format the same way, so errors come out in the shape the caller asked for.
 
-Imports click only: an agent-only install loads this module too.
+Imports click and the settings only: an agent-only install loads this module too.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+
+from chatchannels.settings import SCHEMA_NAME
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,10 +24,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 # error handler reads what the subcommand's options recorded.
 SETTINGS_META = "chatchannels.settings"
 JSON_META = "chatchannels.json"
-
-# Schema names go into search_path options and identifiers unquoted in places
-# (processors/replay/site.py): plain lowercase identifiers only.
-_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def _override(setting: str) -> Callable[[click.Context, click.Parameter, Any], None]:
@@ -40,8 +37,8 @@ def _override(setting: str) -> Callable[[click.Context, click.Parameter, Any], N
 
 
 def _schema(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    if value is not None and not _SCHEMA.fullmatch(value):
-        raise click.BadParameter("a lowercase identifier: a-z, 0-9, _ (not first)")
+    if value is not None and not SCHEMA_NAME.fullmatch(value):
+        raise click.BadParameter("a lowercase identifier: a-z, 0-9 and _, no digit first")
     _override("schema")(ctx, param, value)
 
 

@@ -12,6 +12,6 @@ NOTIFY_CHANNEL = "chatchannels_changes"
 
 def schema_dsn(dsn: str, schema: str) -> str:
     """The DSN with `schema` as the session's search_path (other options kept)."""
-    # Schema names are plain identifiers (options.py and rebuild.py check), so no quoting.
+    # Schema names are plain identifiers (settings.SCHEMA_NAME, rebuild.py), so no quoting.
     options = conninfo_to_dict(dsn).get("options") or ""
     return make_conninfo(dsn, options=f"{options} -c search_path={schema}".strip())

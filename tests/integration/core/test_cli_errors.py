@@ -1,5 +1,5 @@
-"""PostgreSQL away or not migrated, on the real commands: one line, exit code 2, no traceback
-unless --debug (issue 18, "Done when")."""
+"""PostgreSQL away or not migrated, Kafka away, on the real commands: one line, exit code 2, no
+traceback unless --debug (issue 18, "Done when")."""
 
 from __future__ import annotations
 
@@ -87,3 +87,14 @@ def test_an_unmigrated_store_names_its_schema_and_the_fix(stack, pg_dsn, tmp_pat
     found = json.loads(published.stdout)
     assert found["site_dir"] == str(tmp_path)
     assert [p["publisher"] for p in found["publishers"]] == ["site", "search"]
+
+
+def test_kafka_away_is_one_line_and_exit_2(stack, pg_dsn):
+    """kafka-python gives up bootstrapping after about 30 s; its own retry log stays quiet."""
+    migrate(pg_dsn)
+    kafka = f"127.0.0.1:{free_port()}"
+    result = chatchannels("process", "--once", "--dsn", pg_dsn, "--kafka", kafka)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [result.stderr.rstrip("\n")], result.stderr
+    assert result.stderr.startswith(f"Error: cannot reach Kafka at {kafka} (")
+    assert "--kafka right?" in result.stderr
