@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from chatchannels.settings import SCHEMA_NAME
 
@@ -134,6 +135,16 @@ def consumer_option(default: str) -> Callable[[F], F]:
         show_default=True,
         help="Consumer name: the store keeps its offsets under it.",
     )
+
+
+def refuse_given(ctx: click.Context, *names: str, because: str) -> None:
+    """Refuse the flags `names` when given: in this combination they would be ignored."""
+    for param in ctx.command.params:
+        if param.name in names and ctx.get_parameter_source(param.name) in (
+            ParameterSource.COMMANDLINE,
+            ParameterSource.ENVIRONMENT,
+        ):
+            raise click.UsageError(f"{param.opts[0]} {because}", ctx)
 
 
 def in_json(ctx: click.Context) -> bool:

@@ -16,6 +16,7 @@ from chatchannels.options import (
     consumer_option,
     json_option,
     kafka_option,
+    refuse_given,
     store_options,
     topic_option,
 )
@@ -108,6 +109,13 @@ def stats(settings: Settings, group: str, dead_letters: bool, as_json: bool) -> 
     line, value, unsupported), pending and redriven; `deadletters list` shows each.
     """
     if dead_letters:
+        refuse_given(
+            click.get_current_context(),
+            "kafka",
+            "topic",
+            "group",
+            because="does not apply to --dead-letters: the store's dead letters of every topic",
+        )
         counted = count_dead_letters(settings)
         if as_json:
             _echo_json(counted)

@@ -152,3 +152,10 @@ def test_schema_must_be_a_plain_identifier(schema):
     result = CliRunner().invoke(main, ["stats", "--schema", schema])
     assert result.exit_code == 2
     assert "lowercase identifier" in result.output
+
+
+@pytest.mark.parametrize("flag", [("--kafka", "k:1"), ("--topic", "t"), ("--group", "g")])
+def test_flags_that_do_not_apply_to_a_combination_are_refused(flag):
+    result = CliRunner().invoke(main, ["stats", "--dead-letters", *flag])
+    assert result.exit_code == 2
+    assert f"{flag[0]} does not apply to --dead-letters" in result.output
