@@ -62,6 +62,6 @@ def setup_logging(log_format: str, debug: bool = False, stream: IO[str] | None =
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    # kafka-python logs every connection (and reconnect attempt) at INFO; that drowns our own
-    # output, and the parts report outages themselves.
-    logging.getLogger("kafka").setLevel(logging.NOTSET if debug else logging.WARNING)
+    # kafka-python logs every connection at INFO and every failed attempt at ERROR; that
+    # drowns our own output, and the parts report an unreachable Kafka themselves.
+    logging.getLogger("kafka").setLevel(logging.NOTSET if debug else logging.CRITICAL)

@@ -48,7 +48,7 @@ from chatchannels.processors.batch import (
 from chatchannels.processors.file_clocks import import_clocks
 from chatchannels.processors.matching import DEFAULT_TOLERANCE_S
 from chatchannels.processors.pg import changes, deadletters, files, offsets, state, stats
-from chatchannels.processors.pg.deadletters import DeadLetter, RedriveResult
+from chatchannels.processors.pg.deadletters import DeadLetter, DeadLetterCount, RedriveResult
 from chatchannels.processors.pg.groups import Groups
 from chatchannels.processors.pg.migrate import use_schema
 from chatchannels.processors.pg.session import PausedCollector, Session
@@ -205,6 +205,9 @@ class Store:
 
     def dead_letters(self, include_redriven: bool = False) -> list[DeadLetter]:
         return deadletters.list_dead_letters(self.conn, include_redriven)
+
+    def count_dead_letters(self) -> list[DeadLetterCount]:
+        return deadletters.count_dead_letters(self.conn)
 
     # -- reading ----------------------------------------------------------------------------
 

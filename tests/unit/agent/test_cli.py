@@ -42,7 +42,7 @@ def _config(tmp_path, extra: str = "") -> Path:
 
 def test_run_without_allow_list_refuses_and_says_why(tmp_path):
     result = CliRunner().invoke(main, ["agent", "run", "--config", str(_config(tmp_path))])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no chats to archive" in result.output
     assert "--all-chats" in result.output
 
