@@ -41,6 +41,7 @@ from chatchannels.processors.batch import (
     take_in_time_order,
     time_horizon,
 )
+from chatchannels.processors.metrics import ProcessorMetrics
 from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, OffsetConflict
 from chatchannels.processors.pg.store import Store
 from chatchannels.settings import Settings
@@ -118,11 +119,13 @@ class Processor:
         options: ProcessOptions,
         stop: threading.Event | None = None,
         on_batch: Callable[[ProcessSummary], None] | None = None,
+        metrics: ProcessorMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.options = options
         self.stop = stop or threading.Event()
         self.on_batch = on_batch
+        self.metrics = metrics
         self.summary = ProcessSummary()
         self.expected: dict[int, int] = {}
         self.db_failures = 0
@@ -223,6 +226,10 @@ class Processor:
 
     def _read(self) -> _Batch | None:
         records = self._gather()
+        if self.metrics:
+            # Here, not after a batch: a processor that cannot commit still polls, and its
+            # lag must show that it falls behind.
+            self.metrics.lag_seen(self._lag())
         if not records:
             return None
         return _Batch(records, self._decoder.submit(decode_values, [r.value for r in records]))
@@ -268,6 +275,7 @@ class Processor:
 
     def _apply(self, records: list[RawRecord], decoded: list[Decoded]) -> bool:
         """Apply one batch; False if it was dropped and the positions were reset."""
+        started = time.perf_counter()
         try:
             result = self.store.apply_batch(self.options.topic, records, self.expected, decoded)
         except (OffsetConflict, psycopg.errors.UniqueViolation) as exc:
@@ -276,6 +284,8 @@ class Processor:
             # Read again, the batch applies to what they committed.
             log.warning("batch dropped, %s; seeking to the stored offsets", exc)
             self.summary.conflicts += 1
+            if self.metrics:
+                self.metrics.batch_dropped()
             self._seek_to_stored(self.consumer.assignment())
             return False
         except psycopg.OperationalError as exc:
@@ -297,9 +307,21 @@ class Processor:
         s.dead_letters += result.dead_letters
         s.changes += result.changes
         s.batches += 1
+        if self.metrics:
+            self.metrics.batch_applied(decoded, result, time.perf_counter() - started)
         if self.on_batch:
             self.on_batch(s)
         return True
+
+    def _lag(self) -> dict[int, int]:
+        """Records after the committed position, per assigned partition whose high watermark
+        the last fetch told."""
+        lag = {}
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is not None and tp.partition in self.expected:
+                lag[tp.partition] = max(high - self.expected[tp.partition], 0)
+        return lag
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -351,9 +373,12 @@ def _exit_with(pid: int) -> None:
 
 
 def run_processor(
-    settings: Settings, options: ProcessOptions, stop: threading.Event | None = None
+    settings: Settings,
+    options: ProcessOptions,
+    stop: threading.Event | None = None,
+    metrics: ProcessorMetrics | None = None,
 ) -> ProcessSummary:
-    processor = Processor(settings, options, stop)
+    processor = Processor(settings, options, stop, metrics=metrics)
     try:
         return processor.run()
     finally:

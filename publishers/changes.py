@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import psycopg
 
+from chatchannels.publishers.metrics import PublisherMetrics
 from chatchannels.publishers.model import Change
-from chatchannels.publishers.store import read_changes
+from chatchannels.publishers.store import read_changes, read_newest_change_seq
 from chatchannels.store_contract import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -54,18 +56,36 @@ class CatchUp:
     watermark: int
 
 
-def catch_up(conn: psycopg.Connection, publisher: Publisher, batch_size: int) -> CatchUp:
+def catch_up(
+    conn: psycopg.Connection,
+    publisher: Publisher,
+    batch_size: int,
+    metrics: PublisherMetrics | None = None,
+) -> CatchUp:
     """Apply every change after the publisher's watermark, one batch at a time."""
     changes = batches = 0
+    started = time.perf_counter()
     while True:
         batch = read_changes(conn, publisher.watermark(), batch_size)
         if not batch:
             publisher.caught_up(conn)
+            if metrics:
+                seconds = time.perf_counter() - started if changes else None
+                metrics.caught_up_with(publisher.name, seconds)
+                _position(conn, publisher, metrics)
             return CatchUp(publisher.name, changes, batches, publisher.watermark())
+        applying = time.perf_counter()
         publisher.apply(conn, batch)
         changes += len(batch)
         batches += 1
+        if metrics:
+            metrics.batch_applied(publisher.name, len(batch), time.perf_counter() - applying)
+            _position(conn, publisher, metrics)
         log.debug("%s applied %d changes up to %d", publisher.name, len(batch), batch[-1].seq)
+
+
+def _position(conn: psycopg.Connection, publisher: Publisher, metrics: PublisherMetrics) -> None:
+    metrics.position(publisher.name, publisher.watermark(), read_newest_change_seq(conn))
 
 
 def run_publishers(
@@ -76,6 +96,7 @@ def run_publishers(
     batch_size: int = 5000,
     poll_s: float = 5.0,
     stop: threading.Event | None = None,
+    metrics: PublisherMetrics | None = None,
 ) -> list[CatchUp]:
     """Catch every publisher up; with `once`, return; else keep following until `stop`."""
     stop = stop or threading.Event()
@@ -83,7 +104,7 @@ def run_publishers(
         if not once:
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         while True:
-            results = [catch_up(conn, p, batch_size) for p in publishers]
+            results = [catch_up(conn, p, batch_size, metrics) for p in publishers]
             if once or stop.is_set():
                 for publisher in publishers:
                     publisher.idle()

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from chatchannels.publishers.changes import CatchUp, Publisher, run_publishers
+from chatchannels.publishers.metrics import PublisherMetrics
 from chatchannels.publishers.paths import STATS_PATH
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.search_index import PARALLEL_BATCH, SearchPublisher, WhooshBackend
@@ -55,6 +56,7 @@ def publish(
     poll_s: float = 5.0,
     stop: threading.Event | None = None,
     media_dir: Path | None = None,
+    metrics: PublisherMetrics | None = None,
 ) -> list[CatchUp]:
     """Bring the site, feeds and search index up to date; with `once` return, else follow.
     With `media_dir`, the site's `media` link points at it (site.link_media)."""
@@ -73,5 +75,11 @@ def publish(
             publishers.append(open_publisher())
             opened.callback(publishers[-1].close)
         return run_publishers(
-            dsn, publishers, once=once, batch_size=batch_size, poll_s=poll_s, stop=stop
+            dsn,
+            publishers,
+            once=once,
+            batch_size=batch_size,
+            poll_s=poll_s,
+            stop=stop,
+            metrics=metrics,
         )

@@ -26,7 +26,8 @@ from chatchannels.ingest.agent.capture import Capture, Captured, wall_clock
 from chatchannels.ingest.agent.config import AgentConfig
 from chatchannels.ingest.agent.delivery import Delivery
 from chatchannels.ingest.agent.reads import build_event
-from chatchannels.ingest.agent.spool import Spool
+from chatchannels.ingest.agent.spool import Spool, SpoolError, SpoolSummary, read_summary
+from chatchannels.ingest.agent.status import agent_metrics
 from chatchannels.ingest.desktop_api.client import AttachState, Backoff, SkypeClient
 from chatchannels.rawevents import encode_raw_event
 
@@ -160,7 +161,13 @@ class Agent:
     async def _status_loop(self) -> None:
         while True:
             state = self.client.state.value if self.client else AttachState.NOT_ATTACHED.value
-            self._write_status(state)
+            try:
+                # Off the event loop: counting a spool that grew while Kafka was away takes a
+                # while.
+                summary = await asyncio.to_thread(read_summary, self.config.spool)
+            except SpoolError:
+                summary = None
+            self._write_status(state, summary)
             await asyncio.sleep(_STATUS_EVERY_S)
 
     def _events_per_s(self) -> float:
@@ -169,7 +176,7 @@ class Agent:
         first_at, first_count = self._rate[0]
         return (self.counters.captured - first_count) / (now - first_at) if now > first_at else 0.0
 
-    def _write_status(self, attach_state: str) -> None:
+    def _write_status(self, attach_state: str, summary: SpoolSummary | None = None) -> None:
         stats = self.delivery.stats() if self.delivery else None
         doc: dict[str, Any] = {
             "pid": os.getpid(),
@@ -186,6 +193,7 @@ class Agent:
             "last_error": stats.last_error if stats else "",
             "updated_at": time.time(),
         }
+        doc["metrics"] = agent_metrics(doc, summary)
         write_json_atomically(self.config.status_file, doc)
 
 

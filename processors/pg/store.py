@@ -28,8 +28,9 @@ OperationalError, the only transient kind here).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -47,7 +48,7 @@ from chatchannels.processors.batch import (
 from chatchannels.processors.file_clocks import import_clocks
 from chatchannels.processors.matching import DEFAULT_TOLERANCE_S
 from chatchannels.processors.pg import changes, deadletters, files, offsets, state, stats
-from chatchannels.processors.pg.deadletters import DeadLetter, RedriveResult
+from chatchannels.processors.pg.deadletters import DeadLetter, DeadLetterCount, RedriveResult
 from chatchannels.processors.pg.groups import Groups
 from chatchannels.processors.pg.migrate import use_schema
 from chatchannels.processors.pg.session import PausedCollector, Session
@@ -59,6 +60,10 @@ class BatchResult:
     dead_letters: int
     changes: int
     next_offsets: dict[int, int]
+    # For the processor's metrics: dead letters by kind, and the clock offsets (skew_s) of
+    # the hosts whose clocks the batch moved.
+    dead_reasons: dict[str, int] = field(default_factory=dict)
+    clock_offsets: dict[str, float] = field(default_factory=dict)
 
 
 class Store:
@@ -117,7 +122,14 @@ class Store:
             folded, changed, next_offsets = self._steps(records, decoded, topic, expected)
             committing = time.perf_counter()
         self.timings["commit"] += time.perf_counter() - committing
-        return BatchResult(len(records), len(folded.dead), changed, next_offsets)
+        return BatchResult(
+            len(records),
+            len(folded.dead),
+            changed,
+            next_offsets,
+            dict(Counter(err.kind for _, err in folded.dead)),
+            {host: clock.skew_s for host, clock in folded.clocks.items()},
+        )
 
     def _steps(
         self,
@@ -193,6 +205,9 @@ class Store:
 
     def dead_letters(self, include_redriven: bool = False) -> list[DeadLetter]:
         return deadletters.list_dead_letters(self.conn, include_redriven)
+
+    def count_dead_letters(self) -> list[DeadLetterCount]:
+        return deadletters.count_dead_letters(self.conn)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -34,8 +34,8 @@ PURE_CORE = {
     "rows",
     "snapshots",
 }
-# The Kafka loop and the commands, beside the core.
-LOOP_AND_CLI = {"__init__", "consumer", "cli"}
+# The Kafka loop, its metrics and the commands, beside the core.
+LOOP_AND_CLI = {"__init__", "consumer", "cli", "metrics"}
 
 PUBLISHERS = "chatchannels.publishers"
 PG = f"{PACKAGE}.pg"
