@@ -2,7 +2,7 @@
 
 tallies.py reads these from the site's own tally tables; here they become the figures the
 statistics pages show: messages per person, by month, by hour of day and day of week, the
-busiest days, and edits and deletions. Times are UTC, like the month pages' partitions.
+busiest days, and edits and deletions. Days and hours are those of the site's time zone.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class PersonTally:
 
 @dataclass(frozen=True)
 class DayTally:
-    day: str  # YYYY-MM-DD, UTC
+    day: str  # YYYY-MM-DD, in the time zone of the Statistics
     messages: int
     edited: int
     deleted: int
@@ -42,6 +42,7 @@ class Statistics:
     people: tuple[PersonTally, ...]  # most messages first, then by handle
     days: tuple[DayTally, ...]  # days with messages, in order
     hours: tuple[tuple[int, int, int], ...]  # (ISO weekday 1-7, hour 0-23, messages)
+    time_zone: str = "UTC"  # where the days and hours were counted
 
     @property
     def messages(self) -> int:
@@ -129,16 +130,16 @@ def charts(stats: Statistics, day_link: Callable[[str], str | None]) -> dict[str
         ),
         "hours": columns(
             "hours",
-            "Messages by hour of day (UTC)",
-            "Messages posted in each hour of the day, 0 to 23, UTC.",
+            f"Messages by hour of day ({stats.time_zone})",
+            f"Messages posted in each hour of the day, 0 to 23, {stats.time_zone} time.",
             "Hour",
             [f"{h:02}" for h in range(24)],
             [Series("messages", tuple(by_hour(stats.hours)))],
         ),
         "weekdays": columns(
             "weekdays",
-            "Messages by day of week (UTC)",
-            "Messages posted on each day of the week, Monday to Sunday, UTC.",
+            f"Messages by day of week ({stats.time_zone})",
+            f"Messages posted on each day of the week, Monday to Sunday, {stats.time_zone} time.",
             "Day",
             [d[:3] for d in WEEKDAYS],
             [Series("messages", tuple(by_weekday(stats.hours)))],

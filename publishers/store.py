@@ -178,28 +178,31 @@ _TALLY_PEOPLE = (
     " to_char(max(posted_utc) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
     " coalesce((array_agg(author_name ORDER BY posted_utc DESC, id DESC)"
     "   FILTER (WHERE author_name <> ''))[1], '')"
-    " FROM messages WHERE chat = ANY(%s) GROUP BY chat, author ORDER BY chat, author"
+    " FROM messages WHERE chat = ANY(%(chats)s) GROUP BY chat, author ORDER BY chat, author"
 )
 _TALLY_DAYS = (
-    "SELECT chat, to_char(posted_utc AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*),"
+    "SELECT chat, to_char(posted_utc AT TIME ZONE %(zone)s, 'YYYY-MM-DD') AS day, count(*),"
     " count(*) FILTER (WHERE edited_utc IS NOT NULL AND NOT deleted),"
     " count(*) FILTER (WHERE deleted)"
-    " FROM messages WHERE chat = ANY(%s) GROUP BY chat, day ORDER BY chat, day"
+    " FROM messages WHERE chat = ANY(%(chats)s) GROUP BY chat, day ORDER BY chat, day"
 )
 _TALLY_HOURS = (
-    "SELECT chat, extract(isodow FROM posted_utc AT TIME ZONE 'UTC')::int AS weekday,"
-    " extract(hour FROM posted_utc AT TIME ZONE 'UTC')::int AS hour, count(*)"
-    " FROM messages WHERE chat = ANY(%s) GROUP BY chat, weekday, hour ORDER BY 1, 2, 3"
+    "SELECT chat, extract(isodow FROM posted_utc AT TIME ZONE %(zone)s)::int AS weekday,"
+    " extract(hour FROM posted_utc AT TIME ZONE %(zone)s)::int AS hour, count(*)"
+    " FROM messages WHERE chat = ANY(%(chats)s) GROUP BY chat, weekday, hour ORDER BY 1, 2, 3"
 )
 
 
-def read_tallies(conn: psycopg.Connection, chats: Sequence[str]) -> tuple[list, list, list]:
+def read_tallies(
+    conn: psycopg.Connection, chats: Sequence[str], time_zone: str = "UTC"
+) -> tuple[list, list, list]:
     """The statistics of these chats, counted in the store, one query per table of
-    tallies.py: per (chat, author) messages, edited, deleted, last posted and name; per
-    (chat, UTC day) messages, edited, deleted; per (chat, ISO weekday, UTC hour) messages."""
-    names = sorted(set(chats))
+    tallies.py: per (chat, author) messages, edited, deleted, last posted (UTC) and name;
+    per (chat, day) messages, edited, deleted; per (chat, ISO weekday, hour) messages, days
+    and hours in `time_zone` (an IANA name, as the pages tell their times)."""
+    params = {"chats": sorted(set(chats)), "zone": time_zone}
     return (
-        conn.execute(_TALLY_PEOPLE, (names,)).fetchall(),
-        conn.execute(_TALLY_DAYS, (names,)).fetchall(),
-        conn.execute(_TALLY_HOURS, (names,)).fetchall(),
+        conn.execute(_TALLY_PEOPLE, params).fetchall(),
+        conn.execute(_TALLY_DAYS, params).fetchall(),
+        conn.execute(_TALLY_HOURS, params).fetchall(),
     )

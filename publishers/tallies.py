@@ -33,15 +33,18 @@ NAME_AT = len("2006-01-01T00:00:00.000000") + 1
 
 
 class Tallies:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    """`time_zone`: where days and hours are counted; a site keeps one (site.py)."""
+
+    def __init__(self, db: sqlite3.Connection, time_zone: str = "UTC") -> None:
         self.db = db
+        self.time_zone = time_zone
         for table, columns in TABLES.items():
             self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
         self.db.commit()
 
     def refresh(self, conn: psycopg.Connection, chats: Sequence[str]) -> None:
         """Count these chats again in the store and replace their rows; one commit."""
-        rows = store.read_tallies(conn, chats)
+        rows = store.read_tallies(conn, chats, self.time_zone)
         for table in TABLES:
             self.db.executemany(f"DELETE FROM {table} WHERE chat = ?", ((c,) for c in chats))
         for table, found in zip(TABLES, rows, strict=True):
@@ -78,4 +81,4 @@ class Tallies:
             " GROUP BY weekday, hour ORDER BY weekday, hour",
             params,
         ).fetchall()
-        return Statistics(tuple(people), tuple(days), tuple(hours))
+        return Statistics(tuple(people), tuple(days), tuple(hours), self.time_zone)

@@ -4,15 +4,19 @@ pages as publishing from zero."""
 
 from __future__ import annotations
 
+import sqlite3
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from chatchannels.publishers import paths
 from chatchannels.publishers.changes import run_publishers
 from chatchannels.publishers.site import SitePublisher
+from chatchannels.publishers.statistics import charts
+from chatchannels.publishers.tallies import Tallies
 from tests.support.publishers_seeding import StoreSeeder
 
 pytestmark = pytest.mark.integration
@@ -110,3 +114,16 @@ def test_statistics_show_the_stores_figures_and_incremental_equals_from_zero(
     # Alice's name is the one on her latest message in any chat.
     assert table(archive, "people") == [["Alice Renamed (alice)", "4"], ["Bob (bob)", "2"]]
     assert "carol" not in archive
+
+
+def test_days_and_hours_are_counted_in_the_sites_time_zone(seeder, pg_dsn, tmp_path):
+    seeder.message("late", ONE, "alice", t(4, 30, 23), "late in April, UTC", "Alice")
+    tallies = Tallies(sqlite3.connect(tmp_path / "tallies.db"), "Asia/Tokyo")
+    with psycopg.connect(pg_dsn) as conn:
+        tallies.refresh(conn, [ONE])
+    stats = tallies.read(ONE)
+    # 23:00 UTC on Sunday 30 April is 08:00 on Monday 1 May in Tokyo.
+    assert [d.day for d in stats.days] == ["2006-05-01"]
+    assert stats.hours == ((1, 8, 1),)
+    assert stats.time_zone == "Asia/Tokyo"
+    assert "Messages by hour of day (Asia/Tokyo)" in charts(stats, lambda d: None)["hours"]
