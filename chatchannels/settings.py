@@ -52,6 +52,12 @@ class Settings:
     # the agent's spool, so one machine's undelivered events are all in one place).
     media_dir: str = ""
     import_spool_dir: str = ""
+    # `completeness` and `status`: a live host whose last event reached the log longer ago is
+    # silent; a processor or publisher behind and idle longer is stalled; the URL where
+    # `serve` should answer (empty: not checked).
+    silent_after_s: int = 3600
+    stalled_after_s: int = 300
+    serve_url: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
