@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from chatchannels.health.verdicts import (
     ProcessorFacts,
@@ -45,16 +46,12 @@ def pipeline_status(
     store = _StoreFacts()
     if postgres.problem is None:
         store = read_store(settings, schema, consumer, now, limits, timeout)
-    lag, lag_problem = None, store.problem
+    # The lag needs both sides: unknown (and said why) when either is unreadable.
+    lag, lag_problem = None, None
     if kafka.problem is None and store.offsets is not None:
         lag, lag_problem = read_lag(settings, store.offsets)
     processor = ProcessorFacts(
-        consumer,
-        settings.topic,
-        lag,
-        store.last_batch_utc,
-        store.dead_letters,
-        None if store.problem else lag_problem,
+        consumer, settings.topic, lag, store.last_batch_utc, store.dead_letters, lag_problem
     )
     return judge(
         Status(
@@ -116,8 +113,6 @@ def read_store(
     limits: Thresholds,
     timeout: float,
 ) -> _StoreFacts:
-    from chatchannels.processors.pg.completeness import read_completeness
-
     facts = _StoreFacts()
     try:
         with _connect(settings.postgres_dsn, timeout) as conn:
@@ -131,27 +126,45 @@ def read_store(
                     " run `chatchannels db migrate`"
                 )
                 return facts
-            conn.execute(f'SET search_path TO "{schema}"')
-            facts.completeness = read_completeness(conn, now, limits.silent_after_s)
-            rows = conn.execute(
-                "SELECT partition, next_offset, extract(epoch FROM advanced_utc)::float8"
-                " FROM offsets WHERE consumer = %s AND topic = %s",
-                (consumer, settings.topic),
-            ).fetchall()
-            facts.offsets = {p: n for p, n, _ in rows}
-            facts.last_batch_utc = max((t for _, _, t in rows if t is not None), default=None)
-            facts.dead_letters = dict(
-                conn.execute(
-                    "SELECT kind, count(*) FROM dead_letters WHERE redriven_utc IS NULL"
-                    " GROUP BY kind"
-                ).fetchall()
-            )
-            facts.newest_change_seq = conn.execute(
-                "SELECT coalesce(max(change_seq), 0) FROM changes"
-            ).fetchone()[0]
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            with conn.transaction():
+                # One snapshot: the lag, the runs and the changes agree with each other.
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                _read_snapshot(conn, facts, settings.topic, consumer, now, limits)
     except psycopg.Error as exc:
         facts.problem = f"cannot read the store: {_first_line(exc)}"
     return facts
+
+
+def _read_snapshot(
+    conn: psycopg.Connection,
+    facts: _StoreFacts,
+    topic: str,
+    consumer: str,
+    now: float,
+    limits: Thresholds,
+) -> None:
+    from chatchannels.processors.completeness import assess
+    from chatchannels.processors.pg.completeness import read_runs
+
+    # The runs only: which hosts captured which chats is `completeness`'s report, a scan of
+    # every observation, too slow for a status that monitoring polls.
+    facts.completeness = assess(read_runs(conn), [], now, limits.silent_after_s)
+    rows = conn.execute(
+        "SELECT partition, next_offset, extract(epoch FROM advanced_utc)::float8"
+        " FROM offsets WHERE consumer = %s AND topic = %s",
+        (consumer, topic),
+    ).fetchall()
+    facts.offsets = {p: n for p, n, _ in rows}
+    facts.last_batch_utc = max((t for _, _, t in rows if t is not None), default=None)
+    facts.dead_letters = dict(
+        conn.execute(
+            "SELECT kind, count(*) FROM dead_letters WHERE redriven_utc IS NULL GROUP BY kind"
+        ).fetchall()
+    )
+    facts.newest_change_seq = conn.execute(
+        "SELECT coalesce(max(change_seq), 0) FROM changes"
+    ).fetchone()[0]
 
 
 def read_lag(
@@ -237,6 +250,8 @@ def serve_facts(url: str | None, timeout: float) -> ServeFacts:
 
 
 def _connect(dsn: str, timeout: float) -> psycopg.Connection:
+    """Connecting within `timeout`; a query may take ten times as long (a large store's
+    scan), not forever (a server that accepts connections but is stuck)."""
     return psycopg.connect(
         dsn,
         connect_timeout=max(1, round(timeout)),
