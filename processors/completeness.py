@@ -8,27 +8,25 @@ between its spool and the log, which must never happen. Runs are a function of t
 records consumed, whatever their batching or order, so a replay rebuilds the same ones.
 
 Records that do not decode still count: they are in the log (as dead letters). Only a
-record without a readable host, session and seq counts for nothing here.
+record without a readable host, session and seq counts for nothing here. A record's
+position is read in the decoder's own parse of it (batch.decode_value), in the worker
+processes, so counting costs the processor's loop no second parse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-
-import orjson
-
-from chatchannels.processors.batch import RawRecord
+from typing import Any, NamedTuple
 
 # Sources whose hosts are live agents: only they are expected to keep talking. An imported
 # file is a host of its own that goes quiet once it is read.
 LIVE_SOURCES = frozenset({"skype-api"})
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where a record stands in its host's series."""
+class Position(NamedTuple):
+    """Where a record stands in its host's series (a tuple: one is made per record)."""
 
     host: str
     session: str
@@ -83,15 +81,9 @@ class Gap:
         )
 
 
-def record_position(value: bytes) -> Position | None:
-    """The record's host, session, seq and source, if it has them in the right types; the
-    rest of the record may be invalid (a dead letter still took its place in the series)."""
-    try:
-        event = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(event, dict):
-        return None
+def event_position(event: Mapping[str, Any]) -> Position | None:
+    """A parsed record's host, session, seq and source, if it has them in the right types;
+    the rest of it may be invalid (a dead letter still took its place in the series)."""
     host, session, seq = event.get("host"), event.get("session"), event.get("seq")
     source = event.get("source")
     if not (isinstance(host, str) and isinstance(session, str) and isinstance(source, str)):
@@ -101,24 +93,27 @@ def record_position(value: bytes) -> Position | None:
     return Position(host, session, seq, source)
 
 
-def batch_runs(records: Iterable[RawRecord]) -> list[Run]:
-    """The runs a batch's records make on their own (merged with the stored ones in SQL)."""
-    runs = []
-    for record in records:
-        at = record_position(record.value)
+def batch_runs(records: Iterable[tuple[Position | None, float | None]]) -> list[Run]:
+    """The runs a batch's records (each its position and broker time) make on their own,
+    to be merged with the stored ones; sorted by (host, session, first_seq)."""
+    seen: dict[tuple[str, str, str], list[tuple[int, float | None]]] = {}
+    for at, broker_utc in records:
         if at is not None:
-            runs.append(
-                Run(
-                    at.host,
-                    at.session,
-                    at.seq,
-                    at.seq,
-                    record.broker_utc,
-                    record.broker_utc,
-                    at.source,
-                )
-            )
-    return merge_runs(runs)
+            seen.setdefault((at.host, at.session, at.source), []).append((at.seq, broker_utc))
+    runs: list[Run] = []
+    for (host, session, source), found in sorted(seen.items()):
+        found.sort(key=lambda f: f[0])
+        first, last = found[0][0], found[0][0]
+        first_utc = last_utc = found[0][1]
+        for seq, at in found[1:]:
+            if seq > last + 1:
+                runs.append(Run(host, session, first, last, first_utc, last_utc, source))
+                first, first_utc, last_utc = seq, at, at
+            else:
+                first_utc, last_utc = _least(first_utc, at), _greatest(last_utc, at)
+            last = max(last, seq)
+        runs.append(Run(host, session, first, last, first_utc, last_utc, source))
+    return runs
 
 
 def merge_runs(runs: Iterable[Run]) -> list[Run]:

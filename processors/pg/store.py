@@ -166,7 +166,9 @@ class Store:
         # Queued (Session's writes): PostgreSQL writes the state while the groups are
         # recomputed.
         with timed("write state"):
-            completeness.record_runs(s, batch_runs(records))
+            completeness.record_runs(
+                s, batch_runs((d.position, d.record.broker_utc) for d in decoded)
+            )
             deadletters.write_dead_letters(s, folded)
             files.write_files(s, file_update)
             state.write_clocks(s, folded)

@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatchannels.processors.batch import RawRecord
+from chatchannels.processors.batch import decode_value
 from chatchannels.processors.completeness import (
     ChatCapture,
     Gap,
@@ -19,16 +19,21 @@ from chatchannels.processors.completeness import (
     batch_runs,
     find_gaps,
     merge_runs,
-    record_position,
     silent_hosts,
 )
 
 S1, S2 = "a" * 32, "b" * 32
 
 
-def record(host: str, session: str, seq: int, at: float | None = None, **extra) -> RawRecord:
+def position(value: bytes) -> Position | None:
+    """As the processor reads it: in the decoder's parse of the record."""
+    return decode_value(value)[1]
+
+
+def record(host: str, session: str, seq: int, at: float | None = None, **extra):
+    """(position, broker time) of a record that is not a valid raw event otherwise."""
     event = {"host": host, "session": session, "seq": seq, "source": "skype-api", **extra}
-    return RawRecord("t", 0, seq, host.encode(), orjson.dumps(event), at)
+    return position(orjson.dumps(event)), at
 
 
 def point(host: str, seq: int, session: str = S1, at: float | None = None) -> Run:
@@ -108,16 +113,16 @@ def test_batch_runs_keep_the_broker_times_of_each_runs_ends_and_count_dead_lette
 
 @given(st.binary(max_size=40))
 def test_any_bytes_give_a_position_or_none(value: bytes) -> None:
-    assert record_position(value) is None or isinstance(record_position(value), Position)
+    assert position(value) is None or isinstance(position(value), Position)
 
 
 def test_a_position_needs_every_part_in_its_type() -> None:
     good = {"host": "h", "session": S1, "seq": 1, "source": "skype-api"}
-    assert record_position(orjson.dumps(good)) == Position("h", S1, 1, "skype-api")
+    assert position(orjson.dumps(good)) == Position("h", S1, 1, "skype-api")
     for bad in ({"seq": True}, {"seq": 0}, {"seq": "1"}, {"host": None}, {"session": 5}):
-        assert record_position(orjson.dumps({**good, **bad})) is None
-    assert record_position(b"[1, 2]") is None
-    assert record_position(b"{") is None
+        assert position(orjson.dumps({**good, **bad})) is None
+    assert position(b"[1, 2]") is None
+    assert position(b"{") is None
 
 
 def test_only_live_hosts_silent_longer_than_the_setting_are_silent() -> None:
