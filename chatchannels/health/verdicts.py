@@ -194,8 +194,9 @@ def _processor_reasons(p: ProcessorFacts, now: float, limits: Thresholds) -> lis
             )
     if p.dead_letters:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(p.dead_letters.items()))
+        n = sum(p.dead_letters.values())
         found.append(
-            f"{sum(p.dead_letters.values())} dead letters not redriven ({kinds}):"
+            f"{n} dead letter{'s' if n != 1 else ''} not redriven ({kinds}):"
             " see `chatchannels deadletters list`"
         )
     return found

@@ -134,3 +134,10 @@ def test_an_unmigrated_store_is_a_reason() -> None:
     status = replace(healthy(), completeness=None, store_problem="the store is not migrated")
     assert verdict(status) == ["the store is not migrated"]
     assert judge(status).as_json()["hosts"] == []
+
+
+def test_one_dead_letter_is_one() -> None:
+    waiting = replace(healthy().processor, dead_letters={"value": 1})
+    assert verdict(replace(healthy(), processor=waiting)) == [
+        "1 dead letter not redriven (value 1): see `chatchannels deadletters list`"
+    ]
