@@ -87,7 +87,7 @@ class _Batch:
     def result(self, timings: Counter[str]) -> list[Decoded]:
         results, seconds = self.decoded.result()
         timings["decode (ahead, in a worker process)"] += seconds
-        return [Decoded(r, d) for r, d in zip(self.records, results, strict=True)]
+        return [Decoded(r, *d) for r, d in zip(self.records, results, strict=True)]
 
 
 @dataclass
