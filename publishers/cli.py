@@ -44,6 +44,7 @@ def publish(
     """
     import psycopg
 
+    from chatchannels.publishers.files import OutputFull
     from chatchannels.publishers.publishing import publish as run
     from chatchannels.publishers.search_index import IndexMissingError
     from chatchannels.publishers.site import SiteStateError
@@ -66,6 +67,10 @@ def publish(
         ) from exc
     except (SiteStateError, IndexMissingError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OutputFull as exc:
+        raise click.ClickException(
+            f"cannot write the site in {target}: {exc}; free some space and publish again"
+        ) from exc
     except KeyboardInterrupt:
         return
     if not quiet:

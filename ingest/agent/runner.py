@@ -27,8 +27,9 @@ from chatchannels.ingest.agent.config import AgentConfig
 from chatchannels.ingest.agent.delivery import Delivery
 from chatchannels.ingest.agent.reads import build_event
 from chatchannels.ingest.agent.spool import Spool
-from chatchannels.ingest.desktop_api.client import AttachState, Backoff, SkypeClient
+from chatchannels.ingest.desktop_api.client import AttachState, SkypeClient
 from chatchannels.rawevents import encode_raw_event
+from chatchannels.retry import Backoff
 
 log = logging.getLogger(__name__)
 
