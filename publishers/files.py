@@ -59,8 +59,10 @@ def write_atomic(root: Path, rel: str, data: bytes) -> bool:
         with open(temp, "wb") as handle:
             handle.write(data)
         os.replace(temp, target)
-    except BaseException:
+    except BaseException as exc:
         temp.unlink(missing_ok=True)  # half of a file, on a full disk
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(target)  # a failed write() does not say which file
         raise
     return True
 

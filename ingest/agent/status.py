@@ -45,6 +45,7 @@ def read_status(config: AgentConfig, now: float | None = None) -> dict[str, Any]
         "events_per_s": live.get("events_per_s", 0.0) if running else 0.0,
         "captured_this_session": live.get("captured", 0),
         "last_error": live.get("last_error", ""),
+        "capture_paused": live.get("capture_paused", "") if running else "",
     }
 
 
@@ -79,6 +80,8 @@ def render_status(report: dict[str, Any]) -> str:
         ("events per second", f"{report['events_per_s']:g}"),
         ("dead letters", str(report["dead_letters"])),
     ]
+    if report["capture_paused"]:
+        rows.append(("capture", f"paused: {report['capture_paused']}"))
     if report["last_error"]:
         rows.append(("last error", report["last_error"]))
     width = max(len(k) for k, _ in rows)

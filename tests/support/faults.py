@@ -19,6 +19,7 @@ from pathlib import Path
 
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.publishing import index_dir
+from chatchannels.publishers.search_index import STATE_FILE as INDEX_STATE_FILE
 from chatchannels.publishers.site import STATE_FILE
 from chatchannels.settings import Settings, settings_env
 from chatchannels.stack.manager import stack_down, stack_up
@@ -54,6 +55,18 @@ def start_cli(settings: Settings, log: Path, *args: str) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+def run_cli(settings: Settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`chatchannels ARGS` on `settings`' stack, to its end; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "chatchannels.cli", *args],
+        env={**os.environ, **settings_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 30) -> int:
@@ -123,11 +136,12 @@ def site_files(site: Path, *, dot_files: bool) -> dict[str, str]:
 
 
 def site_settled(site: Path) -> int | None:
-    """The change_seq the site has published and rendered: its watermark once no page
-    waits to be rendered (the watermark moves before the pages of a catch-up are written),
-    else None."""
+    """The change_seq the site and its search index have both published, pages rendered:
+    their watermark once they agree and no page waits to be rendered (the site's watermark
+    moves before the pages of a catch-up are written), else None."""
     try:
         watermark = json.loads((site / STATE_FILE).read_text())["change_seq"]
+        indexed = json.loads((index_dir(site) / INDEX_STATE_FILE).read_text())["change_seq"]
         db = sqlite3.connect(f"file:{site / DB_FILE}?mode=ro", uri=True, timeout=5)
     except (FileNotFoundError, sqlite3.OperationalError):
         return None
@@ -135,7 +149,7 @@ def site_settled(site: Path) -> int | None:
         (pending,) = db.execute("SELECT count(*) FROM pending").fetchone()
     finally:
         db.close()
-    return None if pending else watermark
+    return None if pending or indexed != watermark else watermark
 
 
 def index_documents(site: Path) -> list[tuple]:
