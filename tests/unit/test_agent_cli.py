@@ -32,6 +32,7 @@ STATUS_KEYS = {
     "events_per_s",
     "captured_this_session",
     "last_error",
+    "capture_paused",
 }
 
 
