@@ -38,6 +38,11 @@ class Backoff:
             delay = min(delay * self.factor, self.maximum)
 
 
+def first_line(exc: BaseException) -> str:
+    """What an error says, in one line (psycopg's messages run over several)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class Stopped(Exception):
     """The caller's stop event was set while waiting; nothing was done."""
 
@@ -62,7 +67,7 @@ def wait_for_service(
         try:
             return attempt()
         except transient as exc:
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            reason = first_line(exc)
             if deadline_s is not None and time.monotonic() - started + delay > deadline_s:
                 log.error("gave up waiting for %s after %d attempts: %s", what, number, reason)
                 raise

@@ -44,7 +44,7 @@ from chatchannels.processors.batch import (
 )
 from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, OffsetConflict
 from chatchannels.processors.pg.store import Store
-from chatchannels.retry import Backoff, Stopped, wait_for_service
+from chatchannels.retry import Backoff, Stopped, first_line, wait_for_service
 from chatchannels.settings import Settings
 from chatchannels.stack.processes import pid_alive
 
@@ -304,7 +304,7 @@ class Processor:
             self._seek_to_stored(self.consumer.assignment())
             return False
         except psycopg.OperationalError as exc:
-            log.warning("batch dropped, the store is away (%s)", str(exc).strip())
+            log.warning("batch dropped, the store is away (%s)", first_line(exc))
             with contextlib.suppress(Stopped):  # then the loop ends: `stop` is set
                 self._reconnect_store()
             return False

@@ -22,7 +22,7 @@ import psycopg
 from chatchannels.publishers.files import OutputFull, output_full_as_error
 from chatchannels.publishers.model import Change
 from chatchannels.publishers.store import read_changes
-from chatchannels.retry import Backoff, Stopped, wait_for_service
+from chatchannels.retry import Backoff, Stopped, first_line, wait_for_service
 from chatchannels.store_contract import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def run_publishers(
         try:
             return _follow(conn, publishers, batch_size, poll_s, stop)
         except psycopg.OperationalError as exc:
-            log.warning("lost PostgreSQL (%s); reconnecting", _first_line(exc))
+            log.warning("lost PostgreSQL (%s); reconnecting", first_line(exc))
         except Stopped:
             return []
         finally:
@@ -118,7 +118,11 @@ def run_publishers(
 
 def _listening(dsn: str) -> psycopg.Connection:
     conn = psycopg.connect(dsn, autocommit=True)
-    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    try:
+        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -164,7 +168,3 @@ def _idle_all(publishers: Sequence[Publisher]) -> None:
     with output_full_as_error():
         for publisher in publishers:
             publisher.idle()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
