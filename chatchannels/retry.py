@@ -38,6 +38,19 @@ class Backoff:
             delay = min(delay * self.factor, self.maximum)
 
 
+def log_retry(log: logging.Logger, what: str, reason: str, attempt: int, delay: float) -> None:
+    """The one line a failed try logs (also for waits that cannot use wait_for_service,
+    such as the agent's on its event loop)."""
+    log.warning(
+        "waiting for %s: %s; attempt %d, next try in %.1f s",
+        what,
+        reason,
+        attempt,
+        delay,
+        extra={"waiting_for": what, "attempt": attempt, "next_try_s": round(delay, 1)},
+    )
+
+
 def first_line(exc: BaseException) -> str:
     """What an error says, in one line (psycopg's messages run over several)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -71,14 +84,7 @@ def wait_for_service(
             if deadline_s is not None and time.monotonic() - started + delay > deadline_s:
                 log.error("gave up waiting for %s after %d attempts: %s", what, number, reason)
                 raise
-            log.warning(
-                "waiting for %s: %s; attempt %d, next try in %.1f s",
-                what,
-                reason,
-                number,
-                delay,
-                extra={"waiting_for": what, "attempt": number, "next_try_s": round(delay, 1)},
-            )
+            log_retry(log, what, reason, number, delay)
         if stop is None:
             time.sleep(delay)
         elif stop.wait(delay):

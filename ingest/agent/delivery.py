@@ -207,7 +207,7 @@ class Delivery:
             spool.remove(done)
         except SpoolFull as exc:
             # Removing writes too (the WAL). Kept to remove later: an acknowledged event
-            # left in the spool is at worst sent again, which the processor ignores.
+            # left in the spool is at worst sent again, which changes nothing in the store.
             self._acks.extendleft(reversed(done))
             self._note_error(f"{exc}; acknowledged events stay in the spool until there is room")
             return

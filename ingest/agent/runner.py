@@ -30,7 +30,7 @@ from chatchannels.ingest.agent.reads import build_event
 from chatchannels.ingest.agent.spool import Spool, SpoolFull
 from chatchannels.ingest.desktop_api.client import AttachState, SkypeClient
 from chatchannels.rawevents import encode_raw_event
-from chatchannels.retry import Backoff
+from chatchannels.retry import Backoff, log_retry
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Agent:
         delivery.start()
 
         async def sink(batch: list[Captured], marks: dict[str, int]) -> None:
-            seqs = await self._spool(writer, batch, marks)
+            seqs = await self._spool(writer, batch, marks, stop)
             self.counters.captured += len(seqs)
             self.counters.last_capture_at = time.time()
             delivery.wake()
@@ -162,24 +162,26 @@ class Agent:
         return code
 
     async def _spool(
-        self, writer: _SpoolWriter, batch: list[Captured], marks: dict[str, int]
+        self,
+        writer: _SpoolWriter,
+        batch: list[Captured],
+        marks: dict[str, int],
+        stop: asyncio.Event,
     ) -> range:
         """Write a batch, waiting while the spool's disk is full: capture stands still
         meanwhile (reads wait for the writer, notifications queue up), what is spooled
-        stays as it is, and the batch is written once there is room."""
+        stays as it is, and the batch is written once there is room. A stop meanwhile
+        gives up on the batch (its messages are read again after a restart: no mark rose)."""
         for attempt, delay in enumerate(_SPOOL_BACKOFF.delays(), start=1):
             try:
                 seqs = await writer.write(batch, marks)
             except SpoolFull as exc:
+                if stop.is_set():
+                    raise
                 self.capture_paused = f"{exc}; capture waits for space"
-                log.warning(
-                    "waiting for space: %s; attempt %d, next try in %.1f s",
-                    exc,
-                    attempt,
-                    delay,
-                    extra={"waiting_for": "space", "attempt": attempt, "next_try_s": delay},
-                )
-                await asyncio.sleep(delay)
+                log_retry(log, "space for the spool", str(exc), attempt, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
                 continue
             if self.capture_paused:
                 log.info("space again: capture goes on")

@@ -82,7 +82,7 @@ def test_spool_disk_full_capture_pauses_and_resumes_losing_nothing(
 
             wait_for("capture to pause", paused, lambda: (agent.status(), agent.log_tail()), 60)
             assert "no space left on the device of the spool" in agent.status()["capture_paused"]
-            assert "waiting for space: " in agent.log_tail(200)
+            assert "waiting for space for the spool: no space left" in agent.log_tail(200)
             # Stopped, not failing: nothing more is written, and what is there is whole.
             time.sleep(3)
             assert agent.proc.poll() is None, agent.log_tail()
