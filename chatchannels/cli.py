@@ -31,6 +31,8 @@ SUBCOMMANDS = {
     # The replay's command given the publishers' site builder (replay_wiring.py).
     "replay": "chatchannels.replay_wiring:replay",
     "stats": "chatchannels.processors.cli:stats",
+    "completeness": "chatchannels.health.cli:completeness",
+    "status": "chatchannels.health.cli:status",
     "emulate": "chatchannels.emulator.cli:emulate",
     "import": "chatchannels.ingest.importers.cli:import_",
     "stack": "chatchannels.stack.cli:stack",

@@ -68,6 +68,12 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     # "text" or "json" (one JSON object a line: time, level, logger, message, extras).
     log_format: str = "text"
+    # `completeness` and `status`: a live host whose last event reached the log longer ago is
+    # silent; a processor or publisher behind and idle longer is stalled; the URL where
+    # `serve` should answer (empty: not checked).
+    silent_after_s: int = 3600
+    stalled_after_s: int = 300
+    serve_url: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -17,6 +17,7 @@ Otherwise the instance joins consumer group `group` and runs until stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -44,13 +45,15 @@ from chatchannels.processors.batch import (
 from chatchannels.processors.metrics import ProcessorMetrics
 from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, OffsetConflict
 from chatchannels.processors.pg.store import Store
+from chatchannels.retry import Backoff, Stopped, first_line, wait_for_service
 from chatchannels.settings import Settings
 from chatchannels.stack.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
 LOG_APPEND_TIME = 1
-_DB_RETRIES = 5
+# Waiting for PostgreSQL: soon again after a blip, every 10 s during a long outage.
+STORE_BACKOFF = Backoff(initial=0.5, maximum=10.0)
 # Records held in memory while waiting for every partition to reach a batch's time horizon.
 _BUFFERED_BATCHES = 6
 
@@ -87,7 +90,7 @@ class _Batch:
     def result(self, timings: Counter[str]) -> list[Decoded]:
         results, seconds = self.decoded.result()
         timings["decode (ahead, in a worker process)"] += seconds
-        return [Decoded(r, d) for r, d in zip(self.records, results, strict=True)]
+        return [Decoded(r, *d) for r, d in zip(self.records, results, strict=True)]
 
 
 @dataclass
@@ -128,7 +131,6 @@ class Processor:
         self.metrics = metrics
         self.summary = ProcessSummary()
         self.expected: dict[int, int] = {}
-        self.db_failures = 0
         self.generation = 0
         self.store = self._connect_store()
         self.consumer = KafkaConsumer(
@@ -154,6 +156,29 @@ class Processor:
             tolerance_s=float(self.settings.match_tolerance_s),
             cache_members=self.settings.processor_cache_members,
             synchronous_commit=self.options.synchronous_commit,
+        )
+
+    def _reconnect_store(self) -> None:
+        """Wait for PostgreSQL, however long it is away (a running service has nothing
+        better to do), then seek to the stored offsets: the lost batch's commit may or may
+        not have happened, and they say which."""
+        self.store.close()
+
+        def connect_and_seek() -> None:
+            self.store = self._connect_store()
+            try:
+                self._seek_to_stored(self.consumer.assignment())
+            except BaseException:
+                self.store.close()
+                raise
+
+        wait_for_service(
+            "PostgreSQL",
+            connect_and_seek,
+            transient=(psycopg.OperationalError,),
+            log=log,
+            backoff=STORE_BACKOFF,
+            stop=self.stop,
         )
 
     def close(self) -> None:
@@ -289,17 +314,10 @@ class Processor:
             self._seek_to_stored(self.consumer.assignment())
             return False
         except psycopg.OperationalError as exc:
-            self.db_failures += 1
-            if self.db_failures > _DB_RETRIES:
-                raise
-            log.warning("database error (%s); reconnecting, attempt %d", exc, self.db_failures)
-            time.sleep(min(0.2 * 2**self.db_failures, 5))
-            self.store.close()
-            self.store = self._connect_store()
-            # The commit may or may not have happened: the stored offsets say which.
-            self._seek_to_stored(self.consumer.assignment())
+            log.warning("batch dropped, the store is away (%s)", first_line(exc))
+            with contextlib.suppress(Stopped):  # then the loop ends: `stop` is set
+                self._reconnect_store()
             return False
-        self.db_failures = 0
         self.generation = 0
         self.expected.update(result.next_offsets)
         s = self.summary

@@ -57,6 +57,7 @@ def publish(
     publisher's summary goes to stderr (not with --quiet), or to stdout as JSON (--json).
     """
     from chatchannels.metrics import metrics_endpoint
+    from chatchannels.publishers.files import OutputFull
     from chatchannels.publishers.metrics import PublisherMetrics
     from chatchannels.publishers.publishing import publish as run
     from chatchannels.store_contract import schema_dsn
@@ -76,6 +77,11 @@ def publish(
                 media_dir=settings.media_root,
                 metrics=metrics,
             )
+    except OutputFull as exc:
+        raise CommandError(
+            f"cannot write the site in {target}: {exc}; free some space and publish again",
+            kind="site",
+        ) from exc
     except KeyboardInterrupt:
         return
     if as_json:

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from chatchannels.publishers.changes import CatchUp, Publisher, run_publishers
+from chatchannels.publishers.files import output_full_as_error
 from chatchannels.publishers.metrics import PublisherMetrics
 from chatchannels.publishers.paths import STATS_PATH
 from chatchannels.publishers.placements import DB_FILE
@@ -59,13 +60,14 @@ def publish(
     metrics: PublisherMetrics | None = None,
 ) -> list[CatchUp]:
     """Bring the site, feeds and search index up to date; with `once` return, else follow.
-    With `media_dir`, the site's `media` link points at it (site.link_media)."""
-    if rebuild:
-        clear_outputs(site_dir)
-    site_dir.mkdir(parents=True, exist_ok=True)
-    if media_dir is not None:
-        link_media(site_dir, media_dir)
-    with contextlib.ExitStack() as opened:
+    With `media_dir`, the site's `media` link points at it (site.link_media). A full disk
+    under the site raises OutputFull (following, the catch-ups wait for space instead)."""
+    with output_full_as_error(), contextlib.ExitStack() as opened:
+        if rebuild:
+            clear_outputs(site_dir)
+        site_dir.mkdir(parents=True, exist_ok=True)
+        if media_dir is not None:
+            link_media(site_dir, media_dir)
         # Each is closed even when opening the next one fails (a stale index, bad state).
         publishers: list[Publisher] = []
         for open_publisher in (

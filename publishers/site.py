@@ -30,7 +30,13 @@ import psycopg
 
 from chatchannels.publishers import feeds, manifests, paths, store
 from chatchannels.publishers.charts import CHART_CSS
-from chatchannels.publishers.files import file_exists, remove_file, sync_to_disk, write_atomic
+from chatchannels.publishers.files import (
+    file_exists,
+    remove_file,
+    remove_stale_temps,
+    sync_to_disk,
+    write_atomic,
+)
 from chatchannels.publishers.model import Change, Chat, MonthCount
 from chatchannels.publishers.pages import STYLE_CSS, PageRenderer
 from chatchannels.publishers.placements import Placements
@@ -51,6 +57,7 @@ class SitePublisher:
 
     def __init__(self, site_dir: Path) -> None:
         self.site_dir = site_dir
+        remove_stale_temps(site_dir)
         self.renderer = PageRenderer()
         self.placements = Placements(site_dir)
         self.tallies = Tallies(self.placements.db)

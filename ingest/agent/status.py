@@ -69,6 +69,7 @@ def read_status(config: AgentConfig, now: float | None = None) -> dict[str, Any]
         "captured_this_session": live.get("captured", 0),
         "last_error": live.get("last_error", ""),
         "metrics": agent_metrics(live if running else {}, summary),
+        "capture_paused": live.get("capture_paused", "") if running else "",
     }
 
 
@@ -103,6 +104,8 @@ def render_status(report: dict[str, Any]) -> str:
         ("events per second", f"{report['events_per_s']:g}"),
         ("dead letters", str(report["dead_letters"])),
     ]
+    if report["capture_paused"]:
+        rows.append(("capture", f"paused: {report['capture_paused']}"))
     if report["last_error"]:
         rows.append(("last error", report["last_error"]))
     width = max(len(k) for k, _ in rows)

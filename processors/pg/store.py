@@ -7,8 +7,9 @@
    instance got there first, the caller rolls back and seeks to the stored offsets);
 2. decodes the records; for imported files' events, under one lock, counts their shared ids
    and estimates the files' offsets (file_clocks.py); loads the clocks and host messages they
-   name, folds them (batch.py), writes what changed, and keeps undecodable records in
-   dead_letters;
+   name, folds them (batch.py), writes what changed, keeps undecodable records in
+   dead_letters, and merges the batch's runs of each host's sequence numbers, dead letters'
+   too, into seq_runs (completeness.py);
 3. takes a transaction-scoped advisory lock per touched group (chat, author), in sorted key
    order so that instances never deadlock, reloads each group's host messages, including the
    ones other instances committed, and recomputes it (group_index.py, incrementally, as
@@ -20,7 +21,8 @@
 Everything is in one transaction, so a crash at any point leaves either the whole batch or
 none of it, and the consumer resumes from the offsets that the data belongs to.
 The steps are in `Store._steps`, in that order; the SQL is in the adapters beside this
-module, one job each (session, offsets, files, state, groups, changes, deadletters, stats),
+module, one job each (session, offsets, files, state, groups, changes, deadletters, stats,
+completeness),
 which never call back here. Driver errors stay psycopg's (the consumer retries
 OperationalError, the only transient kind here).
 """
@@ -45,9 +47,18 @@ from chatchannels.processors.batch import (
     needed_keys,
     refreshing_hosts,
 )
+from chatchannels.processors.completeness import batch_runs
 from chatchannels.processors.file_clocks import import_clocks
 from chatchannels.processors.matching import DEFAULT_TOLERANCE_S
-from chatchannels.processors.pg import changes, deadletters, files, offsets, state, stats
+from chatchannels.processors.pg import (
+    changes,
+    completeness,
+    deadletters,
+    files,
+    offsets,
+    state,
+    stats,
+)
 from chatchannels.processors.pg.deadletters import DeadLetter, DeadLetterCount, RedriveResult
 from chatchannels.processors.pg.groups import Groups
 from chatchannels.processors.pg.migrate import use_schema
@@ -167,6 +178,9 @@ class Store:
         # Queued (Session's writes): PostgreSQL writes the state while the groups are
         # recomputed.
         with timed("write state"):
+            completeness.record_runs(
+                s, batch_runs((d.position, d.record.broker_utc) for d in decoded)
+            )
             deadletters.write_dead_letters(s, folded)
             files.write_files(s, file_update)
             state.write_clocks(s, folded)

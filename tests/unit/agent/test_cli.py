@@ -31,6 +31,7 @@ STATUS_KEYS = {
     "captured_this_session",
     "last_error",
     "metrics",
+    "capture_paused",
 }
 
 

@@ -20,6 +20,7 @@ PURE_CORE = {
     "canonical",
     "chatnames",
     "clocks",
+    "completeness",
     "content",
     "decode",
     "decode_export",
