@@ -123,7 +123,8 @@ def axe_violations(tab: Tab) -> list[dict]:
     found = tab.evaluate(
         "axe.run(document, {resultTypes: ['violations']}).then(r => JSON.stringify("
         "r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
-        " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))))",
+        " nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': '"
+        " + n.any.concat(n.all, n.none).map(c => c.message).join(' '))}))))",
         await_promise=True,
     )
     return json.loads(found)
