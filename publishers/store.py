@@ -205,9 +205,9 @@ def read_tallies(
 ) -> tuple[list, list, list]:
     """The statistics of these chats, counted in the store, one query per table of
     tallies.py: per (chat, author) messages, edited, deleted, when (UTC) they last posted
-    under a name, and that name;
-    per (chat, day) messages, edited, deleted; per (chat, ISO weekday, hour) messages, days
-    and hours in `time_zone` (an IANA name, as the pages tell their times)."""
+    under a name, and that name; per (chat, day) messages, edited, deleted; per (chat, ISO
+    weekday, hour) messages; days and hours in `time_zone` (an IANA name, as the pages
+    tell their times)."""
     params = {"chats": sorted(set(chats)), "zone": time_zone}
     days = [
         (chat, day.isoformat(), *counts)
