@@ -61,6 +61,9 @@ class SitePublisher:
         self.renderer = PageRenderer()
         self.placements = Placements(site_dir)
         self.tallies = Tallies(self.placements.db)
+        # A site published before it had statistics: every chat is counted (and gets its
+        # statistics page) once, at the first catch-up, as a rebuild would.
+        self.count_every_chat = self.tallies.created and (site_dir / STATE_FILE).exists()
         self.pages_written = 0
 
     def watermark(self) -> int:
@@ -119,6 +122,10 @@ class SitePublisher:
 
     def caught_up(self, conn: psycopg.Connection) -> None:
         """Render the pages the batches since the last catch-up touched (placements.py)."""
+        if self.count_every_chat:
+            chats = [(c.name, "") for c in store.read_chat_summaries(conn)]
+            self.placements.record((), (), chats)
+            self.count_every_chat = False
         pending = self.placements.pending()
         if not pending:
             return

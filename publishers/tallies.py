@@ -38,6 +38,12 @@ class Tallies:
     def __init__(self, db: sqlite3.Connection, time_zone: str = "UTC") -> None:
         self.db = db
         self.time_zone = time_zone
+        existing = {
+            row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        # True when this opening made the tables: in a site published before statistics
+        # existed, no chat is counted yet (site.py counts them all once).
+        self.created = not set(TABLES) <= existing
         for table, columns in TABLES.items():
             self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
         self.db.commit()

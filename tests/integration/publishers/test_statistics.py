@@ -14,9 +14,10 @@ import pytest
 
 from chatchannels.publishers import paths
 from chatchannels.publishers.changes import run_publishers
+from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.site import SitePublisher
 from chatchannels.publishers.statistics import charts
-from chatchannels.publishers.tallies import Tallies
+from chatchannels.publishers.tallies import TABLES, Tallies
 from tests.support.publishers_seeding import StoreSeeder
 
 pytestmark = pytest.mark.integration
@@ -127,3 +128,24 @@ def test_days_and_hours_are_counted_in_the_sites_time_zone(seeder, pg_dsn, tmp_p
     assert stats.hours == ((1, 8, 1),)
     assert stats.time_zone == "Asia/Tokyo"
     assert "Messages by hour of day (Asia/Tokyo)" in charts(stats, lambda d: None)["hours"]
+
+
+def test_a_site_published_before_statistics_gets_them_for_every_chat(seeder, pg_dsn, tmp_path):
+    old, full = tmp_path / "old", tmp_path / "full"
+    seed(seeder)
+    publish(pg_dsn, old)
+    # As a site published by the version before statistics: no tallies and no pages.
+    with sqlite3.connect(old / DB_FILE) as db:
+        for table in TABLES:
+            db.execute(f"DROP TABLE {table}")
+    for page in stats_pages(old):
+        (old / page).unlink()
+    seeder.message("b3", TWO, "alice", t(4, 4, 10), "seven", "Alice")  # one chat touched
+    publish(pg_dsn, old)
+    publish(pg_dsn, full)
+    assert stats_pages(old) == stats_pages(full)
+    assert set(stats_pages(full)) == {
+        paths.STATS_PATH,
+        paths.chat_stats_path(ONE),
+        paths.chat_stats_path(TWO),
+    }
