@@ -172,6 +172,7 @@ def test_no_payload_runs_in_a_real_browser(pg_dsn, tmp_path):
         expected.add(paths.chat_stats_path(chat))
         expected |= {
             paths.month_page_path(chat, "2006-05"),
+            paths.month_manifest_path(chat, "2006-05"),
             paths.archive_feed_path(chat, "2006-05"),
         }
     written = {str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()}
