@@ -59,7 +59,15 @@ def test_postgres_away_60s_processor_and_publisher_wait_and_lose_nothing(
         site = tmp_path / "site"
         logs = {name: tmp_path / f"{name}.log" for name in ("process", "publish")}
         processor = start_cli(
-            settings, logs["process"], "process", "--topic", topic, "--dsn", dsn, "--batch-size", "25"
+            settings,
+            logs["process"],
+            "process",
+            "--topic",
+            topic,
+            "--dsn",
+            dsn,
+            "--batch-size",
+            "25",
         )
         publisher = start_cli(
             settings, logs["publish"], "publish", "--site-dir", str(site), "--poll", "1"
