@@ -44,6 +44,7 @@ def publish(
     """
     import psycopg
 
+    from chatchannels.publishers.conversation import TimeZoneError
     from chatchannels.publishers.publishing import publish as run
     from chatchannels.publishers.search_index import IndexMissingError
     from chatchannels.publishers.site import SiteStateError
@@ -58,13 +59,14 @@ def publish(
             batch_size=batch_size,
             poll_s=poll_s,
             media_dir=settings.media_root,
+            time_zone=settings.time_zone,
         )
     except psycopg.Error as exc:
         raise click.ClickException(
             f"cannot read the store at {settings.postgres_dsn}: {exc}".strip()
             + "\nIs it up (`chatchannels stack up`) and migrated (`chatchannels db migrate`)?"
         ) from exc
-    except (SiteStateError, IndexMissingError) as exc:
+    except (SiteStateError, IndexMissingError, TimeZoneError) as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
         return

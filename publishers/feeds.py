@@ -110,11 +110,14 @@ def chat_feed(
     latest: Sequence[Message],
     newest_month: str | None,
     media: Mapping[str, str] | None = None,
+    *,
+    title: str | None = None,
 ) -> bytes:
     """A chat's current feed: its latest messages (newest first), paged to its archives.
-    `media`, here and below: docid -> sha256 of the archived files the messages show."""
+    `media`, here and below: docid -> sha256 of the archived files the messages show;
+    `title`: the chat's title (names.chat_title), else its id."""
     path = paths.chat_feed_path(chat)
-    fg = _new_feed(path, tag_uri("chat", chat), chat, latest, media)
+    fg = _new_feed(path, tag_uri("chat", chat), title or chat, latest, media)
     fg.link(
         href=paths.relative_link(path, paths.chat_index_path(chat)),
         rel="alternate",
@@ -134,11 +137,13 @@ def archive_feed(
     messages: Sequence[Message],
     prev_month: str | None,
     media: Mapping[str, str] | None = None,
+    *,
+    title: str | None = None,
 ) -> bytes:
     """A month's archive document of a chat (all its messages, oldest first)."""
     path = paths.archive_feed_path(chat, month)
-    feed_id, title = tag_uri("chat-archive", f"{chat}/{month}"), f"{chat} {month}"
-    fg = _new_feed(path, feed_id, title, messages, media)
+    feed_id = tag_uri("chat-archive", f"{chat}/{month}")
+    fg = _new_feed(path, feed_id, f"{title or chat} {month}", messages, media)
     fg.register_extension("archive", _ArchiveMark, _NoEntryExtension, atom=True, rss=False)
     fg.link(href=paths.relative_link(path, paths.chat_feed_path(chat)), rel="current")
     fg.link(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, tzinfo
 from html import escape
 from urllib.parse import urlsplit
 
@@ -49,11 +50,17 @@ def safe_href(url: str) -> str | None:
     return url if scheme in SAFE_SCHEMES else None
 
 
-def render_markup(body_markup: str, media: Mapping[str, str] | None = None, root: str = "/") -> str:
+def render_markup(
+    body_markup: str,
+    media: Mapping[str, str] | None = None,
+    root: str = "/",
+    zone: tzinfo = UTC,
+) -> str:
     """A stored body (Skype's XML) as HTML that can only format text and link to
     http(s)/mailto/ftp and to archived media (`media`: doc_id -> sha256 of its content),
-    under `root`, the way from the page to the site's root ("../../" for a month page)."""
-    return to_html(rt.parse(body_markup, rt.SKYPE_XML), media or {}, root)
+    under `root`, the way from the page to the site's root ("../../" for a month page).
+    Times (a quote's) are shown in `zone`."""
+    return to_html(rt.parse(body_markup, rt.SKYPE_XML), media or {}, root, zone)
 
 
 def markup_to_text(body_markup: str) -> str:
@@ -61,8 +68,10 @@ def markup_to_text(body_markup: str) -> str:
     return rt.body_text(body_markup, rt.SKYPE_XML)
 
 
-def to_html(nodes: tuple[rt.Node, ...], media: Mapping[str, str], root: str = "/") -> str:
-    return "".join(_html(node, media, root) for node in nodes)
+def to_html(
+    nodes: tuple[rt.Node, ...], media: Mapping[str, str], root: str = "/", zone: tzinfo = UTC
+) -> str:
+    return "".join(_html(node, media, root, zone) for node in nodes)
 
 
 def media_path(sha256: str, root: str = "/") -> str:
@@ -78,6 +87,21 @@ MEMBER_EVENTS = {
     "KICKED": "deletemember",
     "SETROLE": "roleupdate",
 }
+# The other kinds that are something that happened to the chat rather than something said,
+# as the event kind their line is written from; the body (a Desktop API SETTOPIC's new
+# topic) is the event's value.
+CHAT_EVENTS = {
+    "SETTOPIC": "topicupdate",
+    "SETPICTURE": "pictureupdate",
+    "SETGUIDELINES": "guidelinesupdate",
+    "SETOPTIONS": "optionsupdate",
+    "KICKBANNED": "kickbanned",
+    "CREATEDCHATWITH": "createdchatwith",
+    "JOINEDASAPPLICANT": "joinedasapplicant",
+    "GAP_IN_CHAT": "gap",
+}
+# What month pages show as compact system lines: the events above, and calls.
+SYSTEM_TYPES = frozenset({*MEMBER_EVENTS, *CHAT_EVENTS, "CALL"})
 
 
 def member_event(msg_type: str, author: str, users: tuple[str, ...]) -> rt.SystemEvent | None:
@@ -88,18 +112,34 @@ def member_event(msg_type: str, author: str, users: tuple[str, ...]) -> rt.Syste
     return rt.SystemEvent(kind, author, () if msg_type == "LEFT" else users, "")
 
 
-def body_html(message: Message, media: Mapping[str, str], root: str) -> str:
-    """What a message shows: its body, or the line of a member event (whose body is empty)."""
-    event = member_event(message.type, message.author, message.users)
-    if event is not None and not message.body_markup:
+def type_event(message: Message) -> rt.SystemEvent | None:
+    """The event a message of a system kind stands for when its body does not write it out
+    (the Desktop API and main.db give the kind, USERS and a plain body; an export writes
+    the event's markup instead, which renders as it is)."""
+    if message.type in MEMBER_EVENTS:
+        if message.body_markup:
+            return None
+        return member_event(message.type, message.author, message.users)
+    kind = CHAT_EVENTS.get(message.type)
+    if kind is None or any(
+        isinstance(n, rt.SystemEvent) for n in rt.parse(message.body_markup, rt.SKYPE_XML)
+    ):
+        return None
+    return rt.SystemEvent(kind, message.author, message.users, markup_to_text(message.body_markup))
+
+
+def body_html(message: Message, media: Mapping[str, str], root: str, zone: tzinfo = UTC) -> str:
+    """What a message shows: its body, or the line of the event it stands for."""
+    event = type_event(message)
+    if event is not None:
         return event_html(event)
-    return render_markup(message.body_markup, media, root)
+    return render_markup(message.body_markup, media, root, zone)
 
 
 def body_text(message: Message) -> str:
     """The text a reader sees of a message, for titles (not escaped)."""
-    event = member_event(message.type, message.author, message.users)
-    if event is not None and not message.body_markup:
+    event = type_event(message)
+    if event is not None:
         return event_text(event)
     return message.body
 
@@ -144,11 +184,20 @@ def _sized(name: str, size: int | None) -> str:
     return _bdi(name) + (f" ({size_text(size)})" if size is not None else "")
 
 
-def _html(node: rt.Node, media: Mapping[str, str], root: str) -> str:
-    inner = to_html(node.children, media, root) if isinstance(node, rt.WithChildren) else ""
+def _html(node: rt.Node, media: Mapping[str, str], root: str, zone: tzinfo) -> str:
+    inner = to_html(node.children, media, root, zone) if isinstance(node, rt.WithChildren) else ""
     match node:
-        case rt.Text(text=text) | rt.Flag(text=text):
+        case rt.Text(text=text):
             return escape_text(text)
+        case rt.Flag(country=country, text=text):
+            emoji = flag_emoji(country)
+            if emoji is None:
+                return escape_text(text)
+            label = escape_text(text)
+            return (
+                f'<span class="emoji" title="{label}" role="img" aria-label="{label}">'
+                f"{emoji}</span>"
+            )
         case rt.Styled(style=style):
             return f"<{style}>{inner}</{style}>"
         case rt.Link(href=href):
@@ -156,14 +205,20 @@ def _html(node: rt.Node, media: Mapping[str, str], root: str) -> str:
             if safe is None:
                 return f'<span class="link">{inner}</span>'
             return f'<a href="{escape_text(safe)}" rel="{LINK_REL}">{inner}</a>'
-        case rt.Quote(author=author, authorname=authorname):
-            who = authorname or author
-            cite = f"<cite>{_bdi(who)}</cite> " if who else ""
+        case rt.Quote(author=author, authorname=authorname, timestamp=timestamp):
+            cite = _cite(authorname or author, timestamp, zone)
             return f'<blockquote class="quote">{cite}{inner}</blockquote>'
         case rt.Mention():
             return f'<span class="mention">{"" if inner.startswith("@") else "@"}{inner}</span>'
         case rt.Emoticon(type=kind):
-            return f'<span class="emoticon" title="{escape_text(kind)}">{inner}</span>'
+            emoji = EMOTICONS.get(kind.lower())
+            if emoji is None:
+                return f'<span class="emoticon" title="{escape_text(kind)}">{inner}</span>'
+            label = escape_text(kind)
+            return (
+                f'<span class="emoticon emoji" title="{label}" role="img" aria-label="{label}">'
+                f"{emoji}</span>"
+            )
         case rt.Location(address=address):
             return f'<span class="location">{inner or escape_text(address)}</span>'
         case rt.Files(files=files):
@@ -190,6 +245,80 @@ def _html(node: rt.Node, media: Mapping[str, str], root: str) -> str:
         case rt.Card(text=text):
             return f'<span class="card" title="card">{escape_text(text)}</span>'
     raise TypeError(f"not a content node: {node!r}")
+
+
+def _cite(who: str, timestamp: str, zone: tzinfo) -> str:
+    """A quote's byline: who wrote the quoted message and when (Skype's Unix seconds)."""
+    try:
+        when = datetime.fromtimestamp(int(timestamp), UTC)
+    except (ValueError, OverflowError, OSError):
+        when = None
+    parts = [_bdi(who)] if who else []
+    if when is not None:
+        shown = when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        exact = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        title = when.strftime("%Y-%m-%d %H:%M:%S UTC")
+        parts.append(f'<time datetime="{exact}" title="{title}">{shown}</time>')
+    return f"<cite>{', '.join(parts)}</cite> " if parts else ""
+
+
+def flag_emoji(country: str) -> str | None:
+    """A two-letter country code as its flag (two regional indicator symbols)."""
+    code = country.strip().upper()
+    if len(code) != 2 or not code.isascii() or not code.isalpha():
+        return None
+    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in code)
+
+
+# Skype's emoticon types (the `type` of `<ss>`) shown as the emoji that mean the same; any
+# other type shows the text Skype wrote for it (`:)`), with its type as the title.
+EMOTICONS = {
+    "smile": "🙂",
+    "sad": "🙁",
+    "laugh": "😄",
+    "bigsmile": "😃",
+    "wink": "😉",
+    "cool": "😎",
+    "surprised": "😮",
+    "cry": "😢",
+    "sweat": "😓",
+    "speechless": "😐",
+    "kiss": "😘",
+    "tongueout": "😛",
+    "blush": "😊",
+    "wonder": "🤔",
+    "think": "🤔",
+    "sleepy": "😪",
+    "yawn": "🥱",
+    "angry": "😠",
+    "evilgrin": "😈",
+    "hug": "🤗",
+    "heart": "❤️",
+    "brokenheart": "💔",
+    "like": "👍",
+    "yes": "👍",
+    "no": "👎",
+    "clap": "👏",
+    "facepalm": "🤦",
+    "wave": "👋",
+    "coffee": "☕",
+    "beer": "🍺",
+    "drink": "🍹",
+    "cake": "🎂",
+    "pizza": "🍕",
+    "sun": "☀️",
+    "rain": "🌧️",
+    "flower": "🌺",
+    "music": "🎵",
+    "phone": "📞",
+    "mail": "✉️",
+    "star": "⭐",
+    "rofl": "🤣",
+    "party": "🥳",
+    "puke": "🤮",
+    "devil": "😈",
+    "angel": "😇",
+}
 
 
 def _media_html(node: rt.Media, media: Mapping[str, str], root: str) -> str:
@@ -225,4 +354,16 @@ def _event_line(
             return f"{who} made {names} {value}"
         case "roleupdate":
             return f"{who} changed the role of {names}"
+        case "guidelinesupdate":
+            return f"{who} set the guidelines to “{value}”"
+        case "optionsupdate" | "joiningenabledupdate" | "historydisclosedupdate":
+            return f"{who} changed the chat's options"
+        case "kickbanned":
+            return f"{who} removed and banned {names}"
+        case "createdchatwith":
+            return f"{who} created the chat with {names}" if names else f"{who} created the chat"
+        case "joinedasapplicant":
+            return f"{who} asked to join"
+        case "gap":
+            return "Messages are missing here (Skype did not have them)"
     return f"{who}: {text(event.kind)} {value}".rstrip()

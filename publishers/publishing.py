@@ -45,9 +45,12 @@ def publish(
     poll_s: float = 5.0,
     stop: threading.Event | None = None,
     media_dir: Path | None = None,
+    time_zone: str = "UTC",
 ) -> list[CatchUp]:
     """Bring the site, feeds and search index up to date; with `once` return, else follow.
-    With `media_dir`, the site's `media` link points at it (site.link_media)."""
+    With `media_dir`, the site's `media` link points at it (site.link_media); `time_zone`
+    is where the pages tell their times (a site already published in another zone is an
+    error unless `rebuild`)."""
     if rebuild:
         clear_outputs(site_dir)
     site_dir.mkdir(parents=True, exist_ok=True)
@@ -57,7 +60,7 @@ def publish(
         # Each is closed even when opening the next one fails (a stale index, bad state).
         publishers: list[Publisher] = []
         for open_publisher in (
-            lambda: SitePublisher(site_dir),
+            lambda: SitePublisher(site_dir, time_zone),
             lambda: SearchPublisher(WhooshBackend(index_dir(site_dir))),
         ):
             publishers.append(open_publisher())
