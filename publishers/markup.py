@@ -13,7 +13,7 @@ Pure: no I/O. Every function returns text that is safe in its stated context.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, tzinfo
 from html import escape
 from urllib.parse import urlsplit
@@ -55,12 +55,14 @@ def render_markup(
     media: Mapping[str, str] | None = None,
     root: str = "/",
     zone: tzinfo = UTC,
+    thumbs: Collection[str] = frozenset(),
 ) -> str:
     """A stored body (Skype's XML) as HTML that can only format text and link to
     http(s)/mailto/ftp and to archived media (`media`: doc_id -> sha256 of its content),
     under `root`, the way from the page to the site's root ("../../" for a month page).
-    Times (a quote's) are shown in `zone`."""
-    return to_html(rt.parse(body_markup, rt.SKYPE_XML), media or {}, root, zone)
+    Times (a quote's) are shown in `zone`; an archived file whose sha256 is in `thumbs`
+    shows as its thumbnail (thumbnails.py)."""
+    return to_html(rt.parse(body_markup, rt.SKYPE_XML), media or {}, root, zone, thumbs)
 
 
 def markup_to_text(body_markup: str) -> str:
@@ -69,14 +71,24 @@ def markup_to_text(body_markup: str) -> str:
 
 
 def to_html(
-    nodes: tuple[rt.Node, ...], media: Mapping[str, str], root: str = "/", zone: tzinfo = UTC
+    nodes: tuple[rt.Node, ...],
+    media: Mapping[str, str],
+    root: str = "/",
+    zone: tzinfo = UTC,
+    thumbs: Collection[str] = frozenset(),
 ) -> str:
-    return "".join(_html(node, media, root, zone) for node in nodes)
+    return "".join(_html(node, media, root, zone, thumbs) for node in nodes)
 
 
 def media_path(sha256: str, root: str = "/") -> str:
     """Where the site shows an archived file: its `media` folder is a link to the archive."""
     return f"{root}media/{sha256[:2]}/{sha256}"
+
+
+def thumbnail_path(sha256: str) -> str:
+    """Where the site keeps the thumbnail of an archived picture (thumbnails.py makes it),
+    relative to the site's root."""
+    return f"thumbs/{sha256[:2]}/{sha256}.jpg"
 
 
 # Message types whose body is empty and whose USERS say whom they are about, as the
@@ -128,12 +140,18 @@ def type_event(message: Message) -> rt.SystemEvent | None:
     return rt.SystemEvent(kind, message.author, message.users, markup_to_text(message.body_markup))
 
 
-def body_html(message: Message, media: Mapping[str, str], root: str, zone: tzinfo = UTC) -> str:
+def body_html(
+    message: Message,
+    media: Mapping[str, str],
+    root: str,
+    zone: tzinfo = UTC,
+    thumbs: Collection[str] = frozenset(),
+) -> str:
     """What a message shows: its body, or the line of the event it stands for."""
     event = type_event(message)
     if event is not None:
         return event_html(event)
-    return render_markup(message.body_markup, media, root, zone)
+    return render_markup(message.body_markup, media, root, zone, thumbs)
 
 
 def body_text(message: Message) -> str:
@@ -184,8 +202,14 @@ def _sized(name: str, size: int | None) -> str:
     return _bdi(name) + (f" ({size_text(size)})" if size is not None else "")
 
 
-def _html(node: rt.Node, media: Mapping[str, str], root: str, zone: tzinfo) -> str:
-    inner = to_html(node.children, media, root, zone) if isinstance(node, rt.WithChildren) else ""
+def _html(
+    node: rt.Node, media: Mapping[str, str], root: str, zone: tzinfo, thumbs: Collection[str]
+) -> str:
+    inner = (
+        to_html(node.children, media, root, zone, thumbs)
+        if isinstance(node, rt.WithChildren)
+        else ""
+    )
     match node:
         case rt.Text(text=text):
             return escape_text(text)
@@ -225,7 +249,7 @@ def _html(node: rt.Node, media: Mapping[str, str], root: str, zone: tzinfo) -> s
             listed = ", ".join(_sized(f.name, f.size) for f in files)
             return f'<span class="files">Files: {listed}</span>'
         case rt.Media():
-            return _media_html(node, media, root)
+            return _media_html(node, media, root, thumbs)
         case rt.Call(parts=parts):
             who = ", ".join(_bdi(p.name or bare_handle(p.identity)) for p in parts)
             return f'<span class="call">{escape_text(rt.call_summary(node))}' + (
@@ -321,15 +345,38 @@ EMOTICONS = {
 }
 
 
-def _media_html(node: rt.Media, media: Mapping[str, str], root: str) -> str:
-    shown = _sized(node.original_name or node.type or "file", node.size)
-    sha256 = media.get(node.doc_id, "")
-    if SHA256.fullmatch(sha256):
-        href = escape_text(media_path(sha256, root))
-        return f'<a class="media" href="{href}" rel="{LINK_REL}">{shown}</a>'
-    return (
-        f'<span class="media missing">{shown} <span class="mark">(file not archived)</span></span>'
+def media_kind(node: rt.Media) -> str:
+    """What a shared file is, in words: `PNG picture`, `PDF file` (its name's extension and
+    the kind Skype gave it, `Picture.1` or `RichText/Media_Video`)."""
+    kind = node.type.split(".")[0].rsplit("/", 1)[-1].removeprefix("Media_").lower()
+    kind = {"uriobject": "file", "genericfile": "file", "audiomsg": "audio message"}.get(kind, kind)
+    stem, dot, extension = node.original_name.rpartition(".")
+    if dot and stem and extension.isalnum() and len(extension) <= 5:
+        return f"{extension.upper()} {kind or 'file'}"
+    return kind or "file"
+
+
+def _media_html(
+    node: rt.Media, media: Mapping[str, str], root: str, thumbs: Collection[str]
+) -> str:
+    name = _bdi(node.original_name or node.type or "file")
+    facts = ", ".join(
+        [escape_text(media_kind(node))] + ([size_text(node.size)] if node.size is not None else [])
     )
+    shown = f'{name} <span class="facts">({facts})</span>'
+    sha256 = media.get(node.doc_id, "")
+    if not SHA256.fullmatch(sha256):
+        mark = '<span class="mark">(file not archived)</span>'
+        return f'<span class="media missing">{shown} {mark}</span>'
+    href = escape_text(media_path(sha256, root))
+    if sha256 in thumbs:
+        src = escape_text(root + thumbnail_path(sha256))
+        alt = escape_text(node.original_name or "picture")
+        return (
+            f'<a class="media picture" href="{href}" rel="{LINK_REL}">'
+            f'<img src="{src}" alt="{alt}" loading="lazy"><span>{shown}</span></a>'
+        )
+    return f'<a class="media" href="{href}" rel="{LINK_REL}">{shown}</a>'
 
 
 def _event_line(
@@ -356,7 +403,7 @@ def _event_line(
             return f"{who} changed the role of {names}"
         case "guidelinesupdate":
             return f"{who} set the guidelines to “{value}”"
-        case "optionsupdate" | "joiningenabledupdate" | "historydisclosedupdate":
+        case "optionsupdate":
             return f"{who} changed the chat's options"
         case "kickbanned":
             return f"{who} removed and banned {names}"

@@ -7,7 +7,7 @@ were rendered, so a page rendered incrementally equals the page rendered in a fu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import partial
@@ -81,8 +81,14 @@ def _markup(zone: tzinfo, body_markup: str, media: Mapping[str, str], root: str)
     return Markup(render_markup(body_markup, media, root, zone))
 
 
-def _body(zone: tzinfo, message: Message, media: Mapping[str, str], root: str) -> Markup:
-    return Markup(body_html(message, media, root, zone))
+def _body(
+    zone: tzinfo,
+    message: Message,
+    media: Mapping[str, str],
+    root: str,
+    thumbs: Collection[str] = frozenset(),
+) -> Markup:
+    return Markup(body_html(message, media, root, zone, thumbs))
 
 
 def _finalize(value: object) -> object:
@@ -134,7 +140,7 @@ class PageRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.globals.update(lang=LANG)
+        self.env.globals.update(lang=LANG, zone_name=self.zone_name)
         self.env.filters.update(
             local_time=partial(_local_time, self.zone),
             utc_time=lambda moment: _time(moment, utc_text(moment)),
@@ -181,8 +187,10 @@ class PageRenderer:
         prev_month: str | None,
         next_month: str | None,
         media: Mapping[str, str] | None = None,
+        thumbs: Collection[str] = frozenset(),
     ) -> str:
-        """`media`: docid -> sha256 of the archived files the messages show. The page
+        """`media`: docid -> sha256 of the archived files the messages show; `thumbs`: the
+        sha256s of those the site has a thumbnail of. The page
         depends on the chat's title (its topic, or its people's names): the site publisher
         re-renders a chat's months when that changes."""
         here = paths.month_page_path(chat.name, month)
@@ -192,7 +200,6 @@ class PageRenderer:
             chat=chat.name,
             month=month,
             month_label=month_label(month),
-            zone_name=self.zone_name,
             messages=messages,
             days=conversation(messages, self.zone),
             people=participants(messages),
@@ -200,6 +207,7 @@ class PageRenderer:
             prev_month=prev_month,
             next_month=next_month,
             media=media or {},
+            thumbs=thumbs,
         )
 
     def search_page(self, query: str, sort: str, results: object | None, error: str) -> str:

@@ -18,7 +18,16 @@ INDEX_DIR = ".search-index"
 # Changes per batch: as many as make the search index use its parallel writer.
 DEFAULT_BATCH = PARALLEL_BATCH
 # Everything the site publisher owns; --rebuild removes exactly these.
-SITE_OUTPUTS = ("chats", "feeds", "index.html", "style.css", STATE_FILE, DB_FILE, INDEX_DIR)
+SITE_OUTPUTS = (
+    "chats",
+    "feeds",
+    "thumbs",
+    "index.html",
+    "style.css",
+    STATE_FILE,
+    DB_FILE,
+    INDEX_DIR,
+)
 
 
 def index_dir(site_dir: Path) -> Path:

@@ -31,6 +31,7 @@ from chatchannels.publishers.files import file_exists, remove_file, sync_to_disk
 from chatchannels.publishers.model import Change, Chat, MonthCount
 from chatchannels.publishers.pages import STYLE_CSS, PageRenderer
 from chatchannels.publishers.placements import ALL_MONTHS, Placements
+from chatchannels.publishers.thumbnails import ensure_thumbnails
 
 STATE_FILE = ".chatchannels-site.json"
 # The site's link to the archive of imported media (settings' media_dir), which lives
@@ -153,11 +154,12 @@ class SitePublisher:
             return
         messages = store.read_month(conn, chat.name, month)
         media = store.read_media(conn, messages)
+        thumbs = ensure_thumbnails(self.site_dir, self.site_dir / MEDIA_LINK, media.values())
         prev_month, next_month = _neighbours(months, month)
-        self._write(
-            page,
-            self.renderer.month_page(chat, month, messages, prev_month, next_month, media).encode(),
+        html = self.renderer.month_page(
+            chat, month, messages, prev_month, next_month, media, thumbs
         )
+        self._write(page, html.encode())
         self._write(
             archive,
             feeds.archive_feed(chat.name, month, messages, prev_month, media, title=chat.title),

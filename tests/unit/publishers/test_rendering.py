@@ -156,7 +156,10 @@ def test_kinds_and_unknown_types_show_as_what_they_are():
     assert '<article class="message system call" id="m-m1">' in html
     assert '<span class="call">Call ended, 1:05 (<bdi>Bob</bdi>)</span>' in html
     assert "does not know: <code>OTHER:maindb-65</code>" in html and "kept as it was" in html
-    assert '<bdi>cat.png</bdi> <span class="mark">(file not archived)</span>' in html
+    assert (
+        '<bdi>cat.png</bdi> <span class="facts">(PNG picture)</span>'
+        ' <span class="mark">(file not archived)</span>'
+    ) in html
 
 
 PICTURE = '<URIObject type="Picture.1" doc_id="0-d"><OriginalName v="cat.png"/></URIObject>'
@@ -167,7 +170,12 @@ def test_archived_media_link_relative_to_each_page_and_feed():
     picture = message("m1", PICTURE, type="MEDIA", media=("0-d",))
     page = PageRenderer().month_page(CHAT_ROW, "2006-05", [picture], None, None, {"0-d": SHA})
     assert f'<a class="media" href="../../media/0f/{SHA}"' in page
-    assert "not archived" not in page
+    assert "not archived" not in page and "<img" not in page
+    # With the site's thumbnail of it, the picture shows as the thumbnail.
+    page = PageRenderer().month_page(
+        CHAT_ROW, "2006-05", [picture], None, None, {"0-d": SHA}, {SHA}
+    )
+    assert f'<img src="../../thumbs/0f/{SHA}.jpg" alt="cat.png" loading="lazy">' in page
     current = feedparser.parse(feeds.chat_feed(CHAT, [picture], "2006-05", {"0-d": SHA}))
     assert f'href="../media/0f/{SHA}"' in current.entries[0].content[0].value
     archive = feedparser.parse(feeds.archive_feed(CHAT, "2006-05", [picture], None, {"0-d": SHA}))
@@ -177,7 +185,7 @@ def test_archived_media_link_relative_to_each_page_and_feed():
     # Without the store's file for it (unknown docid, or known without content): marked.
     for media in ({}, {"other": SHA}):
         page = PageRenderer().month_page(CHAT_ROW, "2006-05", [picture], None, None, media)
-        assert '<bdi>cat.png</bdi> <span class="mark">(file not archived)</span>' in page
+        assert '<span class="mark">(file not archived)</span>' in page
         assert "media/0f" not in page
 
 
