@@ -14,7 +14,7 @@ from functools import partial
 from importlib.resources import files
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from chatchannels.publishers import paths
 from chatchannels.publishers.conversation import conversation, participants, time_zone
@@ -75,6 +75,16 @@ def _sighting_time(sighting: Sighting) -> Markup:
 
 def _anchor(message_id: str) -> str:
     return paths.message_anchor(message_id)
+
+
+def _permalink(zone: tzinfo, message: Message, fmt: str) -> Markup:
+    """The message's time in `zone`, linking to the message itself."""
+    anchor = escape(paths.message_anchor(message.id))
+    return (
+        Markup(f'<a class="permalink" href="#{anchor}">')
+        + _local_time(zone, message.posted_utc, fmt)
+        + Markup("</a>")
+    )
 
 
 def _markup(zone: tzinfo, body_markup: str, media: Mapping[str, str], root: str) -> Markup:
@@ -147,6 +157,7 @@ class PageRenderer:
             sighting_time=_sighting_time,
             day_label=day_label,
             anchor=_anchor,
+            permalink=partial(_permalink, self.zone),
             markup=partial(_markup, self.zone),
             body=partial(_body, self.zone),
         )

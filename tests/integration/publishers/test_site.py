@@ -15,7 +15,7 @@ from chatchannels.publishers import paths
 from chatchannels.publishers.changes import run_publishers
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.publishing import publish as run_publish
-from chatchannels.publishers.site import STATE_FILE, SitePublisher
+from chatchannels.publishers.site import STATE_FILE, SitePublisher, SiteStateError
 from chatchannels.replay_wiring import PUBLISHED_SITE
 from tests.support.publishers_seeding import StoreSeeder
 
@@ -239,3 +239,20 @@ def test_a_replayed_site_keeps_the_media_link_of_the_live_one(seeder, pg_dsn, tm
     # A live publisher going on in the swapped site finds its link as it left it.
     run_publish(pg_dsn, site, once=True, media_dir=media)
     assert os.readlink(site / "media") == str(media)
+
+
+def test_a_site_is_in_one_time_zone_and_another_needs_a_rebuild(seeder, pg_dsn, tmp_path):
+    seed_first_state(seeder)
+    run_publish(pg_dsn, tmp_path, once=True, time_zone="Europe/Tallinn")
+    april = tmp_path / paths.month_page_path(LEGACY, "2006-04")
+    assert 'title="2006-04-03 12:00:00 UTC">15:00:00</time>' in april.read_text()
+    with pytest.raises(SiteStateError, match=r"'Europe/Tallinn'.*'UTC'.*--rebuild"):
+        run_publish(pg_dsn, tmp_path, once=True)
+    run_publish(pg_dsn, tmp_path, once=True, rebuild=True)
+    assert 'title="2006-04-03 12:00:00 UTC">12:00:00</time>' in april.read_text()
+    # A replay rebuilds the site in the live site's zone, so its swap changes no time.
+    run_publish(pg_dsn, tmp_path, once=True, rebuild=True, time_zone="Asia/Tokyo")
+    swap = rebuild_site(pg_dsn, "public", tmp_path, "s2", PUBLISHED_SITE)
+    built = (swap.built / paths.month_page_path(LEGACY, "2006-04")).read_text()
+    swap.commit()
+    assert 'title="2006-04-03 12:00:00 UTC">21:00:00</time>' in built
