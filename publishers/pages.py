@@ -14,7 +14,7 @@ from functools import partial
 from importlib.resources import files
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from chatchannels.publishers import paths
 from chatchannels.publishers.conversation import conversation, participants, time_zone
@@ -23,6 +23,7 @@ from chatchannels.publishers.markup import (
     SYSTEM_TYPES,
     body_html,
     clean_text,
+    escape_text,
     render_markup,
 )
 from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount, Sighting
@@ -50,7 +51,13 @@ def utc_iso(moment: datetime) -> str:
 
 def _time(moment: datetime, shown: str) -> Markup:
     """A time as people read it, with the exact UTC time as its title and datetime."""
-    return Markup(f'<time datetime="{utc_iso(moment)}" title="{utc_text(moment)}">{shown}</time>')
+    return Markup(_time_html(moment, shown))
+
+
+def _time_html(moment: datetime, shown: str) -> str:
+    # One strftime for both UTC forms: a month page has two times a message.
+    iso = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f'<time datetime="{iso}" title="{iso[:10]} {iso[11:19]} UTC">{shown}</time>'
 
 
 def _local_time(zone: tzinfo, moment: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -> Markup:
@@ -79,11 +86,10 @@ def _anchor(message_id: str) -> str:
 
 def _permalink(zone: tzinfo, message: Message, fmt: str) -> Markup:
     """The message's time in `zone`, linking to the message itself."""
-    anchor = escape(paths.message_anchor(message.id))
-    return (
-        Markup(f'<a class="permalink" href="#{anchor}">')
-        + _local_time(zone, message.posted_utc, fmt)
-        + Markup("</a>")
+    anchor = escape_text(paths.message_anchor(message.id))
+    shown = message.posted_utc.astimezone(zone).strftime(fmt)
+    return Markup(
+        f'<a class="permalink" href="#{anchor}">{_time_html(message.posted_utc, shown)}</a>'
     )
 
 

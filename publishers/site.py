@@ -6,9 +6,9 @@ of a chat carries its title (names.chat_title: its topic, else its people's name
 change, or a user change of someone the title may name (store.chats_titled_by), touches all
 of that chat's pages. The site index and the whole-archive feed follow every batch. When a
 month appears or disappears, its neighbouring months are re-rendered too, because their
-prev/next links changed. Nothing else is
-re-rendered, and every page is a function of the store alone, so publishing incrementally
-and publishing from zero give the same files (tests/integration/publishers/test_site.py).
+prev/next links changed. Nothing else is re-rendered, and every page is a function of the
+store alone, so publishing incrementally and publishing from zero give the same files
+(tests/integration/publishers/test_site.py).
 
 Where each message was published is kept in `.chatchannels-pages.db` (placements.py), so a
 message that moves leaves its old page. The watermark lives in the site
@@ -138,10 +138,11 @@ class SitePublisher:
         for month in touched:
             if (month in months) != file_exists(self.site_dir, paths.month_page_path(chat, month)):
                 render.update(m for m in _neighbours(months, month) if m is not None)
-        info = store.read_chat_or_id(conn, chat)
+        row = store.read_chat(conn, chat)
+        info = row or store.chat_without_row(conn, chat)
         for month in sorted(render):
             self._publish_month(conn, info, month, months)
-        self._publish_chat_index(conn, info, store.read_chat(conn, chat) is not None, counts)
+        self._publish_chat_index(conn, info, row is not None, counts)
 
     def _publish_month(
         self, conn: psycopg.Connection, chat: Chat, month: str, months: list[str]

@@ -166,10 +166,10 @@ def read_chat(conn: psycopg.Connection, name: str) -> Chat | None:
     return _chat(name, topic, members, _display_names(conn, [*members, *handles_in_name(name)]))
 
 
-def read_chat_or_id(conn: psycopg.Connection, name: str) -> Chat:
-    """The chat as read_chat gives it; for a chat without a row (its messages arrived before
-    any read of the chat), the people its id names, so that it still has a title."""
-    return read_chat(conn, name) or _chat(name, "", (), _display_names(conn, handles_in_name(name)))
+def chat_without_row(conn: psycopg.Connection, name: str) -> Chat:
+    """A chat the store has messages of but no row for (no desktop read the chat itself):
+    no topic or members, and the people its id names, so that it still has a title."""
+    return _chat(name, "", (), _display_names(conn, handles_in_name(name)))
 
 
 def read_chat_summaries(conn: psycopg.Connection) -> list[ChatSummary]:
