@@ -38,6 +38,7 @@ from whoosh.fields import COLUMN, ID, STORED, TEXT, Schema
 from whoosh.lang import porter
 
 from chatchannels.publishers import paths, search_scoring
+from chatchannels.publishers.files import write_atomic
 from chatchannels.publishers.markup import body_text
 from chatchannels.publishers.model import Change, Message
 from chatchannels.publishers.search_query import (
@@ -285,13 +286,16 @@ class WhooshBackend:
                     writer.delete_by_term("id", doc_id)
             for doc in documents:
                 writer.add_document(**whoosh_fields(doc))
+            writer.commit(merge=False)
         except BaseException:
-            writer.cancel()
+            # A commit that failed (a full disk) still holds the write lock: every later
+            # writer of this process would find the index locked.
+            if not writer.is_closed:
+                writer.cancel()
             raise
-        writer.commit(merge=False)
-        temp = self.index_dir / f".{STATE_FILE}.tmp-{os.getpid()}"
-        temp.write_text(json.dumps({"change_seq": watermark}) + "\n")
-        os.replace(temp, self.index_dir / STATE_FILE)
+        write_atomic(
+            self.index_dir, STATE_FILE, json.dumps({"change_seq": watermark}).encode() + b"\n"
+        )
 
     def maintain(self) -> None:
         # Merging small segments is cheap and usually enough. Many segments of equal size (a
