@@ -144,6 +144,7 @@ def test_no_payload_runs_in_a_real_browser(pg_dsn, tmp_path):
         expected |= {
             paths.month_page_path(chat, "2006-05"),
             paths.archive_feed_path(chat, "2006-05"),
+            paths.month_manifest_path(chat, "2006-05"),
         }
     written = {str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()}
     written = {name for name in written if not name.startswith(INDEX_DIR + "/")}
