@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from html import escape
 from urllib.parse import urlsplit
@@ -50,19 +51,29 @@ def safe_href(url: str) -> str | None:
     return url if scheme in SAFE_SCHEMES else None
 
 
-def render_markup(
-    body_markup: str,
-    media: Mapping[str, str] | None = None,
-    root: str = "/",
-    zone: tzinfo = UTC,
-    thumbs: Collection[str] = frozenset(),
-) -> str:
+@dataclass(frozen=True)
+class Context:
+    """What rendering a body needs besides the body: the archived files it may show
+    (`media`: doc_id -> sha256; `thumbs`: the sha256s the site has a thumbnail of), the way
+    from the page to the site's root (`root`, "../../" for a month page), the zone times
+    are shown in, and the display names people are shown by in event lines (handle ->
+    name; a handle without one shows as itself)."""
+
+    media: Mapping[str, str] = field(default_factory=dict)
+    root: str = "/"
+    zone: tzinfo = UTC
+    thumbs: Collection[str] = frozenset()
+    names: Mapping[str, str] = field(default_factory=dict)
+
+
+def render_markup(body_markup: str, media: Mapping[str, str] | None = None, root: str = "/") -> str:
     """A stored body (Skype's XML) as HTML that can only format text and link to
-    http(s)/mailto/ftp and to archived media (`media`: doc_id -> sha256 of its content),
-    under `root`, the way from the page to the site's root ("../../" for a month page).
-    Times (a quote's) are shown in `zone`; an archived file whose sha256 is in `thumbs`
-    shows as its thumbnail (thumbnails.py)."""
-    return to_html(rt.parse(body_markup, rt.SKYPE_XML), media or {}, root, zone, thumbs)
+    http(s)/mailto/ftp and to archived media, under `root` (see Context)."""
+    return render_in(body_markup, Context(media or {}, root))
+
+
+def render_in(body_markup: str, context: Context) -> str:
+    return to_html(rt.parse(body_markup, rt.SKYPE_XML), context)
 
 
 def markup_to_text(body_markup: str) -> str:
@@ -70,14 +81,8 @@ def markup_to_text(body_markup: str) -> str:
     return rt.body_text(body_markup, rt.SKYPE_XML)
 
 
-def to_html(
-    nodes: tuple[rt.Node, ...],
-    media: Mapping[str, str],
-    root: str = "/",
-    zone: tzinfo = UTC,
-    thumbs: Collection[str] = frozenset(),
-) -> str:
-    return "".join(_html(node, media, root, zone, thumbs) for node in nodes)
+def to_html(nodes: tuple[rt.Node, ...], context: Context) -> str:
+    return "".join(_html(node, context) for node in nodes)
 
 
 def media_path(sha256: str, root: str = "/") -> str:
@@ -140,18 +145,12 @@ def type_event(message: Message) -> rt.SystemEvent | None:
     return rt.SystemEvent(kind, message.author, message.users, markup_to_text(message.body_markup))
 
 
-def body_html(
-    message: Message,
-    media: Mapping[str, str],
-    root: str,
-    zone: tzinfo = UTC,
-    thumbs: Collection[str] = frozenset(),
-) -> str:
+def body_html(message: Message, context: Context) -> str:
     """What a message shows: its body, or the line of the event it stands for."""
     event = type_event(message)
     if event is not None:
-        return event_html(event)
-    return render_markup(message.body_markup, media, root, zone, thumbs)
+        return event_html(event, context.names)
+    return render_in(message.body_markup, context)
 
 
 def body_text(message: Message) -> str:
@@ -162,8 +161,14 @@ def body_text(message: Message) -> str:
     return message.body
 
 
-def event_html(event: rt.SystemEvent) -> str:
-    return f'<span class="event">{_event_line(event, _person, escape_text)}</span>'
+def event_html(event: rt.SystemEvent, names: Mapping[str, str] | None = None) -> str:
+    """The event's line, its people by their display names in `names` where known."""
+
+    def person(handle: str) -> str:
+        bare = bare_handle(handle)
+        return _bdi((names or {}).get(bare) or bare)
+
+    return f'<span class="event">{_event_line(event, person, escape_text)}</span>'
 
 
 def event_text(event: rt.SystemEvent) -> str:
@@ -190,26 +195,16 @@ def _bdi(text: str) -> str:
     return f"<bdi>{escape_text(text)}</bdi>"
 
 
-def _person(handle: str) -> str:
-    return _bdi(bare_handle(handle))
-
-
 def _names(handles: tuple[str, ...]) -> str:
-    return ", ".join(_person(h) for h in handles)
+    return ", ".join(_bdi(bare_handle(h)) for h in handles)
 
 
 def _sized(name: str, size: int | None) -> str:
     return _bdi(name) + (f" ({size_text(size)})" if size is not None else "")
 
 
-def _html(
-    node: rt.Node, media: Mapping[str, str], root: str, zone: tzinfo, thumbs: Collection[str]
-) -> str:
-    inner = (
-        to_html(node.children, media, root, zone, thumbs)
-        if isinstance(node, rt.WithChildren)
-        else ""
-    )
+def _html(node: rt.Node, context: Context) -> str:
+    inner = to_html(node.children, context) if isinstance(node, rt.WithChildren) else ""
     match node:
         case rt.Text(text=text):
             return escape_text(text)
@@ -230,7 +225,7 @@ def _html(
                 return f'<span class="link">{inner}</span>'
             return f'<a href="{escape_text(safe)}" rel="{LINK_REL}">{inner}</a>'
         case rt.Quote(author=author, authorname=authorname, timestamp=timestamp):
-            cite = _cite(authorname or author, timestamp, zone)
+            cite = _cite(authorname or author, timestamp, context.zone)
             return f'<blockquote class="quote">{cite}{inner}</blockquote>'
         case rt.Mention():
             return f'<span class="mention">{"" if inner.startswith("@") else "@"}{inner}</span>'
@@ -249,7 +244,7 @@ def _html(
             listed = ", ".join(_sized(f.name, f.size) for f in files)
             return f'<span class="files">Files: {listed}</span>'
         case rt.Media():
-            return _media_html(node, media, root, thumbs)
+            return _media_html(node, context)
         case rt.Call(parts=parts):
             who = ", ".join(_bdi(p.name or bare_handle(p.identity)) for p in parts)
             return f'<span class="call">{escape_text(rt.call_summary(node))}' + (
@@ -262,7 +257,7 @@ def _html(
             )
             return f'<span class="contacts">Contacts: {listed}</span>'
         case rt.SystemEvent():
-            return event_html(node)
+            return event_html(node, context.names)
         case rt.Sms(text=text, targets=targets):
             to = f" to {_names(targets)}" if targets else ""
             return f'<span class="sms">SMS{to}: {escape_text(text)}</span>'
@@ -356,9 +351,8 @@ def media_kind(node: rt.Media) -> str:
     return kind or "file"
 
 
-def _media_html(
-    node: rt.Media, media: Mapping[str, str], root: str, thumbs: Collection[str]
-) -> str:
+def _media_html(node: rt.Media, context: Context) -> str:
+    media, root = context.media, context.root
     name = _bdi(node.original_name or node.type or "file")
     facts = ", ".join(
         [escape_text(media_kind(node))] + ([size_text(node.size)] if node.size is not None else [])
@@ -369,7 +363,7 @@ def _media_html(
         mark = '<span class="mark">(file not archived)</span>'
         return f'<span class="media missing">{shown} {mark}</span>'
     href = escape_text(media_path(sha256, root))
-    if sha256 in thumbs:
+    if sha256 in context.thumbs:
         src = escape_text(root + thumbnail_path(sha256))
         alt = escape_text(node.original_name or "picture")
         return (

@@ -21,10 +21,11 @@ from chatchannels.publishers.conversation import conversation, participants, tim
 from chatchannels.publishers.markup import (
     MEMBER_EVENTS,
     SYSTEM_TYPES,
+    Context,
     body_html,
     clean_text,
     escape_text,
-    render_markup,
+    render_in,
 )
 from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount, Sighting
 
@@ -93,18 +94,12 @@ def _permalink(zone: tzinfo, message: Message, fmt: str) -> Markup:
     )
 
 
-def _markup(zone: tzinfo, body_markup: str, media: Mapping[str, str], root: str) -> Markup:
-    return Markup(render_markup(body_markup, media, root, zone))
+def _markup(context: Context, body_markup: str) -> Markup:
+    return Markup(render_in(body_markup, context))
 
 
-def _body(
-    zone: tzinfo,
-    message: Message,
-    media: Mapping[str, str],
-    root: str,
-    thumbs: Collection[str] = frozenset(),
-) -> Markup:
-    return Markup(body_html(message, media, root, zone, thumbs))
+def _body(context: Context, message: Message) -> Markup:
+    return Markup(body_html(message, context))
 
 
 def _finalize(value: object) -> object:
@@ -164,8 +159,8 @@ class PageRenderer:
             day_label=day_label,
             anchor=_anchor,
             permalink=partial(_permalink, self.zone),
-            markup=partial(_markup, self.zone),
-            body=partial(_body, self.zone),
+            markup=_markup,
+            body=_body,
         )
 
     def site_index(self, chats: Sequence[ChatSummary]) -> str:
@@ -210,9 +205,9 @@ class PageRenderer:
         sha256s of those the site has a thumbnail of. The page
         depends on the chat's title (its topic, or its people's names): the site publisher
         re-renders a chat's months when that changes."""
-        here = paths.month_page_path(chat.name, month)
+        root = paths.relative_link(paths.month_page_path(chat.name, month), "")
         return self.env.get_template("month.html").render(
-            root=paths.relative_link(here, ""),
+            root=root,
             title=chat.title,
             chat=chat.name,
             month=month,
@@ -223,8 +218,10 @@ class PageRenderer:
             shown_kinds=SHOWN_KINDS,
             prev_month=prev_month,
             next_month=next_month,
-            media=media or {},
-            thumbs=thumbs,
+            # Event lines name people as the chat's page does (its members' display names).
+            context=Context(
+                media or {}, root, self.zone, thumbs, dict((*chat.named, *chat.members))
+            ),
         )
 
     def search_page(self, query: str, sort: str, results: object | None, error: str) -> str:

@@ -205,7 +205,10 @@ class SitePublisher:
         summaries = store.read_chat_summaries(conn)
         self._write("index.html", self.renderer.site_index(summaries).encode())
         latest = store.read_latest(conn, None, feeds.CURRENT_ENTRIES)
-        self._write(paths.ALL_FEED_PATH, feeds.all_feed(latest, store.read_media(conn, latest)))
+        titles = {s.name: s.title for s in summaries}
+        self._write(
+            paths.ALL_FEED_PATH, feeds.all_feed(latest, store.read_media(conn, latest), titles)
+        )
 
 
 def site_time_zone(site_dir: Path) -> str | None:

@@ -253,10 +253,11 @@ def test_a_month_page_in_chromium_and_screenshots(site, tmp_path):
     def text(message_id: str) -> str:
         return " ".join(article(dom, message_id).xpath("string(div[@class='body'])").split())
 
-    assert text("a3") == "alice added dana"
+    # System lines name people as the chat does.
+    assert text("a3") == "Alice Liddell added דנה"
     assert text("a8") == "Call ended, 2:05 (Bob, Alice)"
-    assert text("b2") == "bob set the topic to “Design review ✏️”"
-    assert text("b7") == "cecil left"
+    assert text("b2") == "Bob Builder set the topic to “Design review ✏️”"
+    assert text("b7") == "Cecil left"
     # Local time shown, the exact UTC time in the title.
     [stamp] = article(dom, "a1").xpath("a[@class='permalink']/time")
     assert (stamp.text, stamp.get("title")) == ("12:00:00", "2006-05-02 09:00:00 UTC")

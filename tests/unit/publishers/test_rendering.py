@@ -134,6 +134,8 @@ def test_current_and_whole_archive_feeds():
     assert {link.rel: link.href for link in current.feed.links}["prev-archive"] == (
         "(alice)~24bob~3Ba7ab/2006-05.atom"
     )
+    everything = feedparser.parse(feeds.all_feed([message()], None, {CHAT: "Alice & Bob"}))
+    assert everything.entries[0].title == "Alice in Alice & Bob: hi <b>there</b>"
     empty = feedparser.parse(feeds.all_feed([]))
     assert not empty.bozo and empty.feed.updated == "1970-01-01T00:00:00+00:00"
     assert feeds.all_feed([message()]) == feeds.all_feed([message()])
@@ -228,14 +230,19 @@ def test_member_events_show_as_the_export_shows_its_thread_activity():
         ),
     ]
     renderer = PageRenderer()
+    unnamed = Chat(CHAT, "", ())  # nobody's display name known: handles
     for event, export_markup, shown, line in cases:
-        page = renderer.month_page(CHAT_ROW, "2006-05", [event], None, None)
+        page = renderer.month_page(unnamed, "2006-05", [event], None, None)
         expected = f'<div class="body" dir="auto"><span class="event">{shown}</span></div>'
         assert expected in page, page
         if export_markup is not None:
             exported = message("x", export_markup, type=event.type)
-            assert expected in renderer.month_page(CHAT_ROW, "2006-05", [exported], None, None)
+            assert expected in renderer.month_page(unnamed, "2006-05", [exported], None, None)
         entry = feedparser.parse(feeds.chat_feed(CHAT, [event], "2006-05")).entries[0]
         assert entry.title == f"Alice: {line}"
         # feedparser's sanitiser drops the <bdi>s.
         assert f'<span class="event">{escape(line, quote=False)}</span>' in entry.content[0].value
+    # Where the chat knows its people's display names, the page names them so.
+    added = cases[0][0]
+    page = renderer.month_page(CHAT_ROW, "2006-05", [added], None, None)
+    assert '<span class="event"><bdi>Alice</bdi> added <bdi>Bob</bdi>, <bdi>cecil</bdi>' in page
