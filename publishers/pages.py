@@ -24,7 +24,6 @@ from chatchannels.publishers.markup import (
     Context,
     body_html,
     clean_text,
-    escape_text,
     render_in,
 )
 from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount, Sighting
@@ -87,7 +86,8 @@ def _anchor(message_id: str) -> str:
 
 def _permalink(zone: tzinfo, message: Message, fmt: str) -> Markup:
     """The message's time in `zone`, linking to the message itself."""
-    anchor = escape_text(paths.message_anchor(message.id))
+    # message_anchor's alphabet ([a-z0-9._~()-]) needs no escaping in an attribute.
+    anchor = paths.message_anchor(message.id)
     shown = message.posted_utc.astimezone(zone).strftime(fmt)
     return Markup(
         f'<a class="permalink" href="#{anchor}">{_time_html(message.posted_utc, shown)}</a>'

@@ -259,8 +259,11 @@ def test_a_month_page_in_chromium_and_screenshots(site, tmp_path):
     assert text("b2") == "Bob Builder set the topic to “Design review ✏️”"
     assert text("b7") == "Cecil left"
     # Local time shown, the exact UTC time in the title.
-    [stamp] = article(dom, "a1").xpath("a[@class='permalink']/time")
-    assert (stamp.text, stamp.get("title")) == ("12:00:00", "2006-05-02 09:00:00 UTC")
+    [first] = days[0].xpath("div[@class='run'][1]/p[@class='byline']/a[@class='permalink']")
+    assert first.get("href") == "#" + anchor("a1")
+    assert (first[0].text, first[0].get("title")) == ("12:00", "2006-05-02 09:00:00 UTC")
+    [stamp] = article(dom, "a2").xpath("a[@class='permalink']/time")
+    assert (stamp.text, stamp.get("title")) == ("12:01:00", "2006-05-02 09:01:00 UTC")
     # A quote says who and when; a mention, an emoticon and a flag are what they are.
     [cite] = article(dom, "a4").xpath(".//blockquote[@class='quote']/cite")
     assert cite.xpath("string(bdi)") == "Alice Liddell"

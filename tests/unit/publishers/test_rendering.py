@@ -65,9 +65,11 @@ def test_month_page_has_anchors_times_history_tombstones_and_hosts():
     emote = message("m3", "waves", type="EMOTED")
     html = PageRenderer().month_page(CHAT_ROW, "2006-05", [edited, deleted, emote], "2006-04", None)
     assert '<article class="message edited" id="m-m1">' in html
+    # The first message of a run has its time in the run's header (the next ones their own:
+    # test_month_page_browser.py).
     assert (
         '<a class="permalink" href="#m-m1"><time datetime="2006-05-01T12:00:00Z"'
-        ' title="2006-05-01 12:00:00 UTC">12:00:00</time></a>'
+        ' title="2006-05-01 12:00:00 UTC">12:00</time></a>'
     ) in html
     assert "new <i>text</i>" in html and "old text" in html and "History (2 versions)" in html
     assert html.count('<details class="provenance">') == 3  # folded, one per message
