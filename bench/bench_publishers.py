@@ -158,6 +158,7 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
     with statistics_left_out():
         bare_s, bare_cpu, _ = render_site(dsn, work / "site-without-statistics")
     stats_page = (work / "site" / paths.STATS_PATH).stat().st_size
+    largest = max((p.stat().st_size for p in (work / "site").rglob("*.html")), default=0)
     return [
         Figure(f"seed {n:,} messages (COPY)", n / seed_s, "messages/s"),
         Figure(
@@ -191,6 +192,7 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
         Figure("statistics: counting (PostgreSQL into the tallies)", stats_s["refresh"], "s"),
         Figure("statistics: summing the tallies and rendering the pages", stats_s["pages"], "s"),
         Figure("archive statistics page size", stats_page / 1024, "KiB"),
+        Figure("largest page (target < 2 MB)", largest / 1e6, "MB"),
     ]
 
 
