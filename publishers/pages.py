@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
@@ -17,6 +19,10 @@ from markupsafe import Markup
 from chatchannels.publishers import paths
 from chatchannels.publishers.markup import body_html, clean_text, render_markup
 from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount
+from chatchannels.publishers.search_query import narrowed
+
+if TYPE_CHECKING:
+    from chatchannels.publishers.search_index import SearchResults
 
 STYLE_CSS = """\
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 0 1rem; }
@@ -34,6 +40,22 @@ blockquote.quote { border-left: 3px solid #ccc; margin: .2rem 0; padding-left: .
 details.history { font-size: .9em; color: #555; }
 mark { background: #ff6; }
 table.chats td, table.chats th { text-align: left; padding: .2rem .6rem .2rem 0; }
+.results { display: flex; flex-wrap: wrap; gap: 0 2rem; align-items: flex-start; }
+ol.hits { flex: 1 1 30rem; padding-left: 1.5rem; margin: 0; }
+li.hit { margin: 0 0 1rem; }
+li.hit p { margin: .15rem 0; overflow-wrap: anywhere; }
+.context { opacity: .7; font-size: .9em; }
+.facets { flex: 0 1 14rem; font-size: .9em; }
+.facets h2 { font-size: 1em; margin: .5rem 0 .2rem; }
+.facets ul { list-style: none; padding: 0; margin: 0; }
+.facets .count, .total { opacity: .7; }
+details.syntax { font-size: .9em; margin: .4rem 0; }
+details.syntax dd { margin: 0 0 .3rem 1rem; }
+nav.pages a { margin-right: 1rem; }
+@media (max-width: 40rem) {
+  .facets { order: -1; flex-basis: 100%; }
+  .facets ul li { display: inline; margin-right: .8rem; }
+}
 """
 
 
@@ -143,7 +165,32 @@ class PageRenderer:
             media=media or {},
         )
 
-    def search_page(self, query: str, sort: str, results: object | None, error: str) -> str:
+    def search_page(
+        self,
+        query: str,
+        sort: str,
+        results: SearchResults | None,
+        error: str,
+        default_limit: int = 20,
+    ) -> str:
+        def link(text: str | None, offset: int = 0) -> str | None:
+            """The relative link of a results page (None: no such page)."""
+            if text is None:
+                return None
+            params: dict[str, object] = {"q": text, "sort": sort}
+            if offset:
+                params["offset"] = offset
+            if results is not None and results.limit != default_limit:
+                params["limit"] = results.limit
+            return "search?" + urlencode(params)
+
         return self.env.get_template("search.html").render(
-            root="", query=query, sort=sort, results=results, error=error
+            root="",
+            query=query,
+            sort=sort,
+            results=results,
+            error=error,
+            link=link,
+            narrowed=narrowed,
+            chat_index=paths.chat_index_path,
         )

@@ -19,6 +19,7 @@ from chatchannels.publishers.model import (
     MonthCount,
     Revision,
 )
+from chatchannels.publishers.names import chat_title, handles_in_name
 from chatchannels.publishers.paths import month_bounds
 
 MESSAGE_COLUMNS = (
@@ -145,6 +146,29 @@ def read_chat(conn: psycopg.Connection, name: str) -> Chat | None:
         ).fetchall()
     )
     return Chat(name, topic, tuple((h, names.get(h, "")) for h in sorted(set(members))))
+
+
+def read_chat_titles(conn: psycopg.Connection, names: Sequence[str]) -> dict[str, str]:
+    """Each chat's title (names.chat_title) from its row and its people's display names,
+    in two queries for any number of chats."""
+    rows = dict(
+        conn.execute(
+            "SELECT name, (topic, members) FROM chats WHERE name = ANY(%s)", (list(names),)
+        ).fetchall()
+    )
+    handles = {h for _, members in rows.values() for h in members}
+    handles.update(h for name in names for h in handles_in_name(name))
+    shown = dict(
+        conn.execute(
+            "SELECT handle, display_name FROM users WHERE handle = ANY(%s)", (sorted(handles),)
+        ).fetchall()
+    )
+    titles = {}
+    for name in names:
+        topic, members = rows.get(name, ("", []))
+        people = [(h, shown.get(h, "")) for h in sorted(set(members))]
+        titles[name] = chat_title(name, topic, people, shown)
+    return titles
 
 
 def read_chat_summaries(conn: psycopg.Connection) -> list[ChatSummary]:
