@@ -63,6 +63,7 @@ from chatchannels.publishers.search_words import (
     PartsTokenizer,
     compound_parts,
     compounds,
+    pairs,
     without_compounds,
 )
 from chatchannels.publishers.store import chats_of_member, read_chat_titles, read_messages
@@ -277,7 +278,7 @@ def whoosh_schema() -> Schema:
         body=TEXT(analyzer=StemmingAnalyzer(), stored=True, phrase=False),
         body_exact=TEXT(analyzer=exact, phrase=True),
         body_pairs=TEXT(analyzer=exact | StopWordPairs(), phrase=False),
-        parts=TEXT(analyzer=PartsTokenizer(), phrase=True),
+        parts=TEXT(analyzer=PartsTokenizer(), phrase=False),
         chat_key=ID,
         author_key=ID,
         who=TEXT(analyzer=exact, phrase=False),
@@ -345,6 +346,7 @@ class WhooshBackend:
         self._segments: dict[str, search_scoring.SegmentArrays] = {}
         self._lock = threading.Lock()
         self._titles: tuple[float, dict[str, str]] | None = None  # (file's mtime, titles)
+        self._labels: dict[str, str] = {}  # author handle -> display name, per searcher
 
     def _forget_segments(self) -> None:
         current = {segment.segment_id() for segment in self.ix._segments()}
@@ -472,10 +474,12 @@ class WhooshBackend:
         return wq.And(parts)
 
     def _words(self, text: str) -> wq.Query:
-        """Words outside quotes: a compound (`example.org`, `fooBar`, `ABC-123`) is its parts
-        in order within one compound; any other word is its stem in the body or a part of a
-        compound ("example" finds `https://example.com/`)."""
-        found: list[wq.Query] = [wq.Phrase("parts", parts) for parts in compound_parts(text)]
+        """Words outside quotes: a compound (`example.org`, `fooBar`, `ABC-123`) is its pairs
+        of adjacent parts, each within one compound; any other word is its stem in the body or
+        a part of a compound ("example" finds `https://example.com/`)."""
+        found: list[wq.Query] = [
+            wq.Term("parts", pair) for parts in compound_parts(text) for pair in pairs(parts)
+        ]
         plain = without_compounds(text)
         for word in self._tokens("body_exact", plain):
             stems = self._tokens("body", word)
@@ -538,6 +542,7 @@ class WhooshBackend:
                 self._searcher.close()
                 self._searcher = self.ix.searcher()
                 self._months = None
+                self._labels.clear()
                 self._forget_segments()
             ranked = search_scoring.top(
                 self._translate(tree),
@@ -545,7 +550,7 @@ class WhooshBackend:
                 self._segment_arrays,
                 offset + limit,
                 by_time=sort == "time",
-                stored_text={"body_exact": "body", "parts": "body"},
+                stored_text={"body_exact": "body"},
                 facets=list(FACETS.values()),
             )
             hits = tuple(
@@ -562,10 +567,14 @@ class WhooshBackend:
         most = sorted(counted.items(), key=lambda item: (-item[1][0], item[0]))[:FACET_VALUES]
         if name == "chat":
             return tuple(FacetValue(v, _title(v, titles), n) for v, (n, _) in most)
-        return tuple(
-            FacetValue(v, self._searcher.stored_fields(doc).get("author_name") or v, n)
-            for v, (n, doc) in most
-        )
+        return tuple(FacetValue(v, self._author_label(v, doc), n) for v, (n, doc) in most)
+
+    def _author_label(self, handle: str, doc: int) -> str:
+        """The display name on one of the author's messages, read once per searcher."""
+        found = self._labels.get(handle)
+        if found is None:
+            found = self._labels[handle] = self._searcher.stored_fields(doc).get("author_name")
+        return found or handle
 
     def _segment_arrays(self, reader) -> search_scoring.SegmentArrays:
         segment = reader.segment().segment_id()

@@ -61,6 +61,7 @@ PASTED = [
     doc("p3", "call fooBar_baz then HTTPServer.start()", when=(2007, 1, 3)),
     doc("p4", "ticket ABC-123 is fixed", when=(2007, 1, 4)),
     doc("p5", "an example of org charts, abc and 123", when=(2007, 1, 5)),
+    doc("p6", "from alpha.beta gamma.x and beta.gamma", when=(2007, 1, 6)),
 ]
 
 
@@ -185,6 +186,11 @@ class SearchBackendContract:
         assert self.ids(pasted, "ABC-123") == ["p4"]
         assert self.ids(pasted, "abc-123") == ["p4"]
         assert sorted(self.ids(pasted, "abc 123")) == ["p4", "p5"]
+        # Adjacent parts within one compound, not across two.
+        assert self.ids(pasted, "alpha.beta") == ["p6"]
+        assert self.ids(pasted, "gamma.x") == ["p6"]
+        assert self.ids(pasted, "beta.gamma") == ["p6"]
+        assert self.ids(pasted, "x.beta") == []
 
     def test_a_quoted_phrase_still_matches_exactly(self, pasted):
         assert self.ids(pasted, '"example.org"') == []
