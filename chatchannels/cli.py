@@ -1,20 +1,22 @@
 """The `chatchannels` command: a thin skin over the library.
 
-Each part of the pipeline owns its subcommands in its own folder (`<part>/cli.py`); this
-module only builds the settings once and loads a subcommand's module when it is used, so
-a desktop install with only the `[agent]` extra never imports server libraries.
+Each part of the pipeline owns its subcommands in its own folder (`<part>/cli.py`), built
+from the shared flags of options.py; this module only builds the settings once, loads a
+subcommand's module when it is used, so a desktop install with only the `[agent]` extra
+never imports server libraries, and turns known errors into one message (errors.py).
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
-import sys
 from pathlib import Path
 
 import click
 
-from chatchannels.settings import SettingsError, load_settings
+from chatchannels.errors import KnownErrorExit, explain
+from chatchannels.logs import setup_logging
+from chatchannels.options import DEBUG_META, SETTINGS_META, in_json
+from chatchannels.settings import load_settings
 
 # name -> "module:attribute" of a click command or group.
 SUBCOMMANDS = {
@@ -29,6 +31,8 @@ SUBCOMMANDS = {
     # The replay's command given the publishers' site builder (replay_wiring.py).
     "replay": "chatchannels.replay_wiring:replay",
     "stats": "chatchannels.processors.cli:stats",
+    "completeness": "chatchannels.health.cli:completeness",
+    "status": "chatchannels.health.cli:status",
     "emulate": "chatchannels.emulator.cli:emulate",
     "import": "chatchannels.ingest.importers.cli:import_",
     "stack": "chatchannels.stack.cli:stack",
@@ -46,9 +50,17 @@ class LazyGroup(click.Group):
         module_name, attr = target.split(":")
         return getattr(importlib.import_module(module_name), attr)
 
-
-class ChatChannelsError(click.ClickException):
-    """An error for the user: one line of cause, and what to try."""
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the subcommand; a known error leaves as one message and exit code 2."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            known = explain(exc, ctx.meta.get(SETTINGS_META))
+            if known is None or ctx.meta.get(DEBUG_META):
+                raise
+            raise KnownErrorExit(known, as_json=in_json(ctx)) from exc
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,23 +70,18 @@ class ChatChannelsError(click.ClickException):
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML settings file (default: $CHATCHANNELS_CONFIG).",
 )
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("--debug", is_flag=True, help="Show tracebacks (of known errors too) and debug logs.")
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
-    """Chat Channels: archive Skype chats and publish them on the intranet."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    if not debug:
-        # kafka-python logs every connection at INFO; that drowns our own output.
-        logging.getLogger("kafka").setLevel(logging.WARNING)
-    try:
-        ctx.obj = load_settings(config_file)
-    except SettingsError as exc:
-        raise ChatChannelsError(str(exc)) from exc
-    ctx.meta["debug"] = debug
+    """Chat Channels: archive Skype chats and publish them on the intranet.
+
+    Known errors print one line and exit 2 (with --json also one JSON object on stdout);
+    --debug shows their traceback instead.
+    """
+    ctx.meta[DEBUG_META] = debug
+    ctx.obj = load_settings(config_file)
+    setup_logging(ctx.obj.log_format, debug)
+    ctx.meta[SETTINGS_META] = ctx.obj
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 The replay (processors/replay/) is an earlier stage than the publishers and never imports
 them; it takes a SiteBuilder. This module, at the command layer, makes the publishers' one:
-publish from zero with `publish`, keep the live site's media link, and know a site they
-wrote by their state file.
+publish from zero with `publish`, keep the live site's media link, know a site they
+wrote by their state file, and check a site's month manifests against a store.
 """
 
 from __future__ import annotations
@@ -11,10 +11,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import psycopg
+
 from chatchannels.processors.replay.cli import replay_command
-from chatchannels.processors.replay.site import SiteBuilder
+from chatchannels.processors.replay.site import ManifestCheck, SiteBuilder
+from chatchannels.publishers.manifests import differing_months
 from chatchannels.publishers.publishing import publish
-from chatchannels.publishers.site import MEDIA_LINK, STATE_FILE
+from chatchannels.publishers.site import (
+    MEDIA_LINK,
+    STATE_FILE,
+    read_site_manifests,
+    store_manifests,
+)
 
 # Changes per batch when publishing from zero. Each batch is a search index segment (two,
 # written in parallel, from PARALLEL_BATCH documents on), and more than MAX_SEGMENTS of them
@@ -33,6 +41,16 @@ def publish_site(dsn: str, site_dir: Path, built: Path, media_dir: Path | None =
     publish(dsn, built, once=True, batch_size=REBUILD_BATCH, media_dir=media_dir)
 
 
-PUBLISHED_SITE = SiteBuilder(build=publish_site, marker=STATE_FILE)
+def check_manifests(dsn: str, site_dir: Path) -> ManifestCheck:
+    """The site's month manifests against the ones the store at `dsn` gives."""
+    in_site = read_site_manifests(site_dir)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        in_store = store_manifests(conn)
+    return ManifestCheck(
+        len(in_site.keys() | in_store.keys()), tuple(differing_months(in_site, in_store))
+    )
+
+
+PUBLISHED_SITE = SiteBuilder(build=publish_site, marker=STATE_FILE, check_manifests=check_manifests)
 
 replay = replay_command(PUBLISHED_SITE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -17,6 +18,11 @@ from typing import Any
 
 ENV_PREFIX = "CHATCHANNELS_"
 CONFIG_ENV = "CHATCHANNELS_CONFIG"
+
+
+# Schema names go into search_path options unquoted (store_contract.schema_dsn): plain
+# lowercase identifiers only.
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class SettingsError(ValueError):
@@ -40,6 +46,9 @@ class Settings:
     # Explicit addresses win over the stack's; that is how production points at a cluster.
     kafka: str = ""
     dsn: str = ""
+    # The store's PostgreSQL schema: a replay builds beside it, and two stores can share a
+    # database.
+    schema: str = "public"
     topic: str = "chatchannels.raw.v1"
     partitions: int = 3
     match_tolerance_s: int = 120
@@ -52,6 +61,19 @@ class Settings:
     # the agent's spool, so one machine's undelivered events are all in one place).
     media_dir: str = ""
     import_spool_dir: str = ""
+    # Prometheus metrics of `process` and `publish` on http://metrics_host:<port>/metrics
+    # (0: off); `serve` answers /metrics on its own port.
+    processor_metrics_port: int = 0
+    publisher_metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    # "text" or "json" (one JSON object a line: time, level, logger, message, extras).
+    log_format: str = "text"
+    # `completeness` and `status`: a live host whose last event reached the log longer ago is
+    # silent; a processor or publisher behind and idle longer is stalled; the URL where
+    # `serve` should answer (empty: not checked).
+    silent_after_s: int = 3600
+    stalled_after_s: int = 300
+    serve_url: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -129,6 +151,8 @@ def load_settings(
         values[name] = _coerce(name, raw, known[name].type, "command line")
 
     settings = Settings(**values, extra=extra)
+    if not SCHEMA_NAME.fullmatch(settings.schema):
+        raise SettingsError(f"setting 'schema': {settings.schema!r} is not a lowercase identifier")
     return settings.replace(stack_dir=settings.stack_dir.absolute())
 
 

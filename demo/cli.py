@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import signal
 import sys
 
 import click
 
+from chatchannels.options import json_option, quiet_option
 from chatchannels.settings import Settings
 
 
@@ -15,8 +18,18 @@ from chatchannels.settings import Settings
 @click.option("--speed", default=4.0, show_default=True, help="Scenario time per real second.")
 @click.option("--messages", default=240, show_default=True, help="Scripted messages to play.")
 @click.option("--port", default=8080, show_default=True, help="Where the live demo serves.")
+@json_option
+@quiet_option
 @click.pass_obj
-def demo(settings: Settings, once: bool, speed: float, messages: int, port: int) -> None:
+def demo(
+    settings: Settings,
+    once: bool,
+    speed: float,
+    messages: int,
+    port: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Run the pipeline end to end on three emulated Skype desktops with wrong clocks.
 
     Starts the stack, three emulated desktops (clock skews +0, +47 and -83 s, three time
@@ -28,7 +41,6 @@ def demo(settings: Settings, once: bool, speed: float, messages: int, port: int)
     prints the summary and exits 0 only when the archive matches the ground truth of what
     was played.
     """
-    from chatchannels.demo.pipeline import PipelineError
     from chatchannels.demo.run import DemoOptions, run_demo
     from chatchannels.demo.summary import render_summary
 
@@ -39,10 +51,20 @@ def demo(settings: Settings, once: bool, speed: float, messages: int, port: int)
     # script's background job (`demo &`, nohup) does: Python then installs no handler, and
     # the demo could only be killed, leaving its broker frozen to the guard.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        result = run_demo(settings, options, lambda line: click.echo(f"demo: {line}", err=True))
-    except PipelineError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(render_summary(result))
+
+    def say(line: str) -> None:
+        if not quiet:
+            click.echo(f"demo: {line}", err=True)
+
+    result = run_demo(settings, options, say)
+    if as_json:
+        found = dataclasses.asdict(result)
+        found.update(
+            site=str(result.site), score={**found["score"], "perfect": result.score.perfect}
+        )
+        click.echo(json.dumps(found, sort_keys=True, default=str))
+    else:
+        click.echo(render_summary(result))
     if not result.score.perfect:
+        # An answer, not a failure: exit 1 (errors.py, exit codes).
         raise click.ClickException("the archive differs from the scenario's ground truth")

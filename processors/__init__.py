@@ -9,7 +9,8 @@ Three layers, each importing only the ones before it:
   does this for a batch of records (engine.py, for one record at a time, is its reference);
 - pg/, the PostgreSQL adapters: pg/store.py runs a batch in one transaction (claim offsets,
   decode, fold, recompute groups, publish changes, advance offsets) through adapters with
-  one job each; consumer.py is the Kafka loop around it, cli.py its commands;
+  one job each; consumer.py is the Kafka loop around it, metrics.py its Prometheus
+  metrics, cli.py its commands;
 - replay/, rebuilding the store from the log with the same processor, and checking it.
 
 A raw record becomes a canonical message in batch.py (decode_record, fold_records) and

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from chatchannels.processors.clocks import HostClock, observe_clock
+from chatchannels.processors.completeness import Position, event_position
 from chatchannels.processors.decode import DecodeError, decode_event
 from chatchannels.processors.file_clocks import IMPORT_REASON, Copies, advance, earliest
 from chatchannels.processors.matching import GroupKey, group_key
@@ -52,6 +53,9 @@ class RawRecord:
 class Decoded:
     record: RawRecord
     result: Observation | DecodeError
+    # The record's place in its host's series, read in the same parse (completeness.py);
+    # None when it has none readable.
+    position: Position | None = None
 
 
 @dataclass(frozen=True)
@@ -126,20 +130,23 @@ def _time(record: RawRecord) -> float:
 
 
 def decode_record(record: RawRecord) -> Decoded:
-    return Decoded(record, decode_value(record.value))
+    return Decoded(record, *decode_value(record.value))
 
 
-def decode_value(value: bytes) -> Observation | DecodeError:
+def decode_value(value: bytes) -> tuple[Observation | DecodeError, Position | None]:
     """The record's JSON object (rawevents.parse_raw_event), then the pure decoder, which
-    validates it."""
+    validates it; and the record's position in its host's series, which even a record the
+    decoder refuses may have."""
     try:
         event = parse_raw_event(value)
     except RawEventError as exc:
-        return DecodeError("schema", "record", str(exc))
-    return decode_event(event)
+        return DecodeError("schema", "record", str(exc)), None
+    return decode_event(event), event_position(event)
 
 
-def decode_values(values: list[bytes]) -> tuple[list[Observation | DecodeError], float]:
+def decode_values(
+    values: list[bytes],
+) -> tuple[list[tuple[Observation | DecodeError, Position | None]], float]:
     """`decode_value` of each, and the seconds it took (run in a worker process)."""
     start = time.perf_counter()
     return [decode_value(v) for v in values], time.perf_counter() - start

@@ -2,76 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 
+from chatchannels.options import (
+    batch_size_option,
+    consumer_option,
+    json_option,
+    kafka_option,
+    metrics_port_option,
+    refuse_given,
+    store_options,
+    topic_option,
+)
 from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER
 from chatchannels.settings import Settings
 
 
-def _target_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The same flags on every processor command, so a test can point one at its own
-    topic and database."""
-    for option in reversed(
-        (
-            click.option("--topic", help="Raw topic (default: the `topic` setting)."),
-            click.option("--dsn", help="PostgreSQL DSN (default: the `dsn` setting)."),
-            click.option("--kafka", help="Kafka bootstrap servers (default: settings)."),
-            click.option(
-                "--group",
-                default=DEFAULT_CONSUMER,
-                show_default=True,
-                help="Consumer name: its offsets are stored under it.",
-            ),
-            click.option(
-                "--schema", default="public", show_default=True, help="PostgreSQL schema."
-            ),
-        )
-    ):
-        command = option(command)
-    return command
-
-
-@contextmanager
-def _user_errors(settings: Settings) -> Iterator[None]:
-    """Driver errors as one line saying what failed and what to try."""
-    import psycopg
-    from kafka.errors import KafkaError
-
-    from chatchannels.processors.consumer import ProcessorError
-
-    try:
-        yield
-    except psycopg.errors.UndefinedTable as exc:
-        raise click.ClickException(
-            f"the store is not migrated ({exc.diag.message_primary});"
-            " run `chatchannels db migrate` (with --schema if you use one)"
-        ) from exc
-    except psycopg.OperationalError as exc:
-        where = settings.postgres_dsn
-        raise click.ClickException(
-            f"cannot use PostgreSQL at {where}: {str(exc).strip().splitlines()[0]};"
-            " is the stack up (`chatchannels stack up`) or --dsn right?"
-        ) from exc
-    except KafkaError as exc:
-        raise click.ClickException(
-            f"cannot use Kafka at {settings.kafka_bootstrap}: {exc};"
-            " is the stack up (`chatchannels stack up`) or --kafka right?"
-        ) from exc
-    except ProcessorError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _settings(settings: Settings, topic: str | None, dsn: str | None, kafka: str | None):
-    changes = {"topic": topic, "dsn": dsn, "kafka": kafka}
-    return settings.replace(**{k: v for k, v in changes.items() if v})
+def _echo_json(found: Any) -> None:
+    click.echo(json.dumps(found, sort_keys=True))
 
 
 @click.group()
@@ -80,13 +35,18 @@ def db() -> None:
 
 
 @db.command()
-@click.option("--schema", default="public", show_default=True, help="PostgreSQL schema to migrate.")
+@store_options
+@json_option
 @click.pass_obj
-def migrate(settings: Settings, schema: str) -> None:
+def migrate(settings: Settings, as_json: bool) -> None:
     """Apply pending schema migrations (idempotent)."""
     from chatchannels.processors.pg.migrate import migrate as run_migrations
 
-    applied = run_migrations(settings.postgres_dsn, schema)
+    applied = run_migrations(settings.postgres_dsn, settings.schema)
+    if as_json:
+        names = [f"{m.version:04d}_{m.name}" for m in applied]
+        _echo_json({"schema": settings.schema, "applied": names})
+        return
     for migration in applied:
         click.echo(f"applied {migration.version:04d}_{migration.name}")
     if not applied:
@@ -94,19 +54,22 @@ def migrate(settings: Settings, schema: str) -> None:
 
 
 @click.command()
-@_target_options
+@store_options
+@kafka_option
+@topic_option
+@consumer_option(DEFAULT_CONSUMER)
 @click.option("--once", is_flag=True, help="Stop when caught up with the topic's end offsets.")
-@click.option("--batch", "batch_records", default=5000, show_default=True, help="Records a batch.")
+@batch_size_option(5000, "raw records")
+@metrics_port_option("processor_metrics_port")
+@json_option
 @click.pass_obj
 def process(
     settings: Settings,
-    topic: str | None,
-    dsn: str | None,
-    kafka: str | None,
     group: str,
-    schema: str,
     once: bool,
-    batch_records: int,
+    batch_size: int,
+    metrics_port: int | None,
+    as_json: bool,
 ) -> None:
     """Consume raw events into the canonical store, exactly once (resumes where it stopped).
 
@@ -115,15 +78,26 @@ def process(
     """
     from chatchannels.processors.consumer import ProcessOptions, run_processor
 
-    settings = _settings(settings, topic, dsn, kafka)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     options = ProcessOptions(
-        topic=settings.topic, group=group, schema=schema, once=once, batch_records=batch_records
+        topic=settings.topic,
+        group=group,
+        schema=settings.schema,
+        once=once,
+        batch_records=batch_size,
     )
-    with _user_errors(settings):
-        summary = run_processor(settings, options, stop)
+    from chatchannels.metrics import metrics_endpoint
+    from chatchannels.processors.metrics import ProcessorMetrics
+
+    metrics = ProcessorMetrics()
+    port = settings.processor_metrics_port if metrics_port is None else metrics_port
+    with metrics_endpoint(metrics.registry, port, settings.metrics_host):
+        summary = run_processor(settings, options, stop, metrics)
+    if as_json:
+        _echo_json(dataclasses.asdict(summary))
+        return
     click.echo(
         f"processed {summary.records} records in {summary.batches} batches:"
         f" {summary.changes} changes, {summary.dead_letters} dead letters"
@@ -131,35 +105,84 @@ def process(
 
 
 @click.command()
-@_target_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with stable keys.")
+@store_options
+@kafka_option
+@topic_option
+@consumer_option(DEFAULT_CONSUMER)
+@click.option(
+    "--dead-letters",
+    "dead_letters",
+    is_flag=True,
+    help="Only the dead letters, counted by kind, with the newest of each.",
+)
+@json_option
 @click.pass_obj
-def stats(
-    settings: Settings,
-    topic: str | None,
-    dsn: str | None,
-    kafka: str | None,
-    group: str,
-    schema: str,
-    as_json: bool,
-) -> None:
-    """Events consumed, observations, messages, merges, host clocks, dead letters, lag."""
-    settings = _settings(settings, topic, dsn, kafka)
-    with _user_errors(settings):
-        found = collect_stats(settings, group=group, schema=schema)
+def stats(settings: Settings, group: str, dead_letters: bool, as_json: bool) -> None:
+    """Events consumed, observations, messages, merges, host clocks, dead letters, lag.
+
+    With --dead-letters: the raw records the processor refused, counted by kind (schema,
+    line, value, unsupported), pending and redriven; `deadletters list` shows each.
+    """
+    if dead_letters:
+        refuse_given(
+            click.get_current_context(),
+            "kafka",
+            "topic",
+            "group",
+            because="does not apply to --dead-letters: the store's dead letters of every topic",
+        )
+        counted = count_dead_letters(settings)
+        if as_json:
+            _echo_json(counted)
+        else:
+            render_dead_letters(counted)
+        return
+    found = collect_stats(settings, group=group)
     if as_json:
-        click.echo(json.dumps(found, sort_keys=True))
+        _echo_json(found)
     else:
         render_stats(found)
 
 
-def collect_stats(settings: Settings, *, group: str, schema: str = "public") -> dict[str, Any]:
+def count_dead_letters(settings: Settings) -> dict[str, Any]:
+    """Dead letters by kind, JSON-ready: totals, and per kind its counts and newest one."""
+    from chatchannels.processors.pg.store import Store
+
+    # Dead letters belong to no consumer; the name only matters to offsets.
+    store = Store.connect(settings.postgres_dsn, settings.schema, consumer=DEFAULT_CONSUMER)
+    try:
+        counts = store.count_dead_letters()
+    finally:
+        store.close()
+    return {
+        "total": sum(c.total for c in counts),
+        "pending": sum(c.pending for c in counts),
+        "kinds": [dataclasses.asdict(c) for c in counts],
+    }
+
+
+def render_dead_letters(counted: dict[str, Any]) -> None:
+    if not counted["kinds"]:
+        click.echo("no dead letters")
+        return
+    for c in counted["kinds"]:
+        click.echo(
+            f"{c['kind']}\t{c['total']:,} ({c['pending']:,} pending)"
+            f"\tnewest: {c['latest_id']}: {c['latest_reason']}"
+        )
+    click.echo(
+        f"{counted['total']:,} dead letters, {counted['pending']:,} pending;"
+        " `chatchannels deadletters list` shows each, `deadletters redrive` retries them"
+    )
+
+
+def collect_stats(settings: Settings, *, group: str) -> dict[str, Any]:
     """One JSON-ready object with stable keys; `lag` is null when Kafka cannot be reached
     (`kafka_error` says why), so the store's side is still reported."""
     from chatchannels.processors.pg.store import Store
     from chatchannels.stack import kafka
 
-    store = Store.connect(settings.postgres_dsn, schema, consumer=group)
+    store = Store.connect(settings.postgres_dsn, settings.schema, consumer=group)
     try:
         found = store.read_stats(settings.topic)
     finally:
@@ -219,30 +242,20 @@ def deadletters() -> None:
 
 
 @deadletters.command(name="list")
-@_target_options
+@store_options
 @click.option("--all", "show_all", is_flag=True, help="Include those already redriven.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@json_option
 @click.pass_obj
-def list_dead_letters(
-    settings: Settings,
-    topic: str | None,
-    dsn: str | None,
-    kafka: str | None,
-    group: str,
-    schema: str,
-    show_all: bool,
-    as_json: bool,
-) -> None:
-    """List dead letters: id, where, what was wrong."""
+def list_dead_letters(settings: Settings, show_all: bool, as_json: bool) -> None:
+    """List dead letters: id, where, what was wrong (--json: one object per line)."""
     from chatchannels.processors.pg.store import Store
 
-    settings = _settings(settings, topic, dsn, kafka)
-    with _user_errors(settings):
-        store = Store.connect(settings.postgres_dsn, schema, consumer=group)
-        try:
-            letters = store.dead_letters(include_redriven=show_all)
-        finally:
-            store.close()
+    # Dead letters belong to no consumer; the name only matters to offsets.
+    store = Store.connect(settings.postgres_dsn, settings.schema, consumer=DEFAULT_CONSUMER)
+    try:
+        letters = store.dead_letters(include_redriven=show_all)
+    finally:
+        store.close()
     for d in letters:
         if as_json:
             click.echo(
@@ -267,33 +280,27 @@ def list_dead_letters(
 
 
 @deadletters.command()
-@_target_options
+@store_options
 @click.option("--id", "ids", type=int, multiple=True, help="Only these dead letters (repeatable).")
+@json_option
 @click.pass_obj
-def redrive(
-    settings: Settings,
-    topic: str | None,
-    dsn: str | None,
-    kafka: str | None,
-    group: str,
-    schema: str,
-    ids: tuple[int, ...],
-) -> None:
+def redrive(settings: Settings, ids: tuple[int, ...], as_json: bool) -> None:
     """Run dead letters through the current decoder again; those it accepts now are applied."""
     from chatchannels.processors.pg.store import Store
 
-    settings = _settings(settings, topic, dsn, kafka)
-    with _user_errors(settings):
-        store = Store.connect(
-            settings.postgres_dsn,
-            schema,
-            consumer=group,
-            tolerance_s=float(settings.match_tolerance_s),
-        )
-        try:
-            result = store.redrive_dead_letters(list(ids) or None)
-        finally:
-            store.close()
+    store = Store.connect(
+        settings.postgres_dsn,
+        settings.schema,
+        consumer=DEFAULT_CONSUMER,
+        tolerance_s=float(settings.match_tolerance_s),
+    )
+    try:
+        result = store.redrive_dead_letters(list(ids) or None)
+    finally:
+        store.close()
+    if as_json:
+        _echo_json(dataclasses.asdict(result))
+        return
     click.echo(
         f"redriven {len(result.redriven)}, still refused {len(result.still_bad)},"
         f" {result.changes} changes"

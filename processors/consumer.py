@@ -17,6 +17,7 @@ Otherwise the instance joins consumer group `group` and runs until stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -41,15 +42,18 @@ from chatchannels.processors.batch import (
     take_in_time_order,
     time_horizon,
 )
+from chatchannels.processors.metrics import ProcessorMetrics
 from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, OffsetConflict
 from chatchannels.processors.pg.store import Store
+from chatchannels.retry import Backoff, Stopped, first_line, wait_for_service
 from chatchannels.settings import Settings
 from chatchannels.stack.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
 LOG_APPEND_TIME = 1
-_DB_RETRIES = 5
+# Waiting for PostgreSQL: soon again after a blip, every 10 s during a long outage.
+STORE_BACKOFF = Backoff(initial=0.5, maximum=10.0)
 # Records held in memory while waiting for every partition to reach a batch's time horizon.
 _BUFFERED_BATCHES = 6
 
@@ -86,7 +90,7 @@ class _Batch:
     def result(self, timings: Counter[str]) -> list[Decoded]:
         results, seconds = self.decoded.result()
         timings["decode (ahead, in a worker process)"] += seconds
-        return [Decoded(r, d) for r, d in zip(self.records, results, strict=True)]
+        return [Decoded(r, *d) for r, d in zip(self.records, results, strict=True)]
 
 
 @dataclass
@@ -118,14 +122,15 @@ class Processor:
         options: ProcessOptions,
         stop: threading.Event | None = None,
         on_batch: Callable[[ProcessSummary], None] | None = None,
+        metrics: ProcessorMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.options = options
         self.stop = stop or threading.Event()
         self.on_batch = on_batch
+        self.metrics = metrics
         self.summary = ProcessSummary()
         self.expected: dict[int, int] = {}
-        self.db_failures = 0
         self.generation = 0
         self.store = self._connect_store()
         self.consumer = KafkaConsumer(
@@ -151,6 +156,29 @@ class Processor:
             tolerance_s=float(self.settings.match_tolerance_s),
             cache_members=self.settings.processor_cache_members,
             synchronous_commit=self.options.synchronous_commit,
+        )
+
+    def _reconnect_store(self) -> None:
+        """Wait for PostgreSQL, however long it is away (a running service has nothing
+        better to do), then seek to the stored offsets: the lost batch's commit may or may
+        not have happened, and they say which."""
+        self.store.close()
+
+        def connect_and_seek() -> None:
+            self.store = self._connect_store()
+            try:
+                self._seek_to_stored(self.consumer.assignment())
+            except BaseException:
+                self.store.close()
+                raise
+
+        wait_for_service(
+            "PostgreSQL",
+            connect_and_seek,
+            transient=(psycopg.OperationalError,),
+            log=log,
+            backoff=STORE_BACKOFF,
+            stop=self.stop,
         )
 
     def close(self) -> None:
@@ -223,6 +251,10 @@ class Processor:
 
     def _read(self) -> _Batch | None:
         records = self._gather()
+        if self.metrics:
+            # Here, not after a batch: a processor that cannot commit still polls, and its
+            # lag must show that it falls behind.
+            self.metrics.lag_seen(self._lag())
         if not records:
             return None
         return _Batch(records, self._decoder.submit(decode_values, [r.value for r in records]))
@@ -268,6 +300,7 @@ class Processor:
 
     def _apply(self, records: list[RawRecord], decoded: list[Decoded]) -> bool:
         """Apply one batch; False if it was dropped and the positions were reset."""
+        started = time.perf_counter()
         try:
             result = self.store.apply_batch(self.options.topic, records, self.expected, decoded)
         except (OffsetConflict, psycopg.errors.UniqueViolation) as exc:
@@ -276,20 +309,15 @@ class Processor:
             # Read again, the batch applies to what they committed.
             log.warning("batch dropped, %s; seeking to the stored offsets", exc)
             self.summary.conflicts += 1
+            if self.metrics:
+                self.metrics.batch_dropped()
             self._seek_to_stored(self.consumer.assignment())
             return False
         except psycopg.OperationalError as exc:
-            self.db_failures += 1
-            if self.db_failures > _DB_RETRIES:
-                raise
-            log.warning("database error (%s); reconnecting, attempt %d", exc, self.db_failures)
-            time.sleep(min(0.2 * 2**self.db_failures, 5))
-            self.store.close()
-            self.store = self._connect_store()
-            # The commit may or may not have happened: the stored offsets say which.
-            self._seek_to_stored(self.consumer.assignment())
+            log.warning("batch dropped, the store is away (%s)", first_line(exc))
+            with contextlib.suppress(Stopped):  # then the loop ends: `stop` is set
+                self._reconnect_store()
             return False
-        self.db_failures = 0
         self.generation = 0
         self.expected.update(result.next_offsets)
         s = self.summary
@@ -297,9 +325,21 @@ class Processor:
         s.dead_letters += result.dead_letters
         s.changes += result.changes
         s.batches += 1
+        if self.metrics:
+            self.metrics.batch_applied(decoded, result, time.perf_counter() - started)
         if self.on_batch:
             self.on_batch(s)
         return True
+
+    def _lag(self) -> dict[int, int]:
+        """Records after the committed position, per assigned partition whose high watermark
+        the last fetch told."""
+        lag = {}
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is not None and tp.partition in self.expected:
+                lag[tp.partition] = max(high - self.expected[tp.partition], 0)
+        return lag
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -351,9 +391,12 @@ def _exit_with(pid: int) -> None:
 
 
 def run_processor(
-    settings: Settings, options: ProcessOptions, stop: threading.Event | None = None
+    settings: Settings,
+    options: ProcessOptions,
+    stop: threading.Event | None = None,
+    metrics: ProcessorMetrics | None = None,
 ) -> ProcessSummary:
-    processor = Processor(settings, options, stop)
+    processor = Processor(settings, options, stop, metrics=metrics)
     try:
         return processor.run()
     finally:

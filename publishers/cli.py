@@ -8,6 +8,14 @@ from pathlib import Path
 
 import click
 
+from chatchannels.errors import CommandError
+from chatchannels.options import (
+    batch_size_option,
+    json_option,
+    metrics_port_option,
+    quiet_option,
+    store_options,
+)
 from chatchannels.settings import Settings
 
 SITE_DIR_HELP = "Site folder (default: the site_dir setting)."
@@ -18,15 +26,18 @@ def _site_dir(settings: Settings, site_dir: Path | None) -> Path:
 
 
 @click.command()
+@store_options
 @click.option("--once", is_flag=True, help="Catch up with the store, then exit.")
 @click.option(
     "--rebuild", is_flag=True, help="Delete the site's pages, feeds and index first (from zero)."
 )
 @click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path), help=SITE_DIR_HELP)
 # publishing.DEFAULT_BATCH, written out: importing it would load Whoosh for --help.
-@click.option("--batch-size", default=10_000, show_default=True, help="Changes per batch.")
+@batch_size_option(10_000, "store changes")
 @click.option("--poll", "poll_s", default=5.0, show_default=True, help="Seconds between polls.")
-@click.option("--quiet", is_flag=True, help="No summary on stderr.")
+@metrics_port_option("publisher_metrics_port")
+@json_option
+@quiet_option
 @click.pass_obj
 def publish(
     settings: Settings,
@@ -35,40 +46,59 @@ def publish(
     site_dir: Path | None,
     batch_size: int,
     poll_s: float,
+    metrics_port: int | None,
+    as_json: bool,
     quiet: bool,
 ) -> None:
     """Keep the static site, Atom feeds and search index current from the store's changes.
 
     Follows the change stream (NOTIFY, plus a poll) until interrupted; with --once it catches
-    up and exits. Running it twice is harmless: with nothing new it changes nothing.
+    up and exits. Running it twice is harmless: with nothing new it changes nothing. Each
+    publisher's summary goes to stderr (not with --quiet), or to stdout as JSON (--json).
     """
-    import psycopg
-
+    from chatchannels.metrics import metrics_endpoint
+    from chatchannels.publishers.files import OutputFull
+    from chatchannels.publishers.metrics import PublisherMetrics
     from chatchannels.publishers.publishing import publish as run
-    from chatchannels.publishers.search_index import IndexMissingError
-    from chatchannels.publishers.site import SiteStateError
+    from chatchannels.store_contract import schema_dsn
 
     target = _site_dir(settings, site_dir)
+    metrics = PublisherMetrics()
+    port = settings.publisher_metrics_port if metrics_port is None else metrics_port
     try:
-        results = run(
-            settings.postgres_dsn,
-            target,
-            once=once,
-            rebuild=rebuild,
-            batch_size=batch_size,
-            poll_s=poll_s,
-            media_dir=settings.media_root,
-        )
-    except psycopg.Error as exc:
-        raise click.ClickException(
-            f"cannot read the store at {settings.postgres_dsn}: {exc}".strip()
-            + "\nIs it up (`chatchannels stack up`) and migrated (`chatchannels db migrate`)?"
+        with metrics_endpoint(metrics.registry, port, settings.metrics_host):
+            results = run(
+                schema_dsn(settings.postgres_dsn, settings.schema),
+                target,
+                once=once,
+                rebuild=rebuild,
+                batch_size=batch_size,
+                poll_s=poll_s,
+                media_dir=settings.media_root,
+                metrics=metrics,
+            )
+    except OutputFull as exc:
+        raise CommandError(
+            f"cannot write the site in {target}: {exc}; free some space and publish again",
+            kind="site",
         ) from exc
-    except (SiteStateError, IndexMissingError) as exc:
-        raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
         return
-    if not quiet:
+    if as_json:
+        found = {
+            "site_dir": str(target),
+            "publishers": [
+                {
+                    "publisher": r.publisher,
+                    "changes": r.changes,
+                    "batches": r.batches,
+                    "watermark": r.watermark,
+                }
+                for r in results
+            ],
+        }
+        click.echo(json.dumps(found, sort_keys=True))
+    elif not quiet:
         for r in results:
             click.echo(
                 f"{r.publisher}: {r.changes} changes in {r.batches} batches,"
@@ -87,42 +117,39 @@ def publish(
     help="Best match first, or newest first.",
 )
 @click.option("--limit", default=20, show_default=True, help="Most hits to show.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path), help=SITE_DIR_HELP)
+@json_option
+@quiet_option
 @click.pass_obj
 def search(
     settings: Settings,
     query: tuple[str, ...],
     sort: str,
     limit: int,
-    as_json: bool,
     site_dir: Path | None,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Search the archive: words, "phrases", OR, NOT/-word, author:, chat:, date:YYYY-MM,
-    after:/before:YYYY-MM-DD. Each hit names the page and anchor of the message."""
+    after:/before:YYYY-MM-DD. Each hit names the page and anchor of the message.
+
+    It reads the site's search index (--site-dir), not the store: `publish` keeps it current.
+    """
     from chatchannels.publishers.publishing import index_dir
-    from chatchannels.publishers.search_index import IndexMissingError, WhooshBackend
-    from chatchannels.publishers.search_query import QueryError
+    from chatchannels.publishers.search_index import WhooshBackend
 
     target = _site_dir(settings, site_dir)
     text = " ".join(query)
+    backend = WhooshBackend(index_dir(target), create=False)
     try:
-        backend = WhooshBackend(index_dir(target), create=False)
-        try:
-            results = backend.search(text, sort=sort, limit=limit)
-        finally:
-            backend.close()
-    except (IndexMissingError, QueryError) as exc:
-        message = str(exc) if isinstance(exc, IndexMissingError) else f"cannot search: {exc}"
-        if as_json:
-            # The same error shape as /search.json, so scripts read one thing.
-            click.echo(json.dumps({"error": {"status": 400, "message": message}}, indent=2))
-            raise SystemExit(1) from exc
-        raise click.ClickException(message) from exc
+        results = backend.search(text, sort=sort, limit=limit)
+    finally:
+        backend.close()
     if as_json:
         click.echo(json.dumps(results.as_json(), ensure_ascii=False, indent=2, sort_keys=True))
         return
-    click.echo(f"{results.total} messages match {text!r}", err=True)
+    if not quiet:
+        click.echo(f"{results.total} messages match {text!r}", err=True)
     for hit in results.hits:
         when = hit.posted_utc.strftime("%Y-%m-%d %H:%M UTC")
         who = f"{hit.author_name} ({hit.author})" if hit.author_name else hit.author
@@ -140,17 +167,25 @@ def search(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, help="Port to bind.")
 @click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path), help=SITE_DIR_HELP)
+@quiet_option
 @click.pass_obj
-def serve(settings: Settings, host: str, port: int, site_dir: Path | None) -> None:
-    """Serve the site and /search (HTML) and /search.json, read-only."""
+def serve(settings: Settings, host: str, port: int, site_dir: Path | None, quiet: bool) -> None:
+    """Serve the site and /search (HTML) and /search.json, read-only.
+
+    It reads the site folder and its search index, not the store: `publish` keeps them current.
+    """
     from chatchannels.publishers.serve import make_server
 
     target = _site_dir(settings, site_dir)
     try:
         server = make_server(target, host, port)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
-    click.echo(f"serving {target} on http://{host}:{server.server_address[1]}/", err=True)
+        raise CommandError(
+            f"cannot listen on {host}:{port}: {exc}; is another server there? try --port",
+            kind="serve",
+        ) from exc
+    if not quiet:
+        click.echo(f"serving {target} on http://{host}:{server.server_address[1]}/", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -131,6 +131,9 @@ def message_anchor(message_id: str) -> str:
     return "m-" + encode_chat_name(message_id)
 
 
+MANIFEST_SUFFIX = ".manifest.json"
+
+
 # Paths relative to the site root, with `/` separators (they double as URLs).
 def chat_dir(chat: str) -> str:
     return f"chats/{encode_chat_name(chat)}"
@@ -142,6 +145,10 @@ def chat_index_path(chat: str) -> str:
 
 def month_page_path(chat: str, month: str) -> str:
     return f"{chat_dir(chat)}/{month}.html"
+
+
+def month_manifest_path(chat: str, month: str) -> str:
+    return f"{chat_dir(chat)}/{month}{MANIFEST_SUFFIX}"
 
 
 def message_link(chat: str, month: str, message_id: str) -> str:

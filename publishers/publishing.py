@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 
 from chatchannels.publishers.changes import CatchUp, Publisher, run_publishers
+from chatchannels.publishers.files import output_full_as_error
+from chatchannels.publishers.metrics import PublisherMetrics
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.search_index import PARALLEL_BATCH, SearchPublisher, WhooshBackend
 from chatchannels.publishers.site import STATE_FILE, SitePublisher, link_media
@@ -45,15 +47,17 @@ def publish(
     poll_s: float = 5.0,
     stop: threading.Event | None = None,
     media_dir: Path | None = None,
+    metrics: PublisherMetrics | None = None,
 ) -> list[CatchUp]:
     """Bring the site, feeds and search index up to date; with `once` return, else follow.
-    With `media_dir`, the site's `media` link points at it (site.link_media)."""
-    if rebuild:
-        clear_outputs(site_dir)
-    site_dir.mkdir(parents=True, exist_ok=True)
-    if media_dir is not None:
-        link_media(site_dir, media_dir)
-    with contextlib.ExitStack() as opened:
+    With `media_dir`, the site's `media` link points at it (site.link_media). A full disk
+    under the site raises OutputFull (following, the catch-ups wait for space instead)."""
+    with output_full_as_error(), contextlib.ExitStack() as opened:
+        if rebuild:
+            clear_outputs(site_dir)
+        site_dir.mkdir(parents=True, exist_ok=True)
+        if media_dir is not None:
+            link_media(site_dir, media_dir)
         # Each is closed even when opening the next one fails (a stale index, bad state).
         publishers: list[Publisher] = []
         for open_publisher in (
@@ -63,5 +67,11 @@ def publish(
             publishers.append(open_publisher())
             opened.callback(publishers[-1].close)
         return run_publishers(
-            dsn, publishers, once=once, batch_size=batch_size, poll_s=poll_s, stop=stop
+            dsn,
+            publishers,
+            once=once,
+            batch_size=batch_size,
+            poll_s=poll_s,
+            stop=stop,
+            metrics=metrics,
         )

@@ -42,6 +42,7 @@ from whoosh.fields import COLUMN, ID, STORED, TEXT, Schema
 from whoosh.lang import porter
 
 from chatchannels.publishers import paths, search_scoring
+from chatchannels.publishers.files import write_atomic
 from chatchannels.publishers.markup import body_text
 from chatchannels.publishers.model import Change, Message
 from chatchannels.publishers.names import chat_title, handles_in_name
@@ -370,11 +371,6 @@ class WhooshBackend:
             self._titles = (mtime, json.loads(path.read_text()))
         return self._titles[1]
 
-    def _write_state(self, name: str, value: object) -> None:
-        temp = self.index_dir / f".{name}.tmp-{os.getpid()}"
-        temp.write_text(json.dumps(value, ensure_ascii=False, sort_keys=True) + "\n")
-        os.replace(temp, self.index_dir / name)
-
     def write_batch(
         self,
         documents: Sequence[SearchDocument],
@@ -395,13 +391,19 @@ class WhooshBackend:
                     writer.delete_by_term("id", doc_id)
             for doc in documents:
                 writer.add_document(**whoosh_fields(doc))
+            writer.commit(merge=False)
         except BaseException:
-            writer.cancel()
+            # A commit that failed (a full disk) still holds the write lock: every later
+            # writer of this process would find the index locked.
+            if not writer.is_closed:
+                writer.cancel()
             raise
-        writer.commit(merge=False)
         if titles:
-            self._write_state(TITLES_FILE, {**self.titles(), **titles})
-        self._write_state(STATE_FILE, {"change_seq": watermark})
+            known = json.dumps({**self.titles(), **titles}, ensure_ascii=False, sort_keys=True)
+            write_atomic(self.index_dir, TITLES_FILE, known.encode() + b"\n")
+        write_atomic(
+            self.index_dir, STATE_FILE, json.dumps({"change_seq": watermark}).encode() + b"\n"
+        )
 
     def maintain(self) -> None:
         # Merging small segments is cheap and usually enough. Many segments of equal size (a

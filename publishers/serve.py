@@ -6,6 +6,11 @@ Archived media (`/media/..`, the site's link to the media folder) are served as 
 but for a few image formats, and sandboxed: nothing someone sent runs in the site's origin.
 `/search` answers HTML and `/search.json` the same results as JSON (datasette's habit: every
 page has a JSON twin); JSON errors share one shape: {"error": {"status": .., "message": ..}}.
+
+`/metrics` is the Prometheus scrape of this server (publishers/metrics.py, ServeMetrics), on
+its own port rather than a second one: the server is there already, and the intranet's web
+server passes only /search and /media through (deploy/nginx), so the archive's readers never
+see it.
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ import json
 import logging
 import posixpath
 import re
+import time
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from chatchannels.publishers.metrics import ServeMetrics
 from chatchannels.publishers.pages import PageRenderer
 from chatchannels.publishers.publishing import index_dir
 from chatchannels.publishers.search_index import (
@@ -92,8 +101,10 @@ class SiteHandler(SimpleHTTPRequestHandler):
     server_version = "chatchannels"
     sys_version = ""
 
-    def __init__(self, *args, service: SearchService, **kwargs) -> None:
+    def __init__(self, *args, service: SearchService, metrics: ServeMetrics, **kwargs) -> None:
         self.service = service
+        self.metrics = metrics
+        self.route = "static"
         self.media = False
         self.media_download = False
         super().__init__(*args, **kwargs)
@@ -114,6 +125,12 @@ class SiteHandler(SimpleHTTPRequestHandler):
         self.media_download = ctype == DOWNLOAD_TYPE
         return ctype
 
+    def log_request(self, code="-", size="-") -> None:  # type: ignore[no-untyped-def]
+        # Every answer passes here once (send_response), errors included.
+        if isinstance(code, int):
+            self.metrics.answered(self.route, int(code))
+        super().log_request(code, size)
+
     def log_message(self, format: str, *args) -> None:
         log.info("%s %s", self.address_string(), format % args)
 
@@ -131,10 +148,22 @@ class SiteHandler(SimpleHTTPRequestHandler):
     def _route(self, head: bool) -> None:
         url = urlsplit(self.path)
         if url.path in ("/search", "/search.json"):
+            self.route = "search_json" if url.path.endswith(".json") else "search"
+            started = time.perf_counter()
             self._search(url.query, as_json=url.path.endswith(".json"), head=head)
+            self.metrics.search_seconds.labels(
+                "json" if url.path.endswith(".json") else "html"
+            ).observe(time.perf_counter() - started)
+            return
+        if url.path == "/metrics":
+            self.route = "metrics"
+            self._send(
+                HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry), head
+            )
             return
         parts = [p for p in posixpath.normpath(unquote(url.path)).split("/") if p]
         self.media = parts[:1] == ["media"]
+        self.route = "media" if self.media else "static"
         self.media_download = False
         if any(p.startswith(".") for p in parts) or (
             self.media and not MEDIA_PATH.fullmatch("/".join(parts))
@@ -176,6 +205,9 @@ class SiteHandler(SimpleHTTPRequestHandler):
             page = self.service.renderer.search_page(query, sort, results, error, DEFAULT_LIMIT)
             body = page.encode()
             ctype = "text/html; charset=utf-8"
+        self._send(status, ctype, body, head)
+
+    def _send(self, status: HTTPStatus, ctype: str, body: bytes, head: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -185,11 +217,18 @@ class SiteHandler(SimpleHTTPRequestHandler):
             self.wfile.write(body)
 
 
-def make_server(site_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
+def make_server(
+    site_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    metrics: ServeMetrics | None = None,
+) -> ThreadingHTTPServer:
     """A server for the site (not yet serving: call serve_forever). Bound to localhost unless
     told otherwise, since the archive is for the intranet's web server to put in front."""
     service = SearchService(site_dir)
-    handler = partial(SiteHandler, service=service, directory=str(site_dir))
+    handler = partial(
+        SiteHandler, service=service, metrics=metrics or ServeMetrics(), directory=str(site_dir)
+    )
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

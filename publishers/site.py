@@ -8,6 +8,9 @@ months are re-rendered too, because their prev/next links changed. Nothing else 
 re-rendered, and every page is a function of the store alone, so publishing incrementally
 and publishing from zero give the same files (tests/integration/publishers/test_site.py).
 
+Beside each month page lies its manifest (`<month>.manifest.json`, manifests.py): the
+digest of the month's canonical history, written and removed with the page.
+
 Where each message was published is kept in `.chatchannels-pages.db` (placements.py), so a
 message that moves leaves its old page. The watermark lives in the site
 (`.chatchannels-site.json`), written after the pages and placements.
@@ -23,8 +26,14 @@ from pathlib import Path
 
 import psycopg
 
-from chatchannels.publishers import feeds, paths, store
-from chatchannels.publishers.files import file_exists, remove_file, sync_to_disk, write_atomic
+from chatchannels.publishers import feeds, manifests, paths, store
+from chatchannels.publishers.files import (
+    file_exists,
+    remove_file,
+    remove_stale_temps,
+    sync_to_disk,
+    write_atomic,
+)
 from chatchannels.publishers.model import Change, Chat, MonthCount
 from chatchannels.publishers.pages import STYLE_CSS, PageRenderer
 from chatchannels.publishers.placements import Placements
@@ -44,6 +53,7 @@ class SitePublisher:
 
     def __init__(self, site_dir: Path) -> None:
         self.site_dir = site_dir
+        remove_stale_temps(site_dir)
         self.renderer = PageRenderer()
         self.placements = Placements(site_dir)
         self.pages_written = 0
@@ -131,9 +141,11 @@ class SitePublisher:
         self, conn: psycopg.Connection, chat: str, month: str, months: list[str]
     ) -> None:
         page, archive = paths.month_page_path(chat, month), paths.archive_feed_path(chat, month)
+        manifest = paths.month_manifest_path(chat, month)
         if month not in months:
             remove_file(self.site_dir, page)
             remove_file(self.site_dir, archive)
+            remove_file(self.site_dir, manifest)
             return
         messages = store.read_month(conn, chat, month)
         media = store.read_media(conn, messages)
@@ -143,6 +155,9 @@ class SitePublisher:
             self.renderer.month_page(chat, month, messages, prev_month, next_month, media).encode(),
         )
         self._write(archive, feeds.archive_feed(chat, month, messages, prev_month, media))
+        self._write(
+            manifest, manifests.encode_manifest(manifests.month_manifest(chat, month, messages))
+        )
 
     def _publish_chat_index(
         self, conn: psycopg.Connection, chat: str, counts: list[MonthCount]
@@ -165,6 +180,33 @@ class SitePublisher:
         self._write("index.html", self.renderer.site_index(summaries).encode())
         latest = store.read_latest(conn, None, feeds.CURRENT_ENTRIES)
         self._write(paths.ALL_FEED_PATH, feeds.all_feed(latest, store.read_media(conn, latest)))
+
+
+def read_site_manifests(site_dir: Path) -> dict[tuple[str, str], str]:
+    """(chat, month) -> sha256 of every manifest in a site (chat names as the manifests
+    spell them: a shortened file name cannot be decoded). Raises SiteStateError on a
+    manifest that cannot be read."""
+    found: dict[tuple[str, str], str] = {}
+    for path in sorted((site_dir / "chats").glob(f"*/*{paths.MANIFEST_SUFFIX}")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            found[(doc["chat"], doc["month"])] = doc["sha256"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SiteStateError(f"manifest {path} is unreadable ({exc})") from exc
+    return found
+
+
+def store_manifests(conn: psycopg.Connection) -> dict[tuple[str, str], str]:
+    """(chat, month) -> sha256 of every chat-month in the store: the manifests a site
+    published from it holds once caught up."""
+    found: dict[tuple[str, str], str] = {}
+    for summary in store.read_chat_summaries(conn):
+        for count in store.read_months(conn, summary.name):
+            messages = store.read_month(conn, summary.name, count.month)
+            found[(summary.name, count.month)] = manifests.month_manifest(
+                summary.name, count.month, messages
+            )["sha256"]
+    return found
 
 
 def link_media(site_dir: Path, media_dir: Path) -> None:

@@ -38,6 +38,11 @@ def read_changes(conn: psycopg.Connection, after: int, limit: int) -> list[Chang
     return [Change(*row) for row in rows]
 
 
+def read_newest_change_seq(conn: psycopg.Connection) -> int:
+    """The store's newest change_seq (0 when it has none)."""
+    return conn.execute("SELECT coalesce(max(change_seq), 0) FROM changes").fetchone()[0]
+
+
 def read_places(conn: psycopg.Connection, ids: Sequence[str]) -> list[tuple[str, str, datetime]]:
     """(id, chat, posted_utc) of the messages with these ids that still exist."""
     return conn.execute(

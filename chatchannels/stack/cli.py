@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import click
 
+from chatchannels.errors import CommandError
+from chatchannels.options import json_option, kafka_option, topic_option
 from chatchannels.settings import Settings, settings_env
 from chatchannels.stack import kafka
 from chatchannels.stack.manager import StackError, stack_down, stack_status, stack_up
+
+
+def _echo_json(found: Any) -> None:
+    click.echo(json.dumps(found, indent=2, sort_keys=True))
 
 
 @click.group()
@@ -17,14 +25,15 @@ def stack() -> None:
 
 
 @stack.command()
+@json_option
 @click.pass_obj
-def fetch(settings: Settings) -> None:
+def fetch(settings: Settings, as_json: bool) -> None:
     """Resolve the Kafka broker's jars from Maven Central (idempotent)."""
-    try:
-        fetched = kafka.fetch_kafka(settings)
-    except StackError as exc:
-        raise click.ClickException(str(exc)) from exc
+    fetched = kafka.fetch_kafka(settings)
     where = kafka.kafka_jar(settings).parent
+    if as_json:
+        _echo_json({"fetched": fetched, "version": settings.kafka_version, "libs": str(where)})
+        return
     click.echo(
         f"{'fetched' if fetched else 'already present'}: Kafka {settings.kafka_version} in {where}"
     )
@@ -32,13 +41,19 @@ def fetch(settings: Settings) -> None:
 
 @stack.command()
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for health.")
+@json_option
 @click.pass_obj
-def up(settings: Settings, timeout: float) -> None:
+def up(settings: Settings, timeout: float, as_json: bool) -> None:
     """Start Kafka and PostgreSQL if they are not running; create the topic and database."""
     try:
         report = stack_up(settings, timeout)
     except StackError as exc:
-        raise click.ClickException(f"{exc}\nLogs: {settings.stack_dir / 'logs'}") from exc
+        raise CommandError(f"{exc}; logs: {settings.stack_dir / 'logs'}", kind="stack") from exc
+    if as_json:
+        found = dataclasses.asdict(report)
+        found.update(kafka=settings.kafka_bootstrap, postgres=settings.postgres_dsn)
+        _echo_json(found)
+        return
     for name in report.started:
         click.echo(f"started {name}")
     for name in report.already_running:
@@ -52,21 +67,25 @@ def up(settings: Settings, timeout: float) -> None:
 
 
 @stack.command()
+@json_option
 @click.pass_obj
-def down(settings: Settings) -> None:
+def down(settings: Settings, as_json: bool) -> None:
     """Stop Kafka and PostgreSQL cleanly. Data stays under the stack folder."""
     stopped = stack_down(settings)
+    if as_json:
+        _echo_json({"stopped": stopped})
+        return
     click.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
 
 
 @stack.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def status(settings: Settings, as_json: bool) -> None:
     """Versions, addresses and health of the stack. Exit 1 when not healthy."""
     info = stack_status(settings)
     if as_json:
-        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        _echo_json(info)
     else:
         k, p = info["kafka"], info["postgres"]
         click.echo(
@@ -82,21 +101,27 @@ def status(settings: Settings, as_json: bool) -> None:
 
 
 @stack.command()
+@kafka_option
+@topic_option
+@json_option
 @click.pass_obj
-def topic(settings: Settings) -> None:
+def topic(settings: Settings, as_json: bool) -> None:
     """Create the raw topic on the configured Kafka (retention forever, broker timestamps)."""
-    try:
-        created = kafka.ensure_topic(settings, settings.topic, settings.partitions)
-    except Exception as exc:  # any client failure becomes one line for the operator
-        raise click.ClickException(
-            f"cannot create {settings.topic} on {settings.kafka_bootstrap}: {exc}"
-        ) from exc
+    created = kafka.ensure_topic(settings, settings.topic, settings.partitions)
+    if as_json:
+        _echo_json({"topic": settings.topic, "created": created})
+        return
     click.echo(f"{'created' if created else 'exists'}: {settings.topic}")
 
 
 @stack.command()
+@json_option
 @click.pass_obj
-def env(settings: Settings) -> None:
+def env(settings: Settings, as_json: bool) -> None:
     """Print the settings other commands read, as shell `export` lines."""
-    for key, value in settings_env(settings).items():
+    variables = settings_env(settings)
+    if as_json:
+        _echo_json(variables)
+        return
+    for key, value in variables.items():
         click.echo(f"export {key}={value}")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
 import click
 
-from chatchannels.ingest.agent.config import AgentConfigError, load_agent_config
-from chatchannels.ingest.agent.spool import SpoolError
-from chatchannels.ingest.agent.status import JsonLogFormatter, read_status, render_status
+from chatchannels.ingest.agent.config import load_agent_config
+from chatchannels.ingest.agent.status import read_status, render_status
+from chatchannels.logs import setup_logging
+from chatchannels.options import DEBUG_META, json_option
 
 _config_option = click.option(
     "--config",
@@ -38,34 +38,20 @@ def run(settings, agent_config: Path | None, all_chats: bool) -> None:
     """Attach to Skype, backfill the allowed chats, capture live; stop with SIGTERM."""
     from chatchannels.ingest.agent.runner import run_agent
 
-    try:
-        config = load_agent_config(agent_config, settings, all_chats=all_chats)
-    except AgentConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    # kafka-python logs every reconnect attempt at INFO; the agent reports the outage itself.
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    try:
-        code = run_agent(config)
-    except SpoolError as exc:
-        raise click.ClickException(str(exc)) from exc
-    sys.exit(code)
+    config = load_agent_config(agent_config, settings, all_chats=all_chats)
+    # JSON lines whatever log_format says: a desktop daemon's log is read by tools.
+    setup_logging("json", click.get_current_context().meta.get(DEBUG_META, False))
+    sys.exit(run_agent(config))
 
 
 @agent.command()
 @_config_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object with stable keys.")
+@json_option
 @click.pass_obj
 def status(settings, agent_config: Path | None, as_json: bool) -> None:
     """Attach state, spool depth, oldest unsent event, last Kafka ack, events per second."""
-    try:
-        config = load_agent_config(agent_config, settings, all_chats=True)
-        report = read_status(config)
-    except (AgentConfigError, SpoolError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    config = load_agent_config(agent_config, settings, all_chats=True)
+    report = read_status(config)
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
     else:

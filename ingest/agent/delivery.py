@@ -22,7 +22,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
-from chatchannels.ingest.agent.spool import Spool
+from chatchannels.ingest.agent.spool import Spool, SpoolFull
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,14 @@ class Delivery:
         done = []
         while self._acks:
             done.append(self._acks.popleft())
-        spool.remove(done)
+        try:
+            spool.remove(done)
+        except SpoolFull as exc:
+            # Removing writes too (the WAL). Kept to remove later: an acknowledged event
+            # left in the spool is at worst sent again, which changes nothing in the store.
+            self._acks.extendleft(reversed(done))
+            self._note_error(f"{exc}; acknowledged events stay in the spool until there is room")
+            return
         self._acked += len(done)
 
     def _handle_failures(self, spool: Spool) -> None:

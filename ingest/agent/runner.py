@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -26,13 +27,23 @@ from chatchannels.ingest.agent.capture import Capture, Captured, wall_clock
 from chatchannels.ingest.agent.config import AgentConfig
 from chatchannels.ingest.agent.delivery import Delivery
 from chatchannels.ingest.agent.reads import build_event
-from chatchannels.ingest.agent.spool import Spool
-from chatchannels.ingest.desktop_api.client import AttachState, Backoff, SkypeClient
+from chatchannels.ingest.agent.spool import (
+    Spool,
+    SpoolError,
+    SpoolFull,
+    SpoolSummary,
+    read_summary,
+)
+from chatchannels.ingest.agent.status import agent_metrics
+from chatchannels.ingest.desktop_api.client import AttachState, SkypeClient
 from chatchannels.rawevents import encode_raw_event
+from chatchannels.retry import Backoff, log_retry
 
 log = logging.getLogger(__name__)
 
 _STATUS_EVERY_S = 1.0
+# Waiting for space for the spool: soon again after a blip, every 10 s at most.
+_SPOOL_BACKOFF = Backoff(initial=0.5, maximum=10.0)
 
 
 @dataclass
@@ -86,6 +97,8 @@ class Agent:
         self._rate: deque[tuple[float, int]] = deque(maxlen=10)
         self.client: SkypeClient | None = None
         self.delivery: Delivery | None = None
+        # Why capture stands still, for the status file ("" while it captures).
+        self.capture_paused = ""
 
     async def run(self, stop: asyncio.Event) -> int:
         """Capture until `stop` is set; returns the exit code (0 after a clean stop)."""
@@ -99,7 +112,7 @@ class Agent:
         delivery.start()
 
         async def sink(batch: list[Captured], marks: dict[str, int]) -> None:
-            seqs = await writer.write(batch, marks)
+            seqs = await self._spool(writer, batch, marks, stop)
             self.counters.captured += len(seqs)
             self.counters.last_capture_at = time.time()
             delivery.wake()
@@ -155,12 +168,46 @@ class Agent:
         log.info("agent stopped", extra={"exit_code": code})
         return code
 
+    async def _spool(
+        self,
+        writer: _SpoolWriter,
+        batch: list[Captured],
+        marks: dict[str, int],
+        stop: asyncio.Event,
+    ) -> range:
+        """Write a batch, waiting while the spool's disk is full: capture stands still
+        meanwhile (reads wait for the writer, notifications queue up), what is spooled
+        stays as it is, and the batch is written once there is room. A stop meanwhile
+        gives up on the batch (its messages are read again after a restart: no mark rose)."""
+        for attempt, delay in enumerate(_SPOOL_BACKOFF.delays(), start=1):
+            try:
+                seqs = await writer.write(batch, marks)
+            except SpoolFull as exc:
+                if stop.is_set():
+                    raise
+                self.capture_paused = f"{exc}; capture waits for space"
+                log_retry(log, "space for the spool", str(exc), attempt, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                continue
+            if self.capture_paused:
+                log.info("space again: capture goes on")
+                self.capture_paused = ""
+            return seqs
+        raise AssertionError("Backoff.delays() never ends")
+
     # --- status -------------------------------------------------------------------------
 
     async def _status_loop(self) -> None:
         while True:
             state = self.client.state.value if self.client else AttachState.NOT_ATTACHED.value
-            self._write_status(state)
+            try:
+                # Off the event loop: counting a spool that grew while Kafka was away takes a
+                # while.
+                summary = await asyncio.to_thread(read_summary, self.config.spool)
+            except SpoolError:
+                summary = None
+            self._write_status(state, summary)
             await asyncio.sleep(_STATUS_EVERY_S)
 
     def _events_per_s(self) -> float:
@@ -169,7 +216,7 @@ class Agent:
         first_at, first_count = self._rate[0]
         return (self.counters.captured - first_count) / (now - first_at) if now > first_at else 0.0
 
-    def _write_status(self, attach_state: str) -> None:
+    def _write_status(self, attach_state: str, summary: SpoolSummary | None = None) -> None:
         stats = self.delivery.stats() if self.delivery else None
         doc: dict[str, Any] = {
             "pid": os.getpid(),
@@ -184,8 +231,10 @@ class Agent:
             "in_flight": stats.in_flight if stats else 0,
             "last_ack_at": stats.last_ack_at if stats else None,
             "last_error": stats.last_error if stats else "",
+            "capture_paused": self.capture_paused,
             "updated_at": time.time(),
         }
+        doc["metrics"] = agent_metrics(doc, summary)
         write_json_atomically(self.config.status_file, doc)
 
 
@@ -198,9 +247,21 @@ def log_tasks() -> None:
 
 
 def write_json_atomically(path: Path, doc: dict[str, Any]) -> None:
+    """Replace `path` with the document. On a full disk (where the spool lives: the status
+    must say so) the file is rewritten in place instead, within the space it holds already;
+    a reader may then catch it half-written, and reads it as no status for that second."""
+    data = json.dumps(doc, sort_keys=True).encode()
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno != errno.ENOSPC or not path.exists():
+            raise
+        with path.open("r+b") as out:
+            out.write(data)
+            out.truncate()
 
 
 def run_agent(config: AgentConfig) -> int:

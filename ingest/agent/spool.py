@@ -46,6 +46,11 @@ class SpoolError(RuntimeError):
     """The spool cannot be used as it is; the message names the file and what is wrong."""
 
 
+class SpoolFull(SpoolError):
+    """The spool's file system has no room left: the transaction wrote nothing, and the
+    same write can be tried again once there is space."""
+
+
 @dataclass(frozen=True)
 class SpooledEvent:
     seq: int
@@ -188,20 +193,37 @@ class Spool:
     # --- plumbing -----------------------------------------------------------------------
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; a full disk (met by a
+    statement or by the COMMIT, which writes the WAL) raised as SpoolFull."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
 
     def __enter__(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as failed:
+                exc = failed
+        # SQLite rolls back by itself after some errors, a full disk among them.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if (
+            isinstance(exc, sqlite3.OperationalError)
+            and exc.sqlite_errorcode == sqlite3.SQLITE_FULL
+        ):
+            raise SpoolFull(f"no space left on the device of the spool {self._path}") from exc
+        if exc_type is None:
+            raise exc
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,45 @@
-"""`agent status` and the agent's structured logs.
+"""`agent status`.
 
 The running agent rewrites a small JSON status file every second; `agent status` combines
-it with what the spool itself says, so it works whether the agent runs or not.
+it with what the spool itself says, so it works whether the agent runs or not. Both carry
+`metrics`: the agent's counters under the names a Prometheus metric of them would have, the
+way the processor and the publishers name theirs (the agent itself serves no HTTP).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from typing import Any
 
 from chatchannels.ingest.agent.config import AgentConfig
-from chatchannels.ingest.agent.spool import read_summary
+from chatchannels.ingest.agent.spool import SpoolSummary, read_summary
 
 # A status file older than this means the agent is not running (it rewrites it every second).
 _STALE_S = 10.0
+
+
+def agent_metrics(live: dict[str, Any], summary: SpoolSummary | None) -> dict[str, float]:
+    """The agent's counters from its status document (`live`, as the runner writes it) and
+    the spool's summary (left out when unknown). Counters count this session's events."""
+    found: dict[str, float] = {
+        "chatchannels_agent_events_captured_total": live.get("captured", 0),
+        "chatchannels_agent_events_delivered_total": live.get("acked", 0),
+        "chatchannels_agent_events_in_flight": live.get("in_flight", 0),
+        "chatchannels_agent_kafka_connected": int(bool(live.get("kafka_connected"))),
+    }
+    if live.get("last_ack_at") is not None:
+        found["chatchannels_agent_last_delivery_timestamp_seconds"] = live["last_ack_at"]
+    if summary is not None:
+        found["chatchannels_agent_spool_depth_events"] = summary.depth
+        found["chatchannels_agent_spool_dead_letters"] = summary.dead
+        found["chatchannels_agent_next_seq"] = summary.next_seq
+        if summary.oldest_captured_at is not None:
+            found["chatchannels_agent_spool_oldest_unsent_timestamp_seconds"] = (
+                summary.oldest_captured_at
+            )
+    return found
 
 
 def read_status(config: AgentConfig, now: float | None = None) -> dict[str, Any]:
@@ -45,6 +68,8 @@ def read_status(config: AgentConfig, now: float | None = None) -> dict[str, Any]
         "events_per_s": live.get("events_per_s", 0.0) if running else 0.0,
         "captured_this_session": live.get("captured", 0),
         "last_error": live.get("last_error", ""),
+        "metrics": agent_metrics(live if running else {}, summary),
+        "capture_paused": live.get("capture_paused", "") if running else "",
     }
 
 
@@ -79,27 +104,9 @@ def render_status(report: dict[str, Any]) -> str:
         ("events per second", f"{report['events_per_s']:g}"),
         ("dead letters", str(report["dead_letters"])),
     ]
+    if report["capture_paused"]:
+        rows.append(("capture", f"paused: {report['capture_paused']}"))
     if report["last_error"]:
         rows.append(("last error", report["last_error"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per log line: time, level, logger, message, and any `extra` fields."""
-
-    _PLAIN = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in self._PLAIN:
-                doc[key] = value if isinstance(value, str | int | float | bool) else str(value)
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, ensure_ascii=False)

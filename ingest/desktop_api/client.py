@@ -28,7 +28,6 @@ import enum
 import inspect
 import itertools
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -57,6 +56,7 @@ from chatchannels.ingest.desktop_api.protocol import (
     parse_reply,
     split_command_id,
 )
+from chatchannels.retry import Backoff
 
 _log = logging.getLogger(__name__)
 
@@ -82,22 +82,6 @@ class Notification:
     line: str
     reply: Reply | None
     error: ApiParseError | None = None
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between re-attach attempts: initial * factor**n, capped, with ±jitter."""
-
-    initial: float = 0.2
-    factor: float = 2.0
-    maximum: float = 30.0
-    jitter: float = 0.1
-
-    def delays(self):
-        delay = self.initial
-        while True:
-            yield delay * (1 + random.uniform(-self.jitter, self.jitter))
-            delay = min(delay * self.factor, self.maximum)
 
 
 NotificationHandler = Callable[[Notification], Awaitable[None] | None]

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from chatchannels.ingest.importers.detect import Importable, Refusal, detect
 from chatchannels.ingest.importers.job import FileReport, Target, import_file
+from chatchannels.options import json_option, kafka_option, quiet_option, topic_option
 
 _HOST = r"^[A-Za-z0-9._:@-]{1,200}$"
 
@@ -36,14 +37,14 @@ class _ObjectsColumn(ProgressColumn):
 
 
 class _RichProgress:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, quiet: bool) -> None:
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             _ObjectsColumn(),
             TimeRemainingColumn(),
             console=console,
-            disable=not console.is_terminal,
+            disable=quiet or not console.is_terminal,
         )
         self._task = None
 
@@ -79,7 +80,10 @@ def _human(report: FileReport) -> str:
 @click.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--host", "host", help="Host id for the events (default: file-<sha256[:16]>).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@kafka_option
+@topic_option
+@json_option
+@quiet_option
 @click.option(
     "--wait",
     "wait_s",
@@ -89,15 +93,13 @@ def _human(report: FileReport) -> str:
     help="Seconds to wait for Kafka to take the spooled events before giving up for now.",
 )
 @click.pass_obj
-def import_(settings, paths: tuple[Path, ...], host: str | None, as_json: bool, wait_s: float):
+def import_(
+    settings, paths: tuple[Path, ...], host: str | None, as_json: bool, quiet: bool, wait_s: float
+):
     """Import Skype history files: an export .tar, a messages.json, a main.db, or a profile
     folder. Each file's records go to Kafka as raw events; a killed import resumes."""
-    import logging
     import re
 
-    # The delivery reports an unreachable Kafka in one line; kafka-python's own retry log
-    # would bury the summary.
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     if host is not None and not re.match(_HOST, host):
         raise click.BadParameter("1-200 of A-Z a-z 0-9 . _ : @ -", param_hint="--host")
     found: list[Importable | Refusal] = [item for path in paths for item in detect(path)]
@@ -112,7 +114,7 @@ def import_(settings, paths: tuple[Path, ...], host: str | None, as_json: bool, 
         wait_s=wait_s,
     )
     session = uuid.uuid4().hex
-    progress = _RichProgress(Console(stderr=True))
+    progress = _RichProgress(Console(stderr=True), quiet)
     reports = []
     for item in found:
         if isinstance(item, Importable):

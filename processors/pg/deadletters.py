@@ -33,6 +33,17 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
+class DeadLetterCount:
+    """The dead letters of one kind (DecodeError.kind), and the newest one as an example."""
+
+    kind: str
+    total: int
+    pending: int
+    latest_id: int
+    latest_reason: str
+
+
+@dataclass(frozen=True)
 class RedriveResult:
     redriven: tuple[int, ...]
     still_bad: tuple[int, ...]
@@ -72,6 +83,17 @@ def list_dead_letters(conn: psycopg.Connection, include_redriven: bool = False) 
         (include_redriven,),
     )
     return [DeadLetter(*row) for row in rows]
+
+
+def count_dead_letters(conn: psycopg.Connection) -> list[DeadLetterCount]:
+    """Dead letters counted by kind, in kind order (`chatchannels stats --dead-letters`)."""
+    rows = conn.execute(
+        "SELECT d.kind, d.total, d.pending, l.id, l.reason FROM (SELECT kind, count(*) AS total,"
+        " count(*) FILTER (WHERE redriven_utc IS NULL) AS pending FROM dead_letters"
+        " GROUP BY kind) AS d CROSS JOIN LATERAL (SELECT id, reason FROM dead_letters AS x"
+        " WHERE x.kind = d.kind ORDER BY id DESC LIMIT 1) AS l ORDER BY d.kind"
+    )
+    return [DeadLetterCount(*row) for row in rows]
 
 
 def take_for_redrive(session: Session, ids: Sequence[int] | None) -> dict[int, RawRecord]:

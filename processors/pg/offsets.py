@@ -84,7 +84,7 @@ def advance(
         last[r.partition] = max(last.get(r.partition, -1), r.offset)
         counts[r.partition] += 1
     session.write_many(
-        "UPDATE offsets SET next_offset = %s, consumed = consumed + %s"
+        "UPDATE offsets SET next_offset = %s, consumed = consumed + %s, advanced_utc = now()"
         " WHERE consumer = %s AND topic = %s AND partition = %s",
         [(last[p] + 1, counts[p], consumer, topic, p) for p in sorted(last)],
     )

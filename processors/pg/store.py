@@ -7,8 +7,9 @@
    instance got there first, the caller rolls back and seeks to the stored offsets);
 2. decodes the records; for imported files' events, under one lock, counts their shared ids
    and estimates the files' offsets (file_clocks.py); loads the clocks and host messages they
-   name, folds them (batch.py), writes what changed, and keeps undecodable records in
-   dead_letters;
+   name, folds them (batch.py), writes what changed, keeps undecodable records in
+   dead_letters, and merges the batch's runs of each host's sequence numbers, dead letters'
+   too, into seq_runs (completeness.py);
 3. takes a transaction-scoped advisory lock per touched group (chat, author), in sorted key
    order so that instances never deadlock, reloads each group's host messages, including the
    ones other instances committed, and recomputes it (group_index.py, incrementally, as
@@ -20,7 +21,8 @@
 Everything is in one transaction, so a crash at any point leaves either the whole batch or
 none of it, and the consumer resumes from the offsets that the data belongs to.
 The steps are in `Store._steps`, in that order; the SQL is in the adapters beside this
-module, one job each (session, offsets, files, state, groups, changes, deadletters, stats),
+module, one job each (session, offsets, files, state, groups, changes, deadletters, stats,
+completeness),
 which never call back here. Driver errors stay psycopg's (the consumer retries
 OperationalError, the only transient kind here).
 """
@@ -28,8 +30,9 @@ OperationalError, the only transient kind here).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -44,10 +47,19 @@ from chatchannels.processors.batch import (
     needed_keys,
     refreshing_hosts,
 )
+from chatchannels.processors.completeness import batch_runs
 from chatchannels.processors.file_clocks import import_clocks
 from chatchannels.processors.matching import DEFAULT_TOLERANCE_S
-from chatchannels.processors.pg import changes, deadletters, files, offsets, state, stats
-from chatchannels.processors.pg.deadletters import DeadLetter, RedriveResult
+from chatchannels.processors.pg import (
+    changes,
+    completeness,
+    deadletters,
+    files,
+    offsets,
+    state,
+    stats,
+)
+from chatchannels.processors.pg.deadletters import DeadLetter, DeadLetterCount, RedriveResult
 from chatchannels.processors.pg.groups import Groups
 from chatchannels.processors.pg.migrate import use_schema
 from chatchannels.processors.pg.session import PausedCollector, Session
@@ -59,6 +71,10 @@ class BatchResult:
     dead_letters: int
     changes: int
     next_offsets: dict[int, int]
+    # For the processor's metrics: dead letters by kind, and the clock offsets (skew_s) of
+    # the hosts whose clocks the batch moved.
+    dead_reasons: dict[str, int] = field(default_factory=dict)
+    clock_offsets: dict[str, float] = field(default_factory=dict)
 
 
 class Store:
@@ -117,7 +133,14 @@ class Store:
             folded, changed, next_offsets = self._steps(records, decoded, topic, expected)
             committing = time.perf_counter()
         self.timings["commit"] += time.perf_counter() - committing
-        return BatchResult(len(records), len(folded.dead), changed, next_offsets)
+        return BatchResult(
+            len(records),
+            len(folded.dead),
+            changed,
+            next_offsets,
+            dict(Counter(err.kind for _, err in folded.dead)),
+            {host: clock.skew_s for host, clock in folded.clocks.items()},
+        )
 
     def _steps(
         self,
@@ -155,6 +178,9 @@ class Store:
         # Queued (Session's writes): PostgreSQL writes the state while the groups are
         # recomputed.
         with timed("write state"):
+            completeness.record_runs(
+                s, batch_runs((d.position, d.record.broker_utc) for d in decoded)
+            )
             deadletters.write_dead_letters(s, folded)
             files.write_files(s, file_update)
             state.write_clocks(s, folded)
@@ -193,6 +219,9 @@ class Store:
 
     def dead_letters(self, include_redriven: bool = False) -> list[DeadLetter]:
         return deadletters.list_dead_letters(self.conn, include_redriven)
+
+    def count_dead_letters(self) -> list[DeadLetterCount]:
+        return deadletters.count_dead_letters(self.conn)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -52,12 +52,14 @@ from chatchannels.processors.replay.archive import (
 )
 from chatchannels.processors.replay.diff import diff_archives
 from chatchannels.processors.replay.site import (
+    ManifestCheck,
     SiteBuilder,
     SiteSwap,
     built_site_dir,
     check_site_dir,
     rebuild_site,
     remove_previous_site,
+    schema_dsn,
 )
 from chatchannels.settings import Settings
 from chatchannels.stack.kafka import end_offsets
@@ -123,10 +125,24 @@ class VerifyResult:
     replay_digest: str
     replay_messages: int
     differences: tuple[str, ...]
+    # The live site's month manifests against the rebuilt store's; None when there is no
+    # site to compare (--no-site, no site folder, or no site builder). Reported, not a
+    # failure: a live site follows its store with a delay, so a publisher behind differs.
+    manifests: ManifestCheck | None = None
+    site_dir: Path | None = None
 
     @property
     def equal(self) -> bool:
         return self.live_digest == self.replay_digest
+
+    def manifests_json(self) -> dict[str, Any] | None:
+        if self.manifests is None:
+            return None
+        return {
+            "site_dir": str(self.site_dir),
+            "months": self.manifests.months,
+            "differing": [{"chat": c, "month": m} for c, m in self.manifests.differing],
+        }
 
 
 @dataclass
@@ -152,6 +168,8 @@ class ReplayResult:
         if self.verify is not None:
             verify = {**asdict(self.verify), "equal": self.verify.equal}
             verify["differences"] = list(self.verify.differences)
+            verify["manifests"] = self.verify.manifests_json()
+            del verify["site_dir"]
         return {
             "topic": self.topic,
             "schema": self.schema,
@@ -227,7 +245,7 @@ def replay(
         result.seconds["replay"] = time.perf_counter() - started
         started = time.perf_counter()
         if options.verify:
-            result.verify = _verify(settings, options, schema, result, progress, stop)
+            result.verify = _verify(settings, options, schema, result, progress, stop, site)
         else:
             result.digest, result.messages = _digest(read_archive(dsn, schema), progress, None)
         result.seconds["verify" if options.verify else "digest"] = time.perf_counter() - started
@@ -307,6 +325,7 @@ def _verify(
     result: ReplayResult,
     progress: Progress,
     stop: threading.Event,
+    site: SiteBuilder | None = None,
 ) -> VerifyResult:
     dsn = settings.postgres_dsn
     with live_snapshot(dsn, options.live_schema, options.group, options.topic) as (conn, at):
@@ -325,6 +344,11 @@ def _verify(
         if live_digest != result.digest:
             found = diff_archives(archived_messages(conn), read_archive(dsn, schema))
             differences = [str(d) for d in found]
+    manifests = None
+    site_dir = options.site_dir
+    checks = site.check_manifests if site is not None else None
+    if checks is not None and site_dir is not None and site_dir.is_dir():
+        manifests = checks(schema_dsn(dsn, schema), site_dir)
     return VerifyResult(
         options.live_schema,
         live_digest,
@@ -332,6 +356,8 @@ def _verify(
         result.digest,
         result.messages,
         tuple(differences),
+        manifests,
+        site_dir if manifests is not None else None,
     )
 
 

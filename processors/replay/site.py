@@ -23,7 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from chatchannels.store_contract import schema_dsn
+
+
+@dataclass(frozen=True)
+class ManifestCheck:
+    """A site's month manifests against a store's: how many chat-months either side has,
+    and those whose digests differ or that one side lacks, as (chat, month)."""
+
+    months: int
+    differing: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,9 @@ class SiteBuilder:
     # A file every site folder the publisher writes holds: only such a folder is removed as
     # the previous site.
     marker: str
+    # (DSN as for `build`, a site folder): the site's manifests against those a site
+    # published from that store would hold (`replay --verify`).
+    check_manifests: Callable[[str, Path], ManifestCheck] | None = None
 
 
 @dataclass
@@ -87,13 +99,6 @@ def check_site_dir(site_dir: Path) -> str | None:
     if not os.access(site_dir.parent, os.W_OK):
         return f"cannot create folders beside the site folder {site_dir}: {site_dir.parent}"
     return None
-
-
-def schema_dsn(dsn: str, schema: str) -> str:
-    """The DSN with `schema` as the session's search_path (other options kept)."""
-    # Schema names are plain identifiers (rebuild.py checks), so no quoting is needed here.
-    options = conninfo_to_dict(dsn).get("options") or ""
-    return make_conninfo(dsn, options=f"{options} -c search_path={schema}".strip())
 
 
 def rebuild_site(

@@ -70,15 +70,18 @@ def seqs(events: list[dict[str, Any]]) -> list[int]:
 
 
 class AgentProcess:
-    """`chatchannels agent run` as a real process with its own agent.toml."""
+    """`chatchannels agent run` as a real process with its own agent.toml (the spool in
+    `root` unless `spool` says where)."""
 
-    def __init__(self, root, host: str, bus: str, kafka: str, topic: str, **keys: Any) -> None:
+    def __init__(
+        self, root, host: str, bus: str, kafka: str, topic: str, spool=None, **keys: Any
+    ) -> None:
         import json
 
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "agent.toml"
-        self.spool = root / "spool.db"
+        self.spool = spool or root / "spool.db"
         lines = [
             f"host_id = {json.dumps(host)}",
             f"spool = {json.dumps(str(self.spool))}",
@@ -131,7 +134,7 @@ class AgentProcess:
         import json
 
         try:
-            doc = json.loads((self.root / "spool.db.status.json").read_text())
+            doc = json.loads(self.spool.with_name(self.spool.name + ".status.json").read_text())
         except (OSError, ValueError):
             return {}
         return doc if self.proc is not None and doc.get("pid") == self.proc.pid else {}

@@ -57,6 +57,7 @@ STABLE_TABLES = {
     "proc_objects": "host, obj, obj_id, seq, state",
     "proc_groups": "chat, author_key",
     "offsets": "consumer, topic, partition, next_offset",
+    "seq_runs": "host, session, first_seq, last_seq, first_utc, last_utc, source",
 }
 
 

@@ -15,10 +15,12 @@ match.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from chatchannels.emulator.background import BackgroundEmulator
@@ -26,6 +28,7 @@ from chatchannels.emulator.scenario import bundled_scenario, load_scenario
 from chatchannels.emulator.truth import TruthMessage, ground_truth
 from chatchannels.ingest.importers.detect import EXPORT_TAR, MAINDB, Importable, sniff
 from chatchannels.ingest.importers.job import FileReport, Target, import_file
+from chatchannels.processors.pg.completeness import read_completeness
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.replay.archive import ArchivedMessage, read_archive
 from chatchannels.processors.richtext import SKYPE_XML, body_text
@@ -210,6 +213,13 @@ def test_one_conversation_live_in_a_maindb_and_in_an_export_every_copy_once(
     settings = stack.replace(topic=kafka_topic, dsn=pg_dsn)
     summary = process_once(settings, kafka_topic)
     assert summary.dead_letters == 0, summary
+    # Imported files are hosts with sequences of their own, complete too.
+    with psycopg.connect(pg_dsn) as conn:
+        found = read_completeness(conn, time.time(), settings.silent_after_s)
+    assert found.complete, found.gaps
+    sources = {r.host: r.source for r in found.runs}
+    assert (sources[bob_host], sources[cecil_host]) == ("skype-maindb", "skype-export")
+    assert sources[LIVE] == "skype-api"
 
     archive = list(read_archive(pg_dsn))
     assert {m.chat for m in archive} == {GROUP}, sorted({m.chat for m in archive})

@@ -83,7 +83,7 @@ def test_sigkill_at_random_points_leaves_the_store_of_an_uninterrupted_run(
     kills = 0
     try:
         while kills < KILLS:
-            proc = start_processor(settings, "--batch", "7")
+            proc = start_processor(settings, "--batch-size", "7")
             done = sum(store.stored_offsets(kafka_topic).values())
             target = done + rng.randrange(0, 25)
             deadline = time.monotonic() + 60
@@ -118,7 +118,7 @@ def test_two_instances_in_one_group_build_what_the_engine_builds(
     settings = stack.replace(topic=kafka_topic, dsn=pg_dsn)
     migrate(pg_dsn)
     name = f"scale-out-{uuid.uuid4().hex[:8]}"
-    group = ["--group", name, "--batch", "40"]
+    group = ["--group", name, "--batch-size", "40"]
     first = start_processor(settings, *group, once=False)
     second = start_processor(settings, *group, once=False)
     wait_for_members(settings, name, 2, [first, second])

@@ -54,7 +54,12 @@ def cli(*args: str) -> str:
 
 
 def target(settings) -> list[str]:
-    return ["--topic", settings.topic, "--dsn", settings.postgres_dsn]
+    return ["--topic", settings.topic, *store(settings)]
+
+
+def store(settings) -> list[str]:
+    """The flags of the commands that read the store alone (dead letters)."""
+    return ["--dsn", settings.postgres_dsn]
 
 
 def test_bad_records_become_dead_letters_and_the_rest_goes_on(settings) -> None:
@@ -92,10 +97,17 @@ def test_bad_records_become_dead_letters_and_the_rest_goes_on(settings) -> None:
     engine = engine_over(read_records(settings, settings.topic), settings.match_tolerance_s)
     assert messages == engine.canonical_messages()
 
-    listed = cli("deadletters", "list", "--json", *target(settings)).splitlines()
+    listed = cli("deadletters", "list", "--json", *store(settings)).splitlines()
     assert len(listed) == 3 and {json.loads(line)["kind"] for line in listed} == set(by_kind)
+    # style.md's example error points here: counted by kind, the newest of each shown.
+    counted = json.loads(cli("stats", "--dead-letters", "--json", *store(settings)))
+    assert (counted["total"], counted["pending"]) == (3, 3)
+    assert [(k["kind"], k["total"]) for k in counted["kinds"]] == [("schema", 2), ("value", 1)]
+    assert "impossible timestamp 99" in counted["kinds"][1]["latest_reason"]
+    text = cli("stats", "--dead-letters", *store(settings))
+    assert "schema\t2 (2 pending)" in text and "3 dead letters, 3 pending" in text
     # The decoder still refuses them: they stay, nothing else changes.
-    assert "redriven 0, still refused 3" in cli("deadletters", "redrive", *target(settings))
+    assert "redriven 0, still refused 3" in cli("deadletters", "redrive", *store(settings))
     assert stored_messages(settings.postgres_dsn) == messages
 
 
@@ -110,11 +122,11 @@ def test_redrive_applies_a_record_the_decoder_accepts_now(settings) -> None:
             " VALUES (%s, 0, 41, %s, %s, 'older decoder refused it', to_timestamp(%s))",
             (settings.topic, b"d-pc", encode_raw_event(event), broker_utc),
         )
-    assert "redriven 1, still refused 0" in cli("deadletters", "redrive", *target(settings))
+    assert "redriven 1, still refused 0" in cli("deadletters", "redrive", *store(settings))
     (message,) = stored_messages(settings.postgres_dsn)
     assert message.body == "late but fine" and message.observations[0].host == "d-pc"
-    assert cli("deadletters", "list", *target(settings)) == ""
-    assert "(redriven)" in cli("deadletters", "list", "--all", *target(settings))
+    assert cli("deadletters", "list", *store(settings)) == ""
+    assert "(redriven)" in cli("deadletters", "list", "--all", *store(settings))
 
 
 def test_an_id_that_disappears_gets_a_change_row_and_an_alias(settings) -> None:
@@ -203,16 +215,16 @@ def test_sigterm_finishes_the_batch_and_exits_zero(settings) -> None:
 
 
 def test_errors_say_what_failed_and_what_to_try(stack, kafka_topic, pg_dsn) -> None:
-    """Unmigrated store and unreachable server: one line each, exit code 1, no traceback."""
+    """Unmigrated store and unreachable server: one line each, exit code 2, no traceback."""
     base = ["--topic", kafka_topic, "--kafka", stack.kafka_bootstrap]
     runner = CliRunner()
     unmigrated = runner.invoke(main, ["process", "--once", *base, "--dsn", pg_dsn])
-    assert unmigrated.exit_code == 1
+    assert unmigrated.exit_code == 2
     assert "not migrated" in unmigrated.output and "chatchannels db migrate" in unmigrated.output
     nowhere = "postgresql://postgres@127.0.0.1:1/none"
     unreachable = runner.invoke(main, ["stats", *base, "--dsn", nowhere])
-    assert unreachable.exit_code == 1
-    assert f"cannot use PostgreSQL at {nowhere}" in unreachable.output
+    assert unreachable.exit_code == 2
+    assert "cannot use PostgreSQL at 127.0.0.1:1/none" in unreachable.output
     assert "Traceback" not in unmigrated.output + unreachable.output
 
 

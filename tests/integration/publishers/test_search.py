@@ -134,12 +134,12 @@ def test_search_command_prints_links_and_json(seeder, pg_dsn, tmp_path):
     assert f"Planning ({CHAT})" in lines[0]
 
     bad = cli("search", "--site-dir", str(tmp_path), "date:2006-13")
-    assert bad.exit_code == 1 and "date:2006-13 is not a date" in bad.output
+    assert bad.exit_code == 2 and "date:2006-13 is not a date" in bad.output
     bad_json = cli("search", "--json", "--site-dir", str(tmp_path), "date:2006-13")
-    assert bad_json.exit_code == 1
+    assert bad_json.exit_code == 2
     assert "is not a date" in json.loads(bad_json.stdout)["error"]["message"]
     missing = cli("search", "--site-dir", str(tmp_path / "nowhere"), "x")
-    assert missing.exit_code == 1 and "chatchannels publish --once" in missing.output
+    assert missing.exit_code == 2 and "chatchannels publish --once" in missing.output
 
 
 def test_publish_twice_is_harmless_and_rebuild_starts_over(seeder, pg_dsn, tmp_path):
@@ -150,14 +150,14 @@ def test_publish_twice_is_harmless_and_rebuild_starts_over(seeder, pg_dsn, tmp_p
     assert "search: 4 changes" in rebuilt.stderr
     (tmp_path / ".chatchannels-site.json").write_text("{broken")
     broken = cli("publish", "--once", "--site-dir", str(tmp_path), dsn=pg_dsn)
-    assert broken.exit_code == 1 and "publish with --rebuild to start over" in broken.output
+    assert broken.exit_code == 2 and "publish with --rebuild to start over" in broken.output
     cli("publish", "--once", "--rebuild", "--site-dir", str(tmp_path), dsn=pg_dsn)
     # An index written by an older version (other fields): one line asking for a rebuild.
     shutil.rmtree(index_dir(tmp_path))
     index_dir(tmp_path).mkdir()
     index.create_in(str(index_dir(tmp_path)), Schema(id=ID(stored=True, unique=True))).close()
     stale = cli("publish", "--once", "--site-dir", str(tmp_path), dsn=pg_dsn)
-    assert stale.exit_code == 1 and "publish --rebuild" in stale.output
+    assert stale.exit_code == 2 and "publish --rebuild" in stale.output
     assert "Traceback" not in stale.output
     assert (
         cli("publish", "--once", "--rebuild", "--site-dir", str(tmp_path), dsn=pg_dsn).exit_code

@@ -130,6 +130,7 @@ def test_a_change_rewrites_only_the_pages_it_touches(seeder, pg_dsn, tmp_path):
     assert changed == {
         paths.month_page_path(LEGACY, "2006-05"),
         paths.archive_feed_path(LEGACY, "2006-05"),
+        paths.month_manifest_path(LEGACY, "2006-05"),
         paths.chat_index_path(LEGACY),  # unchanged text is not rewritten, but may differ
         paths.chat_feed_path(LEGACY),
         paths.ALL_FEED_PATH,

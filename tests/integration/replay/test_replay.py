@@ -191,6 +191,8 @@ def test_swap_only_after_verify_keeps_the_previous_store_and_swaps_the_site(
         site=PUBLISHED_SITE,
     )
     previous = first.previous_schema
+    assert first.verify is not None and first.verify.manifests is not None
+    assert first.verify.manifests.months > 0 and first.verify.manifests.differing == ()
     assert schemas(dsn, "previous_") == [previous]
     assert not schema_exists(dsn, first.schema)
     assert live_digest(dsn) == live_digest(dsn, previous) == (digest, first.messages)
@@ -225,6 +227,27 @@ def test_swap_only_after_verify_keeps_the_previous_store_and_swaps_the_site(
     assert schemas(dsn, "previous_") == [previous]
     assert live_digest(dsn)[0] == digest
     assert sorted(p.relative_to(site) for p in site.rglob("*.html")) == old_pages
+
+
+def test_verify_names_the_chat_months_whose_site_manifest_differs(live, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    publish(live.postgres_dsn, site, once=True)
+    manifests = sorted(site.glob("chats/*/*.manifest.json"))
+    assert len(manifests) >= 2
+    changed, removed = (json.loads(m.read_text()) for m in manifests[:2])
+    manifests[0].write_text(json.dumps({**changed, "sha256": "0" * 64}))
+    manifests[1].unlink()
+
+    result = cli_replay(live, "--verify", "--json", "--site-dir", str(site))
+    assert result.exit_code == 0, result.output
+    check = json.loads(result.output)["verify"]["manifests"]
+    assert check["site_dir"] == str(site) and check["months"] == len(manifests)
+    assert sorted((d["chat"], d["month"]) for d in check["differing"]) == sorted(
+        (m["chat"], m["month"]) for m in (changed, removed)
+    )
+    text = cli_replay(live, "--verify", "--site-dir", str(site))
+    assert f"{len(manifests):,} chat-months, 2 differ" in text.output
+    assert f"  {changed['chat']} {changed['month']}" in text.output
 
 
 def test_replay_while_the_live_processor_keeps_consuming_ends_consistent(live) -> None:

@@ -1,9 +1,8 @@
-"""`chatchannels agent`: refusal without an allow-list, status output, example config, logs."""
+"""`chatchannels agent`: refusal without an allow-list, status output, example config."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from click.testing import CliRunner
 from chatchannels.cli import main
 from chatchannels.ingest.agent.config import load_agent_config
 from chatchannels.ingest.agent.spool import Spool
-from chatchannels.ingest.agent.status import JsonLogFormatter
 from chatchannels.settings import Settings
 from tests.support.paths import REPO
 
@@ -32,6 +30,8 @@ STATUS_KEYS = {
     "events_per_s",
     "captured_this_session",
     "last_error",
+    "metrics",
+    "capture_paused",
 }
 
 
@@ -43,7 +43,7 @@ def _config(tmp_path, extra: str = "") -> Path:
 
 def test_run_without_allow_list_refuses_and_says_why(tmp_path):
     result = CliRunner().invoke(main, ["agent", "run", "--config", str(_config(tmp_path))])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no chats to archive" in result.output
     assert "--all-chats" in result.output
 
@@ -62,6 +62,8 @@ def test_status_json_has_stable_keys_and_counts_the_spool(tmp_path):
     assert set(report) == STATUS_KEYS
     assert (report["spool_depth"], report["oldest_unsent_seq"], report["next_seq"]) == (3, 1, 4)
     assert report["running"] is False
+    assert report["metrics"]["chatchannels_agent_spool_depth_events"] == 3
+    assert report["metrics"]["chatchannels_agent_next_seq"] == 4
     text = CliRunner().invoke(main, ["agent", "status", "--config", str(config)])
     assert "spool depth" in text.output and "3 events" in text.output
 
@@ -76,18 +78,10 @@ def test_status_of_a_live_agent_uses_its_status_file(tmp_path):
     report = json.loads(result.output)
     assert report["running"] is True
     assert report["attach_state"] == "attached"
+    assert report["metrics"]["chatchannels_agent_events_delivered_total"] == 5
 
 
 def test_example_config_loads():
     config = load_agent_config(REPO / "deploy" / "agent.example.toml", Settings())
     assert config.host_id == "alice-pc"
     assert config.chats and config.chat_patterns
-
-
-def test_json_log_lines_carry_extra_fields():
-    record = logging.LogRecord("agent", logging.INFO, "f", 1, "started %s", ("x",), None)
-    record.session = "abc"
-    doc = json.loads(JsonLogFormatter().format(record))
-    assert doc["msg"] == "started x"
-    assert doc["session"] == "abc"
-    assert doc["level"] == "info"

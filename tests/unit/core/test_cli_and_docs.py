@@ -10,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from chatchannels.cli import SUBCOMMANDS, main
+from chatchannels.errors import PROJECT_ERRORS
 from chatchannels.stack.postgres import WAL_SETTINGS
 from tests.support.paths import REPO
 
@@ -65,3 +66,36 @@ def test_compose_runs_only_commands_that_exist():
         assert used in SUBCOMMANDS, (
             f"docker-compose.yml runs `chatchannels {used}`, which is missing"
         )
+
+
+def _leaf_commands():
+    return {path: c for path, c in _all_commands() if not isinstance(c, click.Group)}
+
+
+def test_every_json_output_is_documented():
+    section = README.split("### JSON output", 1)[1].split("\n## ", 1)[0]
+    for path, command in _leaf_commands().items():
+        if any("--json" in p.opts for p in command.params):
+            assert f"`chatchannels {path}`" in section, f"README's JSON output lacks {path}"
+
+
+def test_the_readmes_flags_exist():
+    """Each `chatchannels CMD ... --flag` the README shows is a flag of that command."""
+    commands = _leaf_commands()
+    top = {opt for p in main.params for opt in p.opts}
+    for span in re.findall(r"`(chatchannels [^`]+)`", README):
+        words = span.split()[1:]
+        while words and words[0].startswith("--") and words[0] in top:
+            words = words[2:] if words[0] == "--config" else words[1:]
+        path = next((" ".join(words[:n]) for n in (2, 1) if " ".join(words[:n]) in commands), None)
+        if path is None:
+            continue
+        known = top | {opt for p in commands[path].params for opt in p.opts}
+        for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", span):
+            assert flag in known, f"README: `{span}` shows {flag}, which {path} lacks"
+
+
+def test_every_error_kind_is_documented():
+    section = README.split("## One command line", 1)[1].split("\n## ", 1)[0]
+    for kind in set(PROJECT_ERRORS.values()):
+        assert f"`{kind}`" in section, f"README does not list the error kind {kind}"

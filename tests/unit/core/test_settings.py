@@ -43,3 +43,9 @@ def test_bad_values_name_the_key_and_the_source(tmp_path):
 def test_stack_dir_from_environment_is_made_absolute():
     settings = load_settings(environ={"CHATCHANNELS_STACK_DIR": "rel/stack"})
     assert settings.stack_dir == Path.cwd() / "rel" / "stack"
+
+
+def test_the_schema_must_be_a_plain_identifier():
+    assert load_settings(environ={"CHATCHANNELS_SCHEMA": "tenant_2"}).schema == "tenant_2"
+    with pytest.raises(SettingsError, match="'schema': 'a;b' is not a lowercase identifier"):
+        load_settings(environ={"CHATCHANNELS_SCHEMA": "a;b"})

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatchannels.ingest.desktop_api.client import Backoff
+from chatchannels.retry import Backoff
 
 
 @given(

@@ -54,7 +54,7 @@ def test_errors_say_what_and_where(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "chatchannels.scenario.v1"}')
     result = emulate("--scenario", str(bad), "--truth", "-")
-    assert result.exit_code == 1
-    assert "bad scenario" in result.output and "bad.json" in result.output
+    assert result.exit_code == 2
+    assert "Error: " in result.output and "bad.json" in result.output
     wrong_host = emulate("--scenario", small, "--bus", "zed-pc=unix:path=/nonexistent")
-    assert "zed-pc" in wrong_host.output and wrong_host.exit_code == 1
+    assert "zed-pc" in wrong_host.output and wrong_host.exit_code == 2

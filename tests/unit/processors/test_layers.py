@@ -20,6 +20,7 @@ PURE_CORE = {
     "canonical",
     "chatnames",
     "clocks",
+    "completeness",
     "content",
     "decode",
     "decode_export",
@@ -34,8 +35,8 @@ PURE_CORE = {
     "rows",
     "snapshots",
 }
-# The Kafka loop and the commands, beside the core.
-LOOP_AND_CLI = {"__init__", "consumer", "cli"}
+# The Kafka loop, its metrics and the commands, beside the core.
+LOOP_AND_CLI = {"__init__", "consumer", "cli", "metrics"}
 
 PUBLISHERS = "chatchannels.publishers"
 PG = f"{PACKAGE}.pg"
