@@ -5,9 +5,10 @@ search latency on N generated messages, for this checkout and, with --before, an
 default) as bench_publishers makes them, with a URL in one message of 7, an identifier in
 one of 11 and a ticket key in one of 13, written straight into a Whoosh index (no store) in
 batches as `publish` writes them, merged as when idle, then searched. With `--before`, the
-same script first runs under OTHER_PYTHON (a virtualenv of another checkout, whose
-`chatchannels` it then measures), so both sides run back to back on the same machine.
-Prints one JSON object per side, then a table.
+same script also runs under OTHER_PYTHON (a virtualenv of another checkout, whose
+`chatchannels` it then measures): both indexes are built one after the other, then their
+latencies are measured in alternating rounds, so that a machine whose load varies weighs
+on both sides alike. Prints one JSON object per side, then a table.
 """
 
 from __future__ import annotations
@@ -64,60 +65,94 @@ def documents(n: int):
         yield SearchDocument(id, chat, author, name, posted, body, url)
 
 
-def measure(n: int) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="bench-search-words-"))
-    try:
-        docs = list(documents(n))
-        backend = WhooshBackend(work / "index")
-        t0, cpu0 = time.perf_counter(), cpu_seconds()
-        for start in range(0, n, BATCH):
-            backend.write_batch(docs[start : start + BATCH], [], watermark=start + BATCH)
-        build_s, build_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-        t0 = time.perf_counter()
-        backend.maintain()
-        merge_s = time.perf_counter() - t0
-        size = sum(f.stat().st_size for f in (work / "index").rglob("*") if f.is_file())
-        queries = [*QUERIES, *PASTED_QUERIES]
-        per_query: dict[str, list[float]] = {q: [] for q in queries}
-        totals = {q: backend.search(q, limit=20).total for q in queries}  # warm
-        for _ in range(20):
-            for query in queries:
-                q0 = time.perf_counter()
-                backend.search(query, limit=20)
-                per_query[query].append((time.perf_counter() - q0) * 1000)
-        backend.close()
-        latencies = [ms for times in per_query.values() for ms in times]
-        return {
-            "code": str(Path(sys.modules["chatchannels"].__file__).parents[1]),
-            "messages": n,
-            "build_rate": n / build_s,
-            "build_rate_per_cpu_s": n / build_cpu,
-            "merge_s": merge_s,
-            "index_mb": size / 1e6,
-            "p50_ms": statistics.median(latencies),
-            "p95_ms": percentile(latencies, 0.95),
-            "median_ms": {q: statistics.median(t) for q, t in per_query.items()},
-            "totals": totals,
-        }
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+def build(n: int, where: Path) -> dict:
+    docs = list(documents(n))
+    backend = WhooshBackend(where)
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
+    for start in range(0, n, BATCH):
+        backend.write_batch(docs[start : start + BATCH], [], watermark=start + BATCH)
+    build_s, build_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    t0 = time.perf_counter()
+    backend.maintain()
+    merge_s = time.perf_counter() - t0
+    backend.close()
+    return {
+        "code": str(Path(sys.modules["chatchannels"].__file__).parents[1]),
+        "messages": n,
+        "build_rate": n / build_s,
+        "build_rate_per_cpu_s": n / build_cpu,
+        "merge_s": merge_s,
+        "index_mb": sum(f.stat().st_size for f in where.rglob("*") if f.is_file()) / 1e6,
+    }
+
+
+def query(where: Path, rounds: int) -> dict:
+    """Each query's latencies (ms) and its number of matches."""
+    backend = WhooshBackend(where, create=False)
+    queries = [*QUERIES, *PASTED_QUERIES]
+    totals = {q: backend.search(q, limit=20).total for q in queries}  # warm
+    times: dict[str, list[float]] = {q: [] for q in queries}
+    for _ in range(rounds):
+        for text in queries:
+            q0 = time.perf_counter()
+            backend.search(text, limit=20)
+            times[text].append((time.perf_counter() - q0) * 1000)
+    backend.close()
+    return {"times": times, "totals": totals}
+
+
+def summary(built: dict, runs: list[dict]) -> dict:
+    times = {q: [ms for run in runs for ms in run["times"][q]] for q in runs[0]["times"]}
+    latencies = [ms for values in times.values() for ms in values]
+    return {
+        **built,
+        "p50_ms": statistics.median(latencies),
+        "p95_ms": percentile(latencies, 0.95),
+        "median_ms": {q: statistics.median(values) for q, values in times.items()},
+        "totals": runs[0]["totals"],
+    }
+
+
+def side(python: str, *args: str) -> dict:
+    run = subprocess.run([python, __file__, *args], capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=DEFAULT_N)
-    parser.add_argument("--before", help="the python of another checkout to measure first")
+    parser.add_argument("--before", help="the python of another checkout to measure too")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating latency rounds")
+    # One step, for the other side's process.
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--query", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sides = []
+    if args.build:
+        print(json.dumps(build(args.n, args.build)))
+        return
+    if args.query:
+        print(json.dumps(query(args.query, 5)))
+        return
+    pythons = {"after": sys.executable}
     if args.before:
-        run = subprocess.run(
-            [args.before, __file__, "-n", str(args.n)], capture_output=True, text=True, check=True
-        )
-        sides.append(json.loads(run.stdout.splitlines()[-1]))
-    sides.append(measure(args.n))
-    print(json.dumps(sides[-1]))
+        pythons = {"before": args.before, **pythons}
+    work = Path(tempfile.mkdtemp(prefix="bench-search-words-"))
+    try:
+        built = {
+            name: side(python, "-n", str(args.n), "--build", str(work / name))
+            for name, python in pythons.items()
+        }
+        runs: dict[str, list[dict]] = {name: [] for name in pythons}
+        for _ in range(args.rounds):
+            for name, python in pythons.items():
+                runs[name].append(side(python, "--query", str(work / name)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sides = {name: summary(built[name], runs[name]) for name in pythons}
+    for result in sides.values():
+        print(json.dumps(result))
     if len(sides) == 2:
-        before, after = sides
+        before, after = sides["before"], sides["after"]
         print(f"{'':28}{'before':>12}{'after':>12}", file=sys.stderr)
         for key in (
             "build_rate",
@@ -128,10 +163,10 @@ def main() -> None:
             "p95_ms",
         ):
             print(f"{key:28}{before[key]:12.1f}{after[key]:12.1f}", file=sys.stderr)
-        for query in after["median_ms"]:
+        for text in after["median_ms"]:
             print(
-                f"{query[:28]:28}{before['median_ms'][query]:12.2f}{after['median_ms'][query]:12.2f}"
-                f"   hits {before['totals'][query]} -> {after['totals'][query]}",
+                f"{text[:28]:28}{before['median_ms'][text]:12.2f}{after['median_ms'][text]:12.2f}"
+                f"   hits {before['totals'][text]} -> {after['totals'][text]}",
                 file=sys.stderr,
             )
 

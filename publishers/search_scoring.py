@@ -53,6 +53,7 @@ class SegmentArrays:
             self.live[np.fromiter(reader.segment().deleted_docs(), dtype=np.int64)] = False
         self.live_ids = np.flatnonzero(self.live)
         self._timelines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._chat_timelines: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def length_bytes(self, field: str) -> np.ndarray:
         def read() -> np.ndarray:
@@ -93,12 +94,13 @@ class SegmentArrays:
             )
             order = order[self.live[order]]
             self._timelines = (order, of_doc[order], self.posted()[order])
-        order, chats, times = self._timelines
-        number = numbers.get(chat)
-        if number is None:
-            return order[:0], times[:0]
-        lo, hi = np.searchsorted(chats, [number, number + 1])
-        return order[lo:hi], times[lo:hi]
+        found = self._chat_timelines.get(chat)
+        if found is None:
+            order, chats, times = self._timelines
+            number = numbers.get(chat)
+            lo, hi = np.searchsorted(chats, [number, number + 1]) if number is not None else (0, 0)
+            found = self._chat_timelines[chat] = (order[lo:hi], times[lo:hi])
+        return found
 
     def _column(self, name: str, read: Callable[[], object]):
         key = (self.segment, name)
