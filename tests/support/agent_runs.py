@@ -209,3 +209,25 @@ def missing_messages(
         if len(seen[key]) < count:
             missing.append(f"{key}: {count} expected, {len(seen[key])} seen")
     return missing
+
+
+def wait_all_in_kafka(
+    scenario,
+    reader: TopicReader,
+    agent: AgentProcess,
+    host: str,
+    chats: set[str],
+    timeout: float,
+    bodies: bool = True,
+) -> None:
+    """Wait until every message `host` holds in `chats` has reached Kafka (with its final
+    body unless `bodies` is False); on timeout, name the first ones missing."""
+    wait_for(
+        "every message of the allowed chats in Kafka",
+        lambda: not missing_messages(scenario, reader.poll(), host, chats, bodies=bodies),
+        lambda: (
+            missing_messages(scenario, reader.events, host, chats, bodies=bodies)[:5],
+            agent.log_tail(),
+        ),
+        timeout,
+    )

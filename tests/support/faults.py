@@ -17,6 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
+
+from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.publishing import index_dir
 from chatchannels.publishers.search_index import STATE_FILE as INDEX_STATE_FILE
@@ -164,3 +167,13 @@ def index_documents(site: Path) -> list[tuple]:
         return [("watermark", backend.watermark()), *docs]
     finally:
         backend.close()
+
+
+def consumed(dsn: str, topic: str) -> int:
+    """Records the default processor has taken from `topic`, by its stored offsets."""
+    with psycopg.connect(dsn, connect_timeout=3) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(next_offset), 0) FROM offsets WHERE consumer = %s AND topic = %s",
+            (DEFAULT_CONSUMER, topic),
+        ).fetchone()
+    return int(row[0])

@@ -15,7 +15,7 @@ from chatchannels.ingest.agent.spool import SpoolError, read_summary
 from tests.support.agent_runs import (
     AgentProcess,
     TopicReader,
-    missing_messages,
+    wait_all_in_kafka,
     wait_for,
 )
 
@@ -81,15 +81,7 @@ def test_sigkill_mid_backfill_several_times(tmp_path, stack, kafka_topic, dbus_b
             )
             agent.kill9()
         agent.start()
-        wait_for(
-            "every message of the allowed chats in Kafka",
-            lambda: not missing_messages(scenario, reader.poll(), HOST, set(chats)),
-            lambda: (
-                missing_messages(scenario, reader.events, HOST, set(chats))[:5],
-                agent.log_tail(),
-            ),
-            120,
-        )
+        wait_all_in_kafka(scenario, reader, agent, HOST, set(chats), 120)
         assert agent.terminate() == 0
         events = reader.poll()
     finally:
@@ -126,15 +118,7 @@ def test_sigkill_mid_live_capture_several_times(tmp_path, stack, kafka_topic, db
         emu.step(emu.emulator.total)
         # Edits made while the agent was dead are not re-read (only new messages are), so
         # this checks every message is there, not each final body.
-        wait_for(
-            "every message of the allowed chats in Kafka",
-            lambda: not missing_messages(scenario, reader.poll(), HOST, set(chats), bodies=False),
-            lambda: (
-                missing_messages(scenario, reader.events, HOST, set(chats), bodies=False)[:5],
-                agent.log_tail(),
-            ),
-            120,
-        )
+        wait_all_in_kafka(scenario, reader, agent, HOST, set(chats), 120, bodies=False)
         assert agent.terminate() == 0
         events = reader.poll()
     finally:
@@ -183,15 +167,7 @@ def test_kafka_down_30s_during_capture_loses_nothing(tmp_path, private_kafka, db
         emu.step(emu.emulator.total)
         # Presence, not each final body: the generated timeline also takes alice offline,
         # and edits made meanwhile never reach her host (a Skype fact, not a Kafka one).
-        wait_for(
-            "every message of the allowed chats in Kafka",
-            lambda: not missing_messages(scenario, reader.poll(), HOST, set(chats), bodies=False),
-            lambda: (
-                missing_messages(scenario, reader.events, HOST, set(chats), bodies=False)[:5],
-                agent.log_tail(),
-            ),
-            180,
-        )
+        wait_all_in_kafka(scenario, reader, agent, HOST, set(chats), 180, bodies=False)
         assert agent.terminate() == 0
         events = reader.poll()
     finally:

@@ -16,7 +16,7 @@ from chatchannels.ingest.agent.spool import read_summary
 from tests.support.agent_runs import (
     AgentProcess,
     TopicReader,
-    missing_messages,
+    wait_all_in_kafka,
     wait_for,
 )
 from tests.support.faults import fill, tmpfs
@@ -105,17 +105,7 @@ def test_spool_disk_full_capture_pauses_and_resumes_losing_nothing(
             )
             private_kafka.start()
             emu.step(emu.emulator.total)
-            wait_for(
-                "every message of the allowed chats in Kafka",
-                lambda: (
-                    not missing_messages(scenario, reader.poll(), HOST, set(chats), bodies=False)
-                ),
-                lambda: (
-                    missing_messages(scenario, reader.events, HOST, set(chats), bodies=False)[:5],
-                    agent.log_tail(),
-                ),
-                180,
-            )
+            wait_all_in_kafka(scenario, reader, agent, HOST, set(chats), 180, bodies=False)
             assert agent.terminate() == 0
             events = reader.poll()
         finally:

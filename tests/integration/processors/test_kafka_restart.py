@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import time
 
-import psycopg
 import pytest
 
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.stack.kafka import start_kafka, stop_kafka, wait_kafka_ready
-from tests.support.faults import private_stack, start_cli, stop_process, wait_until
+from tests.support.faults import consumed, private_stack, start_cli, stop_process, wait_until
 from tests.support.processor_harness import (
     dump_tables,
     generate_events,
@@ -20,17 +19,6 @@ from tests.support.processor_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-CONSUMER = "chatchannels-processor"
-
-
-def consumed(dsn: str, topic: str) -> int:
-    with psycopg.connect(dsn, connect_timeout=3) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(next_offset), 0) FROM offsets WHERE consumer = %s AND topic = %s",
-            (CONSUMER, topic),
-        ).fetchone()
-    return int(row[0])
 
 
 def test_kafka_restarted_the_processor_resumes_from_stored_offsets_without_duplicates(
@@ -44,7 +32,7 @@ def test_kafka_restarted_the_processor_resumes_from_stored_offsets_without_dupli
         half = len(events) // 2
         log = tmp_path / "process.log"
         processor = start_cli(
-            settings, log, "process", "--topic", topic, "--dsn", dsn, "--batch", "25"
+            settings, log, "process", "--topic", topic, "--dsn", dsn, "--batch-size", "25"
         )
         try:
             produce(settings, topic, events[:half])

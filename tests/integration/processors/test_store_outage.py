@@ -14,6 +14,7 @@ from chatchannels.processors.pg.migrate import migrate
 from chatchannels.publishers.publishing import publish
 from chatchannels.stack.postgres import start_postgres, stop_postgres, wait_postgres_ready
 from tests.support.faults import (
+    consumed,
     index_documents,
     private_stack,
     site_files,
@@ -33,17 +34,7 @@ from tests.support.processor_harness import (
 pytestmark = pytest.mark.integration
 
 OUTAGE_S = 60
-CONSUMER = "chatchannels-processor"
 WAITING = re.compile(r"waiting for PostgreSQL: .*; attempt (\d+), next try in ([\d.]+) s")
-
-
-def consumed(dsn: str, topic: str) -> int:
-    with psycopg.connect(dsn, connect_timeout=3) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(next_offset), 0) FROM offsets WHERE consumer = %s AND topic = %s",
-            (CONSUMER, topic),
-        ).fetchone()
-    return int(row[0])
 
 
 def site_caught_up(dsn: str, site) -> bool:
@@ -68,7 +59,15 @@ def test_postgres_away_60s_processor_and_publisher_wait_and_lose_nothing(
         site = tmp_path / "site"
         logs = {name: tmp_path / f"{name}.log" for name in ("process", "publish")}
         processor = start_cli(
-            settings, logs["process"], "process", "--topic", topic, "--dsn", dsn, "--batch", "25"
+            settings,
+            logs["process"],
+            "process",
+            "--topic",
+            topic,
+            "--dsn",
+            dsn,
+            "--batch-size",
+            "25",
         )
         publisher = start_cli(
             settings, logs["publish"], "publish", "--site-dir", str(site), "--poll", "1"

@@ -61,7 +61,7 @@ def test_site_disk_full_publish_fails_in_one_line_then_resumes(
                 filler = fill(volume)
 
                 full = run_cli(settings, *once)
-                assert full.returncode == 1, full
+                assert full.returncode == 2, full
                 assert full.stdout == "", full.stdout
                 [line] = full.stderr.splitlines()
                 assert line.startswith(f"Error: cannot write the site in {site}: no space left"), (
