@@ -263,3 +263,23 @@ def test_a_block_of_postings_is_read_when_its_last_document_is_wanted(make_backe
     ]
     backend.write_batch(docs, [], watermark=1)
     assert {hit.id for hit in backend.search("zebra build").hits} == {"m0127", "m0255"}
+
+
+def test_a_hits_neighbours_are_the_messages_next_to_it_in_its_chat(segmented):
+    # Three segments with deletions, and a month's messages all at one time: neighbours go by
+    # (time, document number) across segments, as a brute-force sort of the chat finds them.
+    hits = segmented.search("-nowhere", sort="time", limit=2000).hits
+    with segmented.ix.searcher() as searcher:
+        reader = searcher.reader()
+        ordered = sorted(
+            (fields["posted_utc"], docnum, fields["id"])
+            for docnum in reader.all_doc_ids()
+            for fields in [searcher.stored_fields(docnum)]
+        )
+    ids = [id for _, _, id in ordered]
+    assert sorted(hit.id for hit in hits) == sorted(ids)
+    at = {id: n for n, id in enumerate(ids)}
+    for hit in hits:
+        n = at[hit.id]
+        assert (hit.before.id if hit.before else None) == (ids[n - 1] if n else None)
+        assert (hit.after.id if hit.after else None) == (ids[n + 1] if n + 1 < len(ids) else None)
