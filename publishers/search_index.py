@@ -555,23 +555,8 @@ class WhooshBackend:
                 stored_text={"body_exact": "body"},
                 facets=list(FACETS.values()),
             )
-            shown = ranked.best[offset:]
-            stored = [self._searcher.stored_fields(docnum) for docnum, _ in shown]
-            around = search_scoring.neighbours(
-                self._searcher,
-                self._segment_arrays,
-                [
-                    (
-                        docnum,
-                        fields["chat"],
-                        (fields["posted_utc"] - EPOCH) // timedelta(microseconds=1),
-                    )
-                    for (docnum, _), fields in zip(shown, stored, strict=True)
-                ],
-            )
             hits = tuple(
-                self._hit(fields, score, spans, titles, *pair)
-                for (_, score), fields, pair in zip(shown, stored, around, strict=True)
+                self._hit(docnum, score, spans, titles) for docnum, score in ranked.best[offset:]
             )
             facets = {
                 name: self._facet(name, ranked.facets[key], titles) for name, key in FACETS.items()
@@ -600,15 +585,12 @@ class WhooshBackend:
             found = self._segments[segment] = search_scoring.SegmentArrays(reader, self._columns)
         return found
 
-    def _hit(
-        self,
-        fields: dict,
-        score: float,
-        spans,
-        titles: Mapping[str, str],
-        before: int | None,
-        after: int | None,
-    ) -> SearchHit:
+    def _hit(self, docnum: int, score: float, spans, titles: Mapping[str, str]) -> SearchHit:
+        fields = self._searcher.stored_fields(docnum)
+        posted = (fields["posted_utc"] - EPOCH) // timedelta(microseconds=1)
+        before, after = search_scoring.neighbours(
+            self._searcher, self._segment_arrays, docnum, fields["chat"], posted
+        )
         return SearchHit(
             id=fields["id"],
             chat=fields["chat"],

@@ -476,61 +476,24 @@ def _count(
 def neighbours(
     searcher: Searcher,
     arrays_of: Callable[[object], SegmentArrays],
-    hits: Sequence[tuple[int, str, int]],
-) -> list[tuple[int | None, int | None]]:
-    """For each hit (document number, chat, posted time), the document numbers of the live
-    messages just before and just after it in its chat, by (time, document number); all hits
-    of a chat at once in each segment."""
-    if not hits:
-        return []
-    docnums = np.array([hit[0] for hit in hits], dtype=np.int64)
-    posted = np.array([hit[2] for hit in hits], dtype=np.int64)
-    # The best so far: (time, document number); -1 for none.
-    before_t = np.full(len(hits), np.iinfo(np.int64).min)
-    before_d = np.full(len(hits), -1)
-    after_t = np.full(len(hits), np.iinfo(np.int64).max)
-    after_d = np.full(len(hits), -1)
-    of_chat: dict[str, list[int]] = {}
-    for i, (_, chat, _) in enumerate(hits):
-        of_chat.setdefault(chat, []).append(i)
+    docnum: int,
+    chat: str,
+    posted: int,
+) -> tuple[int | None, int | None]:
+    """The document numbers of the live messages just before and just after document
+    `docnum` (of `chat`, at `posted`) in its chat, by (time, document number)."""
+    before: tuple[int, int] | None = None
+    after: tuple[int, int] | None = None
     for sub, offset in searcher.subsearchers or [(searcher, 0)]:
-        arrays = arrays_of(sub.reader())
-        for chat, indexes in of_chat.items():
-            docs, times = arrays.timeline(chat)
-            if not len(docs):
-                continue
-            which = np.array(indexes)
-            numbers, last = docs + offset, len(docs) - 1
-            t, d = posted[which], docnums[which]
-            lo, hi = np.searchsorted(times, t, "left"), np.searchsorted(times, t, "right")
-            # Where the hit stands among the messages of its very time: by document number.
-            at = lo + ((hi > lo) & (numbers[np.minimum(lo, last)] < d))
-            for k in np.flatnonzero(hi - lo > 1).tolist():
-                at[k] = lo[k] + np.searchsorted(numbers[lo[k] : hi[k]], d[k])
-            has = at > 0
-            _keep_best(which[has], times[at[has] - 1], numbers[at[has] - 1], before_t, before_d, 1)
-            after = at + ((at <= last) & (numbers[np.minimum(at, last)] == d))  # not the hit
-            has = after <= last
-            _keep_best(which[has], times[after[has]], numbers[after[has]], after_t, after_d, -1)
-    return [
-        (int(b) if b >= 0 else None, int(a) if a >= 0 else None)
-        for b, a in zip(before_d.tolist(), after_d.tolist(), strict=True)
-    ]
-
-
-def _keep_best(
-    which: np.ndarray,
-    times: np.ndarray,
-    numbers: np.ndarray,
-    best_t: np.ndarray,
-    best_d: np.ndarray,
-    sign: int,
-) -> None:
-    """Keep (time, number) at `which` where it is later (sign 1) or earlier (-1) than the
-    best so far."""
-    times = times.astype(np.int64)
-    better = (sign * times > sign * best_t[which]) | (
-        (times == best_t[which]) & (sign * numbers > sign * best_d[which])
-    )
-    best_t[which[better]] = times[better]
-    best_d[which[better]] = numbers[better]
+        docs, times = arrays_of(sub.reader()).timeline(chat)
+        if not len(docs):
+            continue
+        numbers = docs + offset
+        lo, hi = np.searchsorted(times, [posted, posted + 1])
+        at = int(lo + np.searchsorted(numbers[lo:hi], docnum))
+        if at > 0:
+            before = max(before or (-(2**63), -1), (int(times[at - 1]), int(numbers[at - 1])))
+        at += at < len(numbers) and numbers[at] == docnum
+        if at < len(numbers):
+            after = min(after or (2**63, 2**63), (int(times[at]), int(numbers[at])))
+    return (before[1] if before else None), (after[1] if after else None)
