@@ -149,6 +149,7 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
     t0, cpu0 = time.perf_counter(), time.process_time()
     run_publishers(dsn, [site], once=True, batch_size=BATCH)
     site_s, site_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    largest = max((p.stat().st_size for p in (work / "site").rglob("*.html")), default=0)
     return [
         Figure(f"seed {n:,} messages (COPY)", n / seed_s, "messages/s"),
         Figure(
@@ -174,6 +175,7 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
         Figure("full site render rate", n / site_s, "messages/s"),
         Figure("full site render CPU time (publisher process)", site_cpu, "s"),
         Figure("site files written", site.pages_written, "files"),
+        Figure("largest page (target < 2 MB)", largest / 1e6, "MB"),
     ]
 
 

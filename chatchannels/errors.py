@@ -33,6 +33,7 @@ PROJECT_ERRORS = {
     "chatchannels.processors.replay.rebuild:ReplayError": "replay",
     "chatchannels.processors.replay.topic_copy:TopicCopyError": "replay",
     "chatchannels.publishers.site:SiteStateError": "site",
+    "chatchannels.publishers.conversation:TimeZoneError": "settings",
     "chatchannels.publishers.search_index:IndexMissingError": "search-index",
     "chatchannels.publishers.search_query:QueryError": "search-query",
     "chatchannels.ingest.agent.config:AgentConfigError": "agent-config",

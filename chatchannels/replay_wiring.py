@@ -21,6 +21,7 @@ from chatchannels.publishers.site import (
     MEDIA_LINK,
     STATE_FILE,
     read_site_manifests,
+    site_time_zone,
     store_manifests,
 )
 
@@ -33,12 +34,14 @@ REBUILD_BATCH = 100_000
 
 def publish_site(dsn: str, site_dir: Path, built: Path, media_dir: Path | None = None) -> None:
     """Publish the store at `dsn` from zero into `built`, its media link pointing at
-    `media_dir`, else where the live site's (`site_dir`) points: a publisher following the
-    live site does not make the link again once the new site is swapped in."""
+    `media_dir`, else where the live site's (`site_dir`) points, in the live site's time
+    zone: a publisher following the live site does not make the link again, nor find its
+    pages in another zone, once the new site is swapped in."""
     live_link = site_dir / MEDIA_LINK
     if media_dir is None and live_link.is_symlink():
         media_dir = live_link.parent / os.readlink(live_link)
-    publish(dsn, built, once=True, batch_size=REBUILD_BATCH, media_dir=media_dir)
+    zone = site_time_zone(site_dir) or "UTC"
+    publish(dsn, built, once=True, batch_size=REBUILD_BATCH, media_dir=media_dir, time_zone=zone)
 
 
 def check_manifests(dsn: str, site_dir: Path) -> ManifestCheck:

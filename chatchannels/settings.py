@@ -56,6 +56,9 @@ class Settings:
     # each); a group not kept is read back from PostgreSQL and re-clustered whole.
     processor_cache_members: int = 2_000_000
     site_dir: Path = Path("site")
+    # The organisation's time zone (IANA name, e.g. Europe/Tallinn): where the site's pages
+    # break days and tell times; the exact UTC time stays in each time's title.
+    time_zone: str = "UTC"
     # `chatchannels import`: where an export's shared files are archived, content-addressed
     # (empty: <stack_dir>/media), and where each imported host's spool lives (empty: beside
     # the agent's spool, so one machine's undelivered events are all in one place).

@@ -76,6 +76,7 @@ def publish(
                 poll_s=poll_s,
                 media_dir=settings.media_root,
                 metrics=metrics,
+                time_zone=settings.time_zone,
             )
     except OutputFull as exc:
         raise CommandError(

@@ -22,7 +22,7 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
 from chatchannels.publishers import paths
-from chatchannels.publishers.markup import body_html, body_text, clean_text
+from chatchannels.publishers.markup import Context, body_html, body_text, clean_text
 from chatchannels.publishers.model import Message
 
 TAG_AUTHORITY = "chatchannels.intranet,2006"
@@ -52,8 +52,11 @@ class _NoEntryExtension(BaseEntryExtension):
     pass
 
 
-def _entry_title(message: Message) -> str:
+def _entry_title(message: Message, chat_titles: Mapping[str, str] | None = None) -> str:
+    """`Alice: hello`; in a feed of several chats, `Alice in Design review: hello`."""
     who = message.author_name or message.author
+    if chat_titles is not None:
+        who = f"{who} in {chat_titles.get(message.chat) or message.chat}"
     if message.deleted:
         return f"{who}: (deleted)"
     text = " ".join(body_text(message).split())
@@ -65,7 +68,7 @@ def _entry_title(message: Message) -> str:
 def _entry_html(message: Message, media: Mapping[str, str], root: str) -> str:
     if message.deleted:
         return "<p><em>This message was deleted.</em></p>"
-    return f"<div>{body_html(message, media, root)}</div>"
+    return f"<div>{body_html(message, Context(media, root))}</div>"
 
 
 def _new_feed(
@@ -74,6 +77,7 @@ def _new_feed(
     title: str,
     messages: Sequence[Message],
     media: Mapping[str, str] | None,
+    chat_titles: Mapping[str, str] | None = None,
 ) -> FeedGenerator:
     fg = FeedGenerator()
     fg.id(feed_id)
@@ -86,7 +90,7 @@ def _new_feed(
         month = paths.month_of(message.posted_utc)
         fe = fg.add_entry(order="append")
         fe.id(tag_uri("message", message.id))
-        fe.title(clean_text(_entry_title(message)))
+        fe.title(clean_text(_entry_title(message, chat_titles)))
         fe.author(name=clean_text(message.author_name or message.author) or "(unknown)")
         fe.published(message.posted_utc)
         fe.updated(message.updated_utc)
@@ -110,11 +114,14 @@ def chat_feed(
     latest: Sequence[Message],
     newest_month: str | None,
     media: Mapping[str, str] | None = None,
+    *,
+    title: str | None = None,
 ) -> bytes:
     """A chat's current feed: its latest messages (newest first), paged to its archives.
-    `media`, here and below: docid -> sha256 of the archived files the messages show."""
+    `media`, here and below: docid -> sha256 of the archived files the messages show;
+    `title`: the chat's title (names.chat_title), else its id."""
     path = paths.chat_feed_path(chat)
-    fg = _new_feed(path, tag_uri("chat", chat), chat, latest, media)
+    fg = _new_feed(path, tag_uri("chat", chat), title or chat, latest, media)
     fg.link(
         href=paths.relative_link(path, paths.chat_index_path(chat)),
         rel="alternate",
@@ -134,11 +141,13 @@ def archive_feed(
     messages: Sequence[Message],
     prev_month: str | None,
     media: Mapping[str, str] | None = None,
+    *,
+    title: str | None = None,
 ) -> bytes:
     """A month's archive document of a chat (all its messages, oldest first)."""
     path = paths.archive_feed_path(chat, month)
-    feed_id, title = tag_uri("chat-archive", f"{chat}/{month}"), f"{chat} {month}"
-    fg = _new_feed(path, feed_id, title, messages, media)
+    feed_id = tag_uri("chat-archive", f"{chat}/{month}")
+    fg = _new_feed(path, feed_id, f"{title or chat} {month}", messages, media)
     fg.register_extension("archive", _ArchiveMark, _NoEntryExtension, atom=True, rss=False)
     fg.link(href=paths.relative_link(path, paths.chat_feed_path(chat)), rel="current")
     fg.link(
@@ -154,9 +163,16 @@ def archive_feed(
     return _serialise(fg)
 
 
-def all_feed(latest: Sequence[Message], media: Mapping[str, str] | None = None) -> bytes:
-    """The whole archive's current feed: the latest messages of every chat."""
+def all_feed(
+    latest: Sequence[Message],
+    media: Mapping[str, str] | None = None,
+    chat_titles: Mapping[str, str] | None = None,
+) -> bytes:
+    """The whole archive's current feed: the latest messages of every chat, each entry's
+    title naming its chat by `chat_titles` (chat -> names.chat_title)."""
     path = paths.ALL_FEED_PATH
-    fg = _new_feed(path, tag_uri("feed", "all"), "Chat Channels: all chats", latest, media)
+    fg = _new_feed(
+        path, tag_uri("feed", "all"), "Chat Channels: all chats", latest, media, chat_titles or {}
+    )
     fg.link(href=paths.relative_link(path, "index.html"), rel="alternate", type="text/html")
     return _serialise(fg)

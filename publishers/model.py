@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from chatchannels.publishers.names import chat_title
+
 
 @dataclass(frozen=True)
 class Change:
@@ -27,6 +29,17 @@ class Revision:
 
 
 @dataclass(frozen=True)
+class Sighting:
+    """One desktop's copy of a message: its local id and the TIMESTAMP its Skype wrote, with
+    the UTC offset its clock was set to (provenance, shown folded on the month page)."""
+
+    host: str
+    local_id: str
+    local_timestamp: int
+    tz_offset_s: int
+
+
+@dataclass(frozen=True)
 class Message:
     id: str
     chat: str
@@ -45,6 +58,7 @@ class Message:
     media: tuple[str, ...] = ()
     revisions: tuple[Revision, ...] = ()
     hosts: tuple[str, ...] = ()
+    sightings: tuple[Sighting, ...] = ()
 
     @property
     def updated_utc(self) -> datetime:
@@ -57,6 +71,13 @@ class Chat:
     name: str
     topic: str
     members: tuple[tuple[str, str], ...]  # (handle, display name), sorted by handle
+    # Display names of the people the chat's id names (names.handles_in_name), for the
+    # title of a chat without members.
+    named: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def title(self) -> str:
+        return chat_title(self.name, self.topic, self.members, dict(self.named))
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,7 @@ class ChatSummary:
     topic: str
     messages: int
     last_utc: datetime | None
+    title: str  # names.chat_title
 
 
 @dataclass(frozen=True)

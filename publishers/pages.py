@@ -7,9 +7,11 @@ were rendered, so a page rendered incrementally equals the page rendered in a fu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from functools import partial
+from importlib.resources import files
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -17,46 +19,32 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from chatchannels.publishers import paths
-from chatchannels.publishers.markup import body_html, clean_text, render_markup
-from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount
+from chatchannels.publishers.conversation import conversation, participants, time_zone
+from chatchannels.publishers.markup import (
+    MEMBER_EVENTS,
+    SYSTEM_TYPES,
+    Context,
+    body_html,
+    clean_text,
+    render_in,
+)
+from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount, Sighting
 from chatchannels.publishers.search_query import narrowed
 
 if TYPE_CHECKING:
     from chatchannels.publishers.search_index import SearchResults
 
-STYLE_CSS = """\
-body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 0 1rem; }
-nav.top { padding: .6rem 0; border-bottom: 1px solid #ccc; }
-article.message { border-bottom: 1px solid #eee; padding: .4rem 0; }
-article.message:target { background: #ffd; }
-article.deleted .tombstone, .edited { color: #777; font-style: italic; }
-.body { white-space: pre-wrap; overflow-wrap: anywhere; }
-.author { font-weight: 600; }
-.type, .seen, .chatname, .handle { color: #777; font-size: .85em; }
-blockquote.quote { border-left: 3px solid #ccc; margin: .2rem 0; padding-left: .6rem; }
-.event, .call, .files, .media, .contacts, .sms, .location { color: #444; }
-.card { font-family: monospace; font-size: .85em; color: #555; }
-.media.missing .mark { color: #a33; font-size: .85em; }
-details.history { font-size: .9em; color: #555; }
-mark { background: #ff6; }
-table.chats td, table.chats th { text-align: left; padding: .2rem .6rem .2rem 0; }
-.results { display: flex; flex-wrap: wrap; gap: 0 2rem; align-items: flex-start; }
-ol.hits { flex: 1 1 30rem; padding-left: 1.5rem; margin: 0; }
-li.hit { margin: 0 0 1rem; }
-li.hit p { margin: .15rem 0; overflow-wrap: anywhere; }
-.context { opacity: .7; font-size: .9em; }
-.facets { flex: 0 1 14rem; font-size: .9em; }
-.facets h2 { font-size: 1em; margin: .5rem 0 .2rem; }
-.facets ul { list-style: none; padding: 0; margin: 0; }
-.facets .count, .total { opacity: .7; }
-details.syntax { font-size: .9em; margin: .4rem 0; }
-details.syntax dd { margin: 0 0 .3rem 1rem; }
-nav.pages a { margin-right: 1rem; }
-@media (max-width: 40rem) {
-  .facets { order: -1; flex-basis: 100%; }
-  .facets ul li { display: inline; margin-right: .8rem; }
-}
-"""
+# The language of the pages' own words (messages carry their own direction, dir="auto").
+LANG = "en"
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# Kinds a month page shows as what they are; any other is labelled as unknown.
+SHOWN_KINDS = frozenset(
+    {"SAID", "EMOTED", "MEDIA", "FILES", "POSTEDCONTACTS", "SMS", "LOCATION", "CARD"}
+    | SYSTEM_TYPES
+    | set(MEMBER_EVENTS)
+)
+# The one stylesheet: no external assets (fonts, images), so a page works from a file share.
+STYLE_CSS = (files("chatchannels.publishers.templates") / "style.css").read_text(encoding="utf-8")
 
 
 def utc_text(moment: datetime) -> str:
@@ -67,20 +55,57 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _utc_time(moment: datetime) -> Markup:
-    return Markup(f'<time datetime="{utc_iso(moment)}">{utc_text(moment)}</time>')
+def _time(moment: datetime, shown: str) -> Markup:
+    """A time as people read it, with the exact UTC time as its title and datetime."""
+    return Markup(_time_html(moment, shown))
+
+
+def _time_html(moment: datetime, shown: str) -> str:
+    # One strftime for both UTC forms: a month page has two times a message.
+    iso = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f'<time datetime="{iso}" title="{iso[:10]} {iso[11:19]} UTC">{shown}</time>'
+
+
+def _local_time(zone: tzinfo, moment: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -> Markup:
+    return _time(moment, moment.astimezone(zone).strftime(fmt))
+
+
+def day_label(day: date) -> str:
+    return f"{day:%A}, {day.day} {day:%B %Y}"
+
+
+def month_label(month: str) -> str:
+    start, _ = paths.month_bounds(month)
+    return f"{start:%B %Y}"
+
+
+def _sighting_time(sighting: Sighting) -> Markup:
+    """The TIMESTAMP a desktop's Skype wrote, on its own clock and in its own time zone."""
+    moment = datetime.fromtimestamp(sighting.local_timestamp, UTC)
+    local = moment.astimezone(timezone(timedelta(seconds=sighting.tz_offset_s)))
+    return _time(moment, local.strftime("%Y-%m-%d %H:%M:%S %z"))
 
 
 def _anchor(message_id: str) -> str:
     return paths.message_anchor(message_id)
 
 
-def _markup(body_markup: str, media: Mapping[str, str], root: str) -> Markup:
-    return Markup(render_markup(body_markup, media, root))
+def _permalink(zone: tzinfo, message: Message, fmt: str) -> Markup:
+    """The message's time in `zone`, linking to the message itself."""
+    # message_anchor's alphabet ([a-z0-9._~()-]) needs no escaping in an attribute.
+    anchor = paths.message_anchor(message.id)
+    shown = message.posted_utc.astimezone(zone).strftime(fmt)
+    return Markup(
+        f'<a class="permalink" href="#{anchor}">{_time_html(message.posted_utc, shown)}</a>'
+    )
 
 
-def _body(message: Message, media: Mapping[str, str], root: str) -> Markup:
-    return Markup(body_html(message, media, root))
+def _markup(context: Context, body_markup: str) -> Markup:
+    return Markup(render_in(body_markup, context))
+
+
+def _body(context: Context, message: Message) -> Markup:
+    return Markup(body_html(message, context))
 
 
 def _finalize(value: object) -> object:
@@ -94,33 +119,62 @@ def _finalize(value: object) -> object:
 class ChatRow:
     name: str
     title: str
-    topic: str
     messages: int
     last_utc: datetime | None
     link: str
     feed: str
 
 
-class PageRenderer:
-    """Renders each kind of page to a string. One per publisher; holds the Jinja environment."""
+def calendar(
+    months: Sequence[MonthCount],
+) -> list[tuple[int, list[MonthCount | None], int]]:
+    """(year, its twelve months' counts or None, the year's total), every year from the
+    first month with messages to the last."""
+    if not months:
+        return []
+    by_month = {m.month: m for m in months}
+    first, last = int(months[0].month[:4]), int(months[-1].month[:4])
+    years = []
+    for year in range(first, last + 1):
+        cells = [by_month.get(f"{year:04}-{n:02}") for n in range(1, 13)]
+        years.append((year, cells, sum(c.messages for c in cells if c)))
+    return years
 
-    def __init__(self) -> None:
+
+class PageRenderer:
+    """Renders each kind of page to a string. One per publisher; holds the Jinja environment.
+    `time_zone` (the setting): where the pages' days and times are told."""
+
+    def __init__(self, time_zone_name: str = "UTC") -> None:
+        self.zone = time_zone(time_zone_name)
+        self.zone_name = "UTC" if self.zone is UTC else str(self.zone)
         self.env = Environment(
             loader=PackageLoader("chatchannels.publishers", "templates"),
             autoescape=True,
             undefined=StrictUndefined,
             finalize=_finalize,
             keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
         )
-        self.env.filters.update(utc_time=_utc_time, anchor=_anchor, markup=_markup, body=_body)
+        self.env.globals.update(lang=LANG, zone_name=self.zone_name)
+        self.env.filters.update(
+            local_time=partial(_local_time, self.zone),
+            utc_time=lambda moment: _time(moment, utc_text(moment)),
+            sighting_time=_sighting_time,
+            day_label=day_label,
+            anchor=_anchor,
+            permalink=partial(_permalink, self.zone),
+            markup=_markup,
+            body=_body,
+        )
 
     def site_index(self, chats: Sequence[ChatSummary]) -> str:
         here = "index.html"
         rows = [
             ChatRow(
                 name=c.name,
-                title=c.topic or c.name,
-                topic=c.topic,
+                title=c.title,
                 messages=c.messages,
                 last_utc=c.last_utc,
                 link=paths.relative_link(here, paths.chat_index_path(c.name)),
@@ -137,32 +191,43 @@ class PageRenderer:
         return self.env.get_template("chat_index.html").render(
             root=paths.relative_link(here, ""),
             chat=chat,
-            title=chat.topic or chat.name,
-            months=months,
+            title=chat.title,
+            years=calendar(months),
+            month_names=MONTH_NAMES,
             feed=paths.relative_link(here, paths.chat_feed_path(chat.name)),
         )
 
     def month_page(
         self,
-        chat: str,
+        chat: Chat,
         month: str,
         messages: Sequence[Message],
         prev_month: str | None,
         next_month: str | None,
         media: Mapping[str, str] | None = None,
+        thumbs: Collection[str] = frozenset(),
     ) -> str:
-        """`media`: docid -> sha256 of the archived files the messages show."""
-        # The title is the chat's name, not its topic, so a topic change does not have to
-        # re-render every month of the chat; the chat's index page carries the topic.
-        here = paths.month_page_path(chat, month)
+        """`media`: docid -> sha256 of the archived files the messages show; `thumbs`: the
+        sha256s of those the site has a thumbnail of. The page
+        depends on the chat's title (its topic, or its people's names): the site publisher
+        re-renders a chat's months when that changes."""
+        root = paths.relative_link(paths.month_page_path(chat.name, month), "")
         return self.env.get_template("month.html").render(
-            root=paths.relative_link(here, ""),
-            title=chat,
+            root=root,
+            title=chat.title,
+            chat=chat.name,
             month=month,
+            month_label=month_label(month),
             messages=messages,
+            days=conversation(messages, self.zone),
+            people=participants(messages),
+            shown_kinds=SHOWN_KINDS,
             prev_month=prev_month,
             next_month=next_month,
-            media=media or {},
+            # Event lines name people as the chat's page does (its members' display names).
+            context=Context(
+                media or {}, root, self.zone, thumbs, dict((*chat.named, *chat.members))
+            ),
         )
 
     def search_page(

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 DB_FILE = ".chatchannels-pages.db"
+# A pending month that stands for every month of the chat (its title changed).
+ALL_MONTHS = "*"
 
 
 class Placements:
@@ -31,7 +33,8 @@ class Placements:
             "CREATE TABLE IF NOT EXISTS placed (id TEXT PRIMARY KEY, chat TEXT NOT NULL,"
             " month TEXT NOT NULL)"
         )
-        # month '' stands for the chat's own pages (index and feed) alone.
+        # month '' stands for the chat's own pages (index and feed) alone, ALL_MONTHS for
+        # every month page it has.
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS pending (chat TEXT NOT NULL, month TEXT NOT NULL,"
             " PRIMARY KEY (chat, month))"
@@ -69,7 +72,8 @@ class Placements:
         self.db.commit()
 
     def pending(self) -> dict[str, list[str]]:
-        """The pending pages: chat -> its months (sorted; '' for the chat's own pages)."""
+        """The pending pages: chat -> its months (sorted; '' for the chat's own pages,
+        ALL_MONTHS for every month it has)."""
         found: dict[str, list[str]] = {}
         for chat, month in self.db.execute("SELECT chat, month FROM pending ORDER BY 1, 2"):
             found.setdefault(chat, []).append(month)

@@ -20,7 +20,16 @@ INDEX_DIR = ".search-index"
 # Changes per batch: as many as make the search index use its parallel writer.
 DEFAULT_BATCH = PARALLEL_BATCH
 # Everything the site publisher owns; --rebuild removes exactly these.
-SITE_OUTPUTS = ("chats", "feeds", "index.html", "style.css", STATE_FILE, DB_FILE, INDEX_DIR)
+SITE_OUTPUTS = (
+    "chats",
+    "feeds",
+    "thumbs",
+    "index.html",
+    "style.css",
+    STATE_FILE,
+    DB_FILE,
+    INDEX_DIR,
+)
 
 
 def index_dir(site_dir: Path) -> Path:
@@ -48,10 +57,13 @@ def publish(
     stop: threading.Event | None = None,
     media_dir: Path | None = None,
     metrics: PublisherMetrics | None = None,
+    time_zone: str = "UTC",
 ) -> list[CatchUp]:
     """Bring the site, feeds and search index up to date; with `once` return, else follow.
     With `media_dir`, the site's `media` link points at it (site.link_media). A full disk
-    under the site raises OutputFull (following, the catch-ups wait for space instead)."""
+    under the site raises OutputFull (following, the catch-ups wait for space instead).
+    `time_zone` is where the pages tell their times (a site already published in another
+    zone is an error unless `rebuild`)."""
     with output_full_as_error(), contextlib.ExitStack() as opened:
         if rebuild:
             clear_outputs(site_dir)
@@ -61,7 +73,7 @@ def publish(
         # Each is closed even when opening the next one fails (a stale index, bad state).
         publishers: list[Publisher] = []
         for open_publisher in (
-            lambda: SitePublisher(site_dir),
+            lambda: SitePublisher(site_dir, time_zone),
             lambda: SearchPublisher(WhooshBackend(index_dir(site_dir))),
         ):
             publishers.append(open_publisher())

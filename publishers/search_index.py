@@ -45,7 +45,7 @@ from chatchannels.publishers import paths, search_scoring
 from chatchannels.publishers.files import write_atomic
 from chatchannels.publishers.markup import body_text
 from chatchannels.publishers.model import Change, Message
-from chatchannels.publishers.names import chat_title, handles_in_name
+from chatchannels.publishers.names import chat_title
 from chatchannels.publishers.search_query import (
     AllOf,
     AnyOf,
@@ -67,7 +67,7 @@ from chatchannels.publishers.search_words import (
     pairs,
     without_compounds,
 )
-from chatchannels.publishers.store import chats_of_member, read_chat_titles, read_messages
+from chatchannels.publishers.store import chats_titled_by, read_chat_titles, read_messages
 
 STATE_FILE = ".chatchannels-index.json"
 TITLES_FILE = ".chatchannels-titles.json"
@@ -665,7 +665,5 @@ class SearchPublisher:
         known = self.backend.titles()
         chats = {c.key for c in changes if c.kind == "chat"}
         chats.update(m.chat for m in messages if m.chat not in known)
-        for handle in {c.key for c in changes if c.kind == "user"}:
-            chats.update(chats_of_member(conn, handle))
-            chats.update(name for name in known if handle in handles_in_name(name))
+        chats.update(chats_titled_by(conn, {c.key for c in changes if c.kind == "user"}))
         return chats

@@ -39,6 +39,7 @@ from chatchannels.publishers.search_index import (
     WhooshBackend,
 )
 from chatchannels.publishers.search_query import QueryError
+from chatchannels.publishers.site import site_time_zone
 
 log = logging.getLogger(__name__)
 SECURITY_HEADERS = {
@@ -85,7 +86,8 @@ class SearchService:
     def __init__(self, site_dir: Path) -> None:
         self.site_dir = site_dir
         self.backend: SearchBackend | None = None
-        self.renderer = PageRenderer()
+        # Times on the search page in the zone the site's pages use (its state says which).
+        self.renderer = PageRenderer(site_time_zone(site_dir) or "UTC")
 
     def search(self, query: str, sort: str, limit: int, offset: int = 0):
         if self.backend is None:

@@ -1,19 +1,22 @@
 """The static site publisher: HTML pages and Atom feeds under the site folder.
 
 A batch of changes names the pages it touches: a message change touches its (chat, month)
-page and archive, its chat's index page and current feed; a chat change touches the chat's
-index; a user change the index of every chat the user is a member of. The site index and the
-whole-archive feed follow every batch. When a month appears or disappears, its neighbouring
-months are re-rendered too, because their prev/next links changed. Nothing else is
-re-rendered, and every page is a function of the store alone, so publishing incrementally
-and publishing from zero give the same files (tests/integration/publishers/test_site.py).
+page and archive, its chat's index page (the calendar of months) and current feed. Every page
+of a chat carries its title (names.chat_title: its topic, else its people's names), so a chat
+change, or a user change of someone the title may name (store.chats_titled_by), touches all
+of that chat's pages. The site index and the whole-archive feed follow every batch. When a
+month appears or disappears, its neighbouring months are re-rendered too, because their
+prev/next links changed. Nothing else is re-rendered, and every page is a function of the
+store alone, so publishing incrementally and publishing from zero give the same files
+(tests/integration/publishers/test_site.py).
 
 Beside each month page lies its manifest (`<month>.manifest.json`, manifests.py): the
 digest of the month's canonical history, written and removed with the page.
 
 Where each message was published is kept in `.chatchannels-pages.db` (placements.py), so a
 message that moves leaves its old page. The watermark lives in the site
-(`.chatchannels-site.json`), written after the pages and placements.
+(`.chatchannels-site.json`), written after the pages and placements, with the time zone the
+pages tell their times in: a site is in one zone, so another zone needs --rebuild.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from chatchannels.publishers.files import (
 )
 from chatchannels.publishers.model import Change, Chat, MonthCount
 from chatchannels.publishers.pages import STYLE_CSS, PageRenderer
-from chatchannels.publishers.placements import Placements
+from chatchannels.publishers.placements import ALL_MONTHS, Placements
+from chatchannels.publishers.thumbnails import ensure_thumbnails
 
 STATE_FILE = ".chatchannels-site.json"
 # The site's link to the archive of imported media (settings' media_dir), which lives
@@ -51,10 +55,11 @@ class SiteStateError(ValueError):
 class SitePublisher:
     name = "site"
 
-    def __init__(self, site_dir: Path) -> None:
+    def __init__(self, site_dir: Path, time_zone: str = "UTC") -> None:
         self.site_dir = site_dir
+        self.time_zone = time_zone
         remove_stale_temps(site_dir)
-        self.renderer = PageRenderer()
+        self.renderer = PageRenderer(time_zone)
         self.placements = Placements(site_dir)
         self.pages_written = 0
 
@@ -69,12 +74,20 @@ class SitePublisher:
                 " publish with --rebuild to start over"
             ) from exc
         try:
-            return int(state["change_seq"])
+            seq = int(state["change_seq"])
         except (KeyError, TypeError, ValueError) as exc:
             raise SiteStateError(
                 f"site state {self.site_dir / STATE_FILE} has no change_seq;"
                 " publish with --rebuild to start over"
             ) from exc
+        rendered_in = state.get("time_zone", "UTC")
+        if seq and rendered_in != self.time_zone:
+            raise SiteStateError(
+                f"the site {self.site_dir} tells its times in {rendered_in!r} and the time_zone"
+                f" setting is {self.time_zone!r}; publish with --rebuild to re-render every page"
+                " in the new zone"
+            )
+        return seq
 
     def idle(self) -> None:
         pass
@@ -86,15 +99,14 @@ class SitePublisher:
         months: set[tuple[str, str]] = set()
         chats: set[str] = set()
         message_ids = sorted({c.key for c in changes if c.kind == "message"})
+        retitled = {c.key for c in changes if c.kind == "chat"}
+        retitled.update(store.chats_titled_by(conn, {c.key for c in changes if c.kind == "user"}))
         for change in changes:
             if change.kind == "message" and change.chat is not None:
                 chats.add(change.chat)
                 if change.posted_utc is not None:
                     months.add((change.chat, paths.month_of(change.posted_utc)))
-            elif change.kind == "chat":
-                chats.add(change.key)
-            elif change.kind == "user":
-                chats.update(store.chats_of_member(conn, change.key))
+        months.update((chat, ALL_MONTHS) for chat in retitled)
         # Where each changed message was published before and where it is now: a message
         # that moved month (or chat) must leave its old page.
         before = self.placements.lookup(message_ids)
@@ -110,7 +122,8 @@ class SitePublisher:
             (id_ for id_ in message_ids if id_ not in now),
             [*months, *((chat, "") for chat in chats)],
         )
-        self._write(STATE_FILE, json.dumps({"change_seq": changes[-1].seq}).encode() + b"\n")
+        state = {"change_seq": changes[-1].seq, "time_zone": self.time_zone}
+        self._write(STATE_FILE, json.dumps(state).encode() + b"\n")
 
     def caught_up(self, conn: psycopg.Connection) -> None:
         """Render the pages the batches since the last catch-up touched (placements.py)."""
@@ -129,57 +142,82 @@ class SitePublisher:
     def _publish_chat(self, conn: psycopg.Connection, chat: str, touched: list[str]) -> None:
         counts = store.read_months(conn, chat)
         months = [c.month for c in counts]
+        if ALL_MONTHS in touched:
+            touched = sorted({*months, *(m for m in touched if m != ALL_MONTHS)})
         render = set(touched)
         for month in touched:
             if (month in months) != file_exists(self.site_dir, paths.month_page_path(chat, month)):
                 render.update(m for m in _neighbours(months, month) if m is not None)
+        row = store.read_chat(conn, chat)
+        info = row or store.chat_without_row(conn, chat)
         for month in sorted(render):
-            self._publish_month(conn, chat, month, months)
-        self._publish_chat_index(conn, chat, counts)
+            self._publish_month(conn, info, month, months)
+        self._publish_chat_index(conn, info, row is not None, counts)
 
     def _publish_month(
-        self, conn: psycopg.Connection, chat: str, month: str, months: list[str]
+        self, conn: psycopg.Connection, chat: Chat, month: str, months: list[str]
     ) -> None:
-        page, archive = paths.month_page_path(chat, month), paths.archive_feed_path(chat, month)
-        manifest = paths.month_manifest_path(chat, month)
+        page = paths.month_page_path(chat.name, month)
+        archive = paths.archive_feed_path(chat.name, month)
+        manifest = paths.month_manifest_path(chat.name, month)
         if month not in months:
             remove_file(self.site_dir, page)
             remove_file(self.site_dir, archive)
             remove_file(self.site_dir, manifest)
             return
-        messages = store.read_month(conn, chat, month)
+        messages = store.read_month(conn, chat.name, month)
         media = store.read_media(conn, messages)
+        thumbs = ensure_thumbnails(self.site_dir, self.site_dir / MEDIA_LINK, media.values())
         prev_month, next_month = _neighbours(months, month)
-        self._write(
-            page,
-            self.renderer.month_page(chat, month, messages, prev_month, next_month, media).encode(),
+        html = self.renderer.month_page(
+            chat, month, messages, prev_month, next_month, media, thumbs
         )
-        self._write(archive, feeds.archive_feed(chat, month, messages, prev_month, media))
+        self._write(page, html.encode())
         self._write(
-            manifest, manifests.encode_manifest(manifests.month_manifest(chat, month, messages))
+            archive,
+            feeds.archive_feed(chat.name, month, messages, prev_month, media, title=chat.title),
+        )
+        self._write(
+            manifest,
+            manifests.encode_manifest(manifests.month_manifest(chat.name, month, messages)),
         )
 
     def _publish_chat_index(
-        self, conn: psycopg.Connection, chat: str, counts: list[MonthCount]
+        self, conn: psycopg.Connection, chat: Chat, has_row: bool, counts: list[MonthCount]
     ) -> None:
-        row = store.read_chat(conn, chat)
-        if row is None and not counts:
-            remove_file(self.site_dir, paths.chat_index_path(chat))
-            remove_file(self.site_dir, paths.chat_feed_path(chat))
+        if not has_row and not counts:
+            remove_file(self.site_dir, paths.chat_index_path(chat.name))
+            remove_file(self.site_dir, paths.chat_feed_path(chat.name))
             return
-        info = row or Chat(chat, "", ())
-        self._write(paths.chat_index_path(chat), self.renderer.chat_index(info, counts).encode())
-        latest = store.read_latest(conn, chat, feeds.CURRENT_ENTRIES)
+        self._write(
+            paths.chat_index_path(chat.name), self.renderer.chat_index(chat, counts).encode()
+        )
+        latest = store.read_latest(conn, chat.name, feeds.CURRENT_ENTRIES)
         newest = counts[-1].month if counts else None
         media = store.read_media(conn, latest)
-        self._write(paths.chat_feed_path(chat), feeds.chat_feed(chat, latest, newest, media))
+        self._write(
+            paths.chat_feed_path(chat.name),
+            feeds.chat_feed(chat.name, latest, newest, media, title=chat.title),
+        )
 
     def _publish_top(self, conn: psycopg.Connection) -> None:
         self._write("style.css", STYLE_CSS.encode())
         summaries = store.read_chat_summaries(conn)
         self._write("index.html", self.renderer.site_index(summaries).encode())
         latest = store.read_latest(conn, None, feeds.CURRENT_ENTRIES)
-        self._write(paths.ALL_FEED_PATH, feeds.all_feed(latest, store.read_media(conn, latest)))
+        titles = {s.name: s.title for s in summaries}
+        self._write(
+            paths.ALL_FEED_PATH, feeds.all_feed(latest, store.read_media(conn, latest), titles)
+        )
+
+
+def site_time_zone(site_dir: Path) -> str | None:
+    """The time zone a published site tells its times in; None if it has no readable state."""
+    try:
+        state = json.loads((site_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state.get("time_zone", "UTC") if isinstance(state, dict) else None
 
 
 def read_site_manifests(site_dir: Path) -> dict[tuple[str, str], str]:

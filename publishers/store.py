@@ -6,7 +6,7 @@ what is rendered from them depends on the store's contents alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 import psycopg
@@ -18,8 +18,9 @@ from chatchannels.publishers.model import (
     Message,
     MonthCount,
     Revision,
+    Sighting,
 )
-from chatchannels.publishers.names import chat_title, handles_in_name
+from chatchannels.publishers.names import handles_in_name
 from chatchannels.publishers.paths import month_bounds
 
 MESSAGE_COLUMNS = (
@@ -89,19 +90,20 @@ def _with_history(conn: psycopg.Connection, messages: list[Message]) -> list[Mes
         (ids,),
     ):
         revisions.setdefault(message_id, []).append(Revision(*rest))
-    hosts = dict(
-        conn.execute(
-            "SELECT message_id, array_agg(DISTINCT host ORDER BY host) FROM observations"
-            " WHERE message_id = ANY(%s) GROUP BY message_id",
-            (ids,),
-        ).fetchall()
-    )
+    sightings: dict[str, list[Sighting]] = {}
+    for message_id, *rest in conn.execute(
+        "SELECT message_id, host, local_id, local_timestamp, tz_offset_s FROM observations"
+        " WHERE message_id = ANY(%s) ORDER BY message_id, host, local_id",
+        (ids,),
+    ):
+        sightings.setdefault(message_id, []).append(Sighting(*rest))
     return [
         Message(
             **{
                 **{f: getattr(m, f) for f in m.__dataclass_fields__},
                 "revisions": tuple(revisions.get(m.id, ())),
-                "hosts": tuple(hosts.get(m.id, ())),
+                "hosts": tuple(dict.fromkeys(s.host for s in sightings.get(m.id, ()))),
+                "sightings": tuple(sightings.get(m.id, ())),
             }
         )
         for m in messages
@@ -139,56 +141,94 @@ def read_latest(conn: psycopg.Connection, chat: str | None, limit: int) -> list[
     return _messages(rows)
 
 
+def _display_names(conn: psycopg.Connection, handles: Iterable[str]) -> dict[str, str]:
+    wanted = sorted(set(handles))
+    if not wanted:
+        return {}
+    return dict(
+        conn.execute(
+            "SELECT handle, display_name FROM users WHERE handle = ANY(%s)", (wanted,)
+        ).fetchall()
+    )
+
+
+def _chat(name: str, topic: str, members: Sequence[str], names: dict[str, str]) -> Chat:
+    return Chat(
+        name,
+        topic,
+        tuple((h, names.get(h, "")) for h in sorted(set(members))),
+        tuple((h, names.get(h, "")) for h in handles_in_name(name)),
+    )
+
+
 def read_chat(conn: psycopg.Connection, name: str) -> Chat | None:
-    """The chat's row with its members' display names; None when the store has no row."""
+    """The chat's row with its members' display names and those of the people its id names
+    (what names.chat_title needs); None when the store has no row."""
     row = conn.execute("SELECT topic, members FROM chats WHERE name = %s", (name,)).fetchone()
     if row is None:
         return None
     topic, members = row
-    names = dict(
-        conn.execute(
-            "SELECT handle, display_name FROM users WHERE handle = ANY(%s)", (members,)
-        ).fetchall()
-    )
-    return Chat(name, topic, tuple((h, names.get(h, "")) for h in sorted(set(members))))
+    return _chat(name, topic, members, _display_names(conn, [*members, *handles_in_name(name)]))
+
+
+def chat_without_row(conn: psycopg.Connection, name: str) -> Chat:
+    """A chat the store has messages of but no row for (no desktop read the chat itself):
+    no topic or members, and the people its id names, so that it still has a title."""
+    return _chat(name, "", (), _display_names(conn, handles_in_name(name)))
 
 
 def read_chat_titles(conn: psycopg.Connection, names: Sequence[str]) -> dict[str, str]:
-    """Each chat's title (names.chat_title) from its row and its people's display names,
-    in two queries for any number of chats."""
-    rows = dict(
-        conn.execute(
-            "SELECT name, (topic, members) FROM chats WHERE name = ANY(%s)", (list(names),)
+    """Each chat's title (Chat.title), in two queries for any number of chats."""
+    rows = {
+        name: (topic, members)
+        for name, topic, members in conn.execute(
+            "SELECT name, topic, members FROM chats WHERE name = ANY(%s)", (list(names),)
         ).fetchall()
+    }
+    people = _display_names(
+        conn,
+        (h for name in names for h in (*rows.get(name, ("", []))[1], *handles_in_name(name))),
     )
-    handles = {h for _, members in rows.values() for h in members}
-    handles.update(h for name in names for h in handles_in_name(name))
-    shown = dict(
-        conn.execute(
-            "SELECT handle, display_name FROM users WHERE handle = ANY(%s)", (sorted(handles),)
-        ).fetchall()
-    )
-    titles = {}
-    for name in names:
-        topic, members = rows.get(name, ("", []))
-        people = [(h, shown.get(h, "")) for h in sorted(set(members))]
-        titles[name] = chat_title(name, topic, people, shown)
-    return titles
+    return {name: _chat(name, *rows.get(name, ("", [])), people).title for name in names}
 
 
 def read_chat_summaries(conn: psycopg.Connection) -> list[ChatSummary]:
-    """Every chat that has a row or a message, by name."""
+    """Every chat that has a row or a message, by name, with its title."""
     rows = conn.execute(
         "WITH counted AS (SELECT chat, count(*) AS n, max(posted_utc) AS last"
         "  FROM messages GROUP BY chat)"
-        " SELECT coalesce(c.name, m.chat), coalesce(c.topic, ''), coalesce(m.n, 0), m.last"
+        " SELECT coalesce(c.name, m.chat), coalesce(c.topic, ''), coalesce(c.members, '{}'),"
+        " coalesce(m.n, 0), m.last"
         " FROM chats c FULL JOIN counted m ON m.chat = c.name ORDER BY 1"
     ).fetchall()
-    return [ChatSummary(*row) for row in rows]
+    names = _display_names(
+        conn, (h for name, _, members, *_ in rows for h in (*members, *handles_in_name(name)))
+    )
+    return [
+        ChatSummary(name, topic, n, last, _chat(name, topic, members, names).title)
+        for name, topic, members, n, last in rows
+    ]
 
 
-def chats_of_member(conn: psycopg.Connection, handle: str) -> list[str]:
-    rows = conn.execute(
-        "SELECT name FROM chats WHERE %s = ANY(members) ORDER BY name", (handle,)
+def chats_titled_by(conn: psycopg.Connection, handles: Collection[str]) -> list[str]:
+    """The chats whose title may show these people's names: those they are members of, and
+    those whose id names them (a chat without a row is titled by its id's people)."""
+    if not handles:
+        return []
+    wanted = sorted(set(handles))
+    members = conn.execute(
+        "SELECT name FROM chats WHERE members && %s::text[]", (wanted,)
     ).fetchall()
-    return [row[0] for row in rows]
+    # Every chat name, from the rows and from the messages: a loose index scan of
+    # messages_chat_time, one probe a chat, instead of reading every message.
+    names = conn.execute(
+        "WITH RECURSIVE c(chat) AS ("
+        "  (SELECT chat FROM messages ORDER BY chat LIMIT 1)"
+        "  UNION ALL SELECT (SELECT m.chat FROM messages m WHERE m.chat > c.chat"
+        "   ORDER BY m.chat LIMIT 1) FROM c WHERE c.chat IS NOT NULL)"
+        " SELECT chat FROM c WHERE chat IS NOT NULL UNION SELECT name FROM chats"
+    ).fetchall()
+    return sorted(
+        {row[0] for row in members}
+        | {row[0] for row in names if set(handles_in_name(row[0])) & set(wanted)}
+    )

@@ -12,6 +12,8 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v runuser >/dev/null || missing+=(util-linux)
 # The publishers' security tests load every page in a real headless browser.
 command -v chromium >/dev/null || missing+=(chromium)
+# An emoji font, so the screenshots the browser tests write show emoji as people see them.
+[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -87,11 +87,14 @@ class StoreSeeder:
         author_name: str = "",
         type: str = "SAID",
         hosts: Iterable[str] = ("alice-pc",),
+        users: Sequence[str] = (),
+        media: Sequence[str] = (),
     ) -> Seeded:
+        """`users`: whom a member event is about; `media`: the docids its body shows."""
         seq = self._change("message", id, chat, posted_utc)
         self.conn.execute(
             "INSERT INTO messages (id, chat, author, author_name, posted_utc, type, body,"
-            " body_markup, change_seq) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            " body_markup, change_seq, users, media) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
             (
                 id,
                 chat,
@@ -102,6 +105,8 @@ class StoreSeeder:
                 markup_to_text(body_markup),
                 body_markup,
                 seq,
+                list(users),
+                list(media),
             ),
         )
         self.conn.execute(
@@ -116,6 +121,14 @@ class StoreSeeder:
                 (host, f"{id}-{n}", id, int(posted_utc.timestamp()), posted_utc, n),
             )
         return Seeded(id, chat, posted_utc)
+
+    def media_file(self, docid: str, sha256: str | None, name: str, size: int | None) -> None:
+        """A media row, as an import records a shared file (sha256 None: content missing)."""
+        self.conn.execute(
+            "INSERT INTO media (docid, sha256, name, size) VALUES (%s,%s,%s,%s)"
+            " ON CONFLICT (docid) DO UPDATE SET sha256 = EXCLUDED.sha256",
+            (docid, sha256, name, size),
+        )
 
     def _next_revision(self, id: str) -> int:
         return self.conn.execute(

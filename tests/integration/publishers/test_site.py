@@ -15,7 +15,7 @@ from chatchannels.publishers import paths
 from chatchannels.publishers.changes import run_publishers
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.publishing import publish as run_publish
-from chatchannels.publishers.site import STATE_FILE, SitePublisher
+from chatchannels.publishers.site import STATE_FILE, SitePublisher, SiteStateError
 from chatchannels.replay_wiring import PUBLISHED_SITE
 from tests.support.publishers_seeding import StoreSeeder
 
@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 LEGACY = "#alice/$bob;a7ab1234"
 OTHER = "#carol/$dave;ff00"
+NO_ROW = "#frank/$gina;beef"  # messages only: its title comes from the people its id names
 
 
 def t(month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:
@@ -71,6 +72,7 @@ def seed_first_state(s: StoreSeeder) -> None:
     s.message("m03", LEGACY, "alice", t(5, 1), "May message", "Alice A.")
     # Typed on a desktop: stored as Skype's XML would hold it, and shown as typed.
     s.message("m04", OTHER, "carol", t(5, 2), "&lt;script&gt;alert(1)&lt;/script&gt;", "Carol")
+    s.message("m09", NO_ROW, "frank", t(4, 9), "no row for this chat", "Frank")
 
 
 def seed_more(s: StoreSeeder) -> None:
@@ -87,6 +89,7 @@ def seed_even_more(s: StoreSeeder) -> None:
     s.chat(LEGACY, "New topic", ["alice", "bob", "erin"])
     s.user("erin", "Erin")
     s.user("alice", "Alice Renamed")
+    s.user("gina", "Gina G.")  # names a chat without a row: its pages' title changes
     s.chat("empty chat", "", [])
     s.edit("m03", "May message, edited", "alice", t(5, 9))
     s.move("m05", t(8, 2))  # a re-corrected clock moves July's only message into August
@@ -108,6 +111,14 @@ def test_incremental_publishing_equals_publishing_from_zero(seeder, pg_dsn, tmp_
     assert 'href="2006-08.html"' in may and "2006-06" not in may
     assert not (full / paths.month_page_path(LEGACY, "2006-07")).exists()
     assert 'id="m-m05"' in (full / paths.month_page_path(LEGACY, "2006-08")).read_text()
+    # Every page of a chat carries its title, and a closed month follows a title change.
+    april = (full / paths.month_page_path(LEGACY, "2006-04")).read_text()
+    assert "<title>New topic · April 2006 · Chat Channels</title>" in april
+    no_row = (full / paths.month_page_path(NO_ROW, "2006-04")).read_text()
+    assert "<h1><bdi>frank &amp; Gina G.</bdi>" in no_row
+    assert "<bdi>frank &amp; Gina G.</bdi>" in (full / "index.html").read_text()
+    other = (full / paths.chat_index_path(OTHER)).read_text()
+    assert "<title>carol &amp; dave · Chat Channels</title>" in other
 
 
 def test_publishing_again_with_nothing_new_changes_nothing(seeder, pg_dsn, tmp_path):
@@ -147,7 +158,7 @@ def test_a_catch_up_in_many_batches_renders_each_page_once(seeder, pg_dsn, tmp_p
     render = SitePublisher._publish_month
 
     def counting(self, conn, chat, month, months):
-        rendered.append((chat, month))
+        rendered.append((chat.name, month))
         render(self, conn, chat, month, months)
 
     monkeypatch.setattr(SitePublisher, "_publish_month", counting)
@@ -167,10 +178,14 @@ def test_pages_show_history_deletions_hosts_and_escape_everything(seeder, pg_dsn
     publish(pg_dsn, tmp_path)
     april = (tmp_path / paths.month_page_path(LEGACY, "2006-04")).read_text()
     assert 'id="m-m01"' in april and 'href="#m-m01"' in april
-    assert '<time datetime="2006-04-03T12:00:00Z">2006-04-03 12:00:00 UTC</time>' in april
+    assert (
+        '<time datetime="2006-04-03T12:00:00Z" title="2006-04-03 12:00:00 UTC">12:00</time>'
+    ) in april
     assert "hello <i>bob</i>, edited" in april and "hello <b>bob</b> &amp; all" in april
     assert "Message deleted by <bdi>bob</bdi>" in april
-    assert "<bdi>alice-pc</bdi>" in april and "<bdi>bob-pc</bdi>" in april
+    # Provenance, folded: each desktop's copy with its local id.
+    assert "<li><bdi>bob-pc</bdi>: local id <code><bdi>m02-0</bdi></code>" in april
+    assert "<li><bdi>alice-pc</bdi>: local id <code><bdi>m02-1</bdi></code>" in april
     assert 'href="../../style.css"' in april and 'href="../../index.html"' in april
     may = (tmp_path / paths.month_page_path(OTHER, "2006-05")).read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in may and "<script>" not in may
@@ -225,3 +240,20 @@ def test_a_replayed_site_keeps_the_media_link_of_the_live_one(seeder, pg_dsn, tm
     # A live publisher going on in the swapped site finds its link as it left it.
     run_publish(pg_dsn, site, once=True, media_dir=media)
     assert os.readlink(site / "media") == str(media)
+
+
+def test_a_site_is_in_one_time_zone_and_another_needs_a_rebuild(seeder, pg_dsn, tmp_path):
+    seed_first_state(seeder)
+    run_publish(pg_dsn, tmp_path, once=True, time_zone="Europe/Tallinn")
+    april = tmp_path / paths.month_page_path(LEGACY, "2006-04")
+    assert 'title="2006-04-03 12:00:00 UTC">15:00</time>' in april.read_text()
+    with pytest.raises(SiteStateError, match=r"'Europe/Tallinn'.*'UTC'.*--rebuild"):
+        run_publish(pg_dsn, tmp_path, once=True)
+    run_publish(pg_dsn, tmp_path, once=True, rebuild=True)
+    assert 'title="2006-04-03 12:00:00 UTC">12:00</time>' in april.read_text()
+    # A replay rebuilds the site in the live site's zone, so its swap changes no time.
+    run_publish(pg_dsn, tmp_path, once=True, rebuild=True, time_zone="Asia/Tokyo")
+    swap = rebuild_site(pg_dsn, "public", tmp_path, "s2", PUBLISHED_SITE)
+    built = (swap.built / paths.month_page_path(LEGACY, "2006-04")).read_text()
+    swap.commit()
+    assert 'title="2006-04-03 12:00:00 UTC">21:00</time>' in built

@@ -14,7 +14,7 @@ from chatchannels.processors.richtext import SKYPE_XML, TEXT
 from chatchannels.processors.rows import message_row, revision_rows
 from chatchannels.processors.snapshots import dump_value, load_value
 from chatchannels.publishers import feeds
-from chatchannels.publishers.model import Message, Revision
+from chatchannels.publishers.model import Chat, Message, Revision
 from chatchannels.publishers.pages import PageRenderer
 from chatchannels.publishers.search_index import SearchDocument
 from tests.support.processor_events import CHAT, T0, Host
@@ -50,8 +50,8 @@ def test_a_code_snippet_from_a_desktop_is_kept_exactly_everywhere() -> None:
     assert entry.title == f"Bob: {CODE}"
     escaped_once = CODE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert entry.content[0].value == f"<div>{escaped_once}</div>"
-    page = PageRenderer().month_page(CHAT, "2023-11", [message], None, None)
-    assert f'<div class="body">{escaped_once}</div>' in page
+    page = PageRenderer().month_page(Chat(CHAT, "", ()), "2023-11", [message], None, None)
+    assert f'<div class="body" dir="auto">{escaped_once}</div>' in page
     assert "<b>not bold</b>" not in page
 
 

@@ -206,13 +206,14 @@ def test_kinds_render_as_what_they_are() -> None:
     )
     # The store does not map media to archived files yet: shown as missing, with its name.
     assert render_markup(PICTURE) == (
-        '<span class="media missing"><bdi>holiday &amp; beach.png</bdi> (105.7 KB) '
-        '<span class="mark">(file not archived)</span></span>'
+        '<span class="media missing"><bdi>holiday &amp; beach.png</bdi>'
+        ' <span class="facts">(PNG picture, 105.7 KB)</span>'
+        ' <span class="mark">(file not archived)</span></span>'
     )
     sha = "0f" * 32
     assert render_markup(PICTURE, {"0-weu-d1-abc": sha}) == (
         f'<a class="media" href="/media/0f/{sha}" rel="nofollow noopener noreferrer">'
-        "<bdi>holiday &amp; beach.png</bdi> (105.7 KB)</a>"
+        '<bdi>holiday &amp; beach.png</bdi> <span class="facts">(PNG picture, 105.7 KB)</span></a>'
     )
     events = {
         "<addmember><initiator>8:a</initiator><target>8:b</target><target>8:live:c</target>"

@@ -55,7 +55,12 @@ def elements(html: str) -> _Elements:
     ("source", "html"),
     [
         ("<b>bold</b> <i>it</i> <s>gone</s>", "<b>bold</b> <i>it</i> <s>gone</s>"),
-        ('<ss type="smile">:)</ss>', '<span class="emoticon" title="smile">:)</span>'),
+        (
+            '<ss type="smile">:)</ss>',
+            '<span class="emoticon emoji" title="smile" role="img" aria-label="smile">'
+            "\U0001f642</span>",
+        ),
+        ('<ss type="nosuch">(x)</ss>', '<span class="emoticon" title="nosuch">(x)</span>'),
         ("&apos;q&apos; &amp; &lt;b&gt;", "&#x27;q&#x27; &amp; &lt;b&gt;"),
         (
             '<a href="https://example.org/a?b=1&amp;c=2">site</a>',
@@ -68,10 +73,15 @@ def elements(html: str) -> _Elements:
         (
             '<quote authorname="Bob" timestamp="1"><legacyquote>[1] Bob: </legacyquote>old'
             "<legacyquote>\n\n&lt;&lt;&lt; </legacyquote></quote>new",
-            '<blockquote class="quote"><cite><bdi>Bob</bdi></cite> old</blockquote>new',
+            '<blockquote class="quote"><cite><bdi>Bob</bdi>, <time datetime="1970-01-01T00:00:01Z"'
+            ' title="1970-01-01 00:00:01 UTC">1970-01-01 00:00</time></cite> old</blockquote>new',
         ),
         ('text<e_m ts="1" a="bob" t="61"/>', "text"),
-        ('<flag country="ee" alt="EE">ee</flag>', "EE"),
+        (
+            '<flag country="ee" alt="EE">ee</flag>',
+            '<span class="emoji" title="EE" role="img" aria-label="EE">\U0001f1ea\U0001f1ea</span>',
+        ),
+        ('<flag country="x1" alt="X1">x1</flag>', "X1"),
         # A tag Skype wrote but we do not know shows its text (the SkypeKit rule); a tag a
         # person typed reaches us escaped, and shows as typed.
         ("<script>alert(1)</script>", "alert(1)"),

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from html import escape
 
 import feedparser
 
 from chatchannels.publishers import feeds
-from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount, Revision
+from chatchannels.publishers.model import (
+    Chat,
+    ChatSummary,
+    Message,
+    MonthCount,
+    Revision,
+    Sighting,
+)
 from chatchannels.publishers.pages import PageRenderer
 
 CHAT = "#alice/$bob;a7ab"
 POSTED = datetime(2006, 5, 1, 12, 0, tzinfo=UTC)
 EDITED = datetime(2006, 5, 2, 8, 30, tzinfo=UTC)
+CHAT_ROW = Chat(CHAT, "", (), (("alice", "Alice"), ("bob", "Bob")))
 
 
 def message(id="m1", body="hi <b>there</b>", **changes):
@@ -30,6 +39,7 @@ def message(id="m1", body="hi <b>there</b>", **changes):
         deleted=False,
         revisions=(Revision(0, body, None, None, False),),
         hosts=("alice-pc",),
+        sightings=(Sighting("alice-pc", f"{id}-0", int(POSTED.timestamp()), 0),),
     )
     values.update(changes)
     return Message(**values)
@@ -46,31 +56,42 @@ def test_month_page_has_anchors_times_history_tombstones_and_hosts():
             Revision(1, "new <i>text</i>", "alice", EDITED, False),
         ),
         hosts=("alice-pc", "bob-pc"),
+        sightings=(
+            Sighting("alice-pc", "m1-0", 1146484800, 7200),
+            Sighting("bob-pc", "m1-1", 1146484847, 0),
+        ),
     )
     deleted = message("m2", "", deleted=True, edited_utc=EDITED, edited_by="bob", author="bob")
     emote = message("m3", "waves", type="EMOTED")
-    html = PageRenderer().month_page(CHAT, "2006-05", [edited, deleted, emote], "2006-04", None)
+    html = PageRenderer().month_page(CHAT_ROW, "2006-05", [edited, deleted, emote], "2006-04", None)
     assert '<article class="message edited" id="m-m1">' in html
-    assert '<time datetime="2006-05-01T12:00:00Z">2006-05-01 12:00:00 UTC</time>' in html
+    # The first message of a run has its time in the run's header (the next ones their own:
+    # test_month_page_browser.py).
+    assert (
+        '<a class="permalink" href="#m-m1"><time datetime="2006-05-01T12:00:00Z"'
+        ' title="2006-05-01 12:00:00 UTC">12:00</time></a>'
+    ) in html
     assert "new <i>text</i>" in html and "old text" in html and "History (2 versions)" in html
-    assert '<bdi>alice-pc</bdi></span>, <span class="host"><bdi>bob-pc</bdi>' in html
+    assert html.count('<details class="provenance">') == 3  # folded, one per message
+    assert "<li><bdi>bob-pc</bdi>: local id <code><bdi>m1-1</bdi></code>" in html
     assert "Message deleted by <bdi>bob</bdi> at" in html
     assert '<span class="emote"><bdi>Alice</bdi></span> waves' in html
     assert 'href="2006-04.html"' in html and "→" not in html
-    assert 'href="../../style.css"' in html
+    assert 'href="../../style.css"' in html and '<html lang="en">' in html
+    assert "<title>Alice &amp; Bob · May 2006 · Chat Channels</title>" in html
 
 
 def test_every_field_is_escaped():
     evil = "<script>x()</script>\"'"
     html = PageRenderer().month_page(
-        evil,
+        Chat(evil, evil, ((evil, evil),)),
         "2006-05",
         [message(author=evil, author_name=evil, hosts=(evil,), body=evil)],
         None,
         None,
     )
     assert "<script>" not in html
-    index = PageRenderer().site_index([ChatSummary(evil, evil, 1, POSTED)])
+    index = PageRenderer().site_index([ChatSummary(evil, evil, 1, POSTED, evil)])
     assert "<script>" not in index and "&lt;script&gt;" in index
     chat = PageRenderer().chat_index(Chat(evil, evil, ((evil, evil),)), [MonthCount("2006-05", 1)])
     assert "<script>" not in chat
@@ -78,8 +99,8 @@ def test_every_field_is_escaped():
 
 def test_rendering_is_a_function_of_its_inputs():
     renderer = PageRenderer()
-    first = renderer.month_page(CHAT, "2006-05", [message()], None, None)
-    assert PageRenderer().month_page(CHAT, "2006-05", [message()], None, None) == first
+    first = renderer.month_page(CHAT_ROW, "2006-05", [message()], None, None)
+    assert PageRenderer().month_page(CHAT_ROW, "2006-05", [message()], None, None) == first
 
 
 def test_feeds_parse_and_carry_tag_ids_and_real_update_times():
@@ -115,6 +136,8 @@ def test_current_and_whole_archive_feeds():
     assert {link.rel: link.href for link in current.feed.links}["prev-archive"] == (
         "(alice)~24bob~3Ba7ab/2006-05.atom"
     )
+    everything = feedparser.parse(feeds.all_feed([message()], None, {CHAT: "Alice & Bob"}))
+    assert everything.entries[0].title == "Alice in Alice & Bob: hi <b>there</b>"
     empty = feedparser.parse(feeds.all_feed([]))
     assert not empty.bozo and empty.feed.updated == "1970-01-01T00:00:00+00:00"
     assert feeds.all_feed([message()]) == feeds.all_feed([message()])
@@ -133,11 +156,14 @@ def test_kinds_and_unknown_types_show_as_what_they_are():
         '<URIObject type="Picture.1" doc_id="0-d"><OriginalName v="cat.png"/></URIObject>',
         type="MEDIA",
     )
-    html = PageRenderer().month_page(CHAT, "2006-05", [call, other, picture], None, None)
-    assert '<span class="type">CALL</span>' in html
+    html = PageRenderer().month_page(CHAT_ROW, "2006-05", [call, other, picture], None, None)
+    assert '<article class="message system call" id="m-m1">' in html
     assert '<span class="call">Call ended, 1:05 (<bdi>Bob</bdi>)</span>' in html
-    assert '<span class="type">OTHER:maindb-65</span>' in html and "kept as it was" in html
-    assert '<bdi>cat.png</bdi> <span class="mark">(file not archived)</span>' in html
+    assert "does not know: <code>OTHER:maindb-65</code>" in html and "kept as it was" in html
+    assert (
+        '<bdi>cat.png</bdi> <span class="facts">(PNG picture)</span>'
+        ' <span class="mark">(file not archived)</span>'
+    ) in html
 
 
 PICTURE = '<URIObject type="Picture.1" doc_id="0-d"><OriginalName v="cat.png"/></URIObject>'
@@ -146,9 +172,14 @@ SHA = "0f" * 32
 
 def test_archived_media_link_relative_to_each_page_and_feed():
     picture = message("m1", PICTURE, type="MEDIA", media=("0-d",))
-    page = PageRenderer().month_page(CHAT, "2006-05", [picture], None, None, {"0-d": SHA})
+    page = PageRenderer().month_page(CHAT_ROW, "2006-05", [picture], None, None, {"0-d": SHA})
     assert f'<a class="media" href="../../media/0f/{SHA}"' in page
-    assert "not archived" not in page
+    assert "not archived" not in page and "<img" not in page
+    # With the site's thumbnail of it, the picture shows as the thumbnail.
+    page = PageRenderer().month_page(
+        CHAT_ROW, "2006-05", [picture], None, None, {"0-d": SHA}, {SHA}
+    )
+    assert f'<img src="../../thumbs/0f/{SHA}.jpg" alt="cat.png" loading="lazy">' in page
     current = feedparser.parse(feeds.chat_feed(CHAT, [picture], "2006-05", {"0-d": SHA}))
     assert f'href="../media/0f/{SHA}"' in current.entries[0].content[0].value
     archive = feedparser.parse(feeds.archive_feed(CHAT, "2006-05", [picture], None, {"0-d": SHA}))
@@ -157,8 +188,8 @@ def test_archived_media_link_relative_to_each_page_and_feed():
     assert f'href="../media/0f/{SHA}"' in everything.entries[0].content[0].value
     # Without the store's file for it (unknown docid, or known without content): marked.
     for media in ({}, {"other": SHA}):
-        page = PageRenderer().month_page(CHAT, "2006-05", [picture], None, None, media)
-        assert '<bdi>cat.png</bdi> <span class="mark">(file not archived)</span>' in page
+        page = PageRenderer().month_page(CHAT_ROW, "2006-05", [picture], None, None, media)
+        assert '<span class="mark">(file not archived)</span>' in page
         assert "media/0f" not in page
 
 
@@ -191,16 +222,29 @@ def test_member_events_show_as_the_export_shows_its_thread_activity():
             "<bdi>alice</bdi> changed the role of <bdi>bob</bdi>",
             "alice changed the role of bob",
         ),
+        (
+            # The Desktop API's SETTOPIC: the new topic is the body.
+            message("a5", "plans &amp; dates", type="SETTOPIC", author="alice"),
+            "<topicupdate><eventtime>1</eventtime><initiator>8:alice</initiator>"
+            "<value>plans &amp; dates</value></topicupdate>",
+            "<bdi>alice</bdi> set the topic to “plans &amp; dates”",
+            "alice set the topic to “plans & dates”",
+        ),
     ]
     renderer = PageRenderer()
+    unnamed = Chat(CHAT, "", ())  # nobody's display name known: handles
     for event, export_markup, shown, line in cases:
-        page = renderer.month_page(CHAT, "2006-05", [event], None, None)
-        expected = f'<div class="body"><span class="event">{shown}</span></div>'
+        page = renderer.month_page(unnamed, "2006-05", [event], None, None)
+        expected = f'<div class="body" dir="auto"><span class="event">{shown}</span></div>'
         assert expected in page, page
         if export_markup is not None:
             exported = message("x", export_markup, type=event.type)
-            assert expected in renderer.month_page(CHAT, "2006-05", [exported], None, None)
+            assert expected in renderer.month_page(unnamed, "2006-05", [exported], None, None)
         entry = feedparser.parse(feeds.chat_feed(CHAT, [event], "2006-05")).entries[0]
         assert entry.title == f"Alice: {line}"
         # feedparser's sanitiser drops the <bdi>s.
-        assert f'<span class="event">{line}</span>' in entry.content[0].value
+        assert f'<span class="event">{escape(line, quote=False)}</span>' in entry.content[0].value
+    # Where the chat knows its people's display names, the page names them so.
+    added = cases[0][0]
+    page = renderer.month_page(CHAT_ROW, "2006-05", [added], None, None)
+    assert '<span class="event"><bdi>Alice</bdi> added <bdi>Bob</bdi>, <bdi>cecil</bdi>' in page
