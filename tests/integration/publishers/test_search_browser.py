@@ -16,7 +16,7 @@ import pytest
 from chatchannels.publishers import paths
 from chatchannels.publishers.publishing import publish
 from chatchannels.publishers.serve import make_server
-from tests.support.headless_chromium import WIDTHS, dump_dom, screenshot
+from tests.support.chromium import WIDTHS, dump_dom, screenshot
 from tests.support.publishers_seeding import StoreSeeder
 
 pytestmark = pytest.mark.integration
