@@ -158,7 +158,8 @@ def search(
             click.style(part, bold=True, reverse=True) if marked else part
             for part, marked in hit.snippet
         )
-        click.echo(f"{when}  {hit.chat}  {who}")
+        chat = hit.chat if hit.chat_title == hit.chat else f"{hit.chat_title} ({hit.chat})"
+        click.echo(f"{when}  {chat}  {who}")
         click.echo(f"  {' '.join(snippet.split())}")
         click.echo(f"  {target / hit.url}")
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import partial
 from importlib.resources import files
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
@@ -27,6 +29,10 @@ from chatchannels.publishers.markup import (
     render_in,
 )
 from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount, Sighting
+from chatchannels.publishers.search_query import narrowed
+
+if TYPE_CHECKING:
+    from chatchannels.publishers.search_index import SearchResults
 
 # The language of the pages' own words (messages carry their own direction, dir="auto").
 LANG = "en"
@@ -224,9 +230,34 @@ class PageRenderer:
             ),
         )
 
-    def search_page(self, query: str, sort: str, results: object | None, error: str) -> str:
+    def search_page(
+        self,
+        query: str,
+        sort: str,
+        results: SearchResults | None,
+        error: str,
+        default_limit: int = 20,
+    ) -> str:
+        def link(text: str | None, offset: int = 0) -> str | None:
+            """The relative link of a results page (None: no such page)."""
+            if text is None:
+                return None
+            params: dict[str, object] = {"q": text, "sort": sort}
+            if offset:
+                params["offset"] = offset
+            if results is not None and results.limit != default_limit:
+                params["limit"] = results.limit
+            return "search?" + urlencode(params)
+
         return self.env.get_template("search.html").render(
-            root="", query=query, sort=sort, results=results, error=error
+            root="",
+            query=query,
+            sort=sort,
+            results=results,
+            error=error,
+            link=link,
+            narrowed=narrowed,
+            chat_index=paths.chat_index_path,
         )
 
     def stats_page(self, chat: Chat | None, stats: statistics.Statistics) -> str:

@@ -3,8 +3,12 @@
 `SearchBackend` is the one seam a search cluster would fill (design.md, "Scaling out"); every
 backend passes tests/support/search_contract.py. The Whoosh backend keeps:
 - one document per live message: body stemmed (`body`), exact (`body_exact`, for phrases and
-  stop words) and the pairs of adjacent words that hold a stop word (`body_pairs`, for
-  phrases), author handle and display name, chat, UTC time, id, link;
+  stop words), the pairs of adjacent words that hold a stop word (`body_pairs`, for
+  phrases) and the parts of its URLs and identifiers (`parts`, search_words.py), author
+  handle and display name, chat, UTC time, id, link; the chat and the author exactly
+  (`chat_key`, `author_key`: facet counts, narrowing, and a hit's neighbours in its chat);
+- the chats' titles (names.chat_title) in a file beside the index, kept by the publisher:
+  a topic change does not rewrite the chat's messages;
 - a deleted or removed message has no document; an edit replaces the document;
 - one writer, one commit per batch without merging (a big batch is split between writer
   processes, each writing a segment); small segments are merged by `maintain()`, which the
@@ -17,8 +21,8 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +45,7 @@ from chatchannels.publishers import paths, search_scoring
 from chatchannels.publishers.files import write_atomic
 from chatchannels.publishers.markup import body_text
 from chatchannels.publishers.model import Change, Message
+from chatchannels.publishers.names import chat_title
 from chatchannels.publishers.search_query import (
     AllOf,
     AnyOf,
@@ -55,9 +60,22 @@ from chatchannels.publishers.search_query import (
     make_snippet,
     parse_query,
 )
-from chatchannels.publishers.store import read_messages
+from chatchannels.publishers.search_words import (
+    PartsTokenizer,
+    compound_parts,
+    compounds,
+    pairs,
+    without_compounds,
+)
+from chatchannels.publishers.store import chats_titled_by, read_chat_titles, read_messages
 
 STATE_FILE = ".chatchannels-index.json"
+TITLES_FILE = ".chatchannels-titles.json"
+# Facet values listed per field (the counts are exact; the rest are left off).
+FACET_VALUES = 20
+# A neighbour's text is cut to this many characters.
+CONTEXT_CHARS = 160
+FACETS = {"chat": "chat_key", "author": "author_key"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SORTS = ("relevance", "time")
 # More small segments than this make searches slow; merge them when idle.
@@ -101,6 +119,32 @@ class SearchDocument:
         )
 
 
+def _utc_json(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """The message just before or after a hit in its chat, its text cut short."""
+
+    id: str
+    author: str
+    author_name: str
+    posted_utc: datetime
+    url: str
+    text: str
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id,
+            "author": self.author,
+            "author_name": self.author_name,
+            "posted_utc": _utc_json(self.posted_utc),
+            "url": self.url,
+            "text": self.text,
+        }
+
+
 @dataclass(frozen=True)
 class SearchHit:
     id: str
@@ -111,18 +155,37 @@ class SearchHit:
     url: str  # relative to the site root: opens the message in its month page
     score: float
     snippet: tuple[tuple[str, bool], ...]  # (text, highlighted) pieces, not escaped
+    chat_title: str = ""
+    before: Neighbour | None = None
+    after: Neighbour | None = None
 
     def as_json(self) -> dict:
         return {
             "id": self.id,
             "chat": self.chat,
+            "chat_title": self.chat_title,
             "author": self.author,
             "author_name": self.author_name,
-            "posted_utc": self.posted_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "posted_utc": _utc_json(self.posted_utc),
             "url": self.url,
             "score": round(self.score, 4),
             "snippet": [{"text": text, "match": match} for text, match in self.snippet],
+            "before": self.before.as_json() if self.before else None,
+            "after": self.after.as_json() if self.after else None,
         }
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    """How many matches have this chat (value: its name, label: its title) or author
+    (value: the handle, label: the display name)."""
+
+    value: str
+    label: str
+    count: int
+
+    def as_json(self) -> dict:
+        return {"value": self.value, "label": self.label, "count": self.count}
 
 
 @dataclass(frozen=True)
@@ -131,13 +194,22 @@ class SearchResults:
     sort: str
     total: int
     hits: tuple[SearchHit, ...]
+    offset: int = 0
+    limit: int = 20
+    # "chat" and "author": the values with most matches first, FACET_VALUES at most.
+    facets: dict[str, tuple[FacetValue, ...]] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {
             "query": self.query,
             "sort": self.sort,
             "total": self.total,
+            "offset": self.offset,
+            "limit": self.limit,
             "hits": [hit.as_json() for hit in self.hits],
+            "facets": {
+                name: [value.as_json() for value in self.facets.get(name, ())] for name in FACETS
+            },
         }
 
 
@@ -146,13 +218,24 @@ class SearchBackend(Protocol):
         """The change_seq of the last batch written (0 for a new index)."""
 
     def write_batch(
-        self, documents: Sequence[SearchDocument], removed: Sequence[str], watermark: int
+        self,
+        documents: Sequence[SearchDocument],
+        removed: Sequence[str],
+        watermark: int,
+        titles: Mapping[str, str] | None = None,
     ) -> None:
-        """Add or replace `documents`, remove ids `removed`, then record `watermark`; visible
-        to searches together. Idempotent."""
+        """Add or replace `documents`, remove ids `removed`, set the chats' `titles` (chat
+        name -> title), then record `watermark`; visible to searches together. Idempotent."""
 
-    def search(self, query: str, sort: str = "relevance", limit: int = 20) -> SearchResults:
-        """Hits for the query language of search_query.py; raises QueryError for bad input."""
+    def titles(self) -> dict[str, str]:
+        """The chats' titles written so far."""
+
+    def search(
+        self, query: str, sort: str = "relevance", limit: int = 20, offset: int = 0
+    ) -> SearchResults:
+        """Hits `offset` to `offset + limit` for the query language of search_query.py, each
+        with its chat's title and its neighbours in the chat, and the facets of every match;
+        raises QueryError for bad input."""
 
     def maintain(self) -> None:
         """Housekeeping off the hot path (merging segments)."""
@@ -196,6 +279,9 @@ def whoosh_schema() -> Schema:
         body=TEXT(analyzer=StemmingAnalyzer(), stored=True, phrase=False),
         body_exact=TEXT(analyzer=exact, phrase=True),
         body_pairs=TEXT(analyzer=exact | StopWordPairs(), phrase=False),
+        parts=TEXT(analyzer=PartsTokenizer(), phrase=False),
+        chat_key=ID,
+        author_key=ID,
         who=TEXT(analyzer=exact, phrase=False),
         chat_words=TEXT(analyzer=exact, phrase=False),
         chat=STORED,
@@ -217,6 +303,9 @@ def whoosh_fields(doc: SearchDocument) -> dict[str, object]:
         "body": doc.body,
         "body_exact": doc.body,
         "body_pairs": doc.body,
+        "parts": doc.body,
+        "chat_key": doc.chat,
+        "author_key": doc.author,
         "who": f"{doc.author} {doc.author_name}",
         "chat_words": doc.chat,
         "chat": doc.chat,
@@ -257,6 +346,8 @@ class WhooshBackend:
         self._columns: dict[tuple[str, str], object] = {}
         self._segments: dict[str, search_scoring.SegmentArrays] = {}
         self._lock = threading.Lock()
+        self._titles: tuple[float, dict[str, str]] | None = None  # (file's mtime, titles)
+        self._labels: dict[str, str] = {}  # author handle -> display name, per searcher
 
     def _forget_segments(self) -> None:
         current = {segment.segment_id() for segment in self.ix._segments()}
@@ -270,8 +361,22 @@ class WhooshBackend:
         except FileNotFoundError:
             return 0
 
+    def titles(self) -> dict[str, str]:
+        path = self.index_dir / TITLES_FILE
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return {}
+        if self._titles is None or self._titles[0] != mtime:
+            self._titles = (mtime, json.loads(path.read_text()))
+        return self._titles[1]
+
     def write_batch(
-        self, documents: Sequence[SearchDocument], removed: Sequence[str], watermark: int
+        self,
+        documents: Sequence[SearchDocument],
+        removed: Sequence[str],
+        watermark: int,
+        titles: Mapping[str, str] | None = None,
     ) -> None:
         parallel = {}
         if PROCS > 1 and len(documents) >= PARALLEL_BATCH:
@@ -293,6 +398,9 @@ class WhooshBackend:
             if not writer.is_closed:
                 writer.cancel()
             raise
+        if titles:
+            known = json.dumps({**self.titles(), **titles}, ensure_ascii=False, sort_keys=True)
+            write_atomic(self.index_dir, TITLES_FILE, known.encode() + b"\n")
         write_atomic(
             self.index_dir, STATE_FILE, json.dumps({"change_seq": watermark}).encode() + b"\n"
         )
@@ -346,12 +454,14 @@ class WhooshBackend:
                 if not finders:
                     finders = [wq.Term("body_exact", w) for w in dict.fromkeys(exact)]
                 return wq.And([*finders, wq.Phrase("body_exact", exact)])
-            # Stop words are not in `body`; a query of only stop words looks them up exactly.
-            found = self._terms("body", clause.text) or self._terms("body_exact", clause.text)
-            return found or wq.Every()
+            return self._words(clause.text)
         if isinstance(clause, Field):
-            field = "who" if clause.name == "author" else "chat_words"
-            return self._terms(field, clause.value) or wq.NullQuery
+            # An exact chat name or handle (a facet's link) is that chat or person alone.
+            key = FACETS[clause.name]
+            if (key, clause.value) in self._searcher.reader():
+                return wq.Term(key, clause.value)
+            words = "who" if clause.name == "author" else "chat_words"
+            return self._terms(words, clause.value) or wq.NullQuery
         if isinstance(clause, TimeRange):
             months, days = cover_range(clause.start, clause.end, self._known_months())
             terms = [wq.Term("month", m) for m in months] + [wq.Term("day", d) for d in days]
@@ -365,13 +475,38 @@ class WhooshBackend:
             parts.insert(0, wq.Every())
         return wq.And(parts)
 
+    def _words(self, text: str) -> wq.Query:
+        """Words outside quotes: a compound (`example.org`, `fooBar`, `ABC-123`) is its pairs
+        of adjacent parts, each within one compound; any other word is its stem in the body or
+        a part of a compound ("example" finds `https://example.com/`)."""
+        found: list[wq.Query] = [
+            wq.Term("parts", pair) for parts in compound_parts(text) for pair in pairs(parts)
+        ]
+        plain = without_compounds(text)
+        for word in self._tokens("body_exact", plain):
+            stems = self._tokens("body", word)
+            if stems:
+                found.append(wq.Or([*(wq.Term("body", s) for s in stems), wq.Term("parts", word)]))
+        if not found:
+            # Stop words and single letters are not in `body`; a query of only those looks
+            # them up exactly.
+            found = [
+                wq.Or([wq.Term("body_exact", word), wq.Term("parts", word)])
+                for word in self._tokens("body_exact", plain)
+            ]
+        if not found:
+            return wq.Every()
+        return found[0] if len(found) == 1 else wq.And(found)
+
     def _marker(self, tree: AllOf):
         """Where a hit's body shows the query's words: the spans of the tokens whose stem or
         exact form the query asked for (two tokenizer passes over each hit's body)."""
-        stems, exact = set(), set()
+        stems, exact, parts = set(), set(), set()
         for text in highlight_words(tree):
             stems.update(self._tokens("body", text))
             exact.update(self._tokens("body_exact", text))
+            parts.update(p for found in compound_parts(text) for p in found)
+        parts.update(exact)
 
         def spans(body: str) -> list[tuple[int, int]]:
             found = []
@@ -379,17 +514,29 @@ class WhooshBackend:
                 word = match.group().lower()
                 if word in exact or stem_word(word) in stems:
                     found.append(match.span())
-            return found
+            for _, part_spans in compounds(body):
+                found.extend((a, b) for a, b in part_spans if body[a:b].lower() in parts)
+            # A word marked whole covers its parts.
+            kept: list[tuple[int, int]] = []
+            for start, end in sorted(found, key=lambda span: (span[0], -span[1])):
+                if not kept or start >= kept[-1][1]:
+                    kept.append((start, end))
+            return kept
 
         return spans
 
-    def search(self, query: str, sort: str = "relevance", limit: int = 20) -> SearchResults:
+    def search(
+        self, query: str, sort: str = "relevance", limit: int = 20, offset: int = 0
+    ) -> SearchResults:
         if sort not in SORTS:
             raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+        if limit < 1 or offset < 0:
+            raise ValueError(f"limit must be at least 1 and offset at least 0 ({limit}, {offset})")
         tree = parse_query(query)
         if not tree.clauses:
-            return SearchResults(query, sort, 0, ())
+            return SearchResults(query, sort, 0, (), offset, limit)
         spans = self._marker(tree)
+        titles = self.titles()
         with self._lock:
             if not self._searcher.up_to_date():
                 # Searcher.refresh() fails on an index that was empty when opened
@@ -397,21 +544,39 @@ class WhooshBackend:
                 self._searcher.close()
                 self._searcher = self.ix.searcher()
                 self._months = None
+                self._labels.clear()
                 self._forget_segments()
-            whoosh_query = self._translate(tree)
-            total, best = search_scoring.top(
-                whoosh_query,
+            ranked = search_scoring.top(
+                self._translate(tree),
                 self._searcher,
                 self._segment_arrays,
-                limit,
+                offset + limit,
                 by_time=sort == "time",
                 stored_text={"body_exact": "body"},
+                facets=list(FACETS.values()),
             )
             hits = tuple(
-                self._hit(self._searcher.stored_fields(docnum), score, spans)
-                for docnum, score in best
+                self._hit(docnum, score, spans, titles) for docnum, score in ranked.best[offset:]
             )
-        return SearchResults(query, sort, total, hits)
+            facets = {
+                name: self._facet(name, ranked.facets[key], titles) for name, key in FACETS.items()
+            }
+        return SearchResults(query, sort, ranked.total, hits, offset, limit, facets)
+
+    def _facet(
+        self, name: str, counted: dict[str, tuple[int, int]], titles: Mapping[str, str]
+    ) -> tuple[FacetValue, ...]:
+        most = sorted(counted.items(), key=lambda item: (-item[1][0], item[0]))[:FACET_VALUES]
+        if name == "chat":
+            return tuple(FacetValue(v, _title(v, titles), n) for v, (n, _) in most)
+        return tuple(FacetValue(v, self._author_label(v, doc), n) for v, (n, doc) in most)
+
+    def _author_label(self, handle: str, doc: int) -> str:
+        """The display name on one of the author's messages, read once per searcher."""
+        found = self._labels.get(handle)
+        if found is None:
+            found = self._labels[handle] = self._searcher.stored_fields(doc).get("author_name")
+        return found or handle
 
     def _segment_arrays(self, reader) -> search_scoring.SegmentArrays:
         segment = reader.segment().segment_id()
@@ -420,8 +585,12 @@ class WhooshBackend:
             found = self._segments[segment] = search_scoring.SegmentArrays(reader, self._columns)
         return found
 
-    @staticmethod
-    def _hit(fields: dict, score: float, spans) -> SearchHit:
+    def _hit(self, docnum: int, score: float, spans, titles: Mapping[str, str]) -> SearchHit:
+        fields = self._searcher.stored_fields(docnum)
+        posted = (fields["posted_utc"] - EPOCH) // timedelta(microseconds=1)
+        before, after = search_scoring.neighbours(
+            self._searcher, self._segment_arrays, docnum, fields["chat"], posted
+        )
         return SearchHit(
             id=fields["id"],
             chat=fields["chat"],
@@ -431,7 +600,31 @@ class WhooshBackend:
             url=fields["url"],
             score=score,
             snippet=make_snippet(fields["body"], spans(fields["body"])),
+            chat_title=_title(fields["chat"], titles),
+            before=self._neighbour(before),
+            after=self._neighbour(after),
         )
+
+    def _neighbour(self, docnum: int | None) -> Neighbour | None:
+        if docnum is None:
+            return None
+        fields = self._searcher.stored_fields(docnum)
+        text = " ".join(fields["body"].split())
+        if len(text) > CONTEXT_CHARS:
+            text = text[: text.rfind(" ", 0, CONTEXT_CHARS) + 1 or CONTEXT_CHARS].rstrip() + "…"
+        return Neighbour(
+            fields["id"],
+            fields["author"],
+            fields.get("author_name", ""),
+            fields["posted_utc"],
+            fields["url"],
+            text,
+        )
+
+
+def _title(chat: str, titles: Mapping[str, str]) -> str:
+    # A chat the store had no row for when its messages were indexed is named by its id.
+    return titles.get(chat) or chat_title(chat, "")
 
 
 class SearchPublisher:
@@ -459,4 +652,18 @@ class SearchPublisher:
         messages = read_messages(conn, ids)
         live = [SearchDocument.of(m) for m in messages if not m.deleted]
         live_ids = {d.id for d in live}
-        self.backend.write_batch(live, [i for i in ids if i not in live_ids], changes[-1].seq)
+        titles = read_chat_titles(conn, sorted(self._retitled(conn, changes, messages)))
+        self.backend.write_batch(
+            live, [i for i in ids if i not in live_ids], changes[-1].seq, titles
+        )
+
+    def _retitled(
+        self, conn: psycopg.Connection, changes: Sequence[Change], messages: Sequence[Message]
+    ) -> set[str]:
+        """The chats whose title may differ from the one the backend has: changed chats,
+        chats first seen, and the chats of people whose display name changed."""
+        known = self.backend.titles()
+        chats = {c.key for c in changes if c.kind == "chat"}
+        chats.update(m.chat for m in messages if m.chat not in known)
+        chats.update(chats_titled_by(conn, {c.key for c in changes if c.kind == "user"}))
+        return chats

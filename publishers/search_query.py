@@ -166,6 +166,21 @@ def _merge_time_ranges(clauses: list[Clause]) -> tuple[Clause, ...]:
     return (*rest, merged)
 
 
+def narrowed(query: str, field: str, value: str) -> str | None:
+    """The query with `field:"value"` added (a facet's link), or None when the value cannot
+    be written in the language (it holds a double quote)."""
+    if '"' in value:
+        return None
+    if query.count('"') % 2:
+        query += '"'  # close an open phrase, or it would swallow the field
+    words = query.split()
+    # A trailing OR or NOT means nothing (parse_query drops it); before the field it would
+    # join or negate it.
+    while words and words[-1] in ("OR", "NOT"):
+        words.pop()
+    return " ".join([*words, f'{field}:"{value}"'])
+
+
 def has_positive(clause: Clause) -> bool:
     """Whether the clause selects something by itself (a query of only NOTs selects nothing)."""
     if isinstance(clause, Not):

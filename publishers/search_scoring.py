@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
+from typing import NamedTuple
 
 import numpy as np
 from whoosh import query as wq
@@ -42,7 +43,7 @@ class SegmentArrays:
     segment and kept in `columns` (segments never change, only their deletions do), field
     lengths as Whoosh's one-byte codes and the `posted` times to sort by."""
 
-    def __init__(self, reader, columns: dict[tuple[str, str], np.ndarray]) -> None:
+    def __init__(self, reader, columns: dict[tuple[str, str], object]) -> None:
         self.reader = reader
         self.segment = reader.segment().segment_id()
         self.size = reader.doc_count_all()
@@ -51,6 +52,8 @@ class SegmentArrays:
         if reader.has_deletions():
             self.live[np.fromiter(reader.segment().deleted_docs(), dtype=np.int64)] = False
         self.live_ids = np.flatnonzero(self.live)
+        self._timelines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._chat_timelines: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def length_bytes(self, field: str) -> np.ndarray:
         def read() -> np.ndarray:
@@ -66,12 +69,55 @@ class SegmentArrays:
 
         return self._column("posted", read)
 
-    def _column(self, name: str, read: Callable[[], np.ndarray]) -> np.ndarray:
+    def keys(self, field: str) -> tuple[dict[str, int], np.ndarray]:
+        """An ID field holding one value per document (`chat_key`, `author_key`): the
+        segment's values with their numbers, and each document's number (-1 for none)."""
+
+        def read() -> tuple[dict[str, int], np.ndarray]:
+            numbers: dict[str, int] = {}
+            of_doc = np.full(self.size, -1, dtype=np.int32)
+            for term in self.reader.lexicon(field):
+                of_doc[_all_postings(self.reader, field, term)] = len(numbers)
+                numbers[term.decode("utf-8")] = len(numbers)
+            return numbers, of_doc
+
+        return self._column(f"keys:{field}", read)
+
+    def timeline(self, chat: str) -> tuple[np.ndarray, np.ndarray]:
+        """The chat's live documents in this segment by (time, number), and their times."""
+        numbers, of_doc = self.keys("chat_key")
+        if self._timelines is None:
+            # By (chat, time, number) once per segment; the live ones once per searcher.
+            order = self._column(
+                "chat_order",
+                lambda: np.lexsort((np.arange(self.size), self.posted(), of_doc)),
+            )
+            order = order[self.live[order]]
+            self._timelines = (order, of_doc[order], self.posted()[order])
+        found = self._chat_timelines.get(chat)
+        if found is None:
+            order, chats, times = self._timelines
+            number = numbers.get(chat)
+            lo, hi = np.searchsorted(chats, [number, number + 1]) if number is not None else (0, 0)
+            found = self._chat_timelines[chat] = (order[lo:hi], times[lo:hi])
+        return found
+
+    def _column(self, name: str, read: Callable[[], object]):
         key = (self.segment, name)
         found = self._columns.get(key)
         if found is None:
             found = self._columns[key] = read()
         return found
+
+
+def _all_postings(reader, field: str, term: bytes) -> np.ndarray:
+    """Every document number of a term's postings, deleted ones too."""
+    matcher = reader.postings(field, term)
+    if isinstance(matcher, FilterMatcher):
+        matcher = matcher.child
+    if isinstance(matcher, W3LeafMatcher):
+        return _leaf_postings(matcher, None)[0]
+    return np.fromiter(matcher.all_ids(), dtype=np.int64)
 
 
 def _fixed_column(column, dtype: np.dtype, size: int) -> np.ndarray:
@@ -112,8 +158,11 @@ class Matches:
 
     @staticmethod
     def any_of(parts: Sequence[Matches]) -> Matches:
-        ids, where = np.unique(np.concatenate([p.ids for p in parts]), return_inverse=True)
-        scores = np.bincount(where, weights=np.concatenate([p.score for p in parts]))
+        found = [p for p in parts if len(p.ids)]
+        if len(found) <= 1:  # a word's parts that no compound holds, most often
+            return found[0] if found else Matches.none()
+        ids, where = np.unique(np.concatenate([p.ids for p in found]), return_inverse=True)
+        scores = np.bincount(where, weights=np.concatenate([p.score for p in found]))
         return Matches(ids, scores)
 
 
@@ -352,6 +401,13 @@ def _leaf_postings(
     return found, (np.concatenate(weights) if weights else np.zeros(0, dtype=np.float32))
 
 
+class Ranked(NamedTuple):
+    total: int  # every match
+    best: list[tuple[int, float]]  # (document number, score), best first
+    # Per facet field, per value: (matches, the document number of one of them).
+    facets: dict[str, dict[str, tuple[int, int]]]
+
+
 def top(
     query: wq.Query,
     searcher: Searcher,
@@ -359,11 +415,14 @@ def top(
     limit: int,
     by_time: bool = False,
     stored_text: Mapping[str, str] | None = None,
-) -> tuple[int, list[tuple[int, float]]]:
-    """(number of matches, the best `limit` as (document number, score)): by score, ties by
-    document number, as Whoosh orders them; or, `by_time`, newest first."""
+    facets: Sequence[str] = (),
+) -> Ranked:
+    """The number of matches and the best `limit` as (document number, score): by score,
+    ties by document number, as Whoosh orders them; or, `by_time`, newest first. With
+    `facets` (ID fields of one value per document), how many matches have each value."""
+    counted: dict[str, dict[str, tuple[int, int]]] = {field: {} for field in facets}
     if not searcher.doc_count_all():
-        return 0, []
+        return Ranked(0, [], counted)
     subsearchers = searcher.subsearchers or [(searcher, 0)]
     total = 0
     docs: list[np.ndarray] = []
@@ -376,6 +435,8 @@ def top(
         found = found.only(arrays.live[found.ids])
         ids, score = found.ids, found.score
         total += len(ids)
+        for field in facets:
+            _count(arrays, field, ids, offset, counted[field])
         key = -arrays.posted()[ids] if by_time else -score
         if len(ids) > limit:
             # Only documents at least as good as this segment's limit-th best can make it.
@@ -385,7 +446,54 @@ def top(
         scores.append(score)
         keys.append(key)
     if not docs or limit <= 0:
-        return total, []
+        return Ranked(total, [], counted)
     all_docs, all_scores, all_keys = (np.concatenate(a) for a in (docs, scores, keys))
     order = np.lexsort((all_docs, all_keys))[:limit]
-    return total, [(int(all_docs[i]), float(all_scores[i])) for i in order]
+    return Ranked(total, [(int(all_docs[i]), float(all_scores[i])) for i in order], counted)
+
+
+def _count(
+    arrays: SegmentArrays,
+    field: str,
+    ids: np.ndarray,
+    offset: int,
+    into: dict[str, tuple[int, int]],
+) -> None:
+    numbers, of_doc = arrays.keys(field)
+    values = list(numbers)
+    found = of_doc[ids]
+    kept = found >= 0
+    present, first, counts = np.unique(found[kept], return_index=True, return_counts=True)
+    holders = ids[kept][first] + offset
+    for number, count, holder in zip(
+        present.tolist(), counts.tolist(), holders.tolist(), strict=True
+    ):
+        value = values[number]
+        before = into.get(value)
+        into[value] = (count + before[0], before[1]) if before else (count, holder)
+
+
+def neighbours(
+    searcher: Searcher,
+    arrays_of: Callable[[object], SegmentArrays],
+    docnum: int,
+    chat: str,
+    posted: int,
+) -> tuple[int | None, int | None]:
+    """The document numbers of the live messages just before and just after document
+    `docnum` (of `chat`, at `posted`) in its chat, by (time, document number)."""
+    before: tuple[int, int] | None = None
+    after: tuple[int, int] | None = None
+    for sub, offset in searcher.subsearchers or [(searcher, 0)]:
+        docs, times = arrays_of(sub.reader()).timeline(chat)
+        if not len(docs):
+            continue
+        numbers = docs + offset
+        lo, hi = np.searchsorted(times, [posted, posted + 1])
+        at = int(lo + np.searchsorted(numbers[lo:hi], docnum))
+        if at > 0:
+            before = max(before or (-(2**63), -1), (int(times[at - 1]), int(numbers[at - 1])))
+        at += at < len(numbers) and numbers[at] == docnum
+        if at < len(numbers):
+            after = min(after or (2**63, 2**63), (int(times[at]), int(numbers[at])))
+    return (before[1] if before else None), (after[1] if after else None)

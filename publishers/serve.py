@@ -35,6 +35,7 @@ from chatchannels.publishers.search_index import (
     SORTS,
     IndexMissingError,
     SearchBackend,
+    SearchResults,
     WhooshBackend,
 )
 from chatchannels.publishers.search_query import QueryError
@@ -47,6 +48,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 MAX_LIMIT = 200
+DEFAULT_LIMIT = 20
+# Paging deeper than this is not a way anyone reads results; it only costs the server.
+MAX_OFFSET = 10_000
 # Archived media (site.link_media): `media/<sha256[:2]>/<sha256>`, nothing else under it.
 MEDIA_PATH = re.compile(r"media/([0-9a-f]{2})/(\1[0-9a-f]{62})")
 # An archived file is whatever someone sent: served in the site's origin as HTML or SVG it
@@ -85,10 +89,10 @@ class SearchService:
         # Times on the search page in the zone the site's pages use (its state says which).
         self.renderer = PageRenderer(site_time_zone(site_dir) or "UTC")
 
-    def search(self, query: str, sort: str, limit: int):
+    def search(self, query: str, sort: str, limit: int, offset: int = 0):
         if self.backend is None:
             self.backend = WhooshBackend(index_dir(self.site_dir), create=False)
-        return self.backend.search(query, sort=sort, limit=limit)
+        return self.backend.search(query, sort=sort, limit=limit, offset=offset)
 
     def close(self) -> None:
         if self.backend is not None:
@@ -178,12 +182,16 @@ class SiteHandler(SimpleHTTPRequestHandler):
         query = params.get("q", [""])[0]
         sort = params.get("sort", ["relevance"])[0]
         status, results, error = HTTPStatus.OK, None, ""
+        limit, offset = DEFAULT_LIMIT, 0
         try:
-            limit = min(max(int(params.get("limit", ["20"])[0]), 1), MAX_LIMIT)
+            limit = min(max(int(params.get("limit", [str(DEFAULT_LIMIT)])[0]), 1), MAX_LIMIT)
+            offset = int(params.get("offset", ["0"])[0])
+            if not 0 <= offset <= MAX_OFFSET:
+                raise QueryError(f"offset must be between 0 and {MAX_OFFSET}")
             if sort not in SORTS:
                 raise QueryError(f"sort must be one of {', '.join(SORTS)}")
             if query.strip():
-                results = self.service.search(query, sort, limit)
+                results = self.service.search(query, sort, limit, offset)
         except (QueryError, ValueError) as exc:
             status, error = HTTPStatus.BAD_REQUEST, str(exc)
         except IndexMissingError as exc:
@@ -191,14 +199,13 @@ class SiteHandler(SimpleHTTPRequestHandler):
         if as_json:
             if error:
                 payload = {"error": {"status": int(status), "message": error}}
-            elif results is None:
-                payload = {"query": query, "sort": sort, "total": 0, "hits": []}
             else:
-                payload = results.as_json()
+                payload = (results or SearchResults(query, sort, 0, (), offset, limit)).as_json()
             body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
             ctype = "application/json; charset=utf-8"
         else:
-            body = self.service.renderer.search_page(query, sort, results, error).encode()
+            page = self.service.renderer.search_page(query, sort, results, error, DEFAULT_LIMIT)
+            body = page.encode()
             ctype = "text/html; charset=utf-8"
         self._send(status, ctype, body, head)
 

@@ -6,6 +6,7 @@ fills in `create_backend`.
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from chatchannels.publishers.search_index import SearchDocument
 from chatchannels.publishers.search_query import QueryError
+from chatchannels.publishers.search_words import compound_parts
 
 CHAT = "#alice/$bob;a7ab"
 
@@ -52,6 +54,17 @@ CORPUS = [
 ]
 
 
+# Words inside what people paste (publishers/search_words.py).
+PASTED = [
+    doc("p1", "see https://example.com/a?b=1 for details", when=(2007, 1, 1)),
+    doc("p2", "mirror at www.example.org/x", when=(2007, 1, 2)),
+    doc("p3", "call fooBar_baz then HTTPServer.start()", when=(2007, 1, 3)),
+    doc("p4", "ticket ABC-123 is fixed", when=(2007, 1, 4)),
+    doc("p5", "an example of org charts, abc and 123", when=(2007, 1, 5)),
+    doc("p6", "from alpha.beta gamma.x and beta.gamma", when=(2007, 1, 6)),
+]
+
+
 class SearchBackendContract:
     def create_backend(self, path):
         raise NotImplementedError
@@ -63,8 +76,8 @@ class SearchBackendContract:
         yield backend
         backend.close()
 
-    def ids(self, backend, query, sort="relevance"):
-        return [hit.id for hit in backend.search(query, sort=sort, limit=50).hits]
+    def ids(self, backend, query, sort="relevance", limit=50):
+        return [hit.id for hit in backend.search(query, sort=sort, limit=limit).hits]
 
     def test_words_are_stemmed_and_all_required(self, backend):
         assert sorted(self.ids(backend, "meeting")) == ["m1", "m2", "m3"]
@@ -152,3 +165,124 @@ class SearchBackendContract:
         except QueryError:
             return
         assert results.total >= 0
+
+    @pytest.fixture
+    def pasted(self, backend):
+        backend.write_batch(PASTED, [], watermark=6)
+        return backend
+
+    def test_words_inside_urls_hosts_and_identifiers_are_found(self, pasted):
+        assert sorted(self.ids(pasted, "example")) == ["p1", "p2", "p5"]
+        assert self.ids(pasted, "example.org") == ["p2"]
+        assert self.ids(pasted, "https://example.com/a?b=1") == ["p1"]
+        assert sorted(self.ids(pasted, "com")) == ["p1"]
+        assert self.ids(pasted, "bar") == ["p3"]
+        # An identifier in another style has the same parts; order counts.
+        assert self.ids(pasted, "foo_bar") == ["p3"]
+        assert self.ids(pasted, "bar_foo") == []
+        assert self.ids(pasted, "fooBar") == ["p3"]
+        assert self.ids(pasted, "baz server") == ["p3"]
+        assert sorted(self.ids(pasted, "http")) == ["p1", "p3"]  # "https" stems to "http"
+        assert self.ids(pasted, "ABC-123") == ["p4"]
+        assert self.ids(pasted, "abc-123") == ["p4"]
+        assert sorted(self.ids(pasted, "abc 123")) == ["p4", "p5"]
+        # Adjacent parts within one compound, not across two.
+        assert self.ids(pasted, "alpha.beta") == ["p6"]
+        assert self.ids(pasted, "gamma.x") == ["p6"]
+        assert self.ids(pasted, "beta.gamma") == ["p6"]
+        assert self.ids(pasted, "x.beta") == []
+
+    def test_a_quoted_phrase_still_matches_exactly(self, pasted):
+        assert self.ids(pasted, '"example.org"') == []
+        assert self.ids(pasted, '"www.example.org"') == ["p2"]
+        assert self.ids(pasted, '"example of org"') == ["p5"]
+        assert self.ids(pasted, '"abc 123"') == ["p4"]
+
+    def test_the_parts_found_are_marked_in_the_snippet(self, pasted):
+        [hit] = pasted.search("example.org").hits
+        assert [text for text, marked in hit.snippet if marked] == ["example", "org"]
+        [hit] = pasted.search("bar").hits
+        assert [text for text, marked in hit.snippet if marked] == ["Bar"]
+
+    def test_every_part_of_an_identifier_finds_it(self, backend):
+        # Random identifiers, one message each. An empty join glues two words: a case change
+        # ("deployQueue") or not ("apiapi"). (Not Hypothesis: it seeds `random`, so Whoosh
+        # would name every example's segment alike.)
+        rng = random.Random(19)
+        words, joins = (
+            ["deploy", "Queue", "v2", "HTTP", "api", "Node"],
+            [*list("./_-?=#"), "://", ""],
+        )
+        idents = {}
+        for n in range(60):
+            picked = rng.choices(words, k=rng.randint(2, 4))
+            glue = [*rng.choices(joins, k=len(picked) - 1), ""]
+            idents[f"z{n}"] = "".join(w + j for w, j in zip(picked, glue, strict=True))
+        backend.write_batch(
+            [doc(i, f"look: {ident} ok", when=(2008, 1, 1)) for i, ident in idents.items()],
+            [],
+            watermark=9,
+        )
+        for i, ident in idents.items():
+            assert i in self.ids(backend, ident), ident
+            for parts in compound_parts(ident):
+                for part in parts:
+                    assert i in self.ids(backend, part, limit=100), (ident, part)
+
+    # What each hit and the results carry.
+    def test_hits_carry_the_chats_title(self, backend):
+        backend.write_batch([], [], watermark=6, titles={"#carol/$dave;ff": "Lunch club"})
+        [hit] = backend.search("noon").hits
+        assert hit.chat_title == "Lunch club"
+        # No title written: the people the chat's id names.
+        [hit] = backend.search('"meeting moved"').hits
+        assert hit.chat_title == "alice & bob"
+        assert backend.titles() == {"#carol/$dave;ff": "Lunch club"}
+
+    def test_hits_carry_the_messages_before_and_after_in_their_chat(self, backend):
+        [hit] = backend.search("boring").hits
+        assert (hit.before.id, hit.after.id) == ("m1", "m3")
+        assert hit.before.text == "The meeting moved to Tuesday"
+        assert (
+            hit.before.url == "chats/x/m1.html#m-m1" and hit.before.author_name == "Alice Liddell"
+        )
+        [hit] = backend.search("noon").hits
+        assert hit.before is None and hit.after.id == "m5"
+        # Not across chats, and not to a removed message.
+        backend.write_batch([], ["m2"], watermark=6)
+        [hit] = backend.search('"tuesday the meeting"').hits
+        assert hit.before.id == "m1" and hit.after is None
+
+    def test_facets_count_every_match_by_chat_and_author(self, backend):
+        backend.write_batch([], [], watermark=6, titles={"#carol/$dave;ff": "Lunch club"})
+        results = backend.search("meeting OR lunch", limit=1)
+        chats = {f.value: (f.label, f.count) for f in results.facets["chat"]}
+        assert chats == {CHAT: ("alice & bob", 3), "#carol/$dave;ff": ("Lunch club", 2)}
+        authors = [(f.value, f.label, f.count) for f in results.facets["author"]]
+        assert authors[0] == ("bob", "Bob Builder", 2)
+        assert sorted(authors[1:]) == [
+            ("alice", "Alice Liddell", 1),
+            ("carol", "Carol", 1),
+            ("dave", "Dave", 1),
+        ]
+        # A facet's value narrows the query to exactly its count.
+        for field in ("chat", "author"):
+            for facet in results.facets[field]:
+                narrowed = backend.search(f'meeting OR lunch {field}:"{facet.value}"')
+                assert narrowed.total == facet.count, (field, facet.value)
+
+    def test_results_are_paged(self, backend):
+        every = self.ids(backend, "meeting OR lunch", sort="time")
+        pages = [
+            backend.search("meeting OR lunch", sort="time", limit=2, offset=o) for o in (0, 2, 4)
+        ]
+        assert [hit.id for page in pages for hit in page.hits] == every
+        assert {(p.total, p.offset, p.limit) for p in pages} == {(5, 0, 2), (5, 2, 2), (5, 4, 2)}
+        assert backend.search("meeting", offset=10).hits == ()
+        answer = pages[1].as_json()
+        assert (answer["offset"], answer["limit"], answer["total"]) == (2, 2, 5)
+        assert {f["value"]: f["count"] for f in answer["facets"]["chat"]} == {
+            CHAT: 3,
+            "#carol/$dave;ff": 2,
+        }
+        assert answer["hits"][0]["before"]["id"] and "chat_title" in answer["hits"][0]

@@ -21,7 +21,7 @@ from PIL import Image, ImageStat
 
 from chatchannels.publishers import paths
 from chatchannels.publishers.publishing import publish
-from tests.support.chromium import dump_dom, screenshot
+from tests.support.chromium import SCREENSHOTS, WIDTHS, dump_dom, screenshot
 from tests.support.publishers_seeding import StoreSeeder
 
 pytestmark = pytest.mark.integration
@@ -29,8 +29,6 @@ pytestmark = pytest.mark.integration
 GROUP = "19:design0review@thread.skype"
 DIALOG = "#alice/$bob;a7ab1234"
 ZONE = "Europe/Tallinn"  # UTC+3 in May
-SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "screenshots"
-WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 PICTURE_DOCID = "0-weu-d1-" + "ab" * 16
 MISSING_DOCID = "0-weu-d2-" + "cd" * 16
 
@@ -201,7 +199,7 @@ def test_a_month_page_in_chromium_and_screenshots(site, tmp_path):
     month = site / paths.month_page_path(GROUP, "2006-05")
     index = site / "index.html"
     shots = [
-        (page, SHOTS / f"{name}-{width}-{scheme}.png", width, height, scheme)
+        (page, name, width, height, scheme)
         for name, page in (("index", index), ("month", month))
         for width, height in WIDTHS.values()
         for scheme in ("light", "dark")
@@ -211,7 +209,7 @@ def test_a_month_page_in_chromium_and_screenshots(site, tmp_path):
         taken = list(
             pool.map(
                 lambda n_shot: screenshot(
-                    n_shot[1][0], n_shot[1][1], tmp_path / f"chromium-{n_shot[0]}", *n_shot[1][2:]
+                    n_shot[1][0], tmp_path / f"chromium-{n_shot[0]}", *n_shot[1][1:]
                 ),
                 enumerate(shots),
             )
@@ -297,8 +295,8 @@ def test_a_month_page_in_chromium_and_screenshots(site, tmp_path):
     assert len(taken) == 8 and all(p.stat().st_size > 5_000 for p in taken)
     for name in ("index", "month"):
         for width, _ in WIDTHS.values():
-            light = brightness(SHOTS / f"{name}-{width}-light.png")
-            dark = brightness(SHOTS / f"{name}-{width}-dark.png")
+            light = brightness(SCREENSHOTS / f"{name}-{width}-light.png")
+            dark = brightness(SCREENSHOTS / f"{name}-{width}-dark.png")
             assert light > 200 and dark < 80, (name, width, light, dark)
 
 

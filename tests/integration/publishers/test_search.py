@@ -55,7 +55,8 @@ def results(site, query, sort="relevance"):
 
 
 def comparable(answer):
-    return [{k: v for k, v in hit.items() if k != "score"} for hit in answer["hits"]]
+    hits = [{k: v for k, v in hit.items() if k != "score"} for hit in answer["hits"]]
+    return hits, answer["facets"]
 
 
 def cli(*args, dsn=""):
@@ -82,6 +83,37 @@ def test_index_built_incrementally_answers_like_one_built_from_zero(seeder, pg_d
     assert [h["id"] for h in results(full, "lunch")["hits"]] == ["m4"]
 
 
+def titles(site, query):
+    return {hit["chat"]: hit["chat_title"] for hit in results(site, query)["hits"]}
+
+
+def test_hits_carry_the_chats_title_as_the_store_has_it_now(seeder, pg_dsn, tmp_path):
+    dialog = "#carol/$dave;ff00"
+    seeder.user("dave", "Dave Davies")
+    seeder.message("d1", dialog, "carol", t(5, 3), "noon plans?", "")
+    incremental, full = tmp_path / "inc", tmp_path / "full"
+    publish(pg_dsn, incremental, once=True, batch_size=2)
+    assert titles(incremental, "meeting OR plans") == {
+        CHAT: "Planning",
+        dialog: "carol & Dave Davies",
+    }
+    # A new topic and a display name: the chats' titles follow, not the messages.
+    seeder.chat(CHAT, "Roadmap", ["alice", "bob"])
+    seeder.user("carol", "Carol Cole")
+    publish(pg_dsn, incremental, once=True, batch_size=2)
+    publish(pg_dsn, full, once=True)
+    for site in (incremental, full):
+        assert titles(site, "meeting OR plans") == {
+            CHAT: "Roadmap",
+            dialog: "Carol Cole & Dave Davies",
+        }
+    facets = results(full, "meeting OR plans")["facets"]
+    assert facets["chat"] == [
+        {"value": CHAT, "label": "Roadmap", "count": 2},
+        {"value": dialog, "label": "Carol Cole & Dave Davies", "count": 1},
+    ]
+
+
 def test_search_command_prints_links_and_json(seeder, pg_dsn, tmp_path):
     result = cli("publish", "--once", "--site-dir", str(tmp_path), dsn=pg_dsn)
     assert result.exit_code == 0, result.output
@@ -99,6 +131,7 @@ def test_search_command_prints_links_and_json(seeder, pg_dsn, tmp_path):
     assert text.exit_code == 0
     lines = text.stdout.splitlines()
     assert lines[0].startswith("2006-06-01 12:00 UTC") and str(tmp_path) in lines[2]
+    assert f"Planning ({CHAT})" in lines[0]
 
     bad = cli("search", "--site-dir", str(tmp_path), "date:2006-13")
     assert bad.exit_code == 2 and "date:2006-13 is not a date" in bad.output
@@ -203,6 +236,21 @@ def test_serve_site_and_search(server):
     status, headers, body = fetch(f"{server}/search.json?q=meeting")
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     assert json.loads(body)["total"] == 2
+
+    # The JSON keeps its shape and gains paging and facets.
+    status, _, body = fetch(f"{server}/search.json?q=meeting&sort=time&limit=1&offset=1")
+    answer = json.loads(body)
+    assert {"query", "sort", "total", "hits", "offset", "limit", "facets"} == set(answer)
+    assert (answer["total"], answer["offset"], answer["limit"]) == (2, 1, 1)
+    [hit] = answer["hits"]
+    assert (hit["id"], hit["chat_title"], hit["after"]["id"]) == ("m1", "Planning", "m2")
+    assert answer["facets"]["author"] == [
+        {"value": "alice", "label": "Alice", "count": 1},
+        {"value": "bob", "label": "Bob", "count": 1},
+    ]
+    status, _, body = fetch(f"{server}/search.json")
+    assert json.loads(body)["facets"] == {"chat": [], "author": []}
+    assert fetch(f"{server}/search.json?q=meeting&offset=-1")[0] == 400
 
     status, _, body = fetch(f"{server}/search.json?q=date:2006-13")
     assert status == 400 and json.loads(body)["error"]["status"] == 400

@@ -20,6 +20,7 @@ from chatchannels.publishers.search_query import (
     has_positive,
     highlight_words,
     make_snippet,
+    narrowed,
     parse_query,
 )
 
@@ -138,3 +139,19 @@ def test_snippet_windows_around_the_first_match():
     pieces = make_snippet(text, [(start, start + 6)], width=100)
     assert pieces[0] == ("…", False) and pieces[-1] == ("…", False)
     assert ("needle", True) in pieces
+
+
+@given(st.text(max_size=30), st.sampled_from(["chat", "author"]), st.text(max_size=12))
+def test_a_narrowed_query_is_the_query_and_the_field(text, field, value):
+    query = narrowed(text, field, value)
+    if '"' in value:
+        assert query is None
+        return
+    try:
+        before = parse_query(text)
+    except QueryError:
+        return
+    after = parse_query(query)
+    if value:
+        assert after.clauses[-1] == Field(field, value)
+    assert after.clauses[: len(before.clauses)] == before.clauses or '"' in text

@@ -9,6 +9,7 @@ messages.
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -122,6 +123,7 @@ def time_hits(backend, query):
 def whoosh_answers(backend, query):
     """Plain Whoosh's top 20 (id, score), its 20 newest and its count. Newest first, messages
     of one time in index order, as search_scoring breaks ties."""
+    backend.search(query)  # the translation looks exact names up in the current index
     whoosh_query = backend._translate(parse_query(query))
     with backend.ix.searcher() as searcher:
         top = [(hit["id"], round(hit.score, 9)) for hit in searcher.search(whoosh_query, limit=20)]
@@ -161,8 +163,12 @@ queries = st.recursive(
 def test_scoring_whole_posting_lists_gives_whooshs_scores_and_order(segmented, query):
     columns = {}
     with segmented.ix.searcher() as searcher:
-        total, best = search_scoring.top(
-            query, searcher, lambda reader: search_scoring.SegmentArrays(reader, columns), 2000
+        total, best, facets = search_scoring.top(
+            query,
+            searcher,
+            lambda reader: search_scoring.SegmentArrays(reader, columns),
+            2000,
+            facets=["author_key"],
         )
         # Whoosh's Not can match a deleted first document of a segment; we never do.
         expected = [
@@ -171,6 +177,12 @@ def test_scoring_whole_posting_lists_gives_whooshs_scores_and_order(segmented, q
             if not searcher.reader().is_deleted(hit.docnum)
         ]
         assert total == len(expected)
+        # The facet counts are exact, and each names one of its matches.
+        assert {a: n for a, (n, _) in facets["author_key"].items()} == Counter(
+            hit["author"] for hit in expected
+        )
+        for author, (_, holder) in facets["author_key"].items():
+            assert searcher.stored_fields(holder)["author"] == author
         # Sums taken in another order may differ in the last bit, which can swap equal hits.
         assert sorted((round(score, 9), doc) for doc, score in best) == sorted(
             (round(hit.score, 9), hit.docnum) for hit in expected
@@ -202,19 +214,23 @@ class TestWhooshBackendInProcesses(TestWhooshBackend):
 @given(
     body=st.lists(
         st.sampled_from(
-            ["Build", "builds", "BUILT", "review", "reviewing", "x", "É", " ", ".", "*"]
+            ["Build", "builds", "BUILT", "review", "reviewing", "x", "É", " ", ".", "*", "org"]
         ),
         max_size=12,
     ).map("".join)
     | st.text(max_size=40),
-    query=st.sampled_from(["build", "reviews", '"the build"', "builds -x", "É", "x.y"]),
+    query=st.sampled_from(
+        ["build", "reviews", '"the build"', "builds -x", "É", "x.y", "build.org", "reviewBuild"]
+    ),
 )
 def test_snippet_marks_are_the_analyzers_tokens(body, query):
     # The marker's single regex pass finds exactly the tokens the body fields' analyzers make
-    # whose stem or lowercase form the query asked for.
+    # whose stem or lowercase form the query asked for, and the parts of compounds the query
+    # named; a token marked whole covers the parts inside it.
     from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter
 
     from chatchannels.publishers.search_query import highlight_words
+    from chatchannels.publishers.search_words import PartsTokenizer, compound_parts
 
     backend = WhooshBackend.__new__(WhooshBackend)
     backend.schema = search_index.whoosh_schema()
@@ -227,6 +243,13 @@ def test_snippet_marks_are_the_analyzers_tokens(body, query):
     lowered = RegexTokenizer() | LowercaseFilter()
     expected = {(t.startchar, t.endchar) for t in stemmed(body, chars=True) if t.text in stems}
     expected |= {(t.startchar, t.endchar) for t in lowered(body, chars=True) if t.text in exact}
+    parts = exact | {p for text in highlight_words(tree) for c in compound_parts(text) for p in c}
+    inside = {(t.startchar, t.endchar) for t in PartsTokenizer()(body, chars=True)}
+    expected |= {
+        (a, b)
+        for a, b in inside
+        if body[a:b].lower() in parts and not any(x <= a and b <= y for x, y in expected)
+    }
     assert backend._marker(tree)(body) == sorted(expected)
 
 
@@ -240,3 +263,23 @@ def test_a_block_of_postings_is_read_when_its_last_document_is_wanted(make_backe
     ]
     backend.write_batch(docs, [], watermark=1)
     assert {hit.id for hit in backend.search("zebra build").hits} == {"m0127", "m0255"}
+
+
+def test_a_hits_neighbours_are_the_messages_next_to_it_in_its_chat(segmented):
+    # Three segments with deletions, and a month's messages all at one time: neighbours go by
+    # (time, document number) across segments, as a brute-force sort of the chat finds them.
+    hits = segmented.search("-nowhere", sort="time", limit=2000).hits
+    with segmented.ix.searcher() as searcher:
+        reader = searcher.reader()
+        ordered = sorted(
+            (fields["posted_utc"], docnum, fields["id"])
+            for docnum in reader.all_doc_ids()
+            for fields in [searcher.stored_fields(docnum)]
+        )
+    ids = [id for _, _, id in ordered]
+    assert sorted(hit.id for hit in hits) == sorted(ids)
+    at = {id: n for n, id in enumerate(ids)}
+    for hit in hits:
+        n = at[hit.id]
+        assert (hit.before.id if hit.before else None) == (ids[n - 1] if n else None)
+        assert (hit.after.id if hit.after else None) == (ids[n + 1] if n + 1 < len(ids) else None)
