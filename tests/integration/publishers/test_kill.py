@@ -16,7 +16,6 @@ from whoosh import index as whoosh_index
 
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.publishing import index_dir, publish
-from chatchannels.publishers.search_index import STATE_FILE as INDEX_STATE_FILE
 from tests.support.faults import index_documents, private_stack, site_files, start_cli
 from tests.support.publishers_seeding import StoreSeeder
 
@@ -106,19 +105,27 @@ def test_publish_killed_at_20_random_points_ends_as_one_uninterrupted_publish(
     del reference_files[DB_FILE]
     assert killed_files == reference_files
     assert index_documents(site) == index_documents(reference)
+    assert our_index_files(index_dir(site)) == our_index_files(index_dir(reference))
     assert not list(site.rglob(".*.tmp-*")), "a killed publisher's temporary file was left"
     # Nothing a killed index writer left (segments never committed, temporary tables of
     # contents). How many committed segments there are depends on where the kills fell.
     assert unreferenced_index_files(index_dir(site)) == []
 
 
+def our_index_files(folder: Path) -> dict[str, bytes]:
+    """The files we keep beside Whoosh's (its watermark, the chats' titles): dot-files."""
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name.startswith(".")}
+
+
 def unreferenced_index_files(folder: Path) -> list[str]:
-    """Files of the index that its current table of contents does not name, besides Whoosh's
-    lock file and our state file."""
+    """Whoosh's files in the index folder that its current table of contents does not name
+    (its lock file aside; our own files beside them are dot-files: our_index_files)."""
     ix = whoosh_index.open_dir(str(folder))
     try:
         named = {segment.make_filename(".seg") for segment in ix._segments()}
-        named |= {f"_MAIN_{ix.latest_generation()}.toc", "MAIN_WRITELOCK", INDEX_STATE_FILE}
+        named |= {f"_MAIN_{ix.latest_generation()}.toc", "MAIN_WRITELOCK"}
     finally:
         ix.close()
-    return sorted(p.name for p in folder.iterdir() if p.name not in named)
+    return sorted(
+        p.name for p in folder.iterdir() if not p.name.startswith(".") and p.name not in named
+    )
