@@ -83,13 +83,24 @@ def test_spool_disk_full_capture_pauses_and_resumes_losing_nothing(
             wait_for("capture to pause", paused, lambda: (agent.status(), agent.log_tail()), 60)
             assert "no space left on the device of the spool" in agent.status()["capture_paused"]
             assert "waiting for space for the spool: no space left" in agent.log_tail(200)
-            # Stopped, not failing: nothing more is written, and what is there is whole.
-            time.sleep(3)
+
+            # Stopped, not failing: nothing more is written, and what is there is whole. The
+            # agent rewrites its status every second; two rewrites after now show its loop
+            # ran meanwhile, paused.
+            def looped_since(moment: float) -> None:
+                wait_for(
+                    "two status rewrites by the paused agent",
+                    lambda: agent.status().get("updated_at", 0) > moment + 1,
+                    lambda: (agent.status(), agent.log_tail()),
+                    20,
+                )
+
+            looped_since(time.time())
             assert agent.proc.poll() is None, agent.log_tail()
             held = read_summary(agent.spool)
             assert held.next_seq >= spooled.next_seq and held.depth >= spooled.depth
             emu.step(10)
-            time.sleep(2)
+            looped_since(time.time())
             assert read_summary(agent.spool).next_seq == held.next_seq
             assert integrity(agent.spool) == "ok"
 
