@@ -12,6 +12,7 @@ Imports click and the settings only: an agent-only install loads this module too
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -161,3 +162,12 @@ def metrics_port_option(setting: str) -> Callable[[F], F]:
         type=int,
         help=f"Serve Prometheus metrics on this port (0: off; default: the {setting} setting).",
     )
+
+
+def site_dir_option(command: F) -> F:
+    """--site-dir: the published site's folder (the command reads `site_dir` itself)."""
+    return click.option(
+        "--site-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="The published site's folder (default: the `site_dir` setting).",
+    )(command)

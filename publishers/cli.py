@@ -14,11 +14,10 @@ from chatchannels.options import (
     json_option,
     metrics_port_option,
     quiet_option,
+    site_dir_option,
     store_options,
 )
 from chatchannels.settings import Settings
-
-SITE_DIR_HELP = "Site folder (default: the site_dir setting)."
 
 
 def _site_dir(settings: Settings, site_dir: Path | None) -> Path:
@@ -31,7 +30,7 @@ def _site_dir(settings: Settings, site_dir: Path | None) -> Path:
 @click.option(
     "--rebuild", is_flag=True, help="Delete the site's pages, feeds and index first (from zero)."
 )
-@click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path), help=SITE_DIR_HELP)
+@site_dir_option
 # publishing.DEFAULT_BATCH, written out: importing it would load Whoosh for --help.
 @batch_size_option(10_000, "store changes")
 @click.option("--poll", "poll_s", default=5.0, show_default=True, help="Seconds between polls.")
@@ -118,7 +117,7 @@ def publish(
     help="Best match first, or newest first.",
 )
 @click.option("--limit", default=20, show_default=True, help="Most hits to show.")
-@click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path), help=SITE_DIR_HELP)
+@site_dir_option
 @json_option
 @quiet_option
 @click.pass_obj
@@ -167,7 +166,7 @@ def search(
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, help="Port to bind.")
-@click.option("--site-dir", type=click.Path(file_okay=False, path_type=Path), help=SITE_DIR_HELP)
+@site_dir_option
 @quiet_option
 @click.pass_obj
 def serve(settings: Settings, host: str, port: int, site_dir: Path | None, quiet: bool) -> None:

@@ -17,6 +17,7 @@ from chatchannels.options import (
     consumer_option,
     json_option,
     kafka_option,
+    site_dir_option,
     store_options,
     topic_option,
 )
@@ -91,11 +92,7 @@ def render_completeness(found: Completeness) -> None:
 @kafka_option
 @topic_option
 @consumer_option(DEFAULT_CONSUMER)
-@click.option(
-    "--site-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The published site (default: the `site_dir` setting).",
-)
+@site_dir_option
 @click.option("--serve-url", help="Where `serve` answers (default: the `serve_url` setting).")
 @json_option
 @click.pass_obj
