@@ -64,6 +64,9 @@ class Settings:
     # the agent's spool, so one machine's undelivered events are all in one place).
     media_dir: str = ""
     import_spool_dir: str = ""
+    # Passwords and keys, one file each, owner-only (chatchannels/secret_files.py); empty:
+    # <stack_dir>/secrets.
+    secrets_dir: str = ""
     # Prometheus metrics of `process` and `publish` on http://metrics_host:<port>/metrics
     # (0: off); `serve` answers /metrics on its own port.
     processor_metrics_port: int = 0
@@ -94,6 +97,12 @@ class Settings:
         if self.media_dir:
             return Path(self.media_dir).expanduser().absolute()
         return self.stack_dir / "media"
+
+    @property
+    def secrets_root(self) -> Path:
+        if self.secrets_dir:
+            return Path(self.secrets_dir).expanduser().absolute()
+        return self.stack_dir / "secrets"
 
     @property
     def import_spools(self) -> Path:

@@ -30,6 +30,12 @@ class AgentConfig:
     spool: Path
     kafka: str
     topic: str
+    # Kafka credentials (SASL SCRAM over TLS): the principal (empty: `agent-<host_id>`), its
+    # password file (owner-only, chatchannels/secret_files.py) and the CA that signed the
+    # broker's certificate. One password per desktop: it also keys the events' signatures.
+    kafka_user: str = ""
+    kafka_password_file: str = ""
+    kafka_ca_file: str = ""
     chats: tuple[str, ...] = ()
     chat_patterns: tuple[str, ...] = ()
     all_chats: bool = False
@@ -53,6 +59,10 @@ class AgentConfig:
     rescan_interval_s: float = 300.0
     command_timeout_s: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def principal(self) -> str:
+        return self.kafka_user or f"agent-{self.host_id}"
 
     @property
     def status_file(self) -> Path:
