@@ -15,6 +15,7 @@ differs, a demo that missed); 2 could not do it (these errors, and click's usage
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from importlib import import_module
@@ -44,6 +45,9 @@ PROJECT_ERRORS = {
     "chatchannels.metrics:MetricsEndpointError": "metrics",
 }
 
+_LOGIN_REFUSED = re.compile(
+    r'password authentication failed|no password supplied|role "[^"]*" does not exist'
+)
 # kafka-python's errors that mean no broker answered.
 _KAFKA_AWAY = ("KafkaConnectionError", "KafkaTimeoutError", "NodeNotReadyError")
 
@@ -121,6 +125,13 @@ def _postgres(exc: Any, settings: Any, psycopg: Any) -> KnownError | None:
             f"the store at {where} (schema {schema}) is not migrated"
             f" ({exc.diag.message_primary}): run `chatchannels db migrate --schema {schema}`",
         )
+    if isinstance(exc, psycopg.OperationalError) and _refused_login(exc):
+        return KnownError(
+            "postgres-login",
+            f"PostgreSQL at {where} refused the login: {_first_line(exc)}; the store's roles"
+            " and their passwords come from `chatchannels db migrate` (the stack's administrator"
+            " from `chatchannels stack up`): run it, or fix the DSN (README: PostgreSQL roles)",
+        )
     if isinstance(exc, psycopg.OperationalError):
         return KnownError(
             "postgres-unreachable",
@@ -129,6 +140,11 @@ def _postgres(exc: Any, settings: Any, psycopg: Any) -> KnownError | None:
         )
     # Any other database error (a constraint, a syntax error) is a bug: its traceback helps.
     return None
+
+
+def _refused_login(exc: Any) -> bool:
+    # libpq's and the server's words for a wrong password, none to give, or no such role.
+    return bool(_LOGIN_REFUSED.search(str(exc)))
 
 
 def _postgres_place(settings: Any, psycopg: Any) -> str:

@@ -40,6 +40,15 @@ def _override(setting: str) -> Callable[[click.Context, click.Parameter, Any], N
     return apply
 
 
+def _dsn(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--dsn names the server for the command's role too: the roles' DSNs, if the settings
+    give them, are for the configured server, not this one."""
+    _override("dsn")(ctx, param, value)
+    if value is not None and ctx.obj is not None and not ctx.resilient_parsing:
+        ctx.obj = ctx.obj.replace(processor_dsn="", reader_dsn="")
+        ctx.meta[SETTINGS_META] = ctx.obj
+
+
 def _schema(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     if value is not None and not SCHEMA_NAME.fullmatch(value):
         raise click.BadParameter("a lowercase identifier: a-z, 0-9 and _, no digit first")
@@ -59,8 +68,9 @@ def store_options(command: F) -> F:
         click.option(
             "--dsn",
             expose_value=False,
-            callback=_override("dsn"),
-            help="PostgreSQL connection string (default: the `dsn` setting, else the stack's).",
+            callback=_dsn,
+            help="PostgreSQL connection string (default: the `dsn` setting, else the stack's);"
+            " the command connects to it as its role (README: PostgreSQL roles).",
         ),
         click.option(
             "--schema",

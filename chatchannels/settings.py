@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ENV_PREFIX = "CHATCHANNELS_"
 CONFIG_ENV = "CHATCHANNELS_CONFIG"
+# libpq's password file in secrets_dir (chatchannels/pg_passwords.py writes it).
+PG_PASSFILE = "pgpass"
 
 
 # Schema names go into search_path options unquoted (store_contract.schema_dsn): plain
@@ -67,6 +70,14 @@ class Settings:
     # Passwords and keys, one file each, owner-only (chatchannels/secret_files.py); empty:
     # <stack_dir>/secrets.
     secrets_dir: str = ""
+    # PostgreSQL roles (`db migrate` makes them; deploy/config.md, "PostgreSQL roles"): the
+    # processor and replay write as `pg_writer_role`; publish, serve, search, status and
+    # completeness read as `pg_reader_role`. Their DSNs, empty: the admin DSN (`dsn`, else the
+    # stack's) as that role, its password from the libpq password file in secrets_dir.
+    pg_writer_role: str = "chatchannels_processor"
+    pg_reader_role: str = "chatchannels_reader"
+    processor_dsn: str = ""
+    reader_dsn: str = ""
     # Prometheus metrics of `process` and `publish` on http://metrics_host:<port>/metrics
     # (0: off); `serve` answers /metrics on its own port.
     processor_metrics_port: int = 0
@@ -88,9 +99,23 @@ class Settings:
 
     @property
     def postgres_dsn(self) -> str:
-        return self.dsn or (
-            f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
-        )
+        """The administrator's DSN: migrations and admin commands."""
+        return self.dsn or stack_dsn(self, self.pg_database)
+
+    @property
+    def processor_postgres_dsn(self) -> str:
+        """The writer role's DSN: `process`, `replay`'s processing, dead-letter redrives."""
+        return self.processor_dsn or role_dsn(self.postgres_dsn, self.pg_writer_role, self)
+
+    @property
+    def reader_postgres_dsn(self) -> str:
+        """The read-only role's DSN: the publishers, `serve`, `search`, `status`, etc."""
+        return self.reader_dsn or role_dsn(self.postgres_dsn, self.pg_reader_role, self)
+
+    @property
+    def pg_passfile(self) -> Path:
+        """libpq's password file of the stack's and the roles' passwords (pg_passwords.py)."""
+        return self.secrets_root / PG_PASSFILE
 
     @property
     def media_root(self) -> Path:
@@ -112,6 +137,29 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def stack_dsn(settings: Settings, database: str) -> str:
+    """The DSN of `database` on the stack's server, as its administrator; the password comes
+    from the password file, so the DSN itself can be printed and passed on."""
+    passfile = quote(str(settings.pg_passfile), safe="/")
+    return (
+        f"postgresql://{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/{database}"
+        f"?passfile={passfile}"
+    )
+
+
+def role_dsn(dsn: str, role: str, settings: Settings) -> str:
+    """`dsn` as `role`: the same server and options, with no password of its own; libpq finds
+    the role's in the password file `dsn` names, which `stack up` and `db migrate` write with
+    the administrator's, else in the one in secrets_dir."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(dsn)
+    params.pop("password", None)
+    params["user"] = role
+    params.setdefault("passfile", str(settings.pg_passfile))
+    return make_conninfo("", **params)
 
 
 def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
@@ -165,6 +213,13 @@ def load_settings(
     settings = Settings(**values, extra=extra)
     if not SCHEMA_NAME.fullmatch(settings.schema):
         raise SettingsError(f"setting 'schema': {settings.schema!r} is not a lowercase identifier")
+    for key in ("pg_writer_role", "pg_reader_role"):
+        # Quoted in GRANTs anyway; a plain name is what operators can type in psql unquoted.
+        name = getattr(settings, key)
+        if not SCHEMA_NAME.fullmatch(name):
+            raise SettingsError(f"setting {key!r}: {name!r} is not a lowercase identifier")
+    if settings.pg_writer_role == settings.pg_reader_role:
+        raise SettingsError("settings 'pg_writer_role' and 'pg_reader_role' must differ")
     return settings.replace(stack_dir=settings.stack_dir.absolute())
 
 
@@ -175,4 +230,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CHATCHANNELS_DSN": settings.postgres_dsn,
         "CHATCHANNELS_TOPIC": settings.topic,
         "CHATCHANNELS_STACK_DIR": str(settings.stack_dir),
+        # The DSNs name the password file in it.
+        "CHATCHANNELS_SECRETS_DIR": str(settings.secrets_root),
     }

@@ -34,6 +34,7 @@ from chatchannels.emulator.scoring import Score, score_archive
 from chatchannels.emulator.truth import ground_truth
 from chatchannels.ingest.agent.config import load_agent_config
 from chatchannels.ingest.agent.status import read_status
+from chatchannels.pg_roles import store_roles
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.pg.store import Store
 from chatchannels.processors.replay.archive import read_archive
@@ -111,7 +112,7 @@ class Demo:
         kafka.ensure_topic(self.settings, self.topic, self.settings.partitions)
         postgres.drop_database(self.settings, DEMO_DATABASE)
         postgres.ensure_database(self.settings, DEMO_DATABASE)
-        migrate(self.settings.postgres_dsn)
+        migrate(self.settings.postgres_dsn, roles=store_roles(self.settings))
 
     def _start(self, name: str, *args: str) -> Child:
         child = Child(name, list(args), pipeline_env(self.settings), self.logs)

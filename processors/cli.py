@@ -39,14 +39,20 @@ def db() -> None:
 @json_option
 @click.pass_obj
 def migrate(settings: Settings, as_json: bool) -> None:
-    """Apply pending schema migrations (idempotent)."""
+    """Apply pending schema migrations, and make the store's PostgreSQL roles and their
+    privileges in the schema (idempotent; README: PostgreSQL roles)."""
+    from chatchannels.pg_roles import ensure_store_roles, store_roles
     from chatchannels.processors.pg.migrate import migrate as run_migrations
 
-    applied = run_migrations(settings.postgres_dsn, settings.schema)
+    roles = ensure_store_roles(settings)
+    applied = run_migrations(settings.postgres_dsn, settings.schema, roles=store_roles(settings))
     if as_json:
         names = [f"{m.version:04d}_{m.name}" for m in applied]
-        _echo_json({"schema": settings.schema, "applied": names})
+        _echo_json({"schema": settings.schema, "applied": names, "roles": roles})
         return
+    for role, done in roles.items():
+        if done != "unchanged":
+            click.echo(f"role {role} {done}")
     for migration in applied:
         click.echo(f"applied {migration.version:04d}_{migration.name}")
     if not applied:
@@ -149,7 +155,7 @@ def count_dead_letters(settings: Settings) -> dict[str, Any]:
     from chatchannels.processors.pg.store import Store
 
     # Dead letters belong to no consumer; the name only matters to offsets.
-    store = Store.connect(settings.postgres_dsn, settings.schema, consumer=DEFAULT_CONSUMER)
+    store = Store.connect(settings.reader_postgres_dsn, settings.schema, consumer=DEFAULT_CONSUMER)
     try:
         counts = store.count_dead_letters()
     finally:
@@ -182,7 +188,7 @@ def collect_stats(settings: Settings, *, group: str) -> dict[str, Any]:
     from chatchannels.processors.pg.store import Store
     from chatchannels.stack import kafka
 
-    store = Store.connect(settings.postgres_dsn, settings.schema, consumer=group)
+    store = Store.connect(settings.reader_postgres_dsn, settings.schema, consumer=group)
     try:
         found = store.read_stats(settings.topic)
     finally:
@@ -251,7 +257,7 @@ def list_dead_letters(settings: Settings, show_all: bool, as_json: bool) -> None
     from chatchannels.processors.pg.store import Store
 
     # Dead letters belong to no consumer; the name only matters to offsets.
-    store = Store.connect(settings.postgres_dsn, settings.schema, consumer=DEFAULT_CONSUMER)
+    store = Store.connect(settings.reader_postgres_dsn, settings.schema, consumer=DEFAULT_CONSUMER)
     try:
         letters = store.dead_letters(include_redriven=show_all)
     finally:
@@ -289,7 +295,7 @@ def redrive(settings: Settings, ids: tuple[int, ...], as_json: bool) -> None:
     from chatchannels.processors.pg.store import Store
 
     store = Store.connect(
-        settings.postgres_dsn,
+        settings.processor_postgres_dsn,
         settings.schema,
         consumer=DEFAULT_CONSUMER,
         tolerance_s=float(settings.match_tolerance_s),

@@ -150,7 +150,7 @@ class Processor:
 
     def _connect_store(self) -> Store:
         return Store.connect(
-            self.settings.postgres_dsn,
+            self.settings.processor_postgres_dsn,
             self.options.schema,
             consumer=self.options.group,
             tolerance_s=float(self.settings.match_tolerance_s),

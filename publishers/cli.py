@@ -67,7 +67,7 @@ def publish(
     try:
         with metrics_endpoint(metrics.registry, port, settings.metrics_host):
             results = run(
-                schema_dsn(settings.postgres_dsn, settings.schema),
+                schema_dsn(settings.reader_postgres_dsn, settings.schema),
                 target,
                 once=once,
                 rebuild=rebuild,

@@ -42,11 +42,11 @@ def completeness(settings: Settings, silent_after_s: int | None, as_json: bool) 
     import psycopg
 
     from chatchannels.processors.pg.completeness import read_completeness
-    from chatchannels.processors.pg.migrate import use_schema
+    from chatchannels.processors.pg.migrate import set_schema
 
     limit = settings.silent_after_s if silent_after_s is None else silent_after_s
-    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
-        use_schema(conn, settings.schema)
+    with psycopg.connect(settings.reader_postgres_dsn, autocommit=True) as conn:
+        set_schema(conn, settings.schema)
         found = read_completeness(conn, time.time(), limit)
     if as_json:
         click.echo(json.dumps(found.as_json(), sort_keys=True))

@@ -86,9 +86,9 @@ def kafka_service(settings: Settings, timeout: float) -> Service:
 
 
 def postgres_service(settings: Settings, timeout: float) -> Service:
-    address = _without_password(settings.postgres_dsn)
+    address = _without_password(settings.reader_postgres_dsn)
     try:
-        with _connect(settings.postgres_dsn, timeout) as conn:
+        with _connect(settings.reader_postgres_dsn, timeout) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
     except psycopg.Error as exc:
         return Service("PostgreSQL", address, _first_line(exc))
@@ -115,7 +115,7 @@ def read_store(
 ) -> _StoreFacts:
     facts = _StoreFacts()
     try:
-        with _connect(settings.postgres_dsn, timeout) as conn:
+        with _connect(settings.reader_postgres_dsn, timeout) as conn:
             conn.autocommit = True
             migrated = conn.execute(
                 "SELECT to_regclass(format('%%I.seq_runs', %s::text))", (schema,)

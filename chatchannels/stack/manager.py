@@ -52,6 +52,10 @@ def stack_up(settings: Settings, timeout: float = 120) -> UpReport:
             else:
                 start(settings)
                 report.started.append(name)
+        if "postgres" in report.already_running:
+            # Started by an older stack, or its passwords changed since (start_postgres sets
+            # them when it starts the server).
+            postgres.set_passwords(settings)
         postgres.wait_postgres_ready(settings, timeout)
         kafka.wait_kafka_ready(settings, timeout)
         if kafka.ensure_topic(settings, settings.topic, settings.partitions):

@@ -1,9 +1,13 @@
 """A private PostgreSQL 15 cluster under the stack folder (initdb + pg_ctl).
 
 initdb and pg_ctl refuse to run as root, so as root they run as the `postgres` user and the
-data directory belongs to it. The cluster listens on 127.0.0.1 only and trusts local
-connections: it is a developer's and CI's stack; production points CHATCHANNELS_DSN at a
-managed server instead (deploy/config.md).
+data directory belongs to it. The cluster listens on 127.0.0.1 only. Connections over TCP
+prove a password (SCRAM): the administrator's is `<secrets_dir>/pg-admin.password`, the
+store's roles' are made by `db migrate` (chatchannels/pg_roles.py), and the DSNs find them
+in libpq's password file (chatchannels/pg_passwords.py). The Unix socket trusts whoever
+reaches it: it is in a folder only the cluster's owner may enter, who can read the data
+files anyway, and `stack up` sets the passwords through it. Production points
+CHATCHANNELS_DSN at a server of its own (deploy/config.md).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from chatchannels.settings import Settings
+from chatchannels.pg_passwords import admin_login, role_logins, write_passfile
+from chatchannels.settings import Settings, stack_dsn
 from chatchannels.stack.processes import (
     StackError,
     port_open,
@@ -24,11 +30,18 @@ from chatchannels.stack.processes import (
     wait_for,
 )
 
+if TYPE_CHECKING:
+    import psycopg
+
 # Spare the processor's large transactions a checkpoint every few batches (deploy/config.md);
 # docker-compose.yml runs its PostgreSQL with the same.
 WAL_SETTINGS = {"max_wal_size": "4GB", "checkpoint_timeout": "15min", "wal_compression": "lz4"}
 
 PG_MAJOR = 15
+
+# Written at every `stack up`, so an older stack's cluster (which trusted every connection)
+# gets the rules too: a password over TCP, from any address it listens on.
+PG_HBA = "local all all trust\nhost all all all scram-sha-256\n"
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,8 @@ def start_postgres(settings: Settings) -> int:
     for path in (paths.home, paths.run, paths.log.parent):
         path.mkdir(parents=True, exist_ok=True)
     paths.log.touch()
+    # The socket's folder: the cluster's owner's only (see the module's doc).
+    paths.run.chmod(0o700)
     _chown_to_owner(paths.home, paths.run, paths.log)
     if not (paths.data / "PG_VERSION").exists():
         _run(
@@ -110,7 +125,8 @@ def start_postgres(settings: Settings) -> int:
                 str(paths.data),
                 "-U",
                 settings.pg_user,
-                "--auth=trust",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
                 "-E",
                 "UTF8",
                 "--no-locale",
@@ -123,6 +139,8 @@ def start_postgres(settings: Settings) -> int:
         f"listen_addresses = '{settings.pg_host}'\n"
         f"port = {settings.pg_port}\n"
         f"unix_socket_directories = '{paths.run}'\n"
+        "unix_socket_permissions = 0700\n"
+        "password_encryption = 'scram-sha-256'\n"
         "shared_buffers = 256MB\n"
         "max_connections = 200\n"
         + "".join(f"{key} = {value}\n" for key, value in WAL_SETTINGS.items())
@@ -132,11 +150,62 @@ def start_postgres(settings: Settings) -> int:
     if "chatchannels.conf" not in main_conf.read_text():
         with main_conf.open("a") as fh:
             fh.write("\ninclude_if_exists = 'chatchannels.conf'\n")
+    _write_hba(paths)
     _run(
         [pg_bin("pg_ctl"), "-D", str(paths.data), "-l", str(paths.log), "-w", "-t", "60", "start"],
         "pg_ctl start",
     )
-    return wait_for("the postmaster pid", lambda: postgres_pid(settings), 10)
+    pid = wait_for("the postmaster pid", lambda: postgres_pid(settings), 10)
+    set_passwords(settings)
+    return pid
+
+
+def _write_hba(paths: PostgresPaths) -> bool:
+    """pg_hba.conf as PG_HBA says; True if it changed."""
+    hba = paths.data / "pg_hba.conf"
+    if hba.exists() and hba.read_text() == PG_HBA:
+        return False
+    hba.write_text(PG_HBA)
+    _chown_to_owner(hba)
+    return True
+
+
+def _socket_connect(settings: Settings) -> psycopg.Connection:
+    import psycopg
+
+    return psycopg.connect(
+        host=str(PostgresPaths.of(settings).run),
+        port=settings.pg_port,
+        user=settings.pg_user,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=10,
+    )
+
+
+def set_passwords(settings: Settings) -> None:
+    """Passwords checked over TCP, and known to the stack's DSNs: the administrator's password
+    set (from its secret file, made the first time), the store's roles made with theirs, the
+    password file written, pg_hba's rules in force. Idempotent; through the Unix socket, which
+    needs no password."""
+    from psycopg import sql
+
+    from chatchannels.pg_roles import ensure_login_role, verifier
+
+    admin = admin_login(settings)
+    with _socket_connect(settings) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(admin.user), sql.Literal(verifier(conn, admin))
+            )
+        )
+        # A cluster an older stack made trusted every connection: its roles' passwords are
+        # checked below over TCP, which must be checking them by then.
+        if _write_hba(PostgresPaths.of(settings)):
+            conn.execute("SELECT pg_reload_conf()")
+        for login in role_logins(settings):
+            ensure_login_role(conn, login, _admin_dsn(settings))
+    write_passfile(settings)
 
 
 def wait_postgres_ready(settings: Settings, timeout: float = 60) -> None:
@@ -170,7 +239,7 @@ def postgres_answer_problem(settings: Settings, timeout: float = 2.0) -> str | N
 
 
 def _admin_dsn(settings: Settings) -> str:
-    return f"postgresql://{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/postgres"
+    return stack_dsn(settings, "postgres")
 
 
 def ensure_database(settings: Settings, name: str | None = None) -> bool:
@@ -217,5 +286,5 @@ def drop_database(settings: Settings, name: str) -> None:
 
 
 def database_dsn(settings: Settings, name: str) -> str:
-    """The DSN of another database on the stack's server."""
-    return f"postgresql://{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/{name}"
+    """The DSN of another database on the stack's server, as its administrator."""
+    return stack_dsn(settings, name)

@@ -14,6 +14,8 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from chatchannels.pg_roles import StoreRoles, grant_store
+
 MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -40,9 +42,23 @@ def use_schema(conn: psycopg.Connection, schema: str) -> None:
     conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
 
 
-def migrate(dsn: str, schema: str = "public", *, until: int | None = None) -> list[Migration]:
+def set_schema(conn: psycopg.Connection, schema: str) -> None:
+    """Point the connection at `schema`, which must exist: for the roles, which may not
+    create one."""
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+
+
+def migrate(
+    dsn: str,
+    schema: str = "public",
+    *,
+    until: int | None = None,
+    roles: StoreRoles | None = None,
+) -> list[Migration]:
     """Apply pending migrations in order (those numbered up to `until` only, if given: a
-    store as an older version left it), each in its own transaction. Returns those applied.
+    store as an older version left it), each in its own transaction, then give the store's
+    roles (`roles`, default their default names; they must exist: roles.py) their privileges
+    in `schema`. Returns the migrations applied.
 
     Idempotent, and safe when two processes migrate at once: an advisory lock serialises them.
     """
@@ -70,4 +86,8 @@ def migrate(dsn: str, schema: str = "public", *, until: int | None = None) -> li
                     (migration.version, migration.name),
                 )
                 applied.append(migration)
+        with conn.transaction():
+            # GRANTs rewrite catalog rows: two at once on one table would fail.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('chatchannels.migrate'))")
+            grant_store(conn, schema, roles or StoreRoles())
     return applied

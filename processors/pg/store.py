@@ -61,7 +61,7 @@ from chatchannels.processors.pg import (
 )
 from chatchannels.processors.pg.deadletters import DeadLetter, DeadLetterCount, RedriveResult
 from chatchannels.processors.pg.groups import Groups
-from chatchannels.processors.pg.migrate import use_schema
+from chatchannels.processors.pg.migrate import set_schema
 from chatchannels.processors.pg.session import PausedCollector, Session
 
 
@@ -107,7 +107,7 @@ class Store:
         them, so the rebuild goes on from where it stands; anything committed synchronously
         later (the swap) flushes all of it."""
         conn = psycopg.connect(dsn, autocommit=True)
-        use_schema(conn, schema)
+        set_schema(conn, schema)
         if not synchronous_commit:
             conn.execute("SET synchronous_commit = off")
         return cls(conn, **kwargs)

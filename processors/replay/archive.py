@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 
-from chatchannels.processors.pg.migrate import use_schema
+from chatchannels.processors.pg.migrate import set_schema
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def _epoch(value) -> float | None:
 def read_archive(dsn: str, schema: str = "public") -> Iterator[ArchivedMessage]:
     """Every canonical message with its revisions and copies, ordered by (posted_utc, id)."""
     with psycopg.connect(dsn) as conn:
-        use_schema(conn, schema)
+        set_schema(conn, schema)
         yield from archived_messages(conn)
 
 

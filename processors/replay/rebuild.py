@@ -41,6 +41,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from chatchannels.pg_roles import store_roles
 from chatchannels.processors.consumer import ProcessOptions, Processor, ProcessSummary
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, read_offsets, stored_offsets
@@ -239,7 +240,7 @@ def replay(
         raise ReplayError(f"schema {schema!r} exists already; a replay builds a new schema")
     result = ReplayResult(topic=options.topic, schema=schema, offsets=dict(live or {}))
     try:
-        migrate(dsn, schema)
+        migrate(dsn, schema, roles=store_roles(settings))
         started = time.perf_counter()
         _run_replay(settings, options, schema, live, result, progress, stop)
         result.seconds["replay"] = time.perf_counter() - started

@@ -9,7 +9,10 @@ def test_defaults_do_not_clash_with_a_system_postgres():
     settings = load_settings(environ={})
     assert settings.pg_port != 5432
     assert settings.kafka_bootstrap == "127.0.0.1:29092"
-    assert settings.postgres_dsn == "postgresql://postgres@127.0.0.1:55432/chatchannels"
+    passfile = settings.stack_dir / "secrets" / "pgpass"
+    assert settings.postgres_dsn == (
+        f"postgresql://postgres@127.0.0.1:55432/chatchannels?passfile={passfile}"
+    )
     assert settings.stack_dir.is_absolute()
 
 
