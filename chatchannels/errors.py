@@ -2,7 +2,8 @@
 them once at the top): `Error: what, where, what next` on stderr, exit code 2.
 
 Known are the project's own user-facing exceptions (PROJECT_ERRORS), PostgreSQL that
-cannot be reached or is not migrated, and Kafka that cannot be reached. Anything else is a
+cannot be reached, refuses the login or a privilege, or is not migrated, and Kafka that
+cannot be reached. Anything else is a
 bug and keeps its traceback; `chatchannels --debug` shows the traceback of known ones too.
 With `--json` the error is also one JSON object on stdout:
 `{"error": {"kind": ..., "message": ...}}`.
@@ -124,6 +125,13 @@ def _postgres(exc: Any, settings: Any, psycopg: Any) -> KnownError | None:
             "store-not-migrated",
             f"the store at {where} (schema {schema}) is not migrated"
             f" ({exc.diag.message_primary}): run `chatchannels db migrate --schema {schema}`",
+        )
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return KnownError(
+            "postgres-permission",
+            f"PostgreSQL at {where} (schema {schema}) refused: {exc.diag.message_primary};"
+            " each command connects as its role (README: PostgreSQL roles), and"
+            f" `chatchannels db migrate --schema {schema}` grants the roles their rights",
         )
     if isinstance(exc, psycopg.OperationalError) and _refused_login(exc):
         return KnownError(

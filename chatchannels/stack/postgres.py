@@ -160,6 +160,18 @@ def start_postgres(settings: Settings) -> int:
     return pid
 
 
+def reload_config(settings: Settings, conn: psycopg.Connection, timeout: float = 30) -> None:
+    """Have the server re-read its configuration, and wait until new connections get it."""
+    before = conn.execute("SELECT pg_conf_load_time()").fetchone()[0]
+    conn.execute("SELECT pg_reload_conf()")
+
+    def reloaded() -> bool:
+        with _socket_connect(settings) as probe:
+            return probe.execute("SELECT pg_conf_load_time()").fetchone()[0] > before
+
+    wait_for("PostgreSQL to reload its configuration", reloaded, timeout)
+
+
 def _write_hba(paths: PostgresPaths) -> bool:
     """pg_hba.conf as PG_HBA says; True if it changed."""
     hba = paths.data / "pg_hba.conf"
@@ -202,7 +214,7 @@ def set_passwords(settings: Settings) -> None:
         # A cluster an older stack made trusted every connection: its roles' passwords are
         # checked below over TCP, which must be checking them by then.
         if _write_hba(PostgresPaths.of(settings)):
-            conn.execute("SELECT pg_reload_conf()")
+            reload_config(settings, conn)
         for login in role_logins(settings):
             ensure_login_role(conn, login, _admin_dsn(settings))
     write_passfile(settings)
