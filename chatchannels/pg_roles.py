@@ -48,12 +48,13 @@ def ensure_store_roles(settings: Settings) -> dict[str, str]:
     """Both roles on the administrator's server (`settings.postgres_dsn`), with the passwords
     of their secret files (made the first time), and the password file that hands them to
     the roles' DSNs. Role name -> "created", "updated" or "unchanged"."""
-    done = {}
-    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
-        for login in role_logins(settings):
-            done[login.user] = ensure_login_role(conn, login, settings.postgres_dsn)
+    logins = role_logins(settings)
+    # First: the administrator's DSN may read its password from it (docker-compose.yml).
     write_passfile(settings)
-    return done
+    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+        return {
+            login.user: ensure_login_role(conn, login, settings.postgres_dsn) for login in logins
+        }
 
 
 def verifier(conn: psycopg.Connection, login: Login) -> str:
