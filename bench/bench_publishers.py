@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from bench.report import Figure, report
 from chatchannels.publishers import paths
@@ -45,7 +44,7 @@ from chatchannels.publishers.statistics import Statistics
 from chatchannels.publishers.store import read_messages
 from chatchannels.publishers.tallies import Tallies
 from chatchannels.settings import Settings, load_settings
-from chatchannels.stack.postgres import ensure_database
+from chatchannels.stack.postgres import database_dsn, drop_database, ensure_database
 from tests.support.publishers_seeding import StoreSeeder
 
 DEFAULT_N = 200_000
@@ -276,17 +275,13 @@ def run(settings: Settings | None = None, n: int = DEFAULT_N) -> list[Figure]:
     settings = settings or load_settings()
     name = f"bench_publishers_{uuid.uuid4().hex[:8]}"
     ensure_database(settings, name)
-    dsn = f"postgresql://{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/{name}"
+    dsn = database_dsn(settings, name)
     work = Path(tempfile.mkdtemp(prefix="bench-publishers-"))
     try:
         figures = measure(dsn, n, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        admin = f"postgresql://{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/postgres"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(settings, name)
     report(f"publishers on {n:,} messages (ceiling: bare Whoosh add, same documents)", figures)
     return figures
 
