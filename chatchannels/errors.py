@@ -31,6 +31,7 @@ EXIT_ERROR = 2
 PROJECT_ERRORS = {
     "chatchannels.settings:SettingsError": "settings",
     "chatchannels.stack.processes:StackError": "stack",
+    "chatchannels.pg_roles:RoleError": "postgres-roles",
     "chatchannels.processors.consumer:ProcessorError": "processor",
     "chatchannels.processors.replay.rebuild:ReplayError": "replay",
     "chatchannels.processors.replay.topic_copy:TopicCopyError": "replay",
@@ -129,7 +130,8 @@ def _postgres(exc: Any, settings: Any, psycopg: Any) -> KnownError | None:
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return KnownError(
             "postgres-permission",
-            f"PostgreSQL at {where} (schema {schema}) refused: {exc.diag.message_primary};"
+            f"PostgreSQL at {where} (schema {schema}) refused:"
+            f" {exc.diag.message_primary or _first_line(exc)};"
             " each command connects as its role (README: PostgreSQL roles), and"
             f" `chatchannels db migrate --schema {schema}` grants the roles their rights",
         )

@@ -41,8 +41,8 @@ def _override(setting: str) -> Callable[[click.Context, click.Parameter, Any], N
 
 
 def _dsn(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    """--dsn names the server for the command's role too: the roles' DSNs, if the settings
-    give them, are for the configured server, not this one."""
+    """--dsn is the administrator's DSN, and the commands connect to its server as their
+    role: role DSNs from the settings name the configured server, so the flag clears them."""
     _override("dsn")(ctx, param, value)
     if value is not None and ctx.obj is not None and not ctx.resilient_parsing:
         ctx.obj = ctx.obj.replace(processor_dsn="", reader_dsn="")

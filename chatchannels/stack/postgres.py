@@ -205,7 +205,8 @@ def set_passwords(settings: Settings) -> None:
     from chatchannels.pg_roles import ensure_login_role, verifier
 
     admin = admin_login(settings)
-    with _socket_connect(settings) as conn:
+    # A server found running may still be starting.
+    with wait_for("PostgreSQL's Unix socket", lambda: _socket_connect(settings), 60) as conn:
         conn.execute(
             sql.SQL("ALTER ROLE {} PASSWORD {}").format(
                 sql.Identifier(admin.user), sql.Literal(verifier(conn, admin))

@@ -39,7 +39,7 @@ def available_migrations() -> list[Migration]:
 def use_schema(conn: psycopg.Connection, schema: str) -> None:
     """Point the connection at `schema` (created if missing); every store query is unqualified."""
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    set_schema(conn, schema)
 
 
 def set_schema(conn: psycopg.Connection, schema: str) -> None:
@@ -57,8 +57,8 @@ def migrate(
 ) -> list[Migration]:
     """Apply pending migrations in order (those numbered up to `until` only, if given: a
     store as an older version left it), each in its own transaction, then give the store's
-    roles (`roles`, default their default names; they must exist: roles.py) their privileges
-    in `schema`. Returns the migrations applied.
+    roles (`roles`, default their default names; they must exist: chatchannels/pg_roles.py)
+    their privileges in `schema`. Returns the migrations applied.
 
     Idempotent, and safe when two processes migrate at once: an advisory lock serialises them.
     """
