@@ -13,6 +13,7 @@ import pytest
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.publishers.publishing import publish
 from chatchannels.stack.postgres import start_postgres, stop_postgres, wait_postgres_ready
+from chatchannels.store_contract import schema_dsn
 from tests.support.faults import (
     consumed,
     index_documents,
@@ -120,7 +121,7 @@ def test_postgres_away_60s_processor_and_publisher_wait_and_lose_nothing(
 
         reference = tmp_path / "reference"
         publish(
-            f"{dsn}?options=-csearch_path%3Dwhole",
+            schema_dsn(dsn, "whole"),
             reference,
             once=True,
             media_dir=settings.media_root,
