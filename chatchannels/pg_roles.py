@@ -89,6 +89,7 @@ def ensure_login_role(conn: psycopg.Connection, login: Login, dsn: str) -> str:
                 " run `db migrate` with an administrator's DSN (CREATEROLE), or create it"
             ) from None
         return "created"
+    refuse_memberships(conn, login.user)
     changed = False
     if not row[0] or any(row[1:]):
         conn.execute(sql.SQL("ALTER ROLE {} {}").format(role, ATTRIBUTES))
@@ -99,6 +100,26 @@ def ensure_login_role(conn: psycopg.Connection, login: Login, dsn: str) -> str:
         )
         changed = True
     return "updated" if changed else "unchanged"
+
+
+def refuse_memberships(conn: psycopg.Connection, role: str) -> None:
+    """A role that is a member of another holds its rights (by SET ROLE, if not inherited):
+    the reader a member of pg_write_all_data writes. Refused, not revoked: an administrator
+    granted it, and should know it was wrong."""
+    groups = [
+        r[0]
+        for r in conn.execute(
+            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
+            " JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s ORDER BY 1",
+            (role,),
+        )
+    ]
+    if groups:
+        raise RoleError(
+            f"PostgreSQL role {role} is a member of {', '.join(groups)}, and so holds their"
+            f" rights; it must hold only what `db migrate` grants it: run"
+            f" REVOKE {', '.join(groups)} FROM {role}"
+        )
 
 
 def can_log_in(dsn: str, login: Login) -> bool:

@@ -100,7 +100,7 @@ def test_migrate_takes_back_a_changed_password_and_powers(stack, private_stack_d
             psycopg.connect(settings.reader_postgres_dsn)
         with psycopg.connect(settings.postgres_dsn, autocommit=True) as admin:
             admin.execute("ALTER ROLE chatchannels_processor CREATEDB CREATEROLE")
-        result = CliRunner().invoke(main, ["db", "migrate", "--json"], obj=None, env=env(settings))
+        result = CliRunner().invoke(main, ["db", "migrate", "--json"], env=env(settings))
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["roles"] == {
             "chatchannels_processor": "updated",
@@ -114,3 +114,15 @@ def test_migrate_takes_back_a_changed_password_and_powers(stack, private_stack_d
                 " WHERE rolname = 'chatchannels_processor'"
             ).fetchone()
         assert powers == (False, False)
+
+
+def test_migrate_refuses_a_role_made_a_member_of_another(stack, private_stack_dir) -> None:
+    with private_stack(stack, private_stack_dir, kafka=False) as settings:
+        with psycopg.connect(settings.postgres_dsn, autocommit=True) as admin:
+            admin.execute("GRANT pg_write_all_data TO chatchannels_reader")
+        result = CliRunner().invoke(main, ["db", "migrate"], env=env(settings))
+        assert result.exit_code == 2
+        assert (
+            "role chatchannels_reader is a member of pg_write_all_data" in result.output
+            and "REVOKE pg_write_all_data FROM chatchannels_reader" in result.output
+        )
