@@ -28,6 +28,10 @@ WRITER_TABLES = "SELECT, INSERT, UPDATE, DELETE"
 WRITER_SEQUENCES = "USAGE, SELECT, UPDATE"
 READER_TABLES = "SELECT"
 READER_SEQUENCES = "SELECT"
+# Who may read the archive (migration 0009; `chatchannels users` writes them as the
+# administrator): the processor has no business there, and a stolen processor password must
+# not make its holder an administrator of the site.
+NOT_THE_WRITERS = ("readers", "reader_tokens", "reader_handles")
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,8 @@ def missing_roles(conn: psycopg.Connection, roles: StoreRoles) -> list[str]:
 
 def grant_store(conn: psycopg.Connection, schema: str, roles: StoreRoles) -> None:
     """Both roles' privileges in `schema`: on what is there, and by default on the tables and
-    sequences the connected role (the one migrations run as) creates there later."""
+    sequences the connected role (the one migrations run as) creates there later; but none
+    for the writer on the tables of who reads the archive."""
     missing = missing_roles(conn, roles)
     if missing:
         raise RoleError(
@@ -169,3 +174,14 @@ def grant_store(conn: psycopg.Connection, schema: str, roles: StoreRoles) -> Non
                     where, privileges, sql.SQL(kind), grantee
                 )
             )
+    # After the grants on all tables, and at every migrate: a later migration made them
+    # with the default privileges.
+    for (table,) in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
+        (schema, list(NOT_THE_WRITERS)),
+    ).fetchall():
+        conn.execute(
+            sql.SQL("REVOKE ALL ON {} FROM {}").format(
+                sql.Identifier(schema, table), sql.Identifier(roles.writer)
+            )
+        )

@@ -250,3 +250,24 @@ def test_tables_created_later_are_granted_by_default(settings) -> None:
     with as_role(settings.reader_postgres_dsn) as reader:
         assert reader.execute("SELECT count(*) FROM later").fetchone() == (2,)
         assert denied(reader, "INSERT INTO later (note) VALUES ('no')") is None
+
+
+def test_the_writer_cannot_make_itself_a_reader_of_the_site(settings) -> None:
+    """The tables of who may read the archive are the administrator's (`chatchannels users`):
+    a stolen processor password adds no reader, no token, no handle, and reads none."""
+    migrate(settings.dsn)
+    with as_role(settings.postgres_dsn) as admin:
+        # As migration 0009 makes it, where it is not merged yet.
+        admin.execute("CREATE TABLE IF NOT EXISTS readers (name text PRIMARY KEY)")
+        admin.execute("INSERT INTO readers (name) VALUES ('alice')")
+    migrate(settings.dsn)
+    with as_role(settings.processor_postgres_dsn) as writer:
+        attempts = [
+            "INSERT INTO readers (name) VALUES ('mallory')",
+            "UPDATE readers SET name = 'mallory'",
+            "DELETE FROM readers",
+            "SELECT * FROM readers",
+        ]
+        assert [p for p in (denied(writer, a) for a in attempts) if p is not None] == []
+    with as_role(settings.reader_postgres_dsn) as reader:
+        assert reader.execute("SELECT name FROM readers").fetchall() == [("alice",)]
