@@ -3,9 +3,13 @@ DSN, each role's own user, and a password file libpq reads as written."""
 
 import stat
 
+import click
 import pytest
+from click.testing import CliRunner
 from psycopg.conninfo import conninfo_to_dict
 
+from chatchannels.cli import SUBCOMMANDS, main
+from chatchannels.options import store_options
 from chatchannels.pg_passwords import Login, passfile_text, write_passfile
 from chatchannels.secret_files import write_secret
 from chatchannels.settings import SettingsError, load_settings
@@ -71,3 +75,21 @@ def test_passfile_holds_the_passwords_there_are_owner_only(tmp_path):
     assert path.read_text().splitlines() == ["*:*:*:chatchannels_reader:r-pass"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert repr(Login("u", "r-pass")).count("r-pass") == 0
+
+
+@click.command()
+@store_options
+@click.pass_obj
+def show_reader_dsn(settings) -> None:
+    """Print the reader's DSN the command would use."""
+    click.echo(settings.reader_postgres_dsn)
+
+
+def test_the_dsn_flag_names_the_server_of_the_commands_role_too(monkeypatch):
+    monkeypatch.setitem(SUBCOMMANDS, "show-reader-dsn", f"{__name__}:show_reader_dsn")
+    monkeypatch.setenv("CHATCHANNELS_READER_DSN", "host=configured user=ro")
+    runner = CliRunner()
+    assert runner.invoke(main, ["show-reader-dsn"]).output == "host=configured user=ro\n"
+    given = runner.invoke(main, ["show-reader-dsn", "--dsn", "host=given user=admin"]).output
+    assert conninfo_to_dict(given)["host"] == "given"
+    assert conninfo_to_dict(given)["user"] == "chatchannels_reader"
