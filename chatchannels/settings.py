@@ -67,6 +67,9 @@ class Settings:
     # Passwords and keys, one file each, owner-only (chatchannels/secret_files.py); empty:
     # <stack_dir>/secrets.
     secrets_dir: str = ""
+    # Kafka clients speak SASL_SSL (chatchannels/kafka_auth.py): the CA that signed the
+    # broker's certificate (empty: the one `stack up` made, <stack_dir>/kafka/tls/ca.pem).
+    kafka_ca_file: str = ""
     # Prometheus metrics of `process` and `publish` on http://metrics_host:<port>/metrics
     # (0: off); `serve` answers /metrics on its own port.
     processor_metrics_port: int = 0
