@@ -148,7 +148,10 @@ def grant(settings: Settings, grants: list[Grant]) -> None:
         wanted = {(a.principal, a.operation, a.resource_pattern.resource_name) for a in acls}
 
         def visible() -> bool:
-            seen = {(a.principal, a.operation, a.resource_pattern.resource_name) for a in _all_acls(admin)}
+            seen = {
+                (a.principal, a.operation, a.resource_pattern.resource_name)
+                for a in _all_acls(admin)
+            }
             return wanted <= seen
 
         _wait("the new ACLs", visible)
@@ -220,12 +223,16 @@ class HostCredentials:
     password_file: Path
 
 
+def _default_host_file(settings: Settings, principal: str) -> Path:
+    return settings.secrets_root / "hosts" / f"{principal}.password"
+
+
 def add_host(settings: Settings, host: str, out: Path | None = None) -> HostCredentials:
     """Make `agent-<host>`: its credential, its rules on the topic, and the password file for
     the desktop (owner-only; default <secrets_dir>/hosts/agent-<host>.password)."""
     principal = agent_principal(host)
     password = principal_password(settings, principal)
-    path = out or settings.secrets_root / "hosts" / f"{principal}.password"
+    path = out or _default_host_file(settings, principal)
     set_password(settings, principal, password)
     grant(settings, writer_grants(principal, settings.topic))
     write_secret(path, password)
@@ -263,6 +270,7 @@ def remove_host(settings: Settings, host: str) -> bool:
             ]
         )
         _wait(f"{principal} gone", lambda: principal not in _scram_users(admin))
+    _default_host_file(settings, principal).unlink(missing_ok=True)
     return known
 
 
