@@ -36,13 +36,6 @@ def password_file(settings: Settings, principal: str) -> Path:
     return settings.secrets_root / f"kafka-{principal}.password"
 
 
-def ca_file(settings: Settings) -> Path:
-    """The CA that signed the broker's certificate (default: the one `stack up` made)."""
-    if settings.kafka_ca_file:
-        return Path(settings.kafka_ca_file).expanduser().absolute()
-    return settings.stack_dir / "kafka" / "tls" / "ca.pem"
-
-
 @dataclass(frozen=True)
 class KafkaLogin:
     user: str
@@ -67,7 +60,7 @@ class KafkaLogin:
 
 
 def login(settings: Settings, principal: str = ADMIN) -> KafkaLogin:
-    return KafkaLogin(principal, password_file(settings, principal), ca_file(settings))
+    return KafkaLogin(principal, password_file(settings, principal), settings.kafka_ca)
 
 
 def client_options(settings: Settings, principal: str = ADMIN) -> dict[str, str]:

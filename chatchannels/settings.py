@@ -108,6 +108,12 @@ class Settings:
         return self.stack_dir / "secrets"
 
     @property
+    def kafka_ca(self) -> Path:
+        if self.kafka_ca_file:
+            return Path(self.kafka_ca_file).expanduser().absolute()
+        return self.stack_dir / "kafka" / "tls" / "ca.pem"
+
+    @property
     def import_spools(self) -> Path:
         if self.import_spool_dir:
             return Path(self.import_spool_dir).expanduser().absolute()
@@ -178,4 +184,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CHATCHANNELS_DSN": settings.postgres_dsn,
         "CHATCHANNELS_TOPIC": settings.topic,
         "CHATCHANNELS_STACK_DIR": str(settings.stack_dir),
+        "CHATCHANNELS_SECRETS_DIR": str(settings.secrets_root),
+        "CHATCHANNELS_KAFKA_CA_FILE": str(settings.kafka_ca),
     }

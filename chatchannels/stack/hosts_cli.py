@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from chatchannels.kafka_auth import ca_file
 from chatchannels.options import json_option, kafka_option, topic_option
 from chatchannels.settings import Settings
 from chatchannels.stack import kafka_principals
@@ -48,7 +47,7 @@ def add(settings: Settings, host: str, out: Path | None, as_json: bool) -> None:
         "host": made.host,
         "principal": made.principal,
         "password_file": str(made.password_file),
-        "ca_file": str(ca_file(settings)),
+        "ca_file": str(settings.kafka_ca),
         "topic": settings.topic,
     }
     if as_json:

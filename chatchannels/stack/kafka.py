@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from chatchannels.kafka_auth import ADMIN, MECHANISM, ca_file, client_options, password_file
+from chatchannels.kafka_auth import ADMIN, MECHANISM, client_options, password_file
 from chatchannels.secret_files import ensure_secret, write_secret
 from chatchannels.settings import Settings
 from chatchannels.stack.kafka_tls import TlsFiles, ensure_tls
@@ -293,7 +293,7 @@ def kafka_answer_problem(settings: Settings, timeout: float = 2.0) -> str | None
     request = struct.pack(">hhih5s", 18, 0, 7, 5, b"probe")
     try:
         # The listener speaks TLS; ApiVersions is answered before SASL, so no login.
-        context = ssl.create_default_context(cafile=str(ca_file(settings)))
+        context = ssl.create_default_context(cafile=str(settings.kafka_ca))
         with (
             socket.create_connection(
                 (settings.kafka_host, settings.kafka_port), timeout=timeout

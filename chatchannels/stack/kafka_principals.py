@@ -157,6 +157,23 @@ def grant(settings: Settings, grants: list[Grant]) -> None:
         _wait("the new ACLs", visible)
 
 
+def create_raw_topic(settings: Settings, topic: str, partitions: int) -> None:
+    """A raw topic (the demo's, a test's, a benchmark's) the server's principals may use."""
+    from chatchannels.stack.kafka import ensure_topic
+
+    ensure_topic(settings, topic, partitions)
+    grant(settings, topic_grants(topic))
+
+
+def drop_topics(settings: Settings, topics: list[str]) -> None:
+    """Delete the topics and every rule naming them."""
+    from chatchannels.stack.kafka import delete_topics
+
+    delete_topics(settings, topics)
+    for topic in topics:
+        revoke_topic(settings, topic)
+
+
 def revoke_topic(settings: Settings, topic: str) -> None:
     """Remove every rule naming `topic` (a deleted test or demo topic)."""
     from kafka.admin import (

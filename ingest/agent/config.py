@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chatchannels.ingest.agent.allowlist import AllowList, AllowListError
-from chatchannels.kafka_auth import KafkaLogin, ca_file
+from chatchannels.kafka_auth import KafkaLogin
 from chatchannels.settings import Settings
 
 _HOST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")
@@ -111,7 +111,7 @@ def load_agent_config(
         "spool": default_spool(),
         "kafka": settings.kafka_bootstrap,
         "topic": settings.topic,
-        "kafka_ca_file": str(ca_file(settings)),
+        "kafka_ca_file": str(settings.kafka_ca),
     }
     known = {f.name: f for f in fields(AgentConfig) if f.name != "extra"}
     extra = {}
