@@ -291,6 +291,8 @@ def kafka_answer_problem(settings: Settings, timeout: float = 2.0) -> str | None
         return f"the Kafka broker (pid {pid}) is stopped (SIGSTOP; state T)"
     # api_key 18 (ApiVersions), version 0, correlation id 7, client id "probe"; no body.
     request = struct.pack(">hhih5s", 18, 0, 7, 5, b"probe")
+    if not settings.kafka_ca.is_file():
+        return f"the Kafka CA certificate {settings.kafka_ca} is missing (kafka_ca_file)"
     try:
         # The listener speaks TLS; ApiVersions is answered before SASL, so no login.
         context = ssl.create_default_context(cafile=str(settings.kafka_ca))

@@ -70,7 +70,7 @@ def topic_grants(topic: str) -> list[Grant]:
     return reader_grants(PROCESSOR, topic) + writer_grants(IMPORTER, topic)
 
 
-def _acl(grant: Grant):
+def acl_of(grant: Grant):
     from kafka.admin import (
         ACL,
         ACLOperation,
@@ -141,7 +141,7 @@ def _all_acls(admin) -> list:
 def grant(settings: Settings, grants: list[Grant]) -> None:
     """Create the ALLOW rules (idempotent) and wait until the broker enforces them."""
     with _Admin(settings) as admin:
-        acls = [_acl(g) for g in grants]
+        acls = [acl_of(g) for g in grants]
         result = admin.create_acls(acls)
         if result["failed"]:
             raise StackError(f"Kafka refused ACLs: {result['failed']}")
