@@ -46,6 +46,8 @@ class KafkaPaths:
     pid: Path
     log: Path
     tls: Path
+    # Made when the storage was formatted with the admin's SCRAM credential.
+    sasl_marker: Path
 
     @classmethod
     def of(cls, settings: Settings) -> KafkaPaths:
@@ -59,6 +61,7 @@ class KafkaPaths:
             pid=home / "kafka.pid",
             log=settings.stack_dir / "logs" / "kafka.log",
             tls=home / "tls",
+            sasl_marker=home / "sasl.formatted",
         )
 
 
@@ -102,21 +105,27 @@ def fetch_kafka(settings: Settings) -> bool:
     return True
 
 
-def server_properties(settings: Settings, data_dir: Path, admin_password: str) -> str:
-    """The node's configuration. It holds the admin's password (the broker logs in to
+def server_properties(
+    settings: Settings,
+    data_dir: Path,
+    admin_password: str,
+    tls: TlsFiles,
+    advertise: str | None = None,
+) -> str:
+    """The node's configuration: clients on kafka_host:kafka_port, known to them as
+    `advertise` (default kafka_host). It holds the admin's password (the broker logs in to
     itself), so it is written owner-only."""
     host, port, cport = settings.kafka_host, settings.kafka_port, settings.kafka_controller_port
-    tls = TlsFiles.in_dir(KafkaPaths.of(settings).tls)
     scram = f'username="{ADMIN}" password="{admin_password}";'
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{cport}",
-        # Clients: TLS and SCRAM only. The controller's listener stays on the node's own
-        # address and takes the admin only (PLAIN: KRaft cannot check SCRAM there, the
-        # credentials live in the metadata it serves).
-        "listeners": f"CLIENTS://{host}:{port},CONTROLLER://{host}:{cport}",
-        "advertised.listeners": f"CLIENTS://{host}:{port}",
+        "controller.quorum.voters": f"1@127.0.0.1:{cport}",
+        # Clients: TLS and SCRAM only. The controller's listener is bound to the loopback
+        # address, out of the network's reach, and takes the admin only (PLAIN: KRaft
+        # cannot check SCRAM there, the credentials live in the metadata it serves).
+        "listeners": f"CLIENTS://{host}:{port},CONTROLLER://127.0.0.1:{cport}",
+        "advertised.listeners": f"CLIENTS://{advertise or host}:{port}",
         "listener.security.protocol.map": "CLIENTS:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "CLIENTS",
@@ -182,6 +191,39 @@ def _java(settings: Settings, *args: str) -> list[str]:
     ]
 
 
+def write_broker_config(settings: Settings, out: Path, advertise: str, data_dir: Path) -> Path:
+    """A broker's configuration for another host (docker-compose's Kafka): in `out`, its
+    TLS files, `server.properties` (clients on every address of that host, known to them
+    as `advertise`), `cluster.id`, `admin.scram` (the `--add-scram` argument its storage is
+    formatted with) and `admin-client.properties` (for Kafka's own tools). The admin's
+    password is the one in secrets_dir. Returns the CA the clients must trust: copied to
+    kafka_ca_file when that is set (never over the local stack's own CA)."""
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tls = ensure_tls(out / "tls")
+    admin_password = ensure_secret(password_file(settings, ADMIN))
+    node = settings.replace(kafka_host="0.0.0.0")
+    write_secret(
+        out / "server.properties", server_properties(node, data_dir, admin_password, tls, advertise)
+    )
+    write_secret(out / "admin.scram", f"{MECHANISM}=[name={ADMIN},password={admin_password}]")
+    write_secret(
+        out / "admin-client.properties",
+        "security.protocol=SASL_SSL\n"
+        f"sasl.mechanism={MECHANISM}\n"
+        "ssl.truststore.type=PEM\n"
+        f"ssl.truststore.location={tls.ca_cert}\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required"
+        f' username="{ADMIN}" password="{admin_password}";\n',
+    )
+    if not (out / "cluster.id").exists():
+        (out / "cluster.id").write_text(new_cluster_id() + "\n")
+    if settings.kafka_ca_file:
+        settings.kafka_ca.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tls.ca_cert, settings.kafka_ca)
+        return settings.kafka_ca
+    return tls.ca_cert
+
+
 def _format_storage(settings: Settings, admin_password: str) -> None:
     """Format the node's storage with the admin's SCRAM credential in its first metadata
     (the broker logs in to itself as admin, so it must exist before the broker starts).
@@ -228,14 +270,22 @@ def start_kafka(settings: Settings) -> int:
         )
     paths.data.mkdir(parents=True, exist_ok=True)
     paths.log.parent.mkdir(parents=True, exist_ok=True)
-    ensure_tls(paths.tls)
+    tls = ensure_tls(paths.tls)
     admin_password = ensure_secret(password_file(settings, ADMIN))
-    write_secret(paths.config, server_properties(settings, paths.data, admin_password))
+    write_secret(paths.config, server_properties(settings, paths.data, admin_password, tls))
     paths.log4j.write_bytes(
         resources.files("chatchannels.stack").joinpath("log4j2.properties").read_bytes()
     )
     if not (paths.data / "meta.properties").exists():
         _format_storage(settings, admin_password)
+        paths.sasl_marker.touch()
+    elif not paths.sasl_marker.exists():
+        raise StackError(
+            f"the Kafka storage in {paths.data} was formatted before the broker took logins"
+            " (SASL_SSL), so its admin has no credential. It is a development stack: run"
+            f" `chatchannels stack down`, remove {paths.data}, and `stack up` again (its"
+            " topics are lost)"
+        )
     heap = settings.kafka_heap
     cmd = _java(
         settings,
