@@ -177,7 +177,7 @@ def new_cluster_id() -> str:
             return cid
 
 
-def _java(settings: Settings, *args: str) -> list[str]:
+def java_command(settings: Settings, *args: str) -> list[str]:
     paths = KafkaPaths.of(settings)
     java = shutil.which("java")
     if java is None:
@@ -244,7 +244,7 @@ def _format_storage(settings: Settings, admin_password: str) -> None:
     ]
     write_secret(argfile, "\n".join(args))
     try:
-        fmt = subprocess.run(_java(settings, f"@{argfile}"), capture_output=True, text=True)
+        fmt = subprocess.run(java_command(settings, f"@{argfile}"), capture_output=True, text=True)
     finally:
         argfile.unlink(missing_ok=True)
     if fmt.returncode != 0:
@@ -287,7 +287,7 @@ def start_kafka(settings: Settings) -> int:
             " topics are lost)"
         )
     heap = settings.kafka_heap
-    cmd = _java(
+    cmd = java_command(
         settings,
         f"-Xms{heap}",
         f"-Xmx{heap}",
