@@ -155,6 +155,7 @@ def _kafka(exc: BaseException, settings: Any) -> KnownError:
         return KnownError(
             "kafka-unreachable",
             f"cannot reach Kafka at {where} ({said}); is it up (`chatchannels stack up`,"
-            " or `stack status`) and --kafka right?",
+            " or `stack status`) and --kafka right? A refused login looks the same: check"
+            " the password file and the CA (the broker's log names refused logins)",
         )
     return KnownError("kafka", f"Kafka at {where} refused: {said}")

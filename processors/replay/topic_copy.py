@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from chatchannels.kafka_auth import client_options
+from chatchannels.kafka_auth import PROCESSOR, client_options
 from chatchannels.settings import Settings
 from chatchannels.stack.kafka import RAW_TOPIC_CONFIGS
+from chatchannels.stack.kafka_principals import grant, reader_grants
 
 COPY_TOPIC_CONFIGS = {**RAW_TOPIC_CONFIGS, "message.timestamp.type": "CreateTime"}
 
@@ -100,6 +101,8 @@ def create_copy_topic(settings: Settings, topic: str, partitions: int) -> None:
         admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=COPY_TOPIC_CONFIGS)])
     finally:
         admin.close()
+    # A replay's processor reads the copy as it reads the raw topic.
+    grant(settings, reader_grants(PROCESSOR, topic))
 
 
 def copy_topic(
