@@ -106,13 +106,14 @@ class Backfill:
 
 def backfill(settings: Settings, messages: int, work: Path, measure_gets: bool = True) -> Backfill:
     """A fresh emulator, agent, spool and topic; `messages` backfilled into Kafka."""
-    from chatchannels.stack.kafka import ensure_topic
+    from chatchannels.stack.kafka_principals import add_host, create_raw_topic
 
     work.mkdir(parents=True, exist_ok=True)
     scenario = work / "scenario.jsonl"
     write_scenario(scenario, messages)
     topic = f"bench.agent.{uuid.uuid4().hex[:8]}"
-    ensure_topic(settings, topic, partitions=1)
+    create_raw_topic(settings, topic, partitions=1)
+    login = add_host(settings.replace(topic=topic), HOST, work / "kafka.password")
     agent_log = work / "agent.log"
     with session_bus(work / "dbus") as bus:
         emulator = children.start_emulator(scenario, HOST, bus.address)
@@ -126,6 +127,8 @@ def backfill(settings: Settings, messages: int, work: Path, measure_gets: bool =
                 f"host_id = {json.dumps(HOST)}\nspool = {json.dumps(str(spool))}\n"
                 f"kafka = {json.dumps(settings.kafka_bootstrap)}\ntopic = {json.dumps(topic)}\n"
                 f"dbus_address = {json.dumps(bus.address)}\nchats = [{json.dumps(CHAT)}]\n"
+                f"kafka_password_file = {json.dumps(str(login.password_file))}\n"
+                f"kafka_ca_file = {json.dumps(str(settings.kafka_ca))}\n"
             )
             env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCHANNELS_")}
             started = time.monotonic()

@@ -50,7 +50,7 @@ from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.replay.topic_copy import read_topic
 from chatchannels.publishers import paths
 from chatchannels.settings import Settings
-from chatchannels.stack import kafka, postgres
+from chatchannels.stack import kafka, kafka_principals, postgres
 from chatchannels.stack.dbus import start_session_bus, stop_session_bus
 from chatchannels.stack.processes import port_open
 from chatchannels.store_contract import NOTIFY_CHANNEL
@@ -236,7 +236,7 @@ class EndToEnd:
         run = uuid.uuid4().hex[:8]
         self.database = f"bench_e2e_{run}"
         self.topic = f"bench.e2e.{run}.raw.v1"
-        self.group = f"bench-e2e-{run}"
+        self.group = f"chatchannels-bench-e2e-{run}"
         self.token_prefix = f"q{run}n"
         self.base = settings
         self.settings = settings.replace(
@@ -255,7 +255,7 @@ class EndToEnd:
         self.rng = random.Random(7)
 
     def start(self) -> None:
-        kafka.ensure_topic(self.base, self.topic, self.base.partitions)
+        kafka_principals.create_raw_topic(self.base, self.topic, self.base.partitions)
         postgres.ensure_database(self.base, self.database)
         migrate(self.settings.postgres_dsn)
         self.notifications = Notifications(self.settings.postgres_dsn)
@@ -263,7 +263,9 @@ class EndToEnd:
         self.emulator = BackgroundEmulator(
             scenario(int(time.time())), {HOST: self.bus.address}, speed=1.0
         )
-        config = write_agent_config(self.work / "agent", HOST, self.bus.address, [CHAT])
+        config = write_agent_config(
+            self.settings, self.work / "agent", HOST, self.bus.address, [CHAT]
+        )
         port = free_port()
         env = pipeline_env(self.settings)
         for name, args in [
@@ -372,7 +374,7 @@ class EndToEnd:
     def close(self) -> None:
         with contextlib.ExitStack() as stack:
             stack.callback(postgres.drop_database, self.base, self.database)
-            stack.callback(kafka.delete_topics, self.base, [self.topic])
+            stack.callback(kafka_principals.drop_topics, self.base, [self.topic])
             if self.bus is not None:
                 stack.callback(stop_session_bus, self.bus)
             if self.emulator is not None:

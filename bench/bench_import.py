@@ -41,6 +41,7 @@ from psycopg import sql
 from bench import children
 from bench.cpu import peak_rss_mb
 from bench.report import Figure, bench_main, report
+from chatchannels.kafka_auth import client_options
 from chatchannels.settings import Settings
 from chatchannels.stack.processes import die_with_parent
 
@@ -167,7 +168,7 @@ def _produce_ceiling(settings: Settings, values: list[bytes], key: bytes) -> flo
     topic = f"bench.import.ceiling.{uuid.uuid4().hex[:8]}"
     ensure_topic(settings, topic, partitions=1)
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -181,7 +182,7 @@ def _produce_ceiling(settings: Settings, values: list[bytes], key: bytes) -> flo
         return len(values) / (time.perf_counter() - started)
     finally:
         producer.close()
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_options(settings))
         admin.delete_topics([topic])
         admin.close()
 
@@ -249,7 +250,7 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
     from chatchannels.processors.pg.migrate import migrate
     from chatchannels.publishers.publishing import index_dir
     from chatchannels.publishers.search_index import WhooshBackend
-    from chatchannels.stack.kafka import ensure_topic
+    from chatchannels.stack.kafka_principals import create_raw_topic
     from chatchannels.stack.postgres import database_dsn, ensure_database
 
     n = messages or int(os.environ.get("BENCH_IMPORT_MESSAGES") or (N_QUICK if quick else N_FULL))
@@ -275,7 +276,7 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
         del values
         shutil.rmtree(work / "dry")
 
-        ensure_topic(settings, topic, partitions=3)
+        create_raw_topic(settings, topic, partitions=3)
         ensure_database(settings, database)
         migrate(dsn)
         store = _Store(dsn)
@@ -366,7 +367,7 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
             )
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_options(settings))
         try:
             if topic in admin.list_topics():
                 admin.delete_topics([topic])

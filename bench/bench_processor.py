@@ -49,6 +49,7 @@ from bench.baseline import checkout
 from bench.cpu import cpu_seconds, descendants
 from bench.instances import run_group
 from bench.report import Figure, bench_main, report
+from chatchannels.kafka_auth import client_options
 from chatchannels.processors.consumer import ProcessOptions, Processor
 from chatchannels.processors.engine import Engine
 from chatchannels.processors.pg.migrate import migrate
@@ -87,17 +88,17 @@ def _topic(
     the end. A `timeline` topic keeps the CreateTime its records were produced with."""
     from kafka import KafkaAdminClient
 
-    from chatchannels.stack.kafka import ensure_topic
+    from chatchannels.stack.kafka_principals import create_raw_topic
 
     topic = f"bench.processor.{uuid.uuid4().hex[:8]}"
     if timeline:
         create_time_topic(settings, topic, partitions=3)
     else:
-        ensure_topic(settings, topic, partitions=3)
+        create_raw_topic(settings, topic, partitions=3)
     try:
         yield topic, fill(settings, topic)
     finally:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_options(settings))
         admin.delete_topics([topic])
         admin.close()
 

@@ -34,6 +34,7 @@ import psycopg
 from psycopg import sql
 
 from bench.report import Figure, bench_main, report
+from chatchannels.kafka_auth import client_options
 from chatchannels.processors.consumer import ProcessOptions, run_processor
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.replay.rebuild import ReplayOptions, replay
@@ -160,7 +161,7 @@ def run(settings: Settings, quick: bool = False, events: int | None = None) -> l
                     conn.execute(
                         sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
                     )
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_options(settings))
         admin.delete_topics([topic])
         admin.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -12,6 +12,7 @@ import time
 import uuid
 
 from bench.report import Figure
+from chatchannels.kafka_auth import client_options
 from chatchannels.settings import Settings
 
 RECORD_BYTES = 300
@@ -26,7 +27,7 @@ def kafka_produce_consume(settings: Settings, n: int = 100_000) -> list[Figure]:
     ensure_topic(settings, topic, partitions=1)
     value = os.urandom(RECORD_BYTES // 2).hex().encode()
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -41,7 +42,7 @@ def kafka_produce_consume(settings: Settings, n: int = 100_000) -> list[Figure]:
 
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -56,7 +57,7 @@ def kafka_produce_consume(settings: Settings, n: int = 100_000) -> list[Figure]:
             got += len(records)
     consume_s = time.perf_counter() - t0
     consumer.close()
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_options(settings))
     admin.delete_topics([topic])
     admin.close()
     return [

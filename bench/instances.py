@@ -29,6 +29,7 @@ from psycopg import sql
 
 from bench import children
 from bench.cpu import busy_cores, cpu_seconds, descendants
+from chatchannels.kafka_auth import client_options
 from chatchannels.processors.pg.locks import changes_lock, files_lock
 from chatchannels.processors.pg.offsets import stored_offsets
 from chatchannels.settings import Settings
@@ -82,7 +83,7 @@ def run_group(
     (bench/baseline.py), over `topic` (which keeps CreateTime) into a fresh schema."""
     end = end_offsets(settings, topic)
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    group = f"bench-instances-{uuid.uuid4().hex[:8]}"
+    group = f"chatchannels-bench-instances-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
@@ -223,7 +224,7 @@ def _check_alive(procs: list[subprocess.Popen], errors) -> None:
 
 def _wait_assigned(settings: Settings, group: str, procs: list[subprocess.Popen], errors) -> None:
     """Until consumer group `group` is stable with every instance holding partitions."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_options(settings))
     try:
         deadline = time.monotonic() + READY_S
         while True:

@@ -34,6 +34,7 @@ SUBCOMMANDS = {
     "completeness": "chatchannels.health.cli:completeness",
     "status": "chatchannels.health.cli:status",
     "emulate": "chatchannels.emulator.cli:emulate",
+    "hosts": "chatchannels.stack.hosts_cli:hosts",
     "import": "chatchannels.ingest.importers.cli:import_",
     "stack": "chatchannels.stack.cli:stack",
 }

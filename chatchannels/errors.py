@@ -45,6 +45,7 @@ PROJECT_ERRORS = {
     "chatchannels.emulator.service:EmulatorBusError": "emulator",
     "chatchannels.demo.pipeline:PipelineError": "demo",
     "chatchannels.metrics:MetricsEndpointError": "metrics",
+    "chatchannels.secret_files:SecretFileError": "secret-file",
 }
 
 _LOGIN_REFUSED = re.compile(
@@ -180,6 +181,7 @@ def _kafka(exc: BaseException, settings: Any) -> KnownError:
         return KnownError(
             "kafka-unreachable",
             f"cannot reach Kafka at {where} ({said}); is it up (`chatchannels stack up`,"
-            " or `stack status`) and --kafka right?",
+            " or `stack status`) and --kafka right? A refused login looks the same: check"
+            " the password file and the CA (the broker's log names refused logins)",
         )
     return KnownError("kafka", f"Kafka at {where} refused: {said}")

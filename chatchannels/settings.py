@@ -78,6 +78,9 @@ class Settings:
     pg_reader_role: str = "chatchannels_reader"
     processor_dsn: str = ""
     reader_dsn: str = ""
+    # Kafka clients speak SASL_SSL (chatchannels/kafka_auth.py): the CA that signed the
+    # broker's certificate (empty: the one `stack up` made, <stack_dir>/kafka/tls/ca.pem).
+    kafka_ca_file: str = ""
     # Prometheus metrics of `process` and `publish` on http://metrics_host:<port>/metrics
     # (0: off); `serve` answers /metrics on its own port.
     processor_metrics_port: int = 0
@@ -128,6 +131,12 @@ class Settings:
         if self.secrets_dir:
             return Path(self.secrets_dir).expanduser().absolute()
         return self.stack_dir / "secrets"
+
+    @property
+    def kafka_ca(self) -> Path:
+        if self.kafka_ca_file:
+            return Path(self.kafka_ca_file).expanduser().absolute()
+        return self.stack_dir / "kafka" / "tls" / "ca.pem"
 
     @property
     def import_spools(self) -> Path:
@@ -232,4 +241,5 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CHATCHANNELS_STACK_DIR": str(settings.stack_dir),
         # The DSNs name the password file in it.
         "CHATCHANNELS_SECRETS_DIR": str(settings.secrets_root),
+        "CHATCHANNELS_KAFKA_CA_FILE": str(settings.kafka_ca),
     }

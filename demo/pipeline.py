@@ -70,17 +70,27 @@ class Child:
 
 
 def write_agent_config(
-    root: Path, host: str, dbus_address: str, chats: Sequence[str], clock_offset_s: float = 0.0
+    settings: Settings,
+    root: Path,
+    host: str,
+    dbus_address: str,
+    chats: Sequence[str],
+    clock_offset_s: float = 0.0,
 ) -> Path:
-    """agent.toml for an emulated desktop, its spool next to it; Kafka and the topic come from
-    the environment (pipeline_env)."""
+    """agent.toml for an emulated desktop, its spool and Kafka password file next to it (the
+    host made a principal of its own on `settings.topic`, as `hosts add` does); Kafka, its CA
+    and the topic come from the environment (pipeline_env)."""
+    from chatchannels.stack.kafka_principals import add_host
+
     root.mkdir(parents=True)
+    password = add_host(settings, host, root / "kafka.password").password_file
     config = root / "agent.toml"
     config.write_text(
         "\n".join(
             [
                 f"host_id = {json.dumps(host)}",
                 f"spool = {json.dumps(str(root / 'spool.db'))}",
+                f"kafka_password_file = {json.dumps(str(password))}",
                 f"dbus_address = {json.dumps(dbus_address)}",
                 f"chats = {json.dumps(list(chats))}",
                 # The emulated desktop's clock is wrong by this much; so is its agent's.

@@ -39,7 +39,7 @@ from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.pg.store import Store
 from chatchannels.processors.replay.archive import read_archive
 from chatchannels.settings import Settings
-from chatchannels.stack import kafka, postgres
+from chatchannels.stack import kafka, kafka_principals, postgres
 from chatchannels.stack.dbus import SessionBus, start_session_bus, stop_session_bus
 from chatchannels.stack.freeze import frozen
 from chatchannels.stack.manager import stack_up
@@ -108,8 +108,8 @@ class Demo:
             f" ({'started' if report.started else 'already running'})"
         )
         old = [t for t in kafka.list_topics(self.settings) if t.startswith(DEMO_TOPIC_PREFIX)]
-        kafka.delete_topics(self.settings, old)
-        kafka.ensure_topic(self.settings, self.topic, self.settings.partitions)
+        kafka_principals.drop_topics(self.settings, old)
+        kafka_principals.create_raw_topic(self.settings, self.topic, self.settings.partitions)
         postgres.drop_database(self.settings, DEMO_DATABASE)
         postgres.ensure_database(self.settings, DEMO_DATABASE)
         migrate(self.settings.postgres_dsn, roles=store_roles(self.settings))
@@ -121,7 +121,7 @@ class Demo:
 
     def _start_agent(self, host: str, skew: float, bus: SessionBus) -> None:
         root = self.work / "agents" / host
-        config = write_agent_config(root, host, bus.address, ARCHIVED_CHATS, skew)
+        config = write_agent_config(self.settings, root, host, bus.address, ARCHIVED_CHATS, skew)
         self.agents[host] = config
         self._start(f"agent-{host}", "agent", "run", "--config", str(config))
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from chatchannels.kafka_auth import PROCESSOR
 from chatchannels.options import (
     batch_size_option,
     consumer_option,
@@ -197,7 +198,7 @@ def collect_stats(settings: Settings, *, group: str) -> dict[str, Any]:
     from kafka.errors import KafkaError
 
     try:
-        end = kafka.end_offsets(settings, settings.topic)
+        end = kafka.end_offsets(settings, settings.topic, PROCESSOR)
     except KafkaError as exc:
         found["kafka_error"] = f"{type(exc).__name__}: {exc}"
         return found

@@ -34,6 +34,7 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
+from chatchannels.kafka_auth import PROCESSOR, client_options
 from chatchannels.processors.batch import (
     Decoded,
     RawRecord,
@@ -134,7 +135,7 @@ class Processor:
         self.generation = 0
         self.store = self._connect_store()
         self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings, PROCESSOR),
             group_id=None if options.once else options.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

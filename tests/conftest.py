@@ -95,19 +95,14 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
 
 @pytest.fixture
 def kafka_topic(stack: Settings) -> Iterator[str]:
-    """A fresh topic with the raw topic's configs (3 partitions), deleted afterwards."""
-    from kafka import KafkaAdminClient
-
-    from chatchannels.stack.kafka import ensure_topic
+    """A fresh topic with the raw topic's configs (3 partitions) and its ACLs (the processor
+    reads it, the importer writes it), both deleted afterwards."""
+    from chatchannels.stack.kafka_principals import create_raw_topic, drop_topics
 
     name = f"test.{uuid.uuid4().hex[:12]}"
-    ensure_topic(stack, name, partitions=3)
+    create_raw_topic(stack, name, partitions=3)
     yield name
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-    try:
-        admin.delete_topics([name])
-    finally:
-        admin.close()
+    drop_topics(stack, [name])
 
 
 @pytest.fixture
@@ -128,10 +123,11 @@ class PrivateKafka:
     settings: Settings
 
     def start(self) -> None:
-        from chatchannels.stack import kafka
+        from chatchannels.stack import kafka, kafka_principals
 
         kafka.start_kafka(self.settings)
         kafka.wait_kafka_ready(self.settings)
+        kafka_principals.ensure_server_principals(self.settings)
 
     def stop(self) -> None:
         from chatchannels.stack import kafka
@@ -139,9 +135,9 @@ class PrivateKafka:
         kafka.stop_kafka(self.settings)
 
     def create_topic(self, name: str, partitions: int = 1) -> str:
-        from chatchannels.stack.kafka import ensure_topic
+        from chatchannels.stack.kafka_principals import create_raw_topic
 
-        ensure_topic(self.settings, name, partitions)
+        create_raw_topic(self.settings, name, partitions)
         return name
 
 

@@ -24,6 +24,7 @@ from chatchannels.health.verdicts import (
     Thresholds,
     judge,
 )
+from chatchannels.kafka_auth import PROCESSOR
 from chatchannels.processors.completeness import Completeness
 from chatchannels.settings import Settings
 
@@ -79,7 +80,7 @@ def kafka_service(settings: Settings, timeout: float) -> Service:
         return Service("Kafka", address, problem)
     try:
         # The API version kafka-python infers from the requests the broker serves.
-        version = "API " + ".".join(map(str, broker_version(probe)))
+        version = "API " + ".".join(map(str, broker_version(probe, PROCESSOR)))
     except Exception as exc:  # reported, not raised: status describes a sick cluster
         return Service("Kafka", address, f"{type(exc).__name__}: {exc}")
     return Service("Kafka", address, None, version)
@@ -175,7 +176,7 @@ def read_lag(
     from chatchannels.stack.kafka import end_offsets
 
     try:
-        end = end_offsets(settings, settings.topic)
+        end = end_offsets(settings, settings.topic, PROCESSOR)
     except KafkaError as exc:
         return None, f"cannot read the end offsets of {settings.topic}: {exc}"
     if not end:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -106,12 +107,46 @@ def status(settings: Settings, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def topic(settings: Settings, as_json: bool) -> None:
-    """Create the raw topic on the configured Kafka (retention forever, broker timestamps)."""
+    """Create the raw topic on the configured Kafka (retention forever, broker timestamps),
+    and the processor's and importer's credentials and ACLs on it (as admin)."""
+    from chatchannels.stack.kafka_principals import ensure_server_principals
+
     created = kafka.ensure_topic(settings, settings.topic, settings.partitions)
+    ensure_server_principals(settings)
     if as_json:
         _echo_json({"topic": settings.topic, "created": created})
         return
     click.echo(f"{'created' if created else 'exists'}: {settings.topic}")
+
+
+@stack.command("broker-config")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--advertise",
+    default="kafka",
+    show_default=True,
+    help="The broker's name for its clients (in its certificate: 127.0.0.1, localhost, kafka).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/var/lib/kafka/data"),
+    show_default=True,
+    help="The broker's log directory on its host.",
+)
+@json_option
+@click.pass_obj
+def broker_config(
+    settings: Settings, out: Path, advertise: str, data_dir: Path, as_json: bool
+) -> None:
+    """Write a SASL_SSL broker's configuration and TLS files into OUT for a Kafka run
+    elsewhere (docker-compose.yml's); the admin's password in secrets_dir."""
+    ca = kafka.write_broker_config(settings, out, advertise, data_dir)
+    found = {"config": str(out / "server.properties"), "ca_file": str(ca)}
+    if as_json:
+        _echo_json(found)
+        return
+    click.echo(f"wrote {found['config']}; clients trust {found['ca_file']}")
 
 
 @stack.command()

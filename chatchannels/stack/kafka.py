@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import uuid
@@ -12,7 +13,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from chatchannels.kafka_auth import ADMIN, MECHANISM, client_options, password_file
+from chatchannels.secret_files import ensure_secret, write_secret
 from chatchannels.settings import Settings
+from chatchannels.stack.kafka_tls import TlsFiles, ensure_tls
 from chatchannels.stack.processes import (
     StackError,
     port_open,
@@ -41,6 +45,9 @@ class KafkaPaths:
     log4j: Path
     pid: Path
     log: Path
+    tls: Path
+    # Made when the storage was formatted with the admin's SCRAM credential.
+    sasl_marker: Path
 
     @classmethod
     def of(cls, settings: Settings) -> KafkaPaths:
@@ -53,6 +60,8 @@ class KafkaPaths:
             log4j=home / "log4j2.properties",
             pid=home / "kafka.pid",
             log=settings.stack_dir / "logs" / "kafka.log",
+            tls=home / "tls",
+            sasl_marker=home / "sasl.formatted",
         )
 
 
@@ -96,17 +105,49 @@ def fetch_kafka(settings: Settings) -> bool:
     return True
 
 
-def server_properties(settings: Settings, data_dir: Path) -> str:
+def server_properties(
+    settings: Settings,
+    data_dir: Path,
+    admin_password: str,
+    tls: TlsFiles,
+    advertise: str | None = None,
+) -> str:
+    """The node's configuration: clients on kafka_host:kafka_port, known to them as
+    `advertise` (default kafka_host). It holds the admin's password (the broker logs in to
+    itself), so it is written owner-only."""
     host, port, cport = settings.kafka_host, settings.kafka_port, settings.kafka_controller_port
+    scram = f'username="{ADMIN}" password="{admin_password}";'
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{cport}",
-        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "controller.quorum.voters": f"1@127.0.0.1:{cport}",
+        # Clients: TLS and SCRAM only. The controller's listener is bound to the loopback
+        # address, out of the network's reach, and takes the admin only (PLAIN: KRaft
+        # cannot check SCRAM there, the credentials live in the metadata it serves).
+        "listeners": f"CLIENTS://{host}:{port},CONTROLLER://127.0.0.1:{cport}",
+        "advertised.listeners": f"CLIENTS://{advertise or host}:{port}",
+        "listener.security.protocol.map": "CLIENTS:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "inter.broker.listener.name": "CLIENTS",
+        "sasl.enabled.mechanisms": MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": MECHANISM,
+        "listener.name.clients.sasl.enabled.mechanisms": MECHANISM,
+        "listener.name.clients.scram-sha-512.sasl.jaas.config": (
+            f"org.apache.kafka.common.security.scram.ScramLoginModule required {scram}"
+        ),
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required"
+            f' username="{ADMIN}" password="{admin_password}" user_{ADMIN}="{admin_password}";'
+        ),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tls.broker),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.ca_cert),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{ADMIN}",
+        "allow.everyone.if.no.acl.found": "false",
         "log.dirs": str(data_dir),
         "num.partitions": "1",
         "default.replication.factor": "1",
@@ -136,7 +177,7 @@ def new_cluster_id() -> str:
             return cid
 
 
-def _java(settings: Settings, *args: str) -> list[str]:
+def java_command(settings: Settings, *args: str) -> list[str]:
     paths = KafkaPaths.of(settings)
     java = shutil.which("java")
     if java is None:
@@ -148,6 +189,66 @@ def _java(settings: Settings, *args: str) -> list[str]:
         f"{paths.libs}/*",
         *args,
     ]
+
+
+def write_broker_config(settings: Settings, out: Path, advertise: str, data_dir: Path) -> Path:
+    """A broker's configuration for another host (docker-compose's Kafka): in `out`, its
+    TLS files, `server.properties` (clients on every address of that host, known to them
+    as `advertise`), `cluster.id`, `admin.scram` (the `--add-scram` argument its storage is
+    formatted with) and `admin-client.properties` (for Kafka's own tools). The admin's
+    password is the one in secrets_dir. Returns the CA the clients must trust: copied to
+    kafka_ca_file when that is set (never over the local stack's own CA)."""
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tls = ensure_tls(out / "tls")
+    admin_password = ensure_secret(password_file(settings, ADMIN))
+    node = settings.replace(kafka_host="0.0.0.0")
+    write_secret(
+        out / "server.properties", server_properties(node, data_dir, admin_password, tls, advertise)
+    )
+    write_secret(out / "admin.scram", f"{MECHANISM}=[name={ADMIN},password={admin_password}]")
+    write_secret(
+        out / "admin-client.properties",
+        "security.protocol=SASL_SSL\n"
+        f"sasl.mechanism={MECHANISM}\n"
+        "ssl.truststore.type=PEM\n"
+        f"ssl.truststore.location={tls.ca_cert}\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required"
+        f' username="{ADMIN}" password="{admin_password}";\n',
+    )
+    if not (out / "cluster.id").exists():
+        (out / "cluster.id").write_text(new_cluster_id() + "\n")
+    if settings.kafka_ca_file:
+        settings.kafka_ca.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tls.ca_cert, settings.kafka_ca)
+        return settings.kafka_ca
+    return tls.ca_cert
+
+
+def _format_storage(settings: Settings, admin_password: str) -> None:
+    """Format the node's storage with the admin's SCRAM credential in its first metadata
+    (the broker logs in to itself as admin, so it must exist before the broker starts).
+    The arguments go through a java @argfile, owner-only and removed at once, so the
+    password never shows in the process list."""
+    paths = KafkaPaths.of(settings)
+    argfile = paths.home / ".format.args"
+    args = [
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        new_cluster_id(),
+        "-c",
+        str(paths.config),
+        "--ignore-formatted",
+        "--add-scram",
+        f"{MECHANISM}=[name={ADMIN},password={admin_password}]",
+    ]
+    write_secret(argfile, "\n".join(args))
+    try:
+        fmt = subprocess.run(java_command(settings, f"@{argfile}"), capture_output=True, text=True)
+    finally:
+        argfile.unlink(missing_ok=True)
+    if fmt.returncode != 0:
+        raise StackError(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
 
 
 def kafka_pid(settings: Settings) -> int | None:
@@ -169,29 +270,24 @@ def start_kafka(settings: Settings) -> int:
         )
     paths.data.mkdir(parents=True, exist_ok=True)
     paths.log.parent.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(server_properties(settings, paths.data))
+    tls = ensure_tls(paths.tls)
+    admin_password = ensure_secret(password_file(settings, ADMIN))
+    write_secret(paths.config, server_properties(settings, paths.data, admin_password, tls))
     paths.log4j.write_bytes(
         resources.files("chatchannels.stack").joinpath("log4j2.properties").read_bytes()
     )
     if not (paths.data / "meta.properties").exists():
-        fmt = subprocess.run(
-            _java(
-                settings,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                new_cluster_id(),
-                "-c",
-                str(paths.config),
-                "--ignore-formatted",
-            ),
-            capture_output=True,
-            text=True,
+        _format_storage(settings, admin_password)
+        paths.sasl_marker.touch()
+    elif not paths.sasl_marker.exists():
+        raise StackError(
+            f"the Kafka storage in {paths.data} was formatted before the broker took logins"
+            " (SASL_SSL), so its admin has no credential. It is a development stack: run"
+            f" `chatchannels stack down`, remove {paths.data}, and `stack up` again (its"
+            " topics are lost)"
         )
-        if fmt.returncode != 0:
-            raise StackError(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
     heap = settings.kafka_heap
-    cmd = _java(
+    cmd = java_command(
         settings,
         f"-Xms{heap}",
         f"-Xmx{heap}",
@@ -226,9 +322,7 @@ def wait_kafka_ready(settings: Settings, timeout: float = 90) -> None:
         if not port_open(settings.kafka_host, settings.kafka_port):
             return False
         admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap,
-            request_timeout_ms=5000,
-            client_id="chatchannels-stack",
+            **client_options(settings), request_timeout_ms=5000, client_id="chatchannels-stack"
         )
         try:
             return bool(admin.describe_cluster().get("brokers"))
@@ -247,17 +341,35 @@ def kafka_answer_problem(settings: Settings, timeout: float = 2.0) -> str | None
         return f"the Kafka broker (pid {pid}) is stopped (SIGSTOP; state T)"
     # api_key 18 (ApiVersions), version 0, correlation id 7, client id "probe"; no body.
     request = struct.pack(">hhih5s", 18, 0, 7, 5, b"probe")
+    if not settings.kafka_ca.is_file():
+        return f"the Kafka CA certificate {settings.kafka_ca} is missing (kafka_ca_file)"
     try:
-        with socket.create_connection(
-            (settings.kafka_host, settings.kafka_port), timeout=timeout
-        ) as sock:
+        # The listener speaks TLS; ApiVersions is answered before SASL, so no login.
+        context = ssl.create_default_context(cafile=str(settings.kafka_ca))
+        with (
+            socket.create_connection(
+                (settings.kafka_host, settings.kafka_port), timeout=timeout
+            ) as raw,
+            context.wrap_socket(raw, server_hostname=settings.kafka_host) as sock,
+        ):
             sock.sendall(struct.pack(">i", len(request)) + request)
-            header = sock.recv(8, socket.MSG_WAITALL)
+            header = _read_exactly(sock, 8)
     except OSError as exc:
         return f"Kafka at {settings.kafka_bootstrap}: {exc!r}"
     if len(header) < 8 or struct.unpack(">ii", header)[1] != 7:
         return f"Kafka at {settings.kafka_bootstrap} answered {header!r} to ApiVersions"
     return None
+
+
+def _read_exactly(sock: ssl.SSLSocket, size: int) -> bytes:
+    # TLS sockets take no MSG_WAITALL.
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def stop_kafka(settings: Settings, timeout: float = 60) -> bool:
@@ -275,7 +387,7 @@ def ensure_topic(settings: Settings, name: str, partitions: int) -> bool:
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    admin = KafkaAdminClient(**client_options(settings), client_id="chatchannels")
     try:
         if name in admin.list_topics():
             return False
@@ -290,14 +402,15 @@ def ensure_topic(settings: Settings, name: str, partitions: int) -> bool:
         admin.close()
 
 
-def broker_version(settings: Settings) -> tuple[int, ...]:
-    """The broker's version as kafka-python infers it from the API versions it serves."""
+def broker_version(settings: Settings, principal: str = ADMIN) -> tuple[int, ...]:
+    """The broker's version as kafka-python infers it from the API versions it serves
+    (asked at login: no permission on the cluster needed)."""
     from kafka import KafkaAdminClient
+    from kafka.protocol.broker_version_data import infer_broker_version_from_api_versions
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    admin = KafkaAdminClient(**client_options(settings, principal), client_id="chatchannels")
     try:
-        node_id = admin.describe_cluster()["brokers"][0]["broker_id"]
-        return tuple(admin.get_broker_version_data(node_id).broker_version)
+        return tuple(infer_broker_version_from_api_versions(admin.api_versions()))
     finally:
         admin.close()
 
@@ -307,7 +420,7 @@ def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    admin = KafkaAdminClient(**client_options(settings), client_id="chatchannels")
     try:
         result = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
     finally:
@@ -316,12 +429,12 @@ def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     return {key: str(entry["value"]) for key, entry in entries.items()}
 
 
-def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    """The next offset to be written in each partition of `topic`."""
+def end_offsets(settings: Settings, topic: str, principal: str = ADMIN) -> dict[int, int]:
+    """The next offset to be written in each partition of `topic`, asked as `principal`."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings, principal),
         client_id="chatchannels",
         enable_auto_commit=False,
     )
@@ -338,7 +451,7 @@ def delete_topics(settings: Settings, names: list[str]) -> None:
 
     if not names:
         return
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    admin = KafkaAdminClient(**client_options(settings), client_id="chatchannels")
     try:
         admin.delete_topics(names)
     finally:
@@ -348,7 +461,7 @@ def delete_topics(settings: Settings, names: list[str]) -> None:
 def list_topics(settings: Settings) -> list[str]:
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    admin = KafkaAdminClient(**client_options(settings), client_id="chatchannels")
     try:
         return sorted(admin.list_topics())
     finally:

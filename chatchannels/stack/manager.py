@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chatchannels.settings import Settings, settings_env
-from chatchannels.stack import kafka, postgres
+from chatchannels.stack import kafka, kafka_principals, postgres
 from chatchannels.stack.processes import StackError, port_open
 
 
@@ -60,6 +60,7 @@ def stack_up(settings: Settings, timeout: float = 120) -> UpReport:
         kafka.wait_kafka_ready(settings, timeout)
         if kafka.ensure_topic(settings, settings.topic, settings.partitions):
             report.created.append(f"topic {settings.topic}")
+        kafka_principals.ensure_server_principals(settings)
         if postgres.ensure_database(settings):
             report.created.append(f"database {settings.pg_database}")
     report.seconds = time.monotonic() - t0

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chatchannels.ingest.agent.allowlist import AllowList, AllowListError
+from chatchannels.kafka_auth import KafkaLogin
 from chatchannels.settings import Settings
 
 _HOST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")
@@ -64,6 +65,19 @@ class AgentConfig:
     def principal(self) -> str:
         return self.kafka_user or f"agent-{self.host_id}"
 
+    def kafka_login(self) -> KafkaLogin:
+        """The agent's Kafka login; refuses a config without a password file."""
+        if not self.kafka_password_file:
+            raise AgentConfigError(
+                f"kafka_password_file is not set for {self.principal}; on the server run"
+                f" `chatchannels hosts add {self.host_id}` and copy the file it writes"
+            )
+        return KafkaLogin(
+            self.principal,
+            Path(self.kafka_password_file).expanduser(),
+            Path(self.kafka_ca_file).expanduser(),
+        )
+
     @property
     def status_file(self) -> Path:
         return self.spool.with_name(self.spool.name + ".status.json")
@@ -97,6 +111,7 @@ def load_agent_config(
         "spool": default_spool(),
         "kafka": settings.kafka_bootstrap,
         "topic": settings.topic,
+        "kafka_ca_file": str(settings.kafka_ca),
     }
     known = {f.name: f for f in fields(AgentConfig) if f.name != "extra"}
     extra = {}

@@ -103,10 +103,17 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> int:
         """Capture until `stop` is set; returns the exit code (0 after a clean stop)."""
         config = self.config
+        # First: a missing or world-readable password file stops the agent before it starts.
+        kafka_options = config.kafka_login().client_options()
         writer = _SpoolWriter(config, self.session)
         marks = await writer.open()
         delivery = Delivery(
-            config.spool, config.host_id, config.kafka, config.topic, config.max_in_flight
+            config.spool,
+            config.host_id,
+            config.kafka,
+            config.topic,
+            config.max_in_flight,
+            producer_options=kafka_options,
         )
         self.delivery = delivery
         delivery.start()

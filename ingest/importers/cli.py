@@ -21,6 +21,7 @@ from rich.text import Text
 
 from chatchannels.ingest.importers.detect import Importable, Refusal, detect
 from chatchannels.ingest.importers.job import FileReport, Target, import_file
+from chatchannels.kafka_auth import IMPORTER, login
 from chatchannels.options import json_option, kafka_option, quiet_option, topic_option
 
 _HOST = r"^[A-Za-z0-9._:@-]{1,200}$"
@@ -112,6 +113,7 @@ def import_(
         bootstrap=settings.kafka_bootstrap,
         topic=settings.topic,
         wait_s=wait_s,
+        kafka_options=login(settings, IMPORTER).client_options(),
     )
     session = uuid.uuid4().hex
     progress = _RichProgress(Console(stderr=True), quiet)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -241,6 +241,8 @@ class Target:
     bootstrap: str
     topic: str
     wait_s: float = 60.0
+    # Who the producer is (kafka_auth.KafkaLogin.client_options).
+    kafka_options: Mapping[str, str] = field(default_factory=dict)
 
 
 def import_file(
@@ -266,6 +268,7 @@ def import_file(
             target.bootstrap,
             target.topic,
             producer_options={
+                **target.kafka_options,
                 "client_id": f"chatchannels-import-{report.host}",
                 # The default 30 s would outlast a short --wait when Kafka is away.
                 "bootstrap_timeout_ms": int(min(_BOOTSTRAP_S, target.wait_s) * 1000) or 1,

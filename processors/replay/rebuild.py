@@ -41,6 +41,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from chatchannels.kafka_auth import PROCESSOR
 from chatchannels.pg_roles import store_roles
 from chatchannels.processors.consumer import ProcessOptions, Processor, ProcessSummary
 from chatchannels.processors.pg.migrate import migrate
@@ -281,7 +282,7 @@ def _run_replay(
     total = None if stop_at is None else sum(stop_at.values())
     done_before = result.records
     if stop_at is not None:
-        ends = end_offsets(settings, options.topic)
+        ends = end_offsets(settings, options.topic, PROCESSOR)
         past = {p: o for p, o in stop_at.items() if o > ends.get(p, 0)}
         if past:
             # The consumer would wait for these records forever.

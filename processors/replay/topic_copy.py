@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from chatchannels.kafka_auth import PROCESSOR, client_options
 from chatchannels.settings import Settings
 from chatchannels.stack.kafka import RAW_TOPIC_CONFIGS
+from chatchannels.stack.kafka_principals import grant, reader_grants
 
 COPY_TOPIC_CONFIGS = {**RAW_TOPIC_CONFIGS, "message.timestamp.type": "CreateTime"}
 
@@ -63,7 +65,7 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 300) -> list[C
     """Every record of `topic` with its timestamp, partition after partition, each in offset
     order (so each host's records in the host's order)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         enable_auto_commit=False,
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
@@ -92,13 +94,15 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 300) -> list[C
 
 
 def create_copy_topic(settings: Settings, topic: str, partitions: int) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="chatchannels")
+    admin = KafkaAdminClient(**client_options(settings), client_id="chatchannels")
     try:
         if topic in admin.list_topics():
             raise TopicCopyError(f"topic {topic!r} exists already; a copy goes to a new topic")
         admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=COPY_TOPIC_CONFIGS)])
     finally:
         admin.close()
+    # A replay's processor reads the copy as it reads the raw topic.
+    grant(settings, reader_grants(PROCESSOR, topic))
 
 
 def copy_topic(
@@ -118,7 +122,7 @@ def copy_topic(
     create_copy_topic(settings, target, partitions)
     # Idempotence keeps each partition's order through retries.
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

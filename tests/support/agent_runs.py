@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from chatchannels.kafka_auth import KafkaLogin, client_options
 from chatchannels.rawevents import decode_raw_event
+from chatchannels.settings import Settings
 from chatchannels.stack.processes import die_with_parent
+
+
+def agent_login(settings: Settings, host: str, folder: Path) -> KafkaLogin:
+    """What `hosts add` gives a test's desktop on `settings.topic`: its own principal, with
+    its password file in `folder`."""
+    from chatchannels.stack.kafka_principals import add_host
+
+    made = add_host(settings, host, folder / "kafka.password")
+    return KafkaLogin(made.principal, made.password_file, settings.kafka_ca)
 
 
 class TopicReader:
     """Reads every record of a topic from offset 0, validating each as a raw event."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=200
+            **client_options(settings), enable_auto_commit=False, consumer_timeout_ms=200
         )
         self.events: list[dict[str, Any]] = []
         self.keys: list[bytes] = []
@@ -71,10 +83,11 @@ def seqs(events: list[dict[str, Any]]) -> list[int]:
 
 class AgentProcess:
     """`chatchannels agent run` as a real process with its own agent.toml (the spool in
-    `root` unless `spool` says where)."""
+    `root` unless `spool` says where), logging in to the Kafka of `settings` as its own
+    `agent-<host>`."""
 
     def __init__(
-        self, root, host: str, bus: str, kafka: str, topic: str, spool=None, **keys: Any
+        self, root, host: str, bus: str, settings: Settings, topic: str, spool=None, **keys: Any
     ) -> None:
         import json
 
@@ -82,12 +95,15 @@ class AgentProcess:
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "agent.toml"
         self.spool = spool or root / "spool.db"
+        login = agent_login(settings.replace(topic=topic), host, root)
         lines = [
             f"host_id = {json.dumps(host)}",
             f"spool = {json.dumps(str(self.spool))}",
-            f"kafka = {json.dumps(kafka)}",
+            f"kafka = {json.dumps(settings.kafka_bootstrap)}",
             f"topic = {json.dumps(topic)}",
             f"dbus_address = {json.dumps(bus)}",
+            f"kafka_password_file = {json.dumps(str(login.password_file))}",
+            f"kafka_ca_file = {json.dumps(str(login.ca_file))}",
         ]
         lines += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
         self.config.write_text("\n".join(lines) + "\n")

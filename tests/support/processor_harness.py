@@ -20,6 +20,7 @@ import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from chatchannels.kafka_auth import client_options
 from chatchannels.processors.batch import RawRecord
 from chatchannels.processors.canonical import CanonicalMessage
 from chatchannels.processors.consumer import ProcessOptions, raw_record, run_processor
@@ -37,6 +38,7 @@ from chatchannels.processors.rows import (
 from chatchannels.processors.snapshots import load_value
 from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
 from chatchannels.settings import Settings
+from chatchannels.stack.kafka_principals import grant, topic_grants
 from tests.support.processor_events import Host
 
 # Tables whose contents must not depend on batching, crashes or re-delivery, with the columns
@@ -78,7 +80,7 @@ def produce(
     """Produce raw events (dicts are encoded; bytes go as they are), keyed by host. With
     `append_ms`, each event's record carries that CreateTime (for `create_time_topic`)."""
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -102,11 +104,12 @@ def create_time_topic(settings: Settings, topic: str, partitions: int) -> None:
     """A raw topic whose records keep the CreateTime their producer gives them, read with
     `create_time_is_append_time`: how a benchmark replays days of chat in minutes with the
     broker times the events would have had live (processors/replay/topic_copy.py)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_options(settings))
     try:
         admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=COPY_TOPIC_CONFIGS)])
     finally:
         admin.close()
+    grant(settings, topic_grants(topic))
 
 
 def live_append_ms(
@@ -157,7 +160,7 @@ def host_events(hosts: Sequence[Host]) -> list[dict[str, Any]]:
 
 def read_records(settings: Settings, topic: str) -> list[RawRecord]:
     """Everything in the topic, each partition in offset order, partitions one after another."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False)
     try:
         found = sorted(consumer.partitions_for_topic(topic))
         partitions = [TopicPartition(topic, p) for p in found]

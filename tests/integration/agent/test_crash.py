@@ -65,9 +65,9 @@ def test_sigkill_mid_backfill_several_times(tmp_path, stack, kafka_topic, dbus_b
     chats = _alice_chats(scenario)
     emu = BackgroundEmulator(scenario, {HOST: dbus_bus.address})
     agent = AgentProcess(
-        tmp_path / "agent", HOST, dbus_bus.address, stack.kafka_bootstrap, kafka_topic, chats=chats
+        tmp_path / "agent", HOST, dbus_bus.address, stack, kafka_topic, chats=chats
     )
-    reader = TopicReader(stack.kafka_bootstrap, kafka_topic)
+    reader = TopicReader(stack, kafka_topic)
     try:
         emu.step(emu.emulator.total)
         for round_ in range(3):
@@ -100,12 +100,12 @@ def test_sigkill_mid_live_capture_several_times(tmp_path, stack, kafka_topic, db
         tmp_path / "agent",
         HOST,
         dbus_bus.address,
-        stack.kafka_bootstrap,
+        stack,
         kafka_topic,
         chats=chats,
         reattach_max_backoff_s=1.0,
     )
-    reader = TopicReader(stack.kafka_bootstrap, kafka_topic)
+    reader = TopicReader(stack, kafka_topic)
     try:
         agent.start()
         for _ in range(4):
@@ -131,14 +131,14 @@ def test_sigkill_mid_live_capture_several_times(tmp_path, stack, kafka_topic, db
 
 def test_kafka_down_30s_during_capture_loses_nothing(tmp_path, private_kafka, dbus_bus):
     topic = private_kafka.create_topic("agent.kafka.down")
-    bootstrap = private_kafka.settings.kafka_bootstrap
+    kafka = private_kafka.settings
     scenario = _scenario(tmp_path, 1200, seed=3)
     chats = _alice_chats(scenario)
     emu = BackgroundEmulator(scenario, {HOST: dbus_bus.address})
     agent = AgentProcess(
-        tmp_path / "agent", HOST, dbus_bus.address, bootstrap, topic, chats=chats, max_in_flight=500
+        tmp_path / "agent", HOST, dbus_bus.address, kafka, topic, chats=chats, max_in_flight=500
     )
-    reader = TopicReader(bootstrap, topic)
+    reader = TopicReader(kafka, topic)
     try:
         emu.step(300)  # history to backfill
         agent.start()

@@ -7,7 +7,7 @@ import pytest
 from chatchannels.ingest.agent.delivery import Delivery
 from chatchannels.ingest.agent.spool import Spool
 from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
-from tests.support.agent_runs import TopicReader, seqs, wait_for
+from tests.support.agent_runs import TopicReader, agent_login, seqs, wait_for
 
 pytestmark = pytest.mark.integration
 HOST = "delivery-host"
@@ -33,6 +33,19 @@ def _builder(n: int):
     return build
 
 
+def _delivery(settings, path, max_in_flight: int) -> Delivery:
+    """The agent's delivery, logged in as the host's own principal (`hosts add`)."""
+    login = agent_login(settings, HOST, path.parent)
+    return Delivery(
+        path,
+        HOST,
+        settings.kafka_bootstrap,
+        settings.topic,
+        max_in_flight=max_in_flight,
+        producer_options=login.client_options(),
+    )
+
+
 def _fill(spool: Spool, start: int, count: int) -> None:
     for first in range(start, start + count, 100):
         spool.append([_builder(n) for n in range(first, min(first + 100, start + count))], 1.0)
@@ -42,8 +55,8 @@ def test_spooled_events_reach_kafka_in_order_and_leave_the_spool(tmp_path, stack
     path = tmp_path / "spool.db"
     with Spool(path, HOST) as spool:
         _fill(spool, 1, 1500)
-    delivery = Delivery(path, HOST, stack.kafka_bootstrap, kafka_topic, max_in_flight=300)
-    reader = TopicReader(stack.kafka_bootstrap, kafka_topic)
+    delivery = _delivery(stack.replace(topic=kafka_topic), path, max_in_flight=300)
+    reader = TopicReader(stack, kafka_topic)
     delivery.start()
     try:
         with Spool(path, HOST) as spool:
@@ -65,10 +78,9 @@ def test_spooled_events_reach_kafka_in_order_and_leave_the_spool(tmp_path, stack
 
 def test_kafka_down_capture_goes_on_and_nothing_is_lost(tmp_path, private_kafka):
     topic = private_kafka.create_topic("agent.delivery.down")
-    bootstrap = private_kafka.settings.kafka_bootstrap
     path = tmp_path / "spool.db"
-    delivery = Delivery(path, HOST, bootstrap, topic, max_in_flight=200)
-    reader = TopicReader(bootstrap, topic)
+    delivery = _delivery(private_kafka.settings.replace(topic=topic), path, max_in_flight=200)
+    reader = TopicReader(private_kafka.settings, topic)
     delivery.start()
     try:
         with Spool(path, HOST) as spool:

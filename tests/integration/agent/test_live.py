@@ -40,7 +40,7 @@ def test_live_flows_allow_list_and_restart(tmp_path, stack, kafka_topic, dbus_bu
             tmp_path / "bob",
             "bob-laptop",
             dbus_bus.address,
-            stack.kafka_bootstrap,
+            stack,
             kafka_topic,
             chats=[DIALOG],
             chat_patterns=["^#cecil/"],
@@ -50,12 +50,12 @@ def test_live_flows_allow_list_and_restart(tmp_path, stack, kafka_topic, dbus_bu
             tmp_path / "alice",
             "alice-pc",
             alice_bus.address,
-            stack.kafka_bootstrap,
+            stack,
             kafka_topic,
             chats=[DIALOG],
             reattach_max_backoff_s=1.0,
         )
-        reader = TopicReader(stack.kafka_bootstrap, kafka_topic)
+        reader = TopicReader(stack, kafka_topic)
         try:
             bob.start()
             alice.start()

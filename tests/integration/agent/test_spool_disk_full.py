@@ -37,7 +37,7 @@ def test_spool_disk_full_capture_pauses_and_resumes_losing_nothing(
     tmp_path, private_kafka, dbus_bus
 ) -> None:
     topic = private_kafka.create_topic("agent.spool.full")
-    bootstrap = private_kafka.settings.kafka_bootstrap
+    kafka = private_kafka.settings
     path = tmp_path / "scenario.jsonl"
     with path.open("w") as out:
         write_scenario(out, 1200, 3)
@@ -49,12 +49,12 @@ def test_spool_disk_full_capture_pauses_and_resumes_losing_nothing(
             tmp_path / "agent",
             HOST,
             dbus_bus.address,
-            bootstrap,
+            kafka,
             topic,
             spool=volume / "spool.db",
             chats=chats,
         )
-        reader = TopicReader(bootstrap, topic)
+        reader = TopicReader(kafka, topic)
         try:
             emu.step(300)
             agent.start()

@@ -74,7 +74,7 @@ def test_an_export_and_two_main_dbs_arrive_once_and_a_rerun_adds_nothing(
     assert {name: f["spooled"] for name, f in files.items()} == expected
     assert all(f["errors"] == [] and f["undelivered"] == 0 for f in files.values())
 
-    reader = TopicReader(stack.kafka_bootstrap, kafka_topic)
+    reader = TopicReader(stack, kafka_topic)
     try:
         events = _read_all(reader, sum(expected.values()))
         per_host = Counter(e["host"] for e in events)
@@ -126,7 +126,7 @@ def test_an_import_killed_mid_way_resumes_and_every_row_arrives_once(stack, kafk
     assert report["spooled"] == rows - killed_at
     assert report["undelivered"] == 0
 
-    reader = TopicReader(stack.kafka_bootstrap, kafka_topic)
+    reader = TopicReader(stack, kafka_topic)
     try:
         events = _read_all(reader, rows)
     finally:

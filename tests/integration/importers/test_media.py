@@ -25,6 +25,7 @@ import pytest
 
 from chatchannels.ingest.importers.detect import EXPORT_TAR, Importable, sniff
 from chatchannels.ingest.importers.job import Target, import_file
+from chatchannels.kafka_auth import IMPORTER, login
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.publishers.publishing import index_dir, publish
 from chatchannels.publishers.search_index import WhooshBackend
@@ -97,7 +98,13 @@ def test_pages_and_feeds_link_archived_media_and_serve_returns_it_safely(
         ),
     ]
     media_root = tmp_path / "media"
-    target = Target(tmp_path / "spool", media_root, stack.kafka_bootstrap, kafka_topic)
+    target = Target(
+        tmp_path / "spool",
+        media_root,
+        stack.kafka_bootstrap,
+        kafka_topic,
+        kafka_options=login(stack, IMPORTER).client_options(),
+    )
     settings = stack.replace(topic=kafka_topic, dsn=pg_dsn)
     site = tmp_path / "site"
     migrate(pg_dsn)

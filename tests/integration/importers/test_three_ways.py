@@ -28,6 +28,7 @@ from chatchannels.emulator.scenario import bundled_scenario, load_scenario
 from chatchannels.emulator.truth import TruthMessage, ground_truth
 from chatchannels.ingest.importers.detect import EXPORT_TAR, MAINDB, Importable, sniff
 from chatchannels.ingest.importers.job import FileReport, Target, import_file
+from chatchannels.kafka_auth import IMPORTER, login
 from chatchannels.processors.pg.completeness import read_completeness
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.replay.archive import ArchivedMessage, read_archive
@@ -88,13 +89,13 @@ def capture_live(scenario, chat: list[TruthMessage], tmp_path: Path, stack, topi
         tmp_path / "alice",
         LIVE,
         bus.address,
-        stack.kafka_bootstrap,
+        stack,
         topic,
         chats=[GROUP],
         reattach_max_backoff_s=1.0,
         clock_offset_s=scenario.host(LIVE).skew_s,
     )
-    reader = TopicReader(stack.kafka_bootstrap, topic)
+    reader = TopicReader(stack, topic)
     try:
         agent.start()
         wait_for(
@@ -205,6 +206,7 @@ def test_one_conversation_live_in_a_maindb_and_in_an_export_every_copy_once(
         media_root=tmp_path / "media",
         bootstrap=stack.kafka_bootstrap,
         topic=kafka_topic,
+        kafka_options=login(stack, IMPORTER).client_options(),
     )
     bob_host = import_into(maindb, MAINDB, target).host
     cecil_host = import_into(export, EXPORT_TAR, target).host

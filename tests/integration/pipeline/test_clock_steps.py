@@ -131,7 +131,7 @@ def play_and_deliver(tmp_path, stack, kafka_topic, scenario, addresses) -> None:
     """Play the timeline on the emulator with an agent per desktop, a post at a time, until
     every desktop's copy of every message is in Kafka; every process is stopped after."""
     emu = BackgroundEmulator(scenario, addresses)
-    reader = TopicReader(stack.kafka_bootstrap, kafka_topic)
+    reader = TopicReader(stack, kafka_topic)
     agents: dict[str, AgentProcess] = {}
 
     def start_agent(host: str, offset: float) -> None:
@@ -139,7 +139,7 @@ def play_and_deliver(tmp_path, stack, kafka_topic, scenario, addresses) -> None:
             tmp_path / host,
             host,
             addresses[host],
-            stack.kafka_bootstrap,
+            stack,
             kafka_topic,
             chats=[CHAT],
             clock_offset_s=offset,

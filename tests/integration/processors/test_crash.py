@@ -14,6 +14,7 @@ import uuid
 import pytest
 from kafka import KafkaAdminClient
 
+from chatchannels.kafka_auth import client_options
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.pg.store import Store
 from tests.support.processor_harness import (
@@ -56,7 +57,7 @@ def start_processor(settings, *extra: str, once: bool = True) -> subprocess.Pope
 
 
 def wait_for_members(settings, group: str, n: int, procs: list[subprocess.Popen]) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_options(settings))
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -117,7 +118,7 @@ def test_two_instances_in_one_group_build_what_the_engine_builds(
     (three hosts write to the same chats), serialised by the advisory locks."""
     settings = stack.replace(topic=kafka_topic, dsn=pg_dsn)
     migrate(pg_dsn)
-    name = f"scale-out-{uuid.uuid4().hex[:8]}"
+    name = f"chatchannels-scale-out-{uuid.uuid4().hex[:8]}"
     group = ["--group", name, "--batch-size", "40"]
     first = start_processor(settings, *group, once=False)
     second = start_processor(settings, *group, once=False)

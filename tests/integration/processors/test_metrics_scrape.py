@@ -59,7 +59,7 @@ def test_a_scrape_of_the_running_processor_has_its_metrics(stack, kafka_topic, p
             "chatchannels.cli",
             "process",
             "--group",
-            f"metrics-{uuid.uuid4().hex[:8]}",
+            f"chatchannels-metrics-{uuid.uuid4().hex[:8]}",
             "--kafka",
             settings.kafka_bootstrap,
             "--topic",

@@ -177,7 +177,7 @@ def test_stats_report_counts_clocks_and_lag(settings) -> None:
 
 def test_sigterm_finishes_the_batch_and_exits_zero(settings) -> None:
     # A consumer group of its own: another run's member would delay the assignment.
-    group = f"sigterm-{uuid.uuid4().hex[:8]}"
+    group = f"chatchannels-sigterm-{uuid.uuid4().hex[:8]}"
     produce(settings, settings.topic, host_events(two_hosts(now_base(3))))
     env = dict(os.environ, CHATCHANNELS_STACK_DIR=str(settings.stack_dir))
     proc = subprocess.Popen(

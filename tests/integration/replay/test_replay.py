@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from kafka import KafkaAdminClient
 
 from chatchannels.cli import main
+from chatchannels.kafka_auth import client_options
 from chatchannels.processors.consumer import ProcessOptions, run_processor
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, read_offsets
@@ -67,7 +68,7 @@ def copies(stack):
         return made[-1]
 
     yield name
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_options(stack))
     try:
         existing = set(admin.list_topics())
         admin.delete_topics([t for t in made if t in existing])

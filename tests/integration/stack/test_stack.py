@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from chatchannels.kafka_auth import client_options
 from chatchannels.stack import kafka, postgres
 from chatchannels.stack.manager import stack_down, stack_status, stack_up
 from chatchannels.stack.processes import pid_alive
@@ -32,9 +33,7 @@ def test_raw_topic_keeps_records_forever_with_broker_time(stack):
 
 def test_idempotent_acks_all_produce_then_group_consume_with_manual_commit(stack, kafka_topic):
     values = [f"record {i} {uuid.uuid4().hex}".encode() * 8 for i in range(200)]
-    producer = KafkaProducer(
-        bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True
-    )
+    producer = KafkaProducer(**client_options(stack), acks="all", enable_idempotence=True)
     try:
         futures = [producer.send(kafka_topic, key=b"host-a", value=v) for v in values]
         producer.flush()
@@ -48,7 +47,7 @@ def test_idempotent_acks_all_produce_then_group_consume_with_manual_commit(stack
     group = f"g-{uuid.uuid4().hex[:8]}"
     consumer = KafkaConsumer(
         kafka_topic,
-        bootstrap_servers=stack.kafka_bootstrap,
+        **client_options(stack),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

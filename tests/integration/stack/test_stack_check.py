@@ -29,7 +29,11 @@ def test_the_kafka_probe_gives_up_on_a_broker_that_accepts_but_never_answers(sta
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        mute = stack.replace(kafka_port=silent.getsockname()[1], stack_dir=stack.stack_dir / "x")
+        mute = stack.replace(
+            kafka_port=silent.getsockname()[1],
+            stack_dir=stack.stack_dir / "x",
+            kafka_ca_file=str(stack.kafka_ca),
+        )
         started = time.monotonic()
         problem = kafka_answer_problem(mute, timeout=0.5)
         assert problem is not None and "timed out" in problem
