@@ -113,7 +113,8 @@ def _wait(what: str, check: Callable[[], bool]) -> None:
         time.sleep(0.05)
 
 
-def _all_acls(admin) -> list:
+def _acl_filter(principal: str | None = None, topic: str | None = None):
+    """Rules of `principal` (None: anyone's) on `topic` (None: on anything)."""
     from kafka.admin import (
         ACLFilter,
         ACLOperation,
@@ -123,16 +124,21 @@ def _all_acls(admin) -> list:
         ResourceType,
     )
 
-    resource = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
-    found, error = admin.describe_acls(
-        ACLFilter(
-            principal=None,
-            host=None,
-            operation=ACLOperation.ANY,
-            permission_type=ACLPermissionType.ANY,
-            resource_pattern=resource,
-        )
+    if topic is None:
+        resource = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
+    else:
+        resource = ResourcePatternFilter(ResourceType.TOPIC, topic, ACLResourcePatternType.LITERAL)
+    return ACLFilter(
+        principal=f"User:{principal}" if principal else None,
+        host=None,
+        operation=ACLOperation.ANY,
+        permission_type=ACLPermissionType.ANY,
+        resource_pattern=resource,
     )
+
+
+def _all_acls(admin) -> list:
+    found, error = admin.describe_acls(_acl_filter())
     if error.errno:
         raise StackError(f"Kafka refused to list ACLs: {error}")
     return found
@@ -176,29 +182,8 @@ def drop_topics(settings: Settings, topics: list[str]) -> None:
 
 def revoke_topic(settings: Settings, topic: str) -> None:
     """Remove every rule naming `topic` (a deleted test or demo topic)."""
-    from kafka.admin import (
-        ACLFilter,
-        ACLOperation,
-        ACLPermissionType,
-        ACLResourcePatternType,
-        ResourcePatternFilter,
-        ResourceType,
-    )
-
     with _Admin(settings) as admin:
-        admin.delete_acls(
-            [
-                ACLFilter(
-                    principal=None,
-                    host=None,
-                    operation=ACLOperation.ANY,
-                    permission_type=ACLPermissionType.ANY,
-                    resource_pattern=ResourcePatternFilter(
-                        ResourceType.TOPIC, topic, ACLResourcePatternType.LITERAL
-                    ),
-                )
-            ]
-        )
+        admin.delete_acls([_acl_filter(topic=topic)])
 
 
 def set_password(settings: Settings, principal: str, password: str) -> None:
@@ -258,34 +243,14 @@ def add_host(settings: Settings, host: str, out: Path | None = None) -> HostCred
 
 def remove_host(settings: Settings, host: str) -> bool:
     """Remove `agent-<host>`'s credential and every rule naming it. False if it had none."""
-    from kafka.admin import (
-        ACLFilter,
-        ACLOperation,
-        ACLPermissionType,
-        ACLResourcePatternType,
-        ResourcePatternFilter,
-        ResourceType,
-        UserScramCredentialDeletion,
-    )
+    from kafka.admin import UserScramCredentialDeletion
 
     principal = agent_principal(host)
     with _Admin(settings) as admin:
         known = principal in _scram_users(admin)
         if known:
             admin.alter_user_scram_credentials([UserScramCredentialDeletion(principal, MECHANISM)])
-        admin.delete_acls(
-            [
-                ACLFilter(
-                    principal=f"User:{principal}",
-                    host=None,
-                    operation=ACLOperation.ANY,
-                    permission_type=ACLPermissionType.ANY,
-                    resource_pattern=ResourcePatternFilter(
-                        ResourceType.ANY, None, ACLResourcePatternType.ANY
-                    ),
-                )
-            ]
-        )
+        admin.delete_acls([_acl_filter(principal=principal)])
         _wait(f"{principal} gone", lambda: principal not in _scram_users(admin))
     _default_host_file(settings, principal).unlink(missing_ok=True)
     return known

@@ -17,10 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
-from kafka import KafkaAdminClient
 
 from chatchannels.cli import main
-from chatchannels.kafka_auth import client_options
 from chatchannels.processors.consumer import ProcessOptions, run_processor
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, read_offsets
@@ -36,6 +34,8 @@ from chatchannels.processors.replay.topic_copy import copy_topic
 from chatchannels.publishers.publishing import publish
 from chatchannels.publishers.site import STATE_FILE
 from chatchannels.replay_wiring import PUBLISHED_SITE
+from chatchannels.stack.kafka import list_topics
+from chatchannels.stack.kafka_principals import drop_topics
 from tests.support.processor_harness import generate_events, now_base, process_once, produce
 
 pytestmark = pytest.mark.integration
@@ -68,12 +68,8 @@ def copies(stack):
         return made[-1]
 
     yield name
-    admin = KafkaAdminClient(**client_options(stack))
-    try:
-        existing = set(admin.list_topics())
-        admin.delete_topics([t for t in made if t in existing])
-    finally:
-        admin.close()
+    existing = set(list_topics(stack))
+    drop_topics(stack, [t for t in made if t in existing])
 
 
 def live_digest(dsn: str, schema: str = "public") -> tuple[str, int]:
