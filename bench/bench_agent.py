@@ -42,6 +42,7 @@ from chatchannels.ingest.agent.reads import MESSAGE_PROPERTIES
 from chatchannels.ingest.desktop_api.dbus_transport import PatientMessageBus
 from chatchannels.settings import Settings
 from chatchannels.stack.dbus import session_bus
+from tests.support.signing import agent_password_file
 
 # 100,000 messages: about 100 s a run on 2 cores (the agent runs near the D-Bus ceiling).
 N_FULL, N_QUICK = 100_000, 10_000
@@ -122,8 +123,10 @@ def backfill(settings: Settings, messages: int, work: Path, measure_gets: bool =
             own_get_rate = asyncio.run(_own_get_rate(bus.address)) if measure_gets else None
             config = work / "agent.toml"
             spool = work / "spool.db"
+            password = agent_password_file(settings.secrets_root, HOST, work / "kafka.password")
             config.write_text(
                 f"host_id = {json.dumps(HOST)}\nspool = {json.dumps(str(spool))}\n"
+                f"kafka_password_file = {json.dumps(str(password))}\n"
                 f"kafka = {json.dumps(settings.kafka_bootstrap)}\ntopic = {json.dumps(topic)}\n"
                 f"dbus_address = {json.dumps(bus.address)}\nchats = [{json.dumps(CHAT)}]\n"
             )

@@ -263,7 +263,13 @@ class EndToEnd:
         self.emulator = BackgroundEmulator(
             scenario(int(time.time())), {HOST: self.bus.address}, speed=1.0
         )
-        config = write_agent_config(self.work / "agent", HOST, self.bus.address, [CHAT])
+        config = write_agent_config(
+            self.work / "agent",
+            HOST,
+            self.bus.address,
+            [CHAT],
+            secrets_root=self.settings.secrets_root,
+        )
         port = free_port()
         env = pipeline_env(self.settings)
         for name, args in [

@@ -28,6 +28,7 @@ EXIT_ERROR = 2
 # imported cannot have been raised, and an agent-only install never imports the server's.
 PROJECT_ERRORS = {
     "chatchannels.settings:SettingsError": "settings",
+    "chatchannels.secret_files:SecretFileError": "secret",
     "chatchannels.stack.processes:StackError": "stack",
     "chatchannels.processors.consumer:ProcessorError": "processor",
     "chatchannels.processors.replay.rebuild:ReplayError": "replay",

@@ -67,6 +67,10 @@ class Settings:
     # Passwords and keys, one file each, owner-only (chatchannels/secret_files.py); empty:
     # <stack_dir>/secrets.
     secrets_dir: str = ""
+    # Events with no signature (chatchannels/event_signing.py) are let in only when Kafka
+    # appended them before this UTC time (ISO 8601; empty: never): those written before
+    # signing existed.
+    unsigned_until: str = ""
     # Prometheus metrics of `process` and `publish` on http://metrics_host:<port>/metrics
     # (0: off); `serve` answers /metrics on its own port.
     processor_metrics_port: int = 0

@@ -15,7 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from chatchannels.event_signing import AGENT_PREFIX
 from chatchannels.settings import Settings, settings_env
+from chatchannels.signing_secrets import provision_password
 from chatchannels.stack.processes import die_with_parent
 
 
@@ -70,18 +72,27 @@ class Child:
 
 
 def write_agent_config(
-    root: Path, host: str, dbus_address: str, chats: Sequence[str], clock_offset_s: float = 0.0
+    root: Path,
+    host: str,
+    dbus_address: str,
+    chats: Sequence[str],
+    clock_offset_s: float = 0.0,
+    *,
+    secrets_root: Path,
 ) -> Path:
-    """agent.toml for an emulated desktop, its spool next to it; Kafka and the topic come from
-    the environment (pipeline_env)."""
+    """agent.toml for an emulated desktop, its spool and password file next to it (the
+    password derived from the master key in `secrets_root`, as the server's administrator
+    would give it); Kafka and the topic come from the environment (pipeline_env)."""
     root.mkdir(parents=True)
     config = root / "agent.toml"
+    password = provision_password(secrets_root, f"{AGENT_PREFIX}{host}", root / "kafka.password")
     config.write_text(
         "\n".join(
             [
                 f"host_id = {json.dumps(host)}",
                 f"spool = {json.dumps(str(root / 'spool.db'))}",
                 f"dbus_address = {json.dumps(dbus_address)}",
+                f"kafka_password_file = {json.dumps(str(password))}",
                 f"chats = {json.dumps(list(chats))}",
                 # The emulated desktop's clock is wrong by this much; so is its agent's.
                 f"clock_offset_s = {clock_offset_s}",

@@ -120,7 +120,9 @@ class Demo:
 
     def _start_agent(self, host: str, skew: float, bus: SessionBus) -> None:
         root = self.work / "agents" / host
-        config = write_agent_config(root, host, bus.address, ARCHIVED_CHATS, skew)
+        config = write_agent_config(
+            root, host, bus.address, ARCHIVED_CHATS, skew, secrets_root=self.settings.secrets_root
+        )
         self.agents[host] = config
         self._start(f"agent-{host}", "agent", "run", "--config", str(config))
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatchannels.event_signing import Signer
 from chatchannels.ingest.agent.capture import Capture, Captured, wall_clock
-from chatchannels.ingest.agent.config import AgentConfig
+from chatchannels.ingest.agent.config import AgentConfig, AgentConfigError
 from chatchannels.ingest.agent.delivery import Delivery
 from chatchannels.ingest.agent.reads import build_event
 from chatchannels.ingest.agent.spool import (
@@ -38,6 +39,7 @@ from chatchannels.ingest.agent.status import agent_metrics
 from chatchannels.ingest.desktop_api.client import AttachState, SkypeClient
 from chatchannels.rawevents import encode_raw_event
 from chatchannels.retry import Backoff, log_retry
+from chatchannels.signing_secrets import agent_signer
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ class _SpoolWriter:
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
+        self.signer = _signer(config)
         self.session = uuid.uuid4().hex
         self.counters = _Counters()
         self._rate: deque[tuple[float, int]] = deque(maxlen=10)
@@ -106,7 +109,12 @@ class Agent:
         writer = _SpoolWriter(config, self.session)
         marks = await writer.open()
         delivery = Delivery(
-            config.spool, config.host_id, config.kafka, config.topic, config.max_in_flight
+            config.spool,
+            config.host_id,
+            config.kafka,
+            config.topic,
+            config.max_in_flight,
+            signer=self.signer,
         )
         self.delivery = delivery
         delivery.start()
@@ -262,6 +270,18 @@ def write_json_atomically(path: Path, doc: dict[str, Any]) -> None:
         with path.open("r+b") as out:
             out.write(data)
             out.truncate()
+
+
+def _signer(config: AgentConfig) -> Signer:
+    """The agent's signer: its principal, keyed by its password file (event_signing.py);
+    the processor refuses what it writes without one."""
+    if not config.kafka_password_file:
+        raise AgentConfigError(
+            "agent.toml: kafka_password_file is not set; the agent signs its events with"
+            f" {config.principal}'s password, which the server's administrator gives"
+            f" (`chatchannels hosts add {config.host_id}`)"
+        )
+    return agent_signer(config.principal, config.kafka_password_file)
 
 
 def run_agent(config: AgentConfig) -> int:

@@ -10,6 +10,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from chatchannels.rawevents import decode_raw_event
 from chatchannels.stack.processes import die_with_parent
+from tests.support.signing import agent_password_file
+from tests.support.stack import shared_stack_settings
 
 
 class TopicReader:
@@ -70,11 +72,19 @@ def seqs(events: list[dict[str, Any]]) -> list[int]:
 
 
 class AgentProcess:
-    """`chatchannels agent run` as a real process with its own agent.toml (the spool in
-    `root` unless `spool` says where)."""
+    """`chatchannels agent run` as a real process with its own agent.toml (the spool and the
+    password file in `root` unless `spool` says where)."""
 
     def __init__(
-        self, root, host: str, bus: str, kafka: str, topic: str, spool=None, **keys: Any
+        self,
+        root,
+        host: str,
+        bus: str,
+        kafka: str,
+        topic: str,
+        spool=None,
+        secrets_root=None,
+        **keys: Any,
     ) -> None:
         import json
 
@@ -82,12 +92,17 @@ class AgentProcess:
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "agent.toml"
         self.spool = spool or root / "spool.db"
+        # The password the stack's master key gives this desktop (the shared stack's unless
+        # `secrets_root` says which): its events are signed as a real desktop's are.
+        secrets_root = secrets_root or shared_stack_settings().secrets_root
+        password = agent_password_file(secrets_root, host, root / "kafka.password")
         lines = [
             f"host_id = {json.dumps(host)}",
             f"spool = {json.dumps(str(self.spool))}",
             f"kafka = {json.dumps(kafka)}",
             f"topic = {json.dumps(topic)}",
             f"dbus_address = {json.dumps(bus)}",
+            f"kafka_password_file = {json.dumps(str(password))}",
         ]
         lines += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
         self.config.write_text("\n".join(lines) + "\n")

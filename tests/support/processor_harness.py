@@ -38,6 +38,7 @@ from chatchannels.processors.snapshots import load_value
 from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
 from chatchannels.settings import Settings
 from tests.support.processor_events import Host
+from tests.support.signing import signed_headers
 
 # Tables whose contents must not depend on batching, crashes or re-delivery, with the columns
 # compared (change_seq and bookkeeping columns excluded: they record *when* something was
@@ -75,8 +76,9 @@ def produce(
     events: Iterable[dict[str, Any] | bytes],
     append_ms: Callable[[dict[str, Any]], int] | None = None,
 ) -> int:
-    """Produce raw events (dicts are encoded; bytes go as they are), keyed by host. With
-    `append_ms`, each event's record carries that CreateTime (for `create_time_topic`)."""
+    """Produce raw events (dicts are encoded; bytes go as they are, as host "garbage"),
+    keyed by host and signed as the host's writer would. With `append_ms`, each event's
+    record carries that CreateTime (for `create_time_topic`)."""
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
@@ -87,11 +89,13 @@ def produce(
     n = 0
     for event in events:
         if isinstance(event, bytes):
-            key, value = b"garbage", event
+            host, value = "garbage", event
         else:
-            key, value = str(event.get("host", "?")).encode(), encode_raw_event(event)
+            host, value = str(event.get("host", "?")), encode_raw_event(event)
+        key = host.encode()
         stamp = append_ms(event) if append_ms and not isinstance(event, bytes) else None
-        producer.send(topic, key=key, value=value, timestamp_ms=stamp)
+        headers = signed_headers(settings, host, key, value)
+        producer.send(topic, key=key, value=value, timestamp_ms=stamp, headers=headers)
         n += 1
     producer.flush()
     producer.close()

@@ -8,6 +8,7 @@ from chatchannels.ingest.agent.delivery import Delivery
 from chatchannels.ingest.agent.spool import Spool
 from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
 from tests.support.agent_runs import TopicReader, seqs, wait_for
+from tests.support.signing import signer_for
 
 pytestmark = pytest.mark.integration
 HOST = "delivery-host"
@@ -42,7 +43,14 @@ def test_spooled_events_reach_kafka_in_order_and_leave_the_spool(tmp_path, stack
     path = tmp_path / "spool.db"
     with Spool(path, HOST) as spool:
         _fill(spool, 1, 1500)
-    delivery = Delivery(path, HOST, stack.kafka_bootstrap, kafka_topic, max_in_flight=300)
+    delivery = Delivery(
+        path,
+        HOST,
+        stack.kafka_bootstrap,
+        kafka_topic,
+        max_in_flight=300,
+        signer=signer_for(stack, HOST),
+    )
     reader = TopicReader(stack.kafka_bootstrap, kafka_topic)
     delivery.start()
     try:
@@ -67,7 +75,8 @@ def test_kafka_down_capture_goes_on_and_nothing_is_lost(tmp_path, private_kafka)
     topic = private_kafka.create_topic("agent.delivery.down")
     bootstrap = private_kafka.settings.kafka_bootstrap
     path = tmp_path / "spool.db"
-    delivery = Delivery(path, HOST, bootstrap, topic, max_in_flight=200)
+    signer = signer_for(private_kafka.settings, HOST)
+    delivery = Delivery(path, HOST, bootstrap, topic, max_in_flight=200, signer=signer)
     reader = TopicReader(bootstrap, topic)
     delivery.start()
     try:

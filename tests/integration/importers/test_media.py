@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from chatchannels.event_signing import IMPORTER
 from chatchannels.ingest.importers.detect import EXPORT_TAR, Importable, sniff
 from chatchannels.ingest.importers.job import Target, import_file
 from chatchannels.processors.pg.migrate import migrate
@@ -30,6 +31,7 @@ from chatchannels.publishers.publishing import index_dir, publish
 from chatchannels.publishers.search_index import WhooshBackend
 from chatchannels.publishers.serve import make_server
 from tests.support.processor_harness import process_once
+from tests.support.signing import signer_as
 from tests.support.skype_files import CLOUD_ID, DOCID, MISSING_DOCID, T0, _activity, _message, _uri
 
 pytestmark = pytest.mark.integration
@@ -97,7 +99,8 @@ def test_pages_and_feeds_link_archived_media_and_serve_returns_it_safely(
         ),
     ]
     media_root = tmp_path / "media"
-    target = Target(tmp_path / "spool", media_root, stack.kafka_bootstrap, kafka_topic)
+    signer = signer_as(stack.secrets_root, IMPORTER)
+    target = Target(tmp_path / "spool", media_root, stack.kafka_bootstrap, kafka_topic, signer)
     settings = stack.replace(topic=kafka_topic, dsn=pg_dsn)
     site = tmp_path / "site"
     migrate(pg_dsn)

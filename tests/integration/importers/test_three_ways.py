@@ -26,6 +26,7 @@ import pytest
 from chatchannels.emulator.background import BackgroundEmulator
 from chatchannels.emulator.scenario import bundled_scenario, load_scenario
 from chatchannels.emulator.truth import TruthMessage, ground_truth
+from chatchannels.event_signing import IMPORTER
 from chatchannels.ingest.importers.detect import EXPORT_TAR, MAINDB, Importable, sniff
 from chatchannels.ingest.importers.job import FileReport, Target, import_file
 from chatchannels.processors.pg.completeness import read_completeness
@@ -47,6 +48,7 @@ from tests.support.processor_harness import (
     read_records,
     stored_messages,
 )
+from tests.support.signing import signer_as
 from tests.support.skype_files import write_export_tar
 
 pytestmark = pytest.mark.integration
@@ -205,6 +207,7 @@ def test_one_conversation_live_in_a_maindb_and_in_an_export_every_copy_once(
         media_root=tmp_path / "media",
         bootstrap=stack.kafka_bootstrap,
         topic=kafka_topic,
+        signer=signer_as(stack.secrets_root, IMPORTER),
     )
     bob_host = import_into(maindb, MAINDB, target).host
     cecil_host = import_into(export, EXPORT_TAR, target).host
