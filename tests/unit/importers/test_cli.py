@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from chatchannels.cli import main
 from chatchannels.event_signing import IMPORTER
-from chatchannels.signing_secrets import provision_password
 from chatchannels.ingest.agent.spool import read_summary
+from chatchannels.signing_secrets import provision_password
 from tests.support.skype_files import CHATSYNC, MAC
 
 
@@ -28,7 +28,10 @@ def _invoke(tmp_path, *args):
 def test_with_kafka_away_the_events_stay_spooled_and_the_user_is_told(tmp_path):
     result = _invoke(tmp_path, MAC, "--host", "file-old-laptop")
     assert result.exit_code == 3, result.output
-    assert "Skype classic main.db, host file-old-laptop: 11 objects, 11 events spooled" in result.output
+    assert (
+        "Skype classic main.db, host file-old-laptop: 11 objects, 11 events spooled"
+        in result.output
+    )
     assert "11 events are not in Kafka yet" in result.output
     assert "run the same import again to deliver them" in result.output
     spool = tmp_path / "spools" / "import-file-old-laptop.db"
