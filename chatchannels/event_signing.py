@@ -14,6 +14,7 @@ Pure: no files, no Kafka. chatchannels/signing_secrets.py reads the secrets.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,12 +31,42 @@ FILE_HOST_PREFIX = "file-"
 Headers = tuple[tuple[str, bytes], ...]
 
 
-def signature(key: bytes, record_key: bytes | None, value: bytes) -> bytes:
-    """The `cc-sig` header of a record: hex HMAC-SHA256 over its key and value. The key's
-    length goes first, so no split of the same bytes between key and value signs alike."""
-    record_key = record_key or b""
-    message = len(record_key).to_bytes(4, "big") + record_key + value
-    return hmac.digest(key, message, "sha256").hex().encode()
+class RecordMac:
+    """HMAC-SHA256 (RFC 2104) under one key, its padded key's hash states computed once.
+
+    What hmac.digest computes, in a third of its time: under OpenSSL 3 each one-shot HMAC
+    looks its digest up again and sets the key up again, which costs more than hashing a
+    record; here a record costs two copies of a hash state and its own bytes."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def __repr__(self) -> str:
+        return "RecordMac(...)"
+
+    def signature(self, record_key: bytes | None, value: bytes) -> bytes:
+        """The `cc-sig` header of a record: hex HMAC-SHA256 over its key and value. The
+        key's length goes first, so no split of the same bytes between key and value signs
+        alike."""
+        record_key = record_key or b""
+        inner = self._inner.copy()
+        inner.update(len(record_key).to_bytes(4, "big"))
+        inner.update(record_key)
+        inner.update(value)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest().encode()
+
+
+_BLOCK = 64  # SHA-256's block size
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 @dataclass(frozen=True)
@@ -44,6 +75,10 @@ class Signer:
 
     principal: str
     key: bytes = field(repr=False)
+    _mac: RecordMac = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_mac", RecordMac(self.key))
 
     @classmethod
     def from_password(cls, principal: str, password: str) -> Signer:
@@ -52,7 +87,7 @@ class Signer:
     def headers(self, record_key: bytes | None, value: bytes) -> list[tuple[str, bytes]]:
         return [
             (SIGNER_HEADER, self.principal.encode()),
-            (SIGNATURE_HEADER, signature(self.key, record_key, value)),
+            (SIGNATURE_HEADER, self._mac.signature(record_key, value)),
         ]
 
 
@@ -89,9 +124,9 @@ class Verifier:
 
     master: str = field(repr=False)
     unsigned_until: float | None = None
-    # Signer -> signing key: two HMACs saved per record. Signers are a few hundred; the
-    # bound keeps a writer of made-up signer names from growing it without end.
-    _keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    # Signer -> its MAC: two HMACs and the key's setup saved per record. Signers are a few
+    # hundred; the bound keeps a writer of made-up signer names from growing it without end.
+    _macs: dict[str, RecordMac] = field(default_factory=dict, repr=False)
     max_keys: int = 4096
 
     def signer(
@@ -120,7 +155,7 @@ class Verifier:
             principal = raw_signer.decode("utf-8")
         except UnicodeDecodeError:
             raise SignatureRefused("the cc-signer header is not UTF-8") from None
-        if not hmac.compare_digest(sig, signature(self._key(principal), record_key, value)):
+        if not hmac.compare_digest(sig, self._mac(principal).signature(record_key, value)):
             raise SignatureRefused(f"the signature is not {principal!r}'s")
         return principal
 
@@ -134,10 +169,14 @@ class Verifier:
             f" (the event says seq {seq!r})"
         )
 
-    def _key(self, principal: str) -> bytes:
-        key = self._keys.get(principal)
-        if key is None:
-            key = signing_key(derived_password(self.master, principal))
-            if len(self._keys) < self.max_keys:
-                self._keys[principal] = key
-        return key
+    def _mac(self, principal: str) -> RecordMac:
+        mac = self._macs.get(principal)
+        if mac is None:
+            mac = RecordMac(signing_key(derived_password(self.master, principal)))
+            if len(self._macs) < self.max_keys:
+                self._macs[principal] = mac
+        return mac
+
+    def __getstate__(self) -> dict:
+        # hashlib states do not pickle; the decode worker makes its own from the master key.
+        return {**self.__dict__, "_macs": {}}
