@@ -42,7 +42,7 @@ from chatchannels.ingest.agent.reads import MESSAGE_PROPERTIES
 from chatchannels.ingest.desktop_api.dbus_transport import PatientMessageBus
 from chatchannels.settings import Settings
 from chatchannels.stack.dbus import session_bus
-from tests.support.signing import agent_password_file
+from tests.support.signing import password_file_as, principal_of
 
 # 100,000 messages: about 100 s a run on 2 cores (the agent runs near the D-Bus ceiling).
 N_FULL, N_QUICK = 100_000, 10_000
@@ -123,7 +123,9 @@ def backfill(settings: Settings, messages: int, work: Path, measure_gets: bool =
             own_get_rate = asyncio.run(_own_get_rate(bus.address)) if measure_gets else None
             config = work / "agent.toml"
             spool = work / "spool.db"
-            password = agent_password_file(settings.secrets_root, HOST, work / "kafka.password")
+            password = password_file_as(
+                settings.secrets_root, principal_of(HOST), work / "kafka.password"
+            )
             config.write_text(
                 f"host_id = {json.dumps(HOST)}\nspool = {json.dumps(str(spool))}\n"
                 f"kafka_password_file = {json.dumps(str(password))}\n"

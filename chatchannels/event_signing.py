@@ -109,6 +109,12 @@ def header(headers: Iterable[tuple[str, bytes]], name: str) -> bytes | None:
     return found
 
 
+def _shown(claim: object) -> str:
+    """A writer's claim as a refusal quotes it: its repr, cut short (it may be any size)."""
+    text = repr(claim)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class SignatureRefused(Exception):
     """A record whose signature or signer does not hold; the message says which."""
 
@@ -126,8 +132,8 @@ class Verifier:
     unsigned_until: float | None = None
     # Signer -> its MAC: two HMACs and the key's setup saved per record. Signers are a few
     # hundred; the bound keeps a writer of made-up signer names from growing it without end.
-    _macs: dict[str, RecordMac] = field(default_factory=dict, repr=False)
     max_keys: int = 4096
+    _macs: dict[str, RecordMac] = field(default_factory=dict, init=False, repr=False)
 
     def signer(
         self,
@@ -156,7 +162,7 @@ class Verifier:
         except UnicodeDecodeError:
             raise SignatureRefused("the cc-signer header is not UTF-8") from None
         if not hmac.compare_digest(sig, self._mac(principal).signature(record_key, value)):
-            raise SignatureRefused(f"the signature is not {principal!r}'s")
+            raise SignatureRefused(f"the signature is not {_shown(principal)}'s")
         return principal
 
     def check_host(self, principal: str | None, host: str, seq: object) -> None:
@@ -165,8 +171,8 @@ class Verifier:
         if principal is None or may_write(principal, host):
             return
         raise SignatureRefused(
-            f"signed by {principal!r}, which may not write events of host {host!r}"
-            f" (the event says seq {seq!r})"
+            f"signed by {_shown(principal)}, which may not write events of host {_shown(host)}"
+            f" (the event says seq {_shown(seq)})"
         )
 
     def _mac(self, principal: str) -> RecordMac:

@@ -10,7 +10,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from chatchannels.rawevents import decode_raw_event
 from chatchannels.stack.processes import die_with_parent
-from tests.support.signing import agent_password_file
+from tests.support.signing import password_file_as, principal_of
 from tests.support.stack import shared_stack_settings
 
 
@@ -92,10 +92,12 @@ class AgentProcess:
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "agent.toml"
         self.spool = spool or root / "spool.db"
-        # The password the stack's master key gives this desktop (the shared stack's unless
-        # `secrets_root` says which): its events are signed as a real desktop's are.
+        # The password the stack's master key gives this desktop's principal (the shared
+        # stack's unless `secrets_root` says which; `agent-<host>` unless the `kafka_user`
+        # key names another): its events are signed as a real desktop's are.
         secrets_root = secrets_root or shared_stack_settings().secrets_root
-        password = agent_password_file(secrets_root, host, root / "kafka.password")
+        principal = keys.get("kafka_user") or principal_of(host)
+        password = password_file_as(secrets_root, principal, root / "kafka.password")
         lines = [
             f"host_id = {json.dumps(host)}",
             f"spool = {json.dumps(str(self.spool))}",

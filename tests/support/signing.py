@@ -31,10 +31,10 @@ def signed_headers(
     return signer_for(settings, host).headers(key, value)
 
 
-def agent_password_file(secrets_root: Path, host: str, path: Path) -> Path:
-    """The password file a desktop's administrator would give agent `host` (its agent.toml's
+def password_file_as(secrets_root: Path, principal: str, path: Path) -> Path:
+    """The password file a desktop's administrator would give `principal` (an agent.toml's
     kafka_password_file), written at `path`."""
-    return provision_password(secrets_root, principal_of(host), path)
+    return provision_password(secrets_root, principal, path)
 
 
 def provision_stack_secrets(settings: Settings) -> None:

@@ -162,3 +162,14 @@ def test_secrets_stay_out_of_reprs_and_the_verifier_travels_to_the_decoder_proce
     copy = pickle.loads(pickle.dumps(VERIFIER))
     headers = signer.headers(b"k", b"v")
     assert copy.signer(b"k", b"v", headers, broker_utc=1.0) == "agent-alice-pc"
+
+
+def test_a_refusal_quotes_a_writers_claims_cut_short():
+    huge = "agent-" + "x" * 100_000
+    headers = Signer(huge, b"k" * 32).headers(b"k", b"v")
+    with pytest.raises(SignatureRefused) as refused:
+        VERIFIER.signer(b"k", b"v", headers, broker_utc=1.0)
+    assert len(str(refused.value)) < 200
+    with pytest.raises(SignatureRefused) as refused:
+        VERIFIER.check_host("agent-bob-pc", "h" * 100_000, 1)
+    assert len(str(refused.value)) < 300
