@@ -37,6 +37,7 @@ from chatchannels.ingest.agent.status import read_status
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.pg.store import Store
 from chatchannels.processors.replay.archive import read_archive
+from chatchannels.secret_files import MASTER_KEY, ensure_secret
 from chatchannels.settings import Settings
 from chatchannels.stack import kafka, postgres
 from chatchannels.stack.dbus import SessionBus, start_session_bus, stop_session_bus
@@ -112,6 +113,8 @@ class Demo:
         postgres.drop_database(self.settings, DEMO_DATABASE)
         postgres.ensure_database(self.settings, DEMO_DATABASE)
         migrate(self.settings.postgres_dsn)
+        # The processor checks the agents' signatures with it (chatchannels/event_signing.py).
+        ensure_secret(self.settings.secrets_root / MASTER_KEY)
 
     def _start(self, name: str, *args: str) -> Child:
         child = Child(name, list(args), pipeline_env(self.settings), self.logs)
