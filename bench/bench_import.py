@@ -196,12 +196,15 @@ def _spooled_values(spool: Path, limit: int) -> list[bytes]:
         return [row[0] for row in db.execute("SELECT data FROM events LIMIT ?", (limit,))]
 
 
-def _dry_import(path: Path, work: Path) -> tuple[str, Path]:
+def _dry_import(settings: Settings, path: Path, work: Path) -> tuple[str, Path]:
     """Spool the file's events with no broker to deliver to: (host, spool), for the ceiling."""
+    from chatchannels.event_signing import IMPORTER
     from chatchannels.ingest.importers.detect import sniff
     from chatchannels.ingest.importers.job import Target, import_file
+    from tests.support.signing import signer_as
 
-    target = Target(work / "spool", work / "media", "127.0.0.1:9", "unused", wait_s=1.0)
+    signer = signer_as(settings.secrets_root, IMPORTER)
+    target = Target(work / "spool", work / "media", "127.0.0.1:9", "unused", signer, wait_s=1.0)
     done = import_file(sniff(path), target, session=uuid.uuid4().hex)
     return done.host, Path(done.spool)
 
@@ -270,7 +273,7 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
         _shift(original, shifted, SHIFT_S)
 
         # The ceiling's events: the importer's own, spooled with no broker to deliver to.
-        host, spool = _dry_import(original, work / "dry")
+        host, spool = _dry_import(settings, original, work / "dry")
         values = _spooled_values(spool, n)
         ceiling = _produce_ceiling(settings, values, host.encode())
         del values

@@ -10,6 +10,8 @@ Figures, all from the same run:
   its decode worker, its PostgreSQL backend) per event next to what half the ceiling leaves
   per event with every core busy, and the raw-event schema validation alone, which every
   event pays in `decode_event`;
+- the decode worker's time per event with and without checking the records' signatures
+  (chatchannels/event_signing.py), on the same signed records: what the check costs;
 - the same timeline through 1 and 2 processor instances, each its own OS process, in one
   consumer group (Kafka splits the 3 partitions; bench/instances.py): events/s from the
   moment every instance holds partitions until the store has consumed the topic, the ratio
@@ -32,6 +34,7 @@ instead of 200,000).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import uuid
@@ -50,11 +53,14 @@ from bench.cpu import cpu_seconds, descendants
 from bench.instances import run_group
 from bench.report import Figure, bench_main, report
 from chatchannels.kafka_auth import client_options
+from chatchannels.processors.batch import decode_values
 from chatchannels.processors.consumer import ProcessOptions, Processor
+from chatchannels.processors.decode import DecodeError
 from chatchannels.processors.engine import Engine
 from chatchannels.processors.pg.migrate import migrate
-from chatchannels.rawevents import validate_raw_event
+from chatchannels.rawevents import encode_raw_event, validate_raw_event
 from chatchannels.settings import Settings
+from chatchannels.signing_secrets import load_verifier
 from tests.support.processor_harness import (
     HOSTS,
     create_time_topic,
@@ -62,6 +68,7 @@ from tests.support.processor_harness import (
     produce,
     produce_timeline,
 )
+from tests.support.signing import signed_headers
 
 N_FULL, N_QUICK = 200_000, 20_000
 BATCH = 20_000
@@ -164,6 +171,40 @@ def _validation_rate(events: list[dict]) -> float:
     return len(events) / (time.perf_counter() - start)
 
 
+def _signature_cost(settings: Settings, events: list[dict]) -> list[Figure]:
+    """The decode worker's time per event with and without the signature check, on the same
+    records signed as their agents sign them, in one run, and the check on its own. Rounds
+    alternate and the best of each counts, so that neither side pays for a warm-up or a
+    busy moment the other did not have."""
+    values = [encode_raw_event(e) for e in events]
+    signed = []
+    for event, value in zip(events, values, strict=True):
+        key = event["host"].encode()
+        signed.append((key, tuple(signed_headers(settings, event["host"], key, value)), 1.0))
+    verifier = load_verifier(settings)
+    results = decode_values(values, verifier, signed)[0]
+    assert not any(isinstance(r, DecodeError) for r, _ in results), "a bench record was refused"
+
+    def check_only() -> float:
+        start = time.perf_counter()
+        for event, value, (key, headers, broker_utc) in zip(events, values, signed, strict=True):
+            signer = verifier.signer(key, value, headers, broker_utc)
+            verifier.check_host(signer, event["host"], event["seq"])
+        return time.perf_counter() - start
+
+    best = {"unchecked": math.inf, "checked": math.inf, "alone": math.inf}
+    for _ in range(5):
+        best["unchecked"] = min(best["unchecked"], decode_values(values)[1])
+        best["checked"] = min(best["checked"], decode_values(values, verifier, signed)[1])
+        best["alone"] = min(best["alone"], check_only())
+    per = 1e6 / len(values)
+    return [
+        Figure("decode worker per event, signatures not checked", best["unchecked"] * per, "µs"),
+        Figure("decode worker per event, signatures checked", best["checked"] * per, "µs"),
+        Figure("  the signature check alone, per event", best["alone"] * per, "µs"),
+    ]
+
+
 def _engine_rate(events: list[dict], true_time: bool = False) -> float:
     """Per-event rate of the Engine; broker time is the event's own clock, or with
     `true_time` the moment it was captured (its clock minus its host's skew)."""
@@ -248,6 +289,7 @@ def _run(settings: Settings, quick: bool, baseline: str | None, tree: Path | Non
         *postgres,
         Figure(f"processor, {main.events:,} events of 3 hosts", rate, "events/s", ceiling),
         Figure("raw-event schema validation alone", _validation_rate(sample), "events/s"),
+        *_signature_cost(settings, sample),
     ]
     timings = main.processor.store.timings
     for phase, seconds in sorted(timings.items(), key=lambda kv: -kv[1]):

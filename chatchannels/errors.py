@@ -30,6 +30,7 @@ EXIT_ERROR = 2
 # imported cannot have been raised, and an agent-only install never imports the server's.
 PROJECT_ERRORS = {
     "chatchannels.settings:SettingsError": "settings",
+    "chatchannels.secret_files:SecretFileError": "secret",
     "chatchannels.stack.processes:StackError": "stack",
     "chatchannels.pg_roles:RoleError": "postgres-roles",
     "chatchannels.processors.consumer:ProcessorError": "processor",
@@ -45,7 +46,6 @@ PROJECT_ERRORS = {
     "chatchannels.emulator.service:EmulatorBusError": "emulator",
     "chatchannels.demo.pipeline:PipelineError": "demo",
     "chatchannels.metrics:MetricsEndpointError": "metrics",
-    "chatchannels.secret_files:SecretFileError": "secret-file",
 }
 
 _LOGIN_REFUSED = re.compile(

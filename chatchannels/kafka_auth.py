@@ -17,23 +17,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatchannels import signing_secrets
+from chatchannels.event_signing import AGENT_PREFIX
 from chatchannels.secret_files import SecretFileError, read_secret
 from chatchannels.settings import Settings
 
 MECHANISM = "SCRAM-SHA-512"
 ADMIN = "admin"
 PROCESSOR = "processor"
-IMPORTER = "importer"
 # The processor's consumer groups: its ACL covers every group named with this prefix.
 PROCESSOR_GROUP_PREFIX = "chatchannels-"
 
 
 def agent_principal(host: str) -> str:
-    return f"agent-{host}"
+    return AGENT_PREFIX + host
 
 
 def password_file(settings: Settings, principal: str) -> Path:
-    return settings.secrets_root / f"kafka-{principal}.password"
+    return signing_secrets.password_file(settings.secrets_root, principal)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,10 @@ class Settings:
     # Kafka clients speak SASL_SSL (chatchannels/kafka_auth.py): the CA that signed the
     # broker's certificate (empty: the one `stack up` made, <stack_dir>/kafka/tls/ca.pem).
     kafka_ca_file: str = ""
+    # Events with no signature (chatchannels/event_signing.py) are let in only when Kafka
+    # appended them before this UTC time (ISO 8601; empty: never): those written before
+    # signing existed.
+    unsigned_until: str = ""
     # Prometheus metrics of `process` and `publish` on http://metrics_host:<port>/metrics
     # (0: off); `serve` answers /metrics on its own port.
     processor_metrics_port: int = 0

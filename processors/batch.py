@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from chatchannels.event_signing import Headers, SignatureRefused, Verifier
 from chatchannels.processors.clocks import HostClock, observe_clock
 from chatchannels.processors.completeness import Position, event_position
 from chatchannels.processors.decode import DecodeError, decode_event
@@ -39,7 +40,8 @@ ObjectKey = tuple[str, str, str]
 
 @dataclass(frozen=True)
 class RawRecord:
-    """One Kafka record as consumed; `broker_utc` is its LogAppendTime, None if unknown."""
+    """One Kafka record as consumed; `broker_utc` is its LogAppendTime, None if unknown;
+    `headers` its Kafka headers (the signature, event_signing.py)."""
 
     topic: str
     partition: int
@@ -47,6 +49,7 @@ class RawRecord:
     key: bytes | None
     value: bytes
     broker_utc: float | None
+    headers: Headers = ()
 
 
 @dataclass(frozen=True)
@@ -129,27 +132,73 @@ def _time(record: RawRecord) -> float:
     return record.broker_utc or 0.0
 
 
-def decode_record(record: RawRecord) -> Decoded:
-    return Decoded(record, *decode_value(record.value))
+def decode_record(record: RawRecord, verifier: Verifier | None = None) -> Decoded:
+    """`decode_value` of a record; with a `verifier` (the consumer's, a redrive's) its
+    signature is checked first. Records made in memory (tests, benches) need none."""
+    return Decoded(record, *decode_value(record.value, verifier, *_signed_part(record)))
 
 
-def decode_value(value: bytes) -> tuple[Observation | DecodeError, Position | None]:
+def decode_value(
+    value: bytes,
+    verifier: Verifier | None = None,
+    key: bytes | None = None,
+    headers: Headers = (),
+    broker_utc: float | None = None,
+) -> tuple[Observation | DecodeError, Position | None]:
     """The record's JSON object (rawevents.parse_raw_event), then the pure decoder, which
     validates it; and the record's position in its host's series, which even a record the
-    decoder refuses may have."""
+    decoder refuses may have.
+
+    With a `verifier`: first the signature over `key` and `value` (a refusal costs no
+    parse), then whether its signer may write the event's host. A record refused there has
+    no host, seq or position: they are the claims of someone who may not make them, and
+    they must not count for the host they name (metrics, completeness)."""
+    signer = None
+    if verifier is not None:
+        try:
+            signer = verifier.signer(key, value, headers, broker_utc)
+        except SignatureRefused as exc:
+            return DecodeError("signature", "record headers", str(exc)), None
     try:
         event = parse_raw_event(value)
     except RawEventError as exc:
         return DecodeError("schema", "record", str(exc)), None
+    host = event.get("host")
+    # A host that is no string is no one's: the decoder refuses the event, with no position.
+    if verifier is not None and isinstance(host, str):
+        try:
+            verifier.check_host(signer, host, event.get("seq"))
+        except SignatureRefused as exc:
+            return DecodeError("signature", "host", str(exc)), None
     return decode_event(event), event_position(event)
+
+
+SignedPart = tuple[bytes | None, Headers, float | None]
+
+
+def _signed_part(record: RawRecord) -> SignedPart:
+    """What a signature check needs of a record besides its value."""
+    return record.key, record.headers, record.broker_utc
 
 
 def decode_values(
     values: list[bytes],
+    verifier: Verifier | None = None,
+    signed: list[SignedPart] | None = None,
 ) -> tuple[list[tuple[Observation | DecodeError, Position | None]], float]:
-    """`decode_value` of each, and the seconds it took (run in a worker process)."""
+    """`decode_value` of each (with `verifier`: `signed` holds each value's key, headers
+    and broker time), and the seconds it took (run in a worker process)."""
     start = time.perf_counter()
-    return [decode_value(v) for v in values], time.perf_counter() - start
+    if verifier is None:
+        results = [decode_value(v) for v in values]
+    else:
+        assert signed is not None
+        results = [decode_value(v, verifier, *s) for v, s in zip(values, signed, strict=True)]
+    return results, time.perf_counter() - start
+
+
+def signed_parts(records: Iterable[RawRecord]) -> list[SignedPart]:
+    return [_signed_part(r) for r in records]
 
 
 def needed_keys(decoded: Iterable[Decoded]) -> tuple[set[str], set[MessageKey], set[ObjectKey]]:

@@ -292,8 +292,12 @@ def list_dead_letters(settings: Settings, show_all: bool, as_json: bool) -> None
 @json_option
 @click.pass_obj
 def redrive(settings: Settings, ids: tuple[int, ...], as_json: bool) -> None:
-    """Run dead letters through the current decoder again; those it accepts now are applied."""
+    """Run dead letters through the current decoder again; those it accepts now are applied.
+    Signatures are checked again as when they were consumed."""
     from chatchannels.processors.pg.store import Store
+    from chatchannels.signing_secrets import load_verifier
+
+    verifier = load_verifier(settings)
 
     store = Store.connect(
         settings.processor_postgres_dsn,
@@ -302,7 +306,7 @@ def redrive(settings: Settings, ids: tuple[int, ...], as_json: bool) -> None:
         tolerance_s=float(settings.match_tolerance_s),
     )
     try:
-        result = store.redrive_dead_letters(list(ids) or None)
+        result = store.redrive_dead_letters(verifier, list(ids) or None)
     finally:
         store.close()
     if as_json:

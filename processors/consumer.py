@@ -40,6 +40,7 @@ from chatchannels.processors.batch import (
     RawRecord,
     count_until,
     decode_values,
+    signed_parts,
     take_in_time_order,
     time_horizon,
 )
@@ -48,6 +49,7 @@ from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, OffsetConflict
 from chatchannels.processors.pg.store import Store
 from chatchannels.retry import Backoff, Stopped, first_line, wait_for_service
 from chatchannels.settings import Settings
+from chatchannels.signing_secrets import load_verifier
 from chatchannels.stack.processes import pid_alive
 
 log = logging.getLogger(__name__)
@@ -110,7 +112,13 @@ def raw_record(record, create_time_is_append_time: bool = False) -> RawRecord:
     trusted = record.timestamp_type == LOG_APPEND_TIME or create_time_is_append_time
     broker_utc = record.timestamp / 1000 if trusted else None
     return RawRecord(
-        record.topic, record.partition, record.offset, record.key, record.value, broker_utc
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        broker_utc,
+        tuple(record.headers or ()),
     )
 
 
@@ -133,6 +141,8 @@ class Processor:
         self.summary = ProcessSummary()
         self.expected: dict[int, int] = {}
         self.generation = 0
+        # Read before anything connects: without the master key no record can be let in.
+        self.verifier = load_verifier(settings)
         self.store = self._connect_store()
         self.consumer = KafkaConsumer(
             **client_options(settings, PROCESSOR),
@@ -258,7 +268,9 @@ class Processor:
             self.metrics.lag_seen(self._lag())
         if not records:
             return None
-        return _Batch(records, self._decoder.submit(decode_values, [r.value for r in records]))
+        values = [r.value for r in records]
+        decoding = self._decoder.submit(decode_values, values, self.verifier, signed_parts(records))
+        return _Batch(records, decoding)
 
     def _gather(self) -> list[RawRecord]:
         """The next batch, in time order across partitions: polls until a batch's worth of

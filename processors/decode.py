@@ -62,7 +62,8 @@ _MESSAGE_TEXT_PROPS = {
 class DecodeError:
     """Why one raw event was refused. `where` names the field or line (for an imported
     record, its place in the file: `Messages rowid 61: timestamp`); `kind` is one of
-    "schema", "line", "value", "unsupported" (a source this processor does not read)."""
+    "schema", "line", "value", "unsupported" (a source this processor does not read), or
+    "signature" (batch.decode_value: its writer is not who it must be)."""
 
     kind: str
     where: str

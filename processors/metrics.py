@@ -91,7 +91,8 @@ class ProcessorMetrics:
         )
         self.dead_letters = Counter(
             "chatchannels_processor_dead_letters",
-            "Events kept as dead letters, by reason (schema, line, value, unsupported).",
+            "Events kept as dead letters, by reason (schema, line, value, unsupported;"
+            " signature: written by someone who may not, chatchannels/event_signing.py).",
             ["reason"],
             registry=r,
         )

@@ -7,7 +7,6 @@ share one broker. If the stack cannot start, the tests that need it fail with th
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from chatchannels.settings import Settings, load_settings
+from chatchannels.settings import Settings
 from chatchannels.stack.dbus import SessionBus, session_bus
-from tests.support.paths import REPO
-from tests.support.stack import private_stack_settings
+from tests.support.stack import private_stack_settings, shared_stack_settings
 
 # How long the shared stack may take to answer again after a test: a test's own freeze of
 # the broker (the demo's, 5 s plus its guard's grace) is over well within it.
@@ -26,12 +24,6 @@ STACK_RECOVERY_S = 20.0
 # Set once this session brought the shared stack up (or found it up): from then on it must
 # keep answering.
 _stack_settings: Settings | None = None
-
-
-def _base_settings() -> Settings:
-    env = dict(os.environ)
-    env.setdefault("CHATCHANNELS_STACK_DIR", str(REPO / ".stack"))
-    return load_settings(environ=env)
 
 
 @pytest.fixture
@@ -47,7 +39,7 @@ def stack() -> Iterator[Settings]:
     from chatchannels.stack.manager import stack_down, stack_up
 
     global _stack_settings
-    settings = _base_settings()
+    settings = shared_stack_settings()
     report = stack_up(settings)
     _stack_settings = settings
     yield settings

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatchannels.event_signing import AGENT_PREFIX, IMPORTER
 from chatchannels.kafka_auth import (
-    IMPORTER,
     MECHANISM,
     PROCESSOR,
     PROCESSOR_GROUP_PREFIX,
@@ -34,7 +34,7 @@ from chatchannels.settings import Settings
 from chatchannels.stack.processes import StackError
 
 CLUSTER = "kafka-cluster"
-AGENT_PREFIX = "agent-"
+
 # How long a new credential or ACL may take to reach the broker from the controller.
 _PROPAGATION_S = 30.0
 

@@ -7,6 +7,9 @@ backlog waits on disk, not in memory. When the producer gives up on a record (Ka
 longer than the delivery timeout, or never reachable) the producer is dropped and delivery
 starts again from the oldest event still in the spool; records Kafka may already hold are then
 sent again byte for byte, which consumers collapse by (host, seq).
+
+Every record is signed on its way out (`signer`, chatchannels/event_signing.py): headers
+`cc-signer` and `cc-sig`, by which the processor knows who wrote it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
+from chatchannels.event_signing import Signer
 from chatchannels.ingest.agent.spool import Spool, SpoolFull
 
 log = logging.getLogger(__name__)
@@ -52,8 +56,11 @@ class Delivery:
         topic: str,
         max_in_flight: int = 2000,
         producer_options: dict | None = None,
+        *,
+        signer: Signer,
     ) -> None:
         self._spool_path = spool_path
+        self._signer = signer
         self._host = host
         self._key = host.encode()
         self._bootstrap = bootstrap
@@ -147,7 +154,12 @@ class Delivery:
             if room > 0:
                 for event in spool.peek(last_sent, min(room, 1000)):
                     try:
-                        future = producer.send(self._topic, key=self._key, value=event.data)
+                        future = producer.send(
+                            self._topic,
+                            key=self._key,
+                            value=event.data,
+                            headers=self._signer.headers(self._key, event.data),
+                        )
                     except KafkaError as exc:
                         self._failures.append((event.seq, exc))
                         break

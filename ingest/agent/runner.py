@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatchannels.event_signing import Signer
 from chatchannels.ingest.agent.capture import Capture, Captured, wall_clock
 from chatchannels.ingest.agent.config import AgentConfig
 from chatchannels.ingest.agent.delivery import Delivery
@@ -38,6 +39,7 @@ from chatchannels.ingest.agent.status import agent_metrics
 from chatchannels.ingest.desktop_api.client import AttachState, SkypeClient
 from chatchannels.rawevents import encode_raw_event
 from chatchannels.retry import Backoff, log_retry
+from chatchannels.signing_secrets import agent_signer
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ class _SpoolWriter:
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
+        self.signer = _signer(config)
         self.session = uuid.uuid4().hex
         self.counters = _Counters()
         self._rate: deque[tuple[float, int]] = deque(maxlen=10)
@@ -114,6 +117,7 @@ class Agent:
             config.topic,
             config.max_in_flight,
             producer_options=kafka_options,
+            signer=self.signer,
         )
         self.delivery = delivery
         delivery.start()
@@ -269,6 +273,13 @@ def write_json_atomically(path: Path, doc: dict[str, Any]) -> None:
         with path.open("r+b") as out:
             out.write(data)
             out.truncate()
+
+
+def _signer(config: AgentConfig) -> Signer:
+    """The agent's signer: its principal, keyed by the password file it logs in to Kafka
+    with (event_signing.py); the processor refuses what it writes without one."""
+    login = config.kafka_login()
+    return agent_signer(login.user, login.password_file)
 
 
 def run_agent(config: AgentConfig) -> int:

@@ -19,12 +19,16 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from chatchannels.event_signing import IMPORTER
 from chatchannels.ingest.importers.detect import Importable, Refusal, detect
 from chatchannels.ingest.importers.job import FileReport, Target, import_file
-from chatchannels.kafka_auth import IMPORTER, login
+from chatchannels.kafka_auth import login
 from chatchannels.options import json_option, kafka_option, quiet_option, topic_option
+from chatchannels.signing_secrets import importer_signer
 
-_HOST = r"^[A-Za-z0-9._:@-]{1,200}$"
+# Imported files' hosts begin with `file-`: the importer may write no other host's events
+# (chatchannels/event_signing.py, may_write).
+_HOST = r"^file-[A-Za-z0-9._:@-]{1,195}$"
 
 
 class _ObjectsColumn(ProgressColumn):
@@ -102,7 +106,11 @@ def import_(
     import re
 
     if host is not None and not re.match(_HOST, host):
-        raise click.BadParameter("1-200 of A-Z a-z 0-9 . _ : @ -", param_hint="--host")
+        raise click.BadParameter(
+            "file- and 1-195 of A-Z a-z 0-9 . _ : @ - (the importer may write no other"
+            " host's events)",
+            param_hint="--host",
+        )
     found: list[Importable | Refusal] = [item for path in paths for item in detect(path)]
     refusals = [f for f in found if isinstance(f, Refusal)]
     for refusal in refusals:
@@ -112,6 +120,7 @@ def import_(
         media_root=settings.media_root,
         bootstrap=settings.kafka_bootstrap,
         topic=settings.topic,
+        signer=importer_signer(settings),
         wait_s=wait_s,
         kafka_options=login(settings, IMPORTER).client_options(),
     )

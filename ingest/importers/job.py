@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from chatchannels.event_signing import Signer
 from chatchannels.ingest.agent.spool import EventBuilder, Spool, read_summary
 from chatchannels.ingest.importers.detect import MAINDB, Importable
 from chatchannels.ingest.importers.events import (
@@ -234,12 +235,14 @@ def _builder(
 
 @dataclass(frozen=True)
 class Target:
-    """Where events go: the spool folder, the media folder, and Kafka."""
+    """Where events go: the spool folder, the media folder, and Kafka, signed by `signer`."""
 
     spool_dir: Path
     media_root: Path
     bootstrap: str
     topic: str
+    # Who signs the records (event_signing.py): the importer, or an agent importing a file.
+    signer: Signer
     wait_s: float = 60.0
     # Who the producer is (kafka_auth.KafkaLogin.client_options).
     kafka_options: Mapping[str, str] = field(default_factory=dict)
@@ -273,6 +276,7 @@ def import_file(
                 # The default 30 s would outlast a short --wait when Kafka is away.
                 "bootstrap_timeout_ms": int(min(_BOOTSTRAP_S, target.wait_s) * 1000) or 1,
             },
+            signer=target.signer,
         )
         # Delivery runs while the file is read, so the spool does not grow to the whole file.
         delivery.start()

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import psycopg
 
+from chatchannels.event_signing import SIGNATURE_HEADER, SIGNER_HEADER, header
 from chatchannels.processors.batch import Folded, RawRecord
 from chatchannels.processors.pg.session import Session
 from chatchannels.processors.rows import utc_datetime
@@ -55,7 +56,8 @@ def write_dead_letters(session: Session, folded: Folded) -> None:
         return
     session.write_many(
         'INSERT INTO dead_letters (topic, partition, "offset", key, value, reason,'
-        " broker_utc, kind, host, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " broker_utc, kind, host, seq, signer, signature)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ' ON CONFLICT (topic, partition, "offset") DO UPDATE SET reason = EXCLUDED.reason,'
         " kind = EXCLUDED.kind, host = EXCLUDED.host, seq = EXCLUDED.seq",
         [
@@ -70,6 +72,8 @@ def write_dead_letters(session: Session, folded: Folded) -> None:
                 err.kind,
                 err.host,
                 err.seq,
+                header(r.headers, SIGNER_HEADER),
+                header(r.headers, SIGNATURE_HEADER),
             )
             for r, err in folded.dead
         ],
@@ -101,12 +105,18 @@ def take_for_redrive(session: Session, ids: Sequence[int] | None) -> dict[int, R
     the transaction ends."""
     rows = session.query(
         'SELECT id, topic, partition, "offset", key, value,'
-        " extract(epoch FROM broker_utc)::float8 FROM dead_letters"
+        " extract(epoch FROM broker_utc)::float8, signer, signature FROM dead_letters"
         " WHERE redriven_utc IS NULL AND (%s::bigint[] IS NULL OR id = ANY(%s))"
         ' ORDER BY topic, partition, "offset" FOR UPDATE',
         (ids, ids),
     ).fetchall()
-    return {row[0]: RawRecord(*row[1:]) for row in rows}
+    return {row[0]: RawRecord(*row[1:7], _headers(row[7], row[8])) for row in rows}
+
+
+def _headers(signer: bytes | None, signature: bytes | None) -> tuple[tuple[str, bytes], ...]:
+    """The record's signature headers as it carried them (none, one or both)."""
+    found = ((SIGNER_HEADER, signer), (SIGNATURE_HEADER, signature))
+    return tuple((name, value) for name, value in found if value is not None)
 
 
 def mark_redriven(session: Session, accepted: list[int]) -> None:

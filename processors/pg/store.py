@@ -37,6 +37,7 @@ from typing import Any
 
 import psycopg
 
+from chatchannels.event_signing import Verifier
 from chatchannels.processors.batch import (
     Decoded,
     Folded,
@@ -127,8 +128,10 @@ class Store:
     ) -> BatchResult:
         """Apply records (each partition's in offset order) read from the positions
         `expected` (partition -> next offset), in one transaction, with their `decoded`
-        results if the caller has them already. Raises OffsetConflict (nothing written) if
-        another instance moved a partition meanwhile."""
+        results if the caller has them already (the consumer's, signatures checked;
+        without, records are decoded unchecked: records made in memory by tests and benches).
+        Raises OffsetConflict (nothing written) if another instance moved a partition
+        meanwhile."""
         with self._collector.paused(), self.session.transaction():
             folded, changed, next_offsets = self._steps(records, decoded, topic, expected)
             committing = time.perf_counter()
@@ -198,8 +201,11 @@ class Store:
 
     # -- dead letters -----------------------------------------------------------------------
 
-    def redrive_dead_letters(self, ids: Sequence[int] | None = None) -> RedriveResult:
-        """Decode the dead letters (all not yet redriven, or `ids`) again, in log order, in one
+    def redrive_dead_letters(
+        self, verifier: Verifier, ids: Sequence[int] | None = None
+    ) -> RedriveResult:
+        """Check and decode the dead letters (all not yet redriven, or `ids`) again, with the
+        signatures they were consumed with (`verifier` as the consumer's), in log order, in one
         transaction: those accepted now are applied and marked redriven, the others keep
         their row with the current reason. Their offsets were consumed long ago, so no
         position moves. A host's clock and message folding only move forward (seq), so a
@@ -207,7 +213,7 @@ class Store:
         but no clock evidence."""
         with self.session.transaction():
             records = deadletters.take_for_redrive(self.session, ids)
-            decoded = [decode_record(r) for r in records.values()]
+            decoded = [decode_record(r, verifier) for r in records.values()]
             folded, changed, _ = self._steps(list(records.values()), decoded, topic=None)
             refused = {(r.topic, r.partition, r.offset) for r, _ in folded.dead}
             accepted = [

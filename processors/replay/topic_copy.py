@@ -4,9 +4,10 @@ The processor's clock evidence is each record's broker append time (clocks.py), 
 plain re-production would replace with the time of the copy. So the copy is a topic with
 `message.timestamp.type=CreateTime` whose records carry the original append times as their
 CreateTime, and the processor reads it with `create_time_is_append_time` (consumer.py).
-Records keep their key (the host id), so each host's records stay in one partition in the
-host's order, whatever the partition count; only the order across hosts changes, which the
-outcome must not depend on (design.md, invariant 4).
+Records keep their key (the host id) and their headers (the signature, so that the copy is
+checked as the original was: chatchannels/event_signing.py), so each host's records stay in
+one partition in the host's order, whatever the partition count; only the order across
+hosts changes, which the outcome must not depend on (design.md, invariant 4).
 
 Used to check that invariant against the real pipeline (tests/integration/replay/test_replay.py),
 and the way to change the raw topic's partition count: adding partitions in place would
@@ -41,6 +42,7 @@ class CopiedRecord:
     key: bytes | None
     value: bytes
     timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def interleave_hosts(records: Sequence[CopiedRecord], seed: int) -> list[CopiedRecord]:
@@ -87,7 +89,8 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 300) -> list[C
             for batch in consumer.poll(timeout_ms=200).values():
                 for r in batch:
                     if r.offset < end[TopicPartition(topic, r.partition)]:
-                        got[r.partition].append(CopiedRecord(r.key, r.value, r.timestamp))
+                        copied = CopiedRecord(r.key, r.value, r.timestamp, tuple(r.headers or ()))
+                        got[r.partition].append(copied)
         return [r for p in sorted(got) for r in got[p]]
     finally:
         consumer.close()
@@ -114,7 +117,7 @@ def copy_topic(
     shuffle_seed: int | None = None,
 ) -> int:
     """Copy every record of `source` into a new topic `target` with `partitions` partitions,
-    keeping keys, values and append times; with `shuffle_seed`, in a random order across
+    keeping keys, values, headers and append times; with `shuffle_seed`, in a random order across
     hosts (each host's own order kept). Returns the number of records copied."""
     records = read_topic(settings, source)
     if shuffle_seed is not None:
@@ -130,7 +133,13 @@ def copy_topic(
     )
     try:
         for r in records:
-            producer.send(target, key=r.key, value=r.value, timestamp_ms=r.timestamp_ms)
+            producer.send(
+                target,
+                key=r.key,
+                value=r.value,
+                timestamp_ms=r.timestamp_ms,
+                headers=list(r.headers),
+            )
         producer.flush()
     finally:
         producer.close()

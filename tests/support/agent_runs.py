@@ -9,6 +9,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from chatchannels.event_signing import AGENT_PREFIX
 from chatchannels.kafka_auth import KafkaLogin, client_options
 from chatchannels.rawevents import decode_raw_event
 from chatchannels.settings import Settings
@@ -95,7 +96,10 @@ class AgentProcess:
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "agent.toml"
         self.spool = spool or root / "spool.db"
-        login = agent_login(settings.replace(topic=topic), host, root)
+        # Its own principal, unless the `kafka_user` key borrows another desktop's (an
+        # impostor): the password file is that principal's, as `hosts add` gave it.
+        login_host = keys["kafka_user"].removeprefix(AGENT_PREFIX) if "kafka_user" in keys else host
+        login = agent_login(settings.replace(topic=topic), login_host, root)
         lines = [
             f"host_id = {json.dumps(host)}",
             f"spool = {json.dumps(str(self.spool))}",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -40,6 +41,7 @@ from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
 from chatchannels.settings import Settings
 from chatchannels.stack.kafka_principals import grant, topic_grants
 from tests.support.processor_events import Host
+from tests.support.signing import signed_headers
 
 # Tables whose contents must not depend on batching, crashes or re-delivery, with the columns
 # compared (change_seq and bookkeeping columns excluded: they record *when* something was
@@ -77,8 +79,35 @@ def produce(
     events: Iterable[dict[str, Any] | bytes],
     append_ms: Callable[[dict[str, Any]], int] | None = None,
 ) -> int:
-    """Produce raw events (dicts are encoded; bytes go as they are), keyed by host. With
-    `append_ms`, each event's record carries that CreateTime (for `create_time_topic`)."""
+    """Produce raw events (dicts are encoded; bytes go as they are, as host "garbage"),
+    keyed by host and signed as the host's writer would. With `append_ms`, each event's
+    record carries that CreateTime (for `create_time_topic`)."""
+
+    def records() -> Iterator[OutRecord]:
+        for event in events:
+            if isinstance(event, bytes):
+                host, value = "garbage", event
+            else:
+                host, value = str(event.get("host", "?")), encode_raw_event(event)
+            key = host.encode()
+            stamp = append_ms(event) if append_ms and not isinstance(event, bytes) else None
+            yield OutRecord(key, value, signed_headers(settings, host, key, value), stamp)
+
+    return produce_records(settings, topic, records())
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    """A record as a producer sends it: headers as given (signed or not), CreateTime or None."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    timestamp_ms: int | None = None
+
+
+def produce_records(settings: Settings, topic: str, records: Iterable[OutRecord]) -> int:
+    """Send records exactly as given, in order, and wait until Kafka has them all."""
     producer = KafkaProducer(
         **client_options(settings),
         acks="all",
@@ -87,16 +116,15 @@ def produce(
         batch_size=256 * 1024,
     )
     n = 0
-    for event in events:
-        if isinstance(event, bytes):
-            key, value = b"garbage", event
-        else:
-            key, value = str(event.get("host", "?")).encode(), encode_raw_event(event)
-        stamp = append_ms(event) if append_ms and not isinstance(event, bytes) else None
-        producer.send(topic, key=key, value=value, timestamp_ms=stamp)
-        n += 1
-    producer.flush()
-    producer.close()
+    try:
+        for r in records:
+            producer.send(
+                topic, key=r.key, value=r.value, headers=r.headers, timestamp_ms=r.timestamp_ms
+            )
+            n += 1
+        producer.flush()
+    finally:
+        producer.close()
     return n
 
 

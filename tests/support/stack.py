@@ -1,17 +1,27 @@
-"""A second, private stack beside the shared one, for tests that must stop or freeze it."""
+"""The shared stack's settings, and a second, private stack beside it for tests that must
+stop or freeze it."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
-from chatchannels.settings import Settings
+from chatchannels.settings import Settings, load_settings
+from tests.support.paths import REPO
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def shared_stack_settings() -> Settings:
+    """The shared stack's settings: <repo>/.stack, or $CHATCHANNELS_STACK_DIR."""
+    env = dict(os.environ)
+    env.setdefault("CHATCHANNELS_STACK_DIR", str(REPO / ".stack"))
+    return load_settings(environ=env)
 
 
 def private_stack_settings(shared: Settings, root: Path) -> Settings:

@@ -7,6 +7,7 @@ import pytest
 from chatchannels.ingest.agent.delivery import Delivery
 from chatchannels.ingest.agent.spool import Spool
 from chatchannels.rawevents import EventClock, encode_raw_event, skype_api_event
+from chatchannels.signing_secrets import agent_signer
 from tests.support.agent_runs import TopicReader, agent_login, seqs, wait_for
 
 pytestmark = pytest.mark.integration
@@ -43,6 +44,7 @@ def _delivery(settings, path, max_in_flight: int) -> Delivery:
         settings.topic,
         max_in_flight=max_in_flight,
         producer_options=login.client_options(),
+        signer=agent_signer(login.user, login.password_file),
     )
 
 

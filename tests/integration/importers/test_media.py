@@ -23,13 +23,15 @@ from typing import Any
 
 import pytest
 
+from chatchannels.event_signing import IMPORTER
 from chatchannels.ingest.importers.detect import EXPORT_TAR, Importable, sniff
 from chatchannels.ingest.importers.job import Target, import_file
-from chatchannels.kafka_auth import IMPORTER, login
+from chatchannels.kafka_auth import login
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.publishers.publishing import index_dir, publish
 from chatchannels.publishers.search_index import WhooshBackend
 from chatchannels.publishers.serve import make_server
+from chatchannels.signing_secrets import importer_signer
 from tests.support.processor_harness import process_once
 from tests.support.skype_files import CLOUD_ID, DOCID, MISSING_DOCID, T0, _activity, _message, _uri
 
@@ -103,6 +105,7 @@ def test_pages_and_feeds_link_archived_media_and_serve_returns_it_safely(
         media_root,
         stack.kafka_bootstrap,
         kafka_topic,
+        importer_signer(stack),
         kafka_options=login(stack, IMPORTER).client_options(),
     )
     settings = stack.replace(topic=kafka_topic, dsn=pg_dsn)

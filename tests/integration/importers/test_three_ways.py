@@ -26,13 +26,15 @@ import pytest
 from chatchannels.emulator.background import BackgroundEmulator
 from chatchannels.emulator.scenario import bundled_scenario, load_scenario
 from chatchannels.emulator.truth import TruthMessage, ground_truth
+from chatchannels.event_signing import IMPORTER
 from chatchannels.ingest.importers.detect import EXPORT_TAR, MAINDB, Importable, sniff
 from chatchannels.ingest.importers.job import FileReport, Target, import_file
-from chatchannels.kafka_auth import IMPORTER, login
+from chatchannels.kafka_auth import login
 from chatchannels.processors.pg.completeness import read_completeness
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.replay.archive import ArchivedMessage, read_archive
 from chatchannels.processors.richtext import SKYPE_XML, body_text
+from chatchannels.signing_secrets import importer_signer
 from tests.support.agent_runs import (
     AgentProcess,
     TopicReader,
@@ -206,6 +208,7 @@ def test_one_conversation_live_in_a_maindb_and_in_an_export_every_copy_once(
         media_root=tmp_path / "media",
         bootstrap=stack.kafka_bootstrap,
         topic=kafka_topic,
+        signer=importer_signer(stack),
         kafka_options=login(stack, IMPORTER).client_options(),
     )
     bob_host = import_into(maindb, MAINDB, target).host

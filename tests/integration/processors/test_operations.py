@@ -29,6 +29,7 @@ from tests.support.processor_harness import (
     read_records,
     stored_messages,
 )
+from tests.support.signing import signed_headers
 
 pytestmark = pytest.mark.integration
 
@@ -116,11 +117,15 @@ def test_redrive_applies_a_record_the_decoder_accepts_now(settings) -> None:
     host = Host("d-pc", skew=5)
     host.read("7", posted=now_base(1), body="late but fine")
     (event, broker_utc) = host.records[0]
+    value = encode_raw_event(event)
+    # Signed by d-pc's agent: a redrive checks the signature as the consumer did.
+    (signer, signature) = (v for _, v in signed_headers(settings, "d-pc", b"d-pc", value))
     with psycopg.connect(settings.postgres_dsn) as conn:
         conn.execute(
-            'INSERT INTO dead_letters (topic, partition, "offset", key, value, reason, broker_utc)'
-            " VALUES (%s, 0, 41, %s, %s, 'older decoder refused it', to_timestamp(%s))",
-            (settings.topic, b"d-pc", encode_raw_event(event), broker_utc),
+            'INSERT INTO dead_letters (topic, partition, "offset", key, value, reason, broker_utc,'
+            " signer, signature) VALUES (%s, 0, 41, %s, %s, 'older decoder refused it',"
+            " to_timestamp(%s), %s, %s)",
+            (settings.topic, b"d-pc", value, broker_utc, signer, signature),
         )
     assert "redriven 1, still refused 0" in cli("deadletters", "redrive", *store(settings))
     (message,) = stored_messages(settings.postgres_dsn)

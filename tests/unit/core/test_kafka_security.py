@@ -9,7 +9,8 @@ import stat
 
 from cryptography import x509
 
-from chatchannels.kafka_auth import IMPORTER, PROCESSOR, client_options, password_file
+from chatchannels.event_signing import IMPORTER
+from chatchannels.kafka_auth import PROCESSOR, client_options, password_file
 from chatchannels.secret_files import write_secret
 from chatchannels.settings import Settings
 from chatchannels.stack.kafka import server_properties

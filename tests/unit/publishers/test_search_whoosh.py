@@ -12,7 +12,7 @@ import random
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from whoosh import index
 from whoosh import query as wq
@@ -158,9 +158,18 @@ queries = st.recursive(
 )
 
 
+def _nested_not(query, inside_not: bool = False) -> bool:
+    if isinstance(query, wq.Not):
+        return inside_not or _nested_not(query.query, True)
+    return any(_nested_not(q, inside_not) for q in getattr(query, "subqueries", ()))
+
+
 @settings(max_examples=150, deadline=None)
 @given(query=queries)
 def test_scoring_whole_posting_lists_gives_whooshs_scores_and_order(segmented, query):
+    # Whoosh answers a Not inside a Not wrongly: Not(Or([a, Not(a)])) matches a document
+    # without `a` (its inverse matcher, whoosh/matching/combo.py), where we match none.
+    assume(not _nested_not(query))
     columns = {}
     with segmented.ix.searcher() as searcher:
         total, best, facets = search_scoring.top(
