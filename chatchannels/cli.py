@@ -36,6 +36,7 @@ SUBCOMMANDS = {
     "emulate": "chatchannels.emulator.cli:emulate",
     "import": "chatchannels.ingest.importers.cli:import_",
     "stack": "chatchannels.stack.cli:stack",
+    "users": "chatchannels.publishers.access.cli:users",
 }
 
 

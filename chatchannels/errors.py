@@ -42,6 +42,8 @@ PROJECT_ERRORS = {
     "chatchannels.emulator.service:EmulatorBusError": "emulator",
     "chatchannels.demo.pipeline:PipelineError": "demo",
     "chatchannels.metrics:MetricsEndpointError": "metrics",
+    "chatchannels.publishers.access.readers_store:ReaderStoreError": "users",
+    "chatchannels.secret_files:SecretFileError": "secret-file",
 }
 
 # kafka-python's errors that mean no broker answered.

@@ -24,6 +24,7 @@ from chatchannels.publishers import paths
 from chatchannels.publishers.publishing import publish
 from chatchannels.publishers.serve import make_server
 from tests.support.cdp import Browser, Tab
+from tests.support.open_site import OPEN_SITE
 from tests.support.paths import REPO
 from tests.support.publishers_seeding import StoreSeeder
 
@@ -80,7 +81,7 @@ def site_url(pg_dsn, tmp_path) -> Iterator[str]:
     finally:
         seeder.close()
     publish(pg_dsn, tmp_path / "site", once=True)
-    server = make_server(tmp_path / "site", "127.0.0.1", 0)
+    server = make_server(tmp_path / "site", "127.0.0.1", 0, access=OPEN_SITE)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
