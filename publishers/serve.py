@@ -316,7 +316,10 @@ class SiteApp:
     def auth(self, request: Request) -> Response:
         """nginx's auth_request: may the request's reader fetch X-Original-URI?"""
         original = urlsplit(request.headers.get("X-Original-URI", ""))
-        site_path = site_path_of(unquote(original.path, errors="strict")) if original.path else None
+        try:
+            site_path = site_path_of(unquote(original.path, errors="strict"))
+        except UnicodeDecodeError:
+            site_path = None
         token = None
         if site_path and site_path.startswith(FEEDS):
             token = parse_qs(original.query).get("token", [None])[0]
