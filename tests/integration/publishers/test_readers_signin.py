@@ -248,9 +248,7 @@ def test_the_trusted_proxys_header_names_the_reader(tmp_path, pg_dsn, site):
         assert proxy.get(SECRET).status == 404
 
 
-def test_feed_tokens_open_feeds_only_until_revoked_and_never_reach_the_log(
-    server, pg_dsn, caplog
-):
+def test_feed_tokens_open_feeds_only_until_revoked_and_never_reach_the_log(server, pg_dsn, caplog):
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         record, token = readers_store.add_token(conn, "alice", "feed reader")
     reader = client(server)
