@@ -227,9 +227,12 @@ class SiteApp:
                 value += "; sandbox"
             response.headers.setdefault(name, value)
         self.metrics.answered(route, response.status_code)
+        identity = self.access.identity
         log.info(
             "%s %s %s %s",
-            request.remote_addr,
+            identity.client_address(request.remote_addr, request.headers)
+            if identity
+            else request.remote_addr,
             request.method,
             _printable(request.path),
             response.status_code,
@@ -410,7 +413,15 @@ class SiteServer:
         self.app = app
         self._map: dict = {}
         self._server = create_server(
-            app, map=self._map, host=host, port=port, threads=threads, ident="chatchannels"
+            app,
+            map=self._map,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="chatchannels",
+            # Which proxies to believe is identity's call (`trusted_proxies`, networks);
+            # waitress's own takes one address and would drop X-Forwarded-For first.
+            clear_untrusted_proxy_headers=False,
         )
         self._stop = threading.Event()
         self._stopped = threading.Event()

@@ -166,6 +166,19 @@ class Identity:
         self.directory = directory
         self.sessions = SessionSigner(key, config.session_max_age_s)
 
+    def client_address(self, peer: str | None, headers: Mapping[str, str]) -> str:
+        """The client's address: a trusted proxy's `X-Forwarded-For` (its last entry, the
+        one the proxy added itself: earlier ones are the client's to write), else the peer.
+        Failed sign-ins are limited per this address; behind nginx, the peer is nginx."""
+        forwarded = headers.get("X-Forwarded-For")
+        if forwarded and _in(self.config.trusted_proxies, peer):
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            try:
+                return str(ipaddress.ip_address(last))
+            except ValueError:
+                pass
+        return peer or ""
+
     def resolve(
         self,
         peer: str | None,

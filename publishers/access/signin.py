@@ -80,10 +80,11 @@ class SignIn:
         if not self._csrf_ok(request):
             expired = "The form expired; try again."
             return self._form(request, "signin.html", None, status=400, error=expired, **again)
-        keys = [("address", request.remote_addr or ""), ("name", name.casefold())]
+        client = self.identity.client_address(request.remote_addr, request.headers)
+        keys = [("address", client), ("name", name.casefold())]
         wait = self.limiter.retry_after(keys)
         if wait > 0:
-            log.warning("sign-in refused: too many failures (from %s)", request.remote_addr)
+            log.warning("sign-in refused: too many failures (from %s)", client)
             response = self._form(
                 request,
                 "signin.html",
@@ -97,13 +98,13 @@ class SignIn:
         record = self.identity.directory.fresh_reader(name) if name else None
         if not verify_password(record.password_hash if record else None, password):
             self.limiter.failed(keys)
-            log.info("sign-in failed from %s", request.remote_addr)
+            log.info("sign-in failed from %s", client)
             return self._form(
                 request, "signin.html", None, status=401, error="Wrong name or password.", **again
             )
         assert record is not None
         self.limiter.succeeded(keys[1])
-        log.info("%s signed in from %s", record.name, request.remote_addr)
+        log.info("%s signed in from %s", record.name, client)
         config = self.identity.config
         response = Response(status=303, headers={"Location": target})
         response.set_cookie(

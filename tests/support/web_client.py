@@ -96,11 +96,16 @@ class Browserless:
         return self.request("POST", "/logout", form={"csrf": token[1]})
 
 
-def raw_exchange(host: str, port: int, data: bytes, timeout: float = 10) -> bytes:
-    """Send `data` as it is and read until the server closes or `timeout` passes."""
+def raw_exchange(
+    host: str, port: int, data: bytes, timeout: float = 10, half_close: bool = True
+) -> bytes:
+    """Send `data` as it is and read until the server closes or `timeout` passes. With
+    `half_close` the client says it has sent everything (a server must answer what it got);
+    nginx takes that as the client leaving, so requests to it end in Connection: close."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         chunks = []
         while True:
             chunk = sock.recv(65536)

@@ -246,6 +246,18 @@ def test_the_trusted_proxys_header_names_the_reader(tmp_path, pg_dsn, site):
         # A name unknown to the readers table is a plain reader, no administrator.
         assert proxy.get(SECRET, headers={"Remote-User": "mallory"}).status == 404
         assert proxy.get(SECRET).status == 404
+        # Behind the proxy, failed sign-ins are limited per forwarded client address.
+        guesser = {"X-Forwarded-For": "192.168.7.7"}
+        form = proxy.get("/login", headers=guesser).text.split('name="csrf" value="')[1]
+        attempt = {"csrf": form.split('"')[0], "name": "bob", "password": "guess"}
+        for _ in range(3):
+            assert proxy.request("POST", "/login", guesser, attempt).status == 401
+        assert proxy.request("POST", "/login", guesser, attempt).status == 429
+        honest = client(running)
+        honest_ip = {"X-Forwarded-For": "192.168.7.8"}
+        form = honest.get("/login", headers=honest_ip).text.split('name="csrf" value="')[1]
+        signing_in = {"csrf": form.split('"')[0], "name": "alice", "password": PASSWORDS["alice"]}
+        assert honest.request("POST", "/login", honest_ip, signing_in).status == 303
 
 
 def test_feed_tokens_open_feeds_only_until_revoked_and_never_reach_the_log(server, pg_dsn, caplog):
