@@ -184,6 +184,9 @@ class SearchService:
     def search(
         self, query: str, sort: str, limit: int, offset: int, chats: frozenset[str] | None
     ) -> SearchResults:
+        if chats is not None and not chats:
+            # A reader who may read no chat finds nothing, and costs the index nothing.
+            return SearchResults(query, sort, 0, (), offset, limit)
         with self._lock:
             if self.backend is None:
                 self.backend = WhooshBackend(index_dir(self.site_dir), create=False)
