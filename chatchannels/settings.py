@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from chatchannels.publishers.access.rules import Permissions, RulesError, parse_permissions
+
 ENV_PREFIX = "CHATCHANNELS_"
 CONFIG_ENV = "CHATCHANNELS_CONFIG"
 
@@ -80,6 +82,11 @@ class Settings:
     silent_after_s: int = 3600
     stalled_after_s: int = 300
     serve_url: str = ""
+
+    # Who reads which chat (publishers/access/rules.py), the `[permissions]` table, checked
+    # at load; no rules: administrators read every chat and nobody else any.
+    permissions: Permissions = field(default_factory=Permissions)
+
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -115,6 +122,11 @@ class Settings:
 
 
 def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
+    if kind in (Permissions, "Permissions"):
+        try:
+            return parse_permissions(raw, source)
+        except RulesError as exc:
+            raise SettingsError(str(exc)) from exc
     try:
         if kind in (int, "int"):
             return int(raw)
