@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from chatchannels.publishers import store
+from chatchannels.publishers.access.connection import KeptConnection
 from chatchannels.publishers.access.rules import ChatFacts
 from chatchannels.publishers.names import handles_in_name
 from chatchannels.publishers.paths import DIGEST_MARK, encode_chat_name
@@ -64,32 +65,27 @@ class Snapshot:
 
 
 class Catalog:
-    """`connect` opens a connection to the store (read-only is enough); one is kept open and
-    opened again after an error. Safe to share between threads."""
+    """Reads through `conn` (read-only is enough). Safe to share between threads."""
 
     def __init__(
         self,
-        connect: Callable[[], psycopg.Connection],
+        conn: KeptConnection,
         recheck_s: float = RECHECK_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._connect = connect
+        self._conn = conn
         self._recheck_s = recheck_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._conn: psycopg.Connection | None = None
         self._snapshot: Snapshot | None = None
         self._checked = float("-inf")
 
     @classmethod
     def of_dsn(cls, dsn: str, **kwargs) -> Catalog:
-        return cls(lambda: psycopg.connect(dsn, autocommit=True), **kwargs)
+        return cls(KeptConnection.of_dsn(dsn), **kwargs)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._conn.close()
 
     def current(self) -> Snapshot:
         """The catalog, read again if the store changed since it was last read (asked at most
@@ -97,7 +93,7 @@ class Catalog:
         with self._lock:
             now = self._clock()
             if self._snapshot is None or now - self._checked >= self._recheck_s:
-                self._snapshot = self._with_conn(self._refresh)
+                self._snapshot = self._conn.run(self._refresh)
                 self._checked = now
             return self._snapshot
 
@@ -106,25 +102,11 @@ class Catalog:
         snapshot = self.current()
         found = snapshot.media.get(sha256)
         if found is None:
-            with self._lock:
-                found = frozenset(
-                    self._with_conn(lambda conn: store.read_media_chats(conn, sha256))
-                )
-                if len(snapshot.media) >= MEDIA_REMEMBERED:
-                    snapshot.media.clear()
-                snapshot.media[sha256] = found
+            found = frozenset(self._conn.run(lambda conn: store.read_media_chats(conn, sha256)))
+            if len(snapshot.media) >= MEDIA_REMEMBERED:
+                snapshot.media.clear()
+            snapshot.media[sha256] = found
         return found
-
-    def _with_conn(self, work: Callable[[psycopg.Connection], object]):
-        if self._conn is None or self._conn.closed:
-            self._conn = self._connect()
-        try:
-            return work(self._conn)
-        except psycopg.OperationalError:
-            # The server restarted or the connection dropped: once more on a new one.
-            self._conn.close()
-            self._conn = self._connect()
-            return work(self._conn)
 
     def _refresh(self, conn: psycopg.Connection) -> Snapshot:
         seq, has_handles = conn.execute(_VERSION).fetchone()
