@@ -69,15 +69,15 @@ def gate() -> Gate:
     return Gate(PERMISSIONS, Catalog())
 
 
-def chat_paths(chat: str) -> list[str]:
+def chat_paths(chat: str, month: str = "2026-12") -> list[str]:
     enc = paths.encode_chat_name(chat)
     return [
         paths.chat_index_path(chat),
         paths.chat_stats_path(chat),
-        paths.month_page_path(chat, "2026-12"),
-        paths.month_manifest_path(chat, "2026-12"),
+        paths.month_page_path(chat, month),
+        paths.month_manifest_path(chat, month),
         paths.chat_feed_path(chat),
-        paths.archive_feed_path(chat, "2026-12"),
+        paths.archive_feed_path(chat, month),
         f"chats/{enc}",
         f"chats/{enc}/",
     ]
@@ -164,10 +164,24 @@ def test_tricks_get_nothing():
         assert not g.can_fetch(ANONYMOUS, path), path
 
 
-@given(st.text(max_size=60))
-def test_any_path_that_is_not_the_sites_is_refused(path):
-    """An anonymous reader may read only the public chat's files and the style sheet."""
-    allowed = {"style.css", *chat_paths(PUBLIC)}
-    if gate().can_fetch(ANONYMOUS, path):
-        enc = paths.encode_chat_name(PUBLIC)
-        assert path in allowed or path.startswith((f"chats/{enc}/", f"feeds/{enc}/")), path
+MONTHS = ("2026-12", "2026-01")
+PIECES = [
+    *(paths.encode_chat_name(c) for c in (MINE, THEIRS, LONG, PUBLIC)),
+    *("chats", "feeds", "media", "thumbs", "/", "..", ".", "~", "~2F", "~2E", "(", ")"),
+    *("index", "index.html", "stats.html", ".html", ".atom", ".jpg", ".manifest.json"),
+    *MONTHS,
+    *(s for sha in (SHA_MINE, SHA_THEIRS, SHA_BOTH) for s in (sha, sha[:2])),
+]
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=8).map("".join) | st.text(max_size=40))
+def test_a_path_made_of_the_sites_pieces_opens_only_the_readers_own_files(path):
+    """Whatever is put together from the site's names and separators, a reader gets only
+    the files of the chats they read, the files those show, and the style sheet."""
+    mine = {"style.css"}
+    for chat in (MINE, PUBLIC):
+        for month in MONTHS:
+            mine.update(chat_paths(chat, month))
+    for sha in (SHA_MINE, SHA_BOTH):
+        mine.update({f"media/{sha[:2]}/{sha}", thumbnail_path(sha)})
+    assert gate().can_fetch(ANN, path) == (path in mine), path
