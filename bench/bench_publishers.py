@@ -5,7 +5,9 @@ seeds N messages (200,000 by default, 20,000 with --quick) into a fresh database
 stack, then measures, from zero, as `chatchannels publish` does it:
 - the search index build through the change stream (target >= 2,500 messages/s), against the
   ceiling of bare Whoosh adding the same documents in one writer;
-- search latency p50/p95 over a fixed set of queries (target p95 < 10 ms);
+- search latency p50/p95 over a fixed set of queries (target p95 < 10 ms), unfiltered and as
+  two readers see it (only their chats, publishers/access/gate.py): one who reads a few
+  chats and one who reads most; the difference is what the permission filter costs;
 - the full site render (pages and feeds) from zero, with its statistics pages and, in the
   same run, without them: the difference is what statistics add.
 """
@@ -89,6 +91,17 @@ PLACED = {
 }
 
 
+def chat_name(number: int) -> str:
+    return f"#chat{number}/$peer;{number:x}"
+
+
+# Two readers' visible chats (gate.py): one in a few chats, one in most.
+READERS = {
+    "a reader of 3 of 40 chats": frozenset(chat_name(c) for c in (3, 17, 29)),
+    "a reader of 36 of 40 chats": frozenset(chat_name(c) for c in range(4, CHATS)),
+}
+
+
 def vocabulary(rng: random.Random) -> list[str]:
     letters = "abcdefghijklmnoprstuvwy"
     words = ["".join(rng.choices(letters, k=rng.randint(3, 9))) for _ in range(VOCABULARY_SIZE)]
@@ -107,7 +120,7 @@ def seed_rows(n: int, rng: random.Random):
         chat = rng.randrange(CHATS)
         body = " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(4, 30)))
         posted = start + timedelta(seconds=int(i * step))
-        yield (f"m{i:08x}", f"#chat{chat}/$peer;{chat:x}", author, author.title(), posted, body)
+        yield (f"m{i:08x}", chat_name(chat), author, author.title(), posted, body)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -133,12 +146,19 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
     merge_s = time.perf_counter() - t0
     assert built.changes == n, built
 
+    # Each query without a filter and as two readers see it (publishers/access/gate.py), in
+    # turn, so that the machine's neighbours weigh on the three alike.
     per_query: dict[str, list[float]] = {query: [] for query in QUERIES}
+    per_reader: dict[str, list[float]] = {reader: [] for reader in READERS}
     for _ in range(20):
         for query in QUERIES:
             q0 = time.perf_counter()
             backend.search(query, limit=20)
             per_query[query].append((time.perf_counter() - q0) * 1000)
+            for reader, chats in READERS.items():
+                q0 = time.perf_counter()
+                backend.search(query, limit=20, chats=chats)
+                per_reader[reader].append((time.perf_counter() - q0) * 1000)
     latencies = [ms for times in per_query.values() for ms in times]
     # A stop word matches most messages; no index makes that cheap, so it is reported apart.
     common: list[float] = []
@@ -175,6 +195,23 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
             f"search latency p50 ({len(QUERIES)} queries x 20)", statistics.median(latencies), "ms"
         ),
         Figure("search latency p95 (target < 10 ms)", percentile(latencies, 0.95), "ms"),
+        *(
+            figure
+            for reader, times in per_reader.items()
+            for figure in (
+                Figure(f"search latency p50, {reader}", statistics.median(times), "ms"),
+                Figure(
+                    f"search latency p95, {reader} (target < 10 ms)",
+                    percentile(times, 0.95),
+                    "ms",
+                ),
+                Figure(
+                    f"cost of the permission filter (p50), {reader}",
+                    statistics.median(times) - statistics.median(latencies),
+                    "ms",
+                ),
+            )
+        ),
         *(
             Figure(f"search latency median: {query}", statistics.median(times), "ms")
             for query, times in per_query.items()

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from chatchannels.publishers.access.rules import Permissions, RulesError, parse_permissions
+
 ENV_PREFIX = "CHATCHANNELS_"
 CONFIG_ENV = "CHATCHANNELS_CONFIG"
 
@@ -93,6 +95,11 @@ class Settings:
     # Failed sign-ins allowed per client address and per user name within the window.
     login_max_failures: int = 5
     login_window_s: int = 300
+
+    # Who reads which chat (publishers/access/rules.py), the `[permissions]` table, checked
+    # at load; no rules: administrators read every chat and nobody else any.
+    permissions: Permissions = field(default_factory=Permissions)
+
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -128,6 +135,11 @@ class Settings:
 
 
 def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
+    if kind in (Permissions, "Permissions"):
+        try:
+            return parse_permissions(raw, source)
+        except RulesError as exc:
+            raise SettingsError(str(exc)) from exc
     try:
         if kind in (bool, "bool"):
             return _boolean(raw)

@@ -36,6 +36,8 @@ from whoosh.util.numeric import byte_to_length
 
 # The encoded length (one byte, a logarithmic scale) of each document in a field.
 _LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.int64)
+# Readers' sets of visible chats whose document masks a segment keeps.
+VISIBLE_SETS = 64
 
 
 class SegmentArrays:
@@ -54,6 +56,7 @@ class SegmentArrays:
         self.live_ids = np.flatnonzero(self.live)
         self._timelines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._chat_timelines: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._visible: dict[frozenset[str], np.ndarray] = {}
 
     def length_bytes(self, field: str) -> np.ndarray:
         def read() -> np.ndarray:
@@ -82,6 +85,21 @@ class SegmentArrays:
             return numbers, of_doc
 
         return self._column(f"keys:{field}", read)
+
+    def visible(self, chats: frozenset[str]) -> np.ndarray:
+        """Whether each document is of one of these chats (a reader's, gate.py); kept for
+        the last few sets (the Gate hands each reader the same set while nothing changes)."""
+        found = self._visible.get(chats)
+        if found is None:
+            numbers, of_doc = self.keys("chat_key")
+            # One more slot, never set, for the documents without a chat (-1).
+            wanted = np.zeros(len(numbers) + 1, dtype=bool)
+            wanted[[numbers[c] for c in chats if c in numbers]] = True
+            found = wanted[of_doc]
+            if len(self._visible) >= VISIBLE_SETS:
+                self._visible.clear()
+            self._visible[chats] = found
+        return found
 
     def timeline(self, chat: str) -> tuple[np.ndarray, np.ndarray]:
         """The chat's live documents in this segment by (time, number), and their times."""
@@ -416,10 +434,13 @@ def top(
     by_time: bool = False,
     stored_text: Mapping[str, str] | None = None,
     facets: Sequence[str] = (),
+    chats: frozenset[str] | None = None,
 ) -> Ranked:
     """The number of matches and the best `limit` as (document number, score): by score,
     ties by document number, as Whoosh orders them; or, `by_time`, newest first. With
-    `facets` (ID fields of one value per document), how many matches have each value."""
+    `facets` (ID fields of one value per document), how many matches have each value. With
+    `chats`, only the documents of those chats match: the total, the best and the facets
+    count nothing else."""
     counted: dict[str, dict[str, tuple[int, int]]] = {field: {} for field in facets}
     if not searcher.doc_count_all():
         return Ranked(0, [], counted)
@@ -433,6 +454,8 @@ def top(
         arrays = arrays_of(sub.reader())
         found = SegmentQuery(sub, arrays, scoring, stored_text or {}).evaluate(query)
         found = found.only(arrays.live[found.ids])
+        if chats is not None:
+            found = found.only(arrays.visible(chats)[found.ids])
         ids, score = found.ids, found.score
         total += len(ids)
         for field in facets:
