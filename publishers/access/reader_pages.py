@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 from chatchannels.publishers import feeds, paths, store
@@ -29,6 +30,16 @@ from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.site import site_time_zone
 from chatchannels.publishers.statistics import Statistics
 from chatchannels.publishers.tallies import read_statistics
+
+HTML = "text/html; charset=utf-8"
+ATOM = "application/atom+xml"
+
+
+@dataclass(frozen=True)
+class Page:
+    content_type: str
+    body: bytes
+
 
 # Renderings kept (per page and set of visible chats) while the store is unchanged.
 REMEMBERED_PAGES = 256
@@ -50,15 +61,18 @@ class ReaderPages:
         self._pages: dict[tuple, bytes] = {}
         self._summaries: tuple[tuple, list[ChatSummary]] | None = None
 
-    def page(self, reader: Reader, site_path: str) -> bytes | None:
+    def render(self, reader: Reader, site_path: str) -> Page | None:
         """The page at a site-wide path (`""` is the index), None for any other path."""
-        render = {
-            "": self.index,
-            "index.html": self.index,
-            paths.ALL_FEED_PATH: self.all_feed,
-            paths.STATS_PATH: self.stats,
+        found = {
+            "": (self.index, HTML),
+            "index.html": (self.index, HTML),
+            paths.ALL_FEED_PATH: (self.all_feed, ATOM),
+            paths.STATS_PATH: (self.stats, HTML),
         }.get(site_path)
-        return None if render is None else render(reader)
+        if found is None:
+            return None
+        render, content_type = found
+        return Page(content_type, render(reader))
 
     def index(self, reader: Reader) -> bytes:
         """The index of the chats the reader may read."""

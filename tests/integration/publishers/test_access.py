@@ -151,9 +151,10 @@ def test_the_site_wide_pages_show_only_the_readers_chats(pages):
     reader_pages, site = pages
     # An administrator's pages are the static files.
     for path in ("index.html", paths.ALL_FEED_PATH, paths.STATS_PATH):
-        assert reader_pages.page(ADMIN, path) == (site / path).read_bytes(), path
-    assert reader_pages.page(ADMIN, "") == (site / "index.html").read_bytes()
-    assert reader_pages.page(ANN, "chats/x/index.html") is None
+        assert reader_pages.render(ADMIN, path).body == (site / path).read_bytes(), path
+    assert reader_pages.render(ADMIN, "").body == (site / "index.html").read_bytes()
+    assert reader_pages.render(ANN, paths.ALL_FEED_PATH).content_type == "application/atom+xml"
+    assert reader_pages.render(ANN, "chats/x/index.html") is None
 
     index = reader_pages.index(ANN).decode()
     for shown in ("Ann &amp; bob.skype", "Ann &amp; Carol", "Company news"):
