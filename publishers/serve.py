@@ -184,14 +184,9 @@ class SearchService:
     def search(
         self, query: str, sort: str, limit: int, offset: int, chats: frozenset[str] | None
     ) -> SearchResults:
-        if chats is not None and not chats:
-            # A reader who may read no chat finds nothing, and costs the index nothing.
-            return SearchResults(query, sort, 0, (), offset, limit)
         with self._lock:
             if self.backend is None:
                 self.backend = WhooshBackend(index_dir(self.site_dir), create=False)
-        if chats is None:
-            return self.backend.search(query, sort=sort, limit=limit, offset=offset)
         return self.backend.search(query, sort=sort, limit=limit, offset=offset, chats=chats)
 
     def close(self) -> None:
@@ -243,6 +238,10 @@ class SiteApp:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> tuple[str, Response]:
+        # waitress takes a request target without its leading slash (`GET x`) as `/x`: HTTP
+        # has no such request (RFC 9112, origin-form), so it is refused, not guessed at.
+        if not request.environ.get("REQUEST_URI", "/").startswith("/"):
+            return "static", Response("Bad request target.\n", 400, content_type="text/plain")
         path = request.path
         if path == "/metrics":
             body = generate_latest(self.metrics.registry)

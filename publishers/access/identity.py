@@ -29,6 +29,7 @@ from ipaddress import IPv4Network, IPv6Network
 import psycopg
 
 from chatchannels.publishers.access import readers_store
+from chatchannels.publishers.access.connection import KeptConnection
 from chatchannels.publishers.access.readers import ANONYMOUS, Reader
 from chatchannels.publishers.access.readers_store import ReaderRecord
 from chatchannels.publishers.access.sessions import SessionClaim, SessionSigner
@@ -108,14 +109,14 @@ class IdentityConfig:
 
 
 class ReaderDirectory:
-    """The readers table as `serve` reads it: one connection (read-only use), reopened after
-    a failure, and a short cache (see the module doc). Thread-safe."""
+    """The readers table as `serve` reads it: through the server's one kept connection
+    (shared with the permissions' catalog), behind a short cache (see the module doc).
+    Thread-safe."""
 
-    def __init__(self, dsn: str, clock: Callable[[], float] = time.monotonic) -> None:
-        self.dsn = dsn
+    def __init__(self, conn: KeptConnection, clock: Callable[[], float] = time.monotonic) -> None:
+        self.conn = conn
         self._clock = clock
         self._lock = threading.Lock()
-        self._conn: psycopg.Connection | None = None
         self._cache: dict[tuple[str, object], tuple[float, ReaderRecord | None]] = {}
 
     def reader(self, name: str) -> ReaderRecord | None:
@@ -127,37 +128,25 @@ class ReaderDirectory:
 
     def fresh_reader(self, name: str) -> ReaderRecord | None:
         """Not from the cache: signing in checks the password as it is now."""
-        with self._lock:
-            return self._query(lambda c: readers_store.read_reader(c, name))
+        return self.conn.run(lambda c: readers_store.read_reader(c, name))
 
-    def _cached(self, key, read) -> ReaderRecord | None:  # type: ignore[no-untyped-def]
+    def _cached(
+        self, key: tuple[str, object], read: Callable[[psycopg.Connection], ReaderRecord | None]
+    ) -> ReaderRecord | None:
         now = self._clock()
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None and now - hit[0] < CACHE_S:
-                return hit[1]
-            value = self._query(read)
+        if hit is not None and now - hit[0] < CACHE_S:
+            return hit[1]
+        value = self.conn.run(read)
+        with self._lock:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
             self._cache[key] = (now, value)
-            return value
-
-    def _query(self, read):  # type: ignore[no-untyped-def]
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
-        try:
-            return read(self._conn)
-        except psycopg.OperationalError:
-            # The next request reconnects; this one fails (503), it never guesses.
-            self._conn.close()
-            self._conn = None
-            raise
+        return value
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self.conn.close()
 
 
 class Identity:

@@ -13,8 +13,8 @@ import psycopg
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.publishers.access import readers_store
 from chatchannels.publishers.access.passwords import hash_password
-from chatchannels.publishers.access.wiring import build_access
-from chatchannels.publishers.serve import Gate, SiteServer, make_server
+from chatchannels.publishers.access.wiring import reader_access
+from chatchannels.publishers.serve import SiteServer, make_server
 from chatchannels.settings import Settings
 
 MEDIA_SHA = "ab" + "0123456789abcdef" * 3 + "0123456789abcd"
@@ -47,8 +47,10 @@ def add_readers(dsn: str) -> None:
 
 
 @contextmanager
-def serving(settings: Settings, site: Path, gate: Gate) -> Iterator[SiteServer]:
-    server = make_server(site, "127.0.0.1", 0, access=build_access(settings, site, gate, None))
+def serving(settings: Settings, site: Path) -> Iterator[SiteServer]:
+    """`serve` as the command builds it: identity and the Gate of `settings.permissions`
+    (none: administrators read everything, nobody else anything)."""
+    server = make_server(site, "127.0.0.1", 0, access=reader_access(settings, site))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -16,9 +16,8 @@ import pytest
 from chatchannels.publishers import paths
 from chatchannels.publishers.access import readers_store
 from chatchannels.publishers.access.passwords import hash_password
-from chatchannels.publishers.access.wiring import AdminsOnly
 from chatchannels.publishers.publishing import publish
-from chatchannels.settings import Settings
+from chatchannels.settings import load_settings
 from tests.support.cdp import Browser, BrowserError, Tab
 from tests.support.publishers_seeding import StoreSeeder
 from tests.support.reader_site import serving
@@ -34,8 +33,13 @@ PICTURE_SHA = "d" * 64
 PASSWORDS = {"alice": "alice reads her chats", "bob": "bob reads the open one"}
 
 
-def gate_for(settings: Settings):
-    return AdminsOnly()
+# Everyone reads the chats they take part in; any signed-in reader reads the open one.
+PERMISSIONS = {
+    "rules": [
+        {"allow": {"members": True}},
+        {"titles": ["Open plans"], "allow": {"id": "*"}},
+    ]
+}
 
 
 def seed(dsn: str) -> None:
@@ -60,7 +64,7 @@ def seed(dsn: str) -> None:
         seeder.close()
     with psycopg.connect(dsn, autocommit=True) as conn:
         for name, password in PASSWORDS.items():
-            readers_store.add_reader(conn, name, hash_password(password), admin=name == "alice")
+            readers_store.add_reader(conn, name, hash_password(password))
         readers_store.set_handle(conn, "alice", "alice")
         readers_store.set_handle(conn, "bob", "bob")
 
@@ -73,8 +77,14 @@ def archive(tmp_path, pg_dsn):
     seed(pg_dsn)
     site = tmp_path / "site"
     publish(pg_dsn, site, once=True, media_dir=media)
-    settings = Settings(stack_dir=tmp_path, secrets_dir=str(tmp_path / "secrets"), dsn=pg_dsn)
-    with serving(settings, site, gate_for(settings)) as server:
+    settings = load_settings(
+        environ={},
+        stack_dir=tmp_path,
+        secrets_dir=str(tmp_path / "secrets"),
+        dsn=pg_dsn,
+        permissions=json.dumps(PERMISSIONS),
+    )
+    with serving(settings, site) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}", pg_dsn
 
 
@@ -179,6 +189,17 @@ def test_the_other_reader_gets_nothing_of_a_private_chat(archive, browsers):
         status, page = fetch(tab, f"/search?q={WORD}+OR+plan")
         # The query is echoed; nothing of the chat is (its messages, its name).
         assert status == 200 and "plan, step" not in page and "5ec2e7" not in page
+
+    # The pages that list chats, rendered for each reader: bob's list only the open chat.
+    for tab, sees in ((alice, True), (bob, False), (stranger, False)):
+        for page in ("/", "/index.html", "/feeds/all.atom", "/stats.html"):
+            status, text = fetch(tab, page)
+            assert status in (200, 404), page
+            assert ("5ec2e7" in text or WORD in text) == (sees and page != "/stats.html"), page
+    assert "Open plans" in fetch(bob, "/")[1] and "Open plans" not in fetch(stranger, "/")[1]
+    # bob's search finds his chat's plans, and nothing of the private chat's.
+    found = json.loads(fetch(bob, "/search.json?q=plan")[1])
+    assert found["total"] == 3 and {hit["chat"] for hit in found["hits"]} == {OPEN}
 
     # `..` and encoded paths, as the browser sends them and as a client could.
     chat = paths.chat_dir(SECRET)

@@ -14,7 +14,6 @@ import pytest
 from chatchannels.publishers.access import identity as identity_module
 from chatchannels.publishers.access import readers_store
 from chatchannels.publishers.access.passwords import hash_password
-from chatchannels.publishers.access.wiring import AdminsOnly
 from chatchannels.settings import Settings
 from tests.support.reader_site import MEDIA_SHA, PASSWORDS, add_readers, serving, write_site
 from tests.support.web_client import Browserless, raw_exchange
@@ -28,8 +27,6 @@ PRIVATE_PATHS = [
     "/feeds/secret.atom",
     "/feeds/secret/2006-06.atom",
     f"/media/ab/{MEDIA_SHA}",
-    "/index.html",
-    "/",
 ]
 
 
@@ -53,7 +50,7 @@ def settings_for(tmp_path, pg_dsn: str, **changes) -> Settings:
 @pytest.fixture
 def server(tmp_path, pg_dsn, site):
     add_readers(pg_dsn)
-    with serving(settings_for(tmp_path, pg_dsn), site, AdminsOnly()) as running:
+    with serving(settings_for(tmp_path, pg_dsn), site) as running:
         yield running
 
 
@@ -100,6 +97,9 @@ def test_sign_in_sets_a_session_cookie_with_every_flag_and_opens_the_private_pag
 def test_a_reader_without_the_right_gets_a_404_exactly_like_a_missing_page(server):
     bob = client(server)
     assert bob.sign_in("bob", PASSWORDS["bob"]).status == 303
+    # The index is bob's own: the chats he may read (none), never the static list of all.
+    index = bob.get("/")
+    assert index.status == 200 and b"every chat" not in index.body
     missing = "/chats/nosuch/index.html"
     for path in PRIVATE_PATHS:
         hidden = bob.get(path)
@@ -221,7 +221,7 @@ def test_a_tampered_or_foreign_cookie_is_nobody(server, tmp_path, pg_dsn, site):
     bob.cookies["__Host-chatchannels"] = f"{alice_claim}.{stamp}.{'A' * len(signature)}"
     assert bob.get(SECRET).status == 404
     # A cookie signed by another server's key (another install, an old key) is nobody's.
-    with serving(settings_for(tmp_path / "other", pg_dsn), site, AdminsOnly()) as other:
+    with serving(settings_for(tmp_path / "other", pg_dsn), site) as other:
         elsewhere = client(other)
         assert elsewhere.sign_in("alice", PASSWORDS["alice"]).status == 303
     bob.cookies = dict(elsewhere.cookies)
@@ -239,7 +239,7 @@ def test_a_forged_remote_user_from_a_non_proxy_address_gets_nothing(server, capl
 def test_the_trusted_proxys_header_names_the_reader(tmp_path, pg_dsn, site):
     add_readers(pg_dsn)
     settings = settings_for(tmp_path, pg_dsn, trusted_proxies="10.0.0.0/8, 127.0.0.1")
-    with serving(settings, site, AdminsOnly()) as running:
+    with serving(settings, site) as running:
         proxy = client(running)
         assert proxy.get(SECRET, headers={"Remote-User": "alice"}).status == 200
         assert proxy.get(SECRET, headers={"Remote-User": "bob"}).status == 404
@@ -291,7 +291,7 @@ def test_nginx_auth_request_answers_as_serving_would(server):
     def auth(who: Browserless, uri: str) -> int:
         return who.get("/_auth", headers={"X-Original-URI": uri}).status
 
-    for path in PRIVATE_PATHS[:6]:
+    for path in PRIVATE_PATHS:
         assert (auth(alice, path), auth(bob, path)) == (204, 403), path
     assert auth(bob, "/style.css") == 204
     for trick in ("/chats/x/..%2fsecret/index.html", "/chats/%2e%2e/secret/", "/%00", "/%ff"):

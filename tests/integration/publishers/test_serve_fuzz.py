@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatchannels.publishers.access.wiring import AdminsOnly
 from chatchannels.settings import Settings
 from tests.support.reader_site import add_readers, serving, write_site
 from tests.support.web_client import raw_exchange
@@ -42,7 +41,7 @@ def running(tmp_path_factory, stack):
         add_readers(dsn)
         write_site(root / "site")
         settings_ = Settings(stack_dir=root, secrets_dir=str(root / "secrets"), dsn=dsn)
-        with serving(settings_, root / "site", AdminsOnly()) as server:
+        with serving(settings_, root / "site") as server:
             yield server.server_address[1]
     finally:
         drop_database(stack, name)
@@ -69,6 +68,9 @@ def no_errors_logged(caplog) -> None:
 def test_a_nul_byte_in_the_path_is_a_4xx_not_a_dropped_connection(running, caplog):
     for target in (b"/%00", b"/chats/%00/index.html", b"/%00.html", b"/%ff", b"/%", b"/%zz"):
         assert statuses(running, request_bytes(b"GET", target, [])) == [404], target
+    # No leading slash is no HTTP request target at all (waitress would take it as one).
+    for target in (b"\x00", b"index.html", b"chats/secret/index.html"):
+        assert statuses(running, request_bytes(b"GET", target, [])) == [400], target
     no_errors_logged(caplog)
 
 
@@ -134,7 +136,14 @@ def test_any_headers_get_an_answer_below_500(running, caplog, method, route, hea
         sent.append((name, value))
     request = request_bytes(method, route.encode(), sent) + body
     codes = statuses(running, request)
-    assert all(code < 500 for code in codes), (method, route, headers, codes)
+    # A transfer coding the server does not know is not malformed but unimplemented: HTTP
+    # asks for 501 there (RFC 9112, 6.1), and waitress gives it.
+    unknown_coding = any(
+        name.lower() == b"transfer-encoding" and value.strip().lower() != b"chunked"
+        for name, value in sent
+    )
+    allowed = {501} if unknown_coding else set()
+    assert all(code < 500 or code in allowed for code in codes), (method, route, headers, codes)
     no_errors_logged(caplog)
 
 
