@@ -53,7 +53,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
+# SITE_WIDE: the pages that list every chat, which readers get from the renderers.
+from chatchannels.publishers.access.gate import SITE_WIDE
 from chatchannels.publishers.access.identity import Identity
+from chatchannels.publishers.access.reader_pages import Page
 from chatchannels.publishers.access.readers import ANONYMOUS, Reader
 from chatchannels.publishers.access.signin import SignIn
 from chatchannels.publishers.metrics import ServeMetrics
@@ -96,8 +99,6 @@ DOWNLOAD_TYPE = "application/octet-stream"
 # site's own pages) is made of these, and never starts with a dot. A path segment of
 # anything else names no file: `..`, dot-files, NUL, `%`, backslashes are all 404.
 SEGMENT = re.compile(r"[A-Za-z0-9_~()-][A-Za-z0-9._~()-]*")
-# The pages that list every chat: a reader gets them from the per-reader renderers.
-SITE_WIDE = frozenset({"index.html", "feeds/all.atom", "stats.html"})
 # Feed tokens count only where Atom readers go.
 FEEDS = "feeds/"
 TYPES = {".atom": "application/atom+xml", ".css": "text/css", ".html": "text/html"}
@@ -111,12 +112,6 @@ class Gate(Protocol):
     def visible_chats(self, reader: Reader) -> frozenset[str] | None: ...
 
     def can_fetch(self, reader: Reader, site_path: str) -> bool: ...
-
-
-@dataclass(frozen=True)
-class Page:
-    content_type: str
-    body: bytes
 
 
 class ReaderPages(Protocol):

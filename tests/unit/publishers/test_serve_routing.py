@@ -9,10 +9,11 @@ import json
 import pytest
 from werkzeug.test import Client
 
+from chatchannels.publishers.access.reader_pages import Page
 from chatchannels.publishers.access.readers import Reader
 from chatchannels.publishers.metrics import ServeMetrics
 from chatchannels.publishers.search_index import SearchResults
-from chatchannels.publishers.serve import Access, Page, SearchService, SiteApp
+from chatchannels.publishers.serve import Access, SearchService, SiteApp
 
 SECRET = "chats/secret/index.html"
 
