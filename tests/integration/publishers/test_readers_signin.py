@@ -74,8 +74,10 @@ def without_path(answer, path: str) -> str:
     return answer.text.replace(quote(path, safe=""), "PATH")
 
 
-def test_sign_in_sets_a_session_cookie_with_every_flag_and_opens_the_private_pages(server):
+def test_sign_in_sets_a_session_cookie_with_every_flag_and_opens_the_private_pages(server, caplog):
+    caplog.set_level(logging.DEBUG)
     alice = client(server)
+    assert alice.sign_in("alice", "a wrong password").status == 401
     for path in PRIVATE_PATHS:
         assert alice.get(path).status == 404, path
     answer = alice.sign_in("alice", PASSWORDS["alice"], next_path=SECRET)
@@ -92,6 +94,10 @@ def test_sign_in_sets_a_session_cookie_with_every_flag_and_opens_the_private_pag
     out = alice.sign_out()
     assert out.status == 303 and "Max-Age=0" in out.set_cookies()["__Host-chatchannels"]
     assert alice.get(SECRET).status == 404
+    # The log tells who signed in, from where; never a password or a cookie.
+    assert "alice signed in from 127.0.0.1" in caplog.text
+    for secret in (PASSWORDS["alice"], "a wrong password", cookie.split(";")[0].split("=", 1)[1]):
+        assert secret not in caplog.text
 
 
 def test_a_reader_without_the_right_gets_a_404_exactly_like_a_missing_page(server):
