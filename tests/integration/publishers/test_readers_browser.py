@@ -18,6 +18,7 @@ from chatchannels.publishers.access import readers_store
 from chatchannels.publishers.access.passwords import hash_password
 from chatchannels.publishers.publishing import publish
 from chatchannels.settings import load_settings
+from tests.support.axe import BLOCKING, axe_violations
 from tests.support.cdp import Browser, BrowserError, Tab
 from tests.support.publishers_seeding import StoreSeeder
 from tests.support.reader_site import serving
@@ -232,6 +233,14 @@ def test_the_other_reader_gets_nothing_of_a_private_chat(archive, browsers):
     while fetch(stranger, f"{feed}?token={token}")[0] != 404:
         assert time.monotonic() < deadline, "the revoked token still opens the feed"
         time.sleep(0.05)
+
+    # The sign-in form and the 404 are pages like the others: nothing serious for axe.
+    tab = browsers("axe")
+    tab.send("Page.setBypassCSP", {"enabled": True})
+    for url in (f"{base}/login", f"{base}/{paths.chat_index_path(SECRET)}", f"{base}/logout"):
+        tab.open(url)
+        blocking = [v for v in axe_violations(tab) if v["impact"] in BLOCKING]
+        assert not blocking, (url, blocking)
 
     # Signing out in the browser closes the chat again.
     alice.open(f"{base}/logout")
