@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
+from math import log
 from typing import NamedTuple
 
 import numpy as np
@@ -30,7 +31,7 @@ from whoosh import query as wq
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import TermNotFound
-from whoosh.scoring import WeightLengthScorer, WeightScorer
+from whoosh.scoring import BM25FScorer, WeightLengthScorer, WeightScorer
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
@@ -184,13 +185,49 @@ class Matches:
         return Matches(ids, scores)
 
 
+class VisibleStatistics:
+    """BM25's statistics of some chats' documents alone (a reader's, gate.py): how many live
+    documents there are, how many hold a term, and their average field length. Scored with
+    these, a reader's hits, and so their order, depend on nothing in the chats they cannot
+    read (the whole index's statistics would tell how often a word is used there)."""
+
+    def __init__(
+        self,
+        searcher: Searcher,
+        arrays_of: Callable[[object], SegmentArrays],
+        chats: frozenset[str],
+    ) -> None:
+        self._segments = []
+        for sub, _ in searcher.subsearchers or [(searcher, 0)]:
+            arrays = arrays_of(sub.reader())
+            self._segments.append((sub.reader(), arrays, arrays.live & arrays.visible(chats)))
+        self.count = sum(int(mask.sum()) for _, _, mask in self._segments)
+
+    def idf(self, field: str, text: str) -> float:
+        """Whoosh's idf (WeightingModel.idf) over these documents."""
+        held = 0
+        for reader, _, mask in self._segments:
+            if (field, text) in reader:
+                held += int(np.count_nonzero(mask[_all_postings(reader, field, text)]))
+        return log(max(self.count, 1) / (held + 1)) + 1
+
+    def average_length(self, field: str) -> float:
+        total = sum(
+            int(_LENGTH_OF_BYTE[arrays.length_bytes(field)[mask]].sum())
+            for _, arrays, mask in self._segments
+        )
+        return total / self.count if total and self.count else 1.0
+
+
 class Scoring:
     """What the segments share while one query is evaluated: each term's Whoosh scorer (BM25's
-    idf and average length are statistics of the whole index, so one scorer serves every
-    segment) and its scores by (term frequency, length code), and the parts' sizes."""
+    idf and average length are statistics of the whole index, or with `visible` of the
+    documents searched, so one scorer serves every segment) and its scores by (term
+    frequency, length code), and the parts' sizes."""
 
-    def __init__(self, searcher: Searcher) -> None:
+    def __init__(self, searcher: Searcher, visible: VisibleStatistics | None = None) -> None:
         self.searcher = searcher
+        self.visible = visible
         self._scorers: dict[tuple[str, str], object] = {}
         self._tables: dict[tuple[str, str, float], np.ndarray] = {}
         self._sizes: dict[wq.Query, int] = {}
@@ -210,6 +247,9 @@ class Scoring:
         scorer = self._scorers.get(key)
         if scorer is None:
             scorer = self._scorers[key] = self.searcher.weighting.scorer(self.searcher, *key)
+            if self.visible is not None and isinstance(scorer, BM25FScorer):
+                scorer.idf = self.visible.idf(*key)
+                scorer.avgfl = self.visible.average_length(term.fieldname)
         if isinstance(scorer, WeightScorer):
             return weights.astype(np.float64)
         if not isinstance(scorer, WeightLengthScorer):
@@ -340,9 +380,10 @@ class SegmentQuery:
             return Matches.none()
         if isinstance(matcher, FilterMatcher):  # deleted documents: dropped by `live` later
             matcher = matcher.child
-        if not isinstance(matcher, W3LeafMatcher):  # a short list kept in the term's entry
-            return self._by_whoosh(query, within)
-        ids, weights = _leaf_postings(matcher, within)
+        if isinstance(matcher, W3LeafMatcher):
+            ids, weights = _leaf_postings(matcher, within)
+        else:  # a short list kept in the term's entry
+            ids, weights = _listed_postings(matcher)
         scores = self.scoring.scores(
             query, weights, lambda: self.arrays.length_bytes(query.fieldname)[ids]
         )
@@ -381,6 +422,17 @@ def _flattened(queries: Iterable[wq.Query]) -> Iterator[wq.Query]:
             yield from _flattened(query.subqueries)
         else:
             yield query
+
+
+def _listed_postings(matcher) -> tuple[np.ndarray, np.ndarray]:
+    """Document numbers and weights of a term's few postings kept in its entry."""
+    ids: list[int] = []
+    weights: list[float] = []
+    while matcher.is_active():
+        ids.append(matcher.id())
+        weights.append(matcher.weight())
+        matcher.next()
+    return np.array(ids, dtype=np.int64), np.array(weights, dtype=np.float32)
 
 
 def _leaf_postings(
@@ -449,7 +501,9 @@ def top(
     docs: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     keys: list[np.ndarray] = []
-    scoring = Scoring(searcher)
+    scoring = Scoring(
+        searcher, None if chats is None else VisibleStatistics(searcher, arrays_of, chats)
+    )
     for sub, offset in subsearchers:
         arrays = arrays_of(sub.reader())
         found = SegmentQuery(sub, arrays, scoring, stored_text or {}).evaluate(query)
