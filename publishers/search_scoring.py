@@ -58,6 +58,7 @@ class SegmentArrays:
         self._timelines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._chat_timelines: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._visible: dict[frozenset[str], np.ndarray] = {}
+        self._visible_lengths: dict[tuple[frozenset[str], str], tuple[int, int]] = {}
 
     def length_bytes(self, field: str) -> np.ndarray:
         def read() -> np.ndarray:
@@ -100,6 +101,19 @@ class SegmentArrays:
             if len(self._visible) >= VISIBLE_SETS:
                 self._visible.clear()
             self._visible[chats] = found
+        return found
+
+    def visible_length(self, chats: frozenset[str], field: str) -> tuple[int, int]:
+        """How many live documents these chats have here, and their total length in `field`
+        (as Whoosh's length codes tell it); kept like `visible`."""
+        key = (chats, field)
+        found = self._visible_lengths.get(key)
+        if found is None:
+            mask = self.live & self.visible(chats)
+            found = (int(mask.sum()), int(_LENGTH_OF_BYTE[self.length_bytes(field)[mask]].sum()))
+            if len(self._visible_lengths) >= VISIBLE_SETS:
+                self._visible_lengths.clear()
+            self._visible_lengths[key] = found
         return found
 
     def timeline(self, chat: str) -> tuple[np.ndarray, np.ndarray]:
@@ -197,26 +211,28 @@ class VisibleStatistics:
         arrays_of: Callable[[object], SegmentArrays],
         chats: frozenset[str],
     ) -> None:
-        self._segments = []
-        for sub, _ in searcher.subsearchers or [(searcher, 0)]:
-            arrays = arrays_of(sub.reader())
-            self._segments.append((sub.reader(), arrays, arrays.live & arrays.visible(chats)))
-        self.count = sum(int(mask.sum()) for _, _, mask in self._segments)
+        self._chats = chats
+        self._segments = [
+            (sub.reader(), arrays_of(sub.reader()))
+            for sub, _ in searcher.subsearchers or [(searcher, 0)]
+        ]
 
     def idf(self, field: str, text: str) -> float:
         """Whoosh's idf (WeightingModel.idf) over these documents."""
-        held = 0
-        for reader, _, mask in self._segments:
+        held = count = 0
+        for reader, arrays in self._segments:
+            count += arrays.visible_length(self._chats, field)[0]
             if (field, text) in reader:
-                held += int(np.count_nonzero(mask[_all_postings(reader, field, text)]))
-        return log(max(self.count, 1) / (held + 1)) + 1
+                ids = _all_postings(reader, field, text)
+                held += int(np.count_nonzero(arrays.live[ids] & arrays.visible(self._chats)[ids]))
+        return log(max(count, 1) / (held + 1)) + 1
 
     def average_length(self, field: str) -> float:
-        total = sum(
-            int(_LENGTH_OF_BYTE[arrays.length_bytes(field)[mask]].sum())
-            for _, arrays, mask in self._segments
-        )
-        return total / self.count if total and self.count else 1.0
+        count = total = 0
+        for _, arrays in self._segments:
+            found, length = arrays.visible_length(self._chats, field)
+            count, total = count + found, total + length
+        return total / count if total and count else 1.0
 
 
 class Scoring:
