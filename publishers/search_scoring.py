@@ -39,6 +39,8 @@ from whoosh.util.numeric import byte_to_length
 _LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.int64)
 # Readers' sets of visible chats whose document masks a segment keeps.
 VISIBLE_SETS = 64
+# And the terms whose documents in such a set a segment keeps counted.
+VISIBLE_TERMS = 4096
 
 
 class SegmentArrays:
@@ -59,6 +61,7 @@ class SegmentArrays:
         self._chat_timelines: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._visible: dict[frozenset[str], np.ndarray] = {}
         self._visible_lengths: dict[tuple[frozenset[str], str], tuple[int, int]] = {}
+        self._visible_holding: dict[tuple[frozenset[str], str, str], int] = {}
 
     def length_bytes(self, field: str) -> np.ndarray:
         def read() -> np.ndarray:
@@ -114,6 +117,21 @@ class SegmentArrays:
             if len(self._visible_lengths) >= VISIBLE_SETS:
                 self._visible_lengths.clear()
             self._visible_lengths[key] = found
+        return found
+
+    def visible_holding(self, chats: frozenset[str], field: str, text: str) -> int:
+        """How many live documents of these chats here hold the term; kept for the last
+        VISIBLE_TERMS terms asked (a reader paging through results asks the same again)."""
+        key = (chats, field, text)
+        found = self._visible_holding.get(key)
+        if found is None:
+            found = 0
+            if (field, text) in self.reader:
+                ids = _all_postings(self.reader, field, text)
+                found = int(np.count_nonzero(self.live[ids] & self.visible(chats)[ids]))
+            if len(self._visible_holding) >= VISIBLE_TERMS:
+                self._visible_holding.clear()
+            self._visible_holding[key] = found
         return found
 
     def timeline(self, chat: str) -> tuple[np.ndarray, np.ndarray]:
@@ -213,23 +231,20 @@ class VisibleStatistics:
     ) -> None:
         self._chats = chats
         self._segments = [
-            (sub.reader(), arrays_of(sub.reader()))
-            for sub, _ in searcher.subsearchers or [(searcher, 0)]
+            arrays_of(sub.reader()) for sub, _ in searcher.subsearchers or [(searcher, 0)]
         ]
 
     def idf(self, field: str, text: str) -> float:
         """Whoosh's idf (WeightingModel.idf) over these documents."""
         held = count = 0
-        for reader, arrays in self._segments:
+        for arrays in self._segments:
             count += arrays.visible_length(self._chats, field)[0]
-            if (field, text) in reader:
-                ids = _all_postings(reader, field, text)
-                held += int(np.count_nonzero(arrays.live[ids] & arrays.visible(self._chats)[ids]))
+            held += arrays.visible_holding(self._chats, field, text)
         return log(max(count, 1) / (held + 1)) + 1
 
     def average_length(self, field: str) -> float:
         count = total = 0
-        for _, arrays in self._segments:
+        for arrays in self._segments:
             found, length = arrays.visible_length(self._chats, field)
             count, total = count + found, total + length
         return total / count if total and count else 1.0
