@@ -371,9 +371,9 @@ class SearchBackendContract:
     def test_a_readers_search_is_that_of_an_index_of_their_chats_alone(
         self, split, query, chats, sort
     ):
-        """Totals, hits, snippets, neighbours, facets and errors: nothing tells of another
-        chat. (Relevance scores use the whole index's word statistics, so only the set of
-        hits is compared in relevance order.)"""
+        """Totals, hits, their scores, snippets, neighbours, facets and errors: nothing tells
+        of another chat. (Hits of equal score may be ordered otherwise in relevance order:
+        ties go by document number, which differs between the two indexes.)"""
         whole, alone = split
         chats = frozenset(chats)
         try:
@@ -391,7 +391,15 @@ def _seen(results, sort):
         return n and (n.id, n.text)
 
     hits = [
-        (h.id, h.chat, h.chat_title, h.snippet, neighbour(h.before), neighbour(h.after))
+        (
+            h.id,
+            round(h.score, 6),
+            h.chat,
+            h.chat_title,
+            h.snippet,
+            neighbour(h.before),
+            neighbour(h.after),
+        )
         for h in results.hits
     ]
     facets = {
