@@ -243,9 +243,9 @@ class SiteApp:
             return "metrics", _only_reads(request) or _bytes(body, CONTENT_TYPE_LATEST)
         signin = self.access.signin
         if path in ("/login", "/logout"):
-            refused = _only(request, ("GET", "HEAD", "POST")) if signin else None
             if signin is None:
                 return "signin", self.not_found(request, ANONYMOUS)
+            refused = _only(request, ("GET", "HEAD", "POST"))
             if refused:
                 return "signin", refused
             reader = self.reader(request, None)
