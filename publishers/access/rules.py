@@ -12,9 +12,10 @@ or a table whose keys each admit some readers, any key being enough:
 
 A rule selects chats by `chats` (globs on the chat's id, e.g. `"dialog:*"`) and/or `titles`
 (globs on its title, case-insensitive); with both, a chat must match each; with neither, it
-selects every chat. Rules only ever add readers: a chat is readable when any rule that selects
-it admits the reader. Private by default: a chat no rule admits anyone to is read by
-administrators only, and administrators read every chat.
+selects every chat (a title is a topic its participants can change: deploy/config.md says
+what that means for rules that open chats by title). Rules only ever add readers: a chat is
+readable when any rule that selects it admits the reader. Private by default: a chat no rule
+admits anyone to is read by administrators only, and administrators read every chat.
 
 ```toml
 [[permissions.rules]]
