@@ -20,6 +20,7 @@ from chatchannels.publishers.publishing import publish
 from chatchannels.settings import load_settings
 from tests.support.axe import BLOCKING, axe_violations
 from tests.support.cdp import Browser, BrowserError, Tab
+from tests.support.chromium import SCREENSHOTS
 from tests.support.publishers_seeding import StoreSeeder
 from tests.support.reader_site import serving
 
@@ -237,8 +238,14 @@ def test_the_other_reader_gets_nothing_of_a_private_chat(archive, browsers):
     # The sign-in form and the 404 are pages like the others: nothing serious for axe.
     tab = browsers("axe")
     tab.send("Page.setBypassCSP", {"enabled": True})
-    for url in (f"{base}/login", f"{base}/{paths.chat_index_path(SECRET)}", f"{base}/logout"):
+    for name, url in (
+        ("signin", f"{base}/login"),
+        ("not-found", f"{base}/{paths.chat_index_path(SECRET)}"),
+        ("signout", f"{base}/logout"),
+    ):
         tab.open(url)
+        # For people to look at, beside the other pages' (test-artifacts/screenshots/).
+        tab.screenshot(SCREENSHOTS / f"{name}-1280-light.png")
         blocking = [v for v in axe_violations(tab) if v["impact"] in BLOCKING]
         assert not blocking, (url, blocking)
 
