@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from chatchannels.processors.pg.migrate import migrate
 from chatchannels.publishers import paths
 from chatchannels.publishers.access.catalog import Catalog
 from chatchannels.publishers.access.connection import KeptConnection
@@ -21,6 +22,7 @@ from chatchannels.publishers.access.readers import ANONYMOUS, Reader
 from chatchannels.publishers.access.rules import parse_permissions
 from chatchannels.publishers.changes import run_publishers
 from chatchannels.publishers.site import SitePublisher
+from chatchannels.store_contract import schema_dsn
 from tests.support.publishers_seeding import StoreSeeder
 
 pytestmark = pytest.mark.integration
@@ -48,6 +50,35 @@ def t(day: int, hour: int = 12) -> datetime:
     return datetime(2026, 12, day, hour, tzinfo=UTC)
 
 
+def seed(s: StoreSeeder, chats: frozenset[str] | None = None) -> None:
+    """The test's archive; with `chats`, only those chats' rows."""
+
+    def wanted(chat: str) -> bool:
+        return chats is None or chat in chats
+
+    s.user("ann.skype", "Ann")
+    s.user("carol.skype", "Carol")
+    for chat, topic, members in (
+        (MINE, "", ["ann.skype", "bob.skype"]),
+        (THEIRS, "Reorganisation plans", ["carol.skype", "dave.skype"]),
+        (NEWS, "Company news", ["dave.skype"]),
+    ):
+        if wanted(chat):
+            s.chat(chat, topic, members)
+    s.media_file("d-mine", SHA_MINE, "a.png", 10)
+    s.media_file("d-theirs", SHA_THEIRS, "b.png", 10)
+    for id_, chat, author, day, body, name, media in (
+        ("m1", MINE, "ann.skype", 1, "hello bob", "Ann", []),
+        ("m2", MINE, "bob.skype", 2, "look", "Bob", ["d-mine"]),
+        ("s1", THEIRS, "carol.skype", 3, "layoffs on friday", "Carol", []),
+        ("s2", THEIRS, "dave.skype", 4, "the plan", "Dave", ["d-theirs"]),
+        ("n1", NAMED, "carol.skype", 5, "ann, a word", "Carol", []),
+        ("p1", NEWS, "dave.skype", 6, "canteen closed", "Dave", []),
+    ):
+        if wanted(chat):
+            s.message(id_, chat, author, t(day), body, name, media=media)
+
+
 @pytest.fixture
 def store(pg_dsn):
     s = StoreSeeder(pg_dsn)
@@ -55,19 +86,7 @@ def store(pg_dsn):
     s.conn.execute(
         "INSERT INTO reader_handles VALUES ('ann.skype', 'ann'), ('Carol.Skype', 'carol')"
     )
-    s.user("ann.skype", "Ann")
-    s.user("carol.skype", "Carol")
-    s.chat(MINE, "", ["ann.skype", "bob.skype"])
-    s.chat(THEIRS, "Reorganisation plans", ["carol.skype", "dave.skype"])
-    s.chat(NEWS, "Company news", ["dave.skype"])
-    s.media_file("d-mine", SHA_MINE, "a.png", 10)
-    s.media_file("d-theirs", SHA_THEIRS, "b.png", 10)
-    s.message("m1", MINE, "ann.skype", t(1), "hello bob", "Ann")
-    s.message("m2", MINE, "bob.skype", t(2), "look", "Bob", media=["d-mine"])
-    s.message("s1", THEIRS, "carol.skype", t(3), "layoffs on friday", "Carol")
-    s.message("s2", THEIRS, "dave.skype", t(4), "the plan", "Dave", media=["d-theirs"])
-    s.message("n1", NAMED, "carol.skype", t(5), "ann, a word", "Carol")
-    s.message("p1", NEWS, "dave.skype", t(6), "canteen closed", "Dave")
+    seed(s)
     yield s
     s.close()
 
@@ -127,14 +146,18 @@ def test_without_the_handle_table_the_members_rule_admits_no_one(store, pg_dsn):
         catalog.close()
 
 
+def publish(dsn: str, site: Path) -> None:
+    publisher = SitePublisher(site)
+    try:
+        run_publishers(dsn, [publisher], once=True, batch_size=100)
+    finally:
+        publisher.close()
+
+
 @pytest.fixture
 def pages(gate, store, pg_dsn, tmp_path):
     site = tmp_path / "site"
-    publisher = SitePublisher(site)
-    try:
-        run_publishers(pg_dsn, [publisher], once=True, batch_size=100)
-    finally:
-        publisher.close()
+    publish(pg_dsn, site)
     conn = KeptConnection.of_dsn(pg_dsn)
     yield ReaderPages(gate, conn, site), site
     conn.close()
@@ -173,6 +196,22 @@ def test_the_site_wide_pages_show_only_the_readers_chats(pages):
     closed = ReaderPages(Gate(nobody, reader_pages.gate.catalog), reader_pages.conn, site)
     assert entries(closed.all_feed(ANN)) == []
     assert "Ann" not in closed.index(ANN).decode().split("<tbody>")[1]
+
+
+def test_a_readers_pages_are_those_of_a_site_of_their_chats_alone(pages, gate, pg_dsn, tmp_path):
+    """The same archive with only ann's chats, in a schema of its own, published: its index,
+    feed of all chats and statistics are, byte for byte, what ann is shown."""
+    reader_pages, _ = pages
+    migrate(pg_dsn, "only_ann")
+    alone = StoreSeeder(schema_dsn(pg_dsn, "only_ann"))
+    try:
+        seed(alone, gate.visible_chats(ANN))
+    finally:
+        alone.close()
+    site = tmp_path / "only-ann"
+    publish(schema_dsn(pg_dsn, "only_ann"), site)
+    for path in ("index.html", paths.ALL_FEED_PATH, paths.STATS_PATH):
+        assert reader_pages.render(ANN, path).body == (site / path).read_bytes(), path
 
 
 def test_a_reader_sees_the_pages_change_when_the_store_does(pages, store):

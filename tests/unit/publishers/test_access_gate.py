@@ -185,3 +185,35 @@ def test_a_path_made_of_the_sites_pieces_opens_only_the_readers_own_files(path):
     for sha in (SHA_MINE, SHA_BOTH):
         mine.update({f"media/{sha[:2]}/{sha}", thumbnail_path(sha)})
     assert gate().can_fetch(ANN, path) == (path in mine), path
+
+
+RULES = [
+    {"allow": {"members": True}},
+    {"titles": "news", "allow": True},
+    {"chats": "#*", "allow": {"groups": ["staff"]}},
+    {"chats": ["19:*"], "titles": "l*", "allow": {"id": "*"}},
+    {"titles": "carol*", "allow": {"unauthenticated": True}},
+    {"allow": False},
+]
+
+
+@given(
+    st.lists(st.sampled_from(RULES), max_size=4),
+    st.sampled_from(
+        [ANN, CAROL, ANONYMOUS, ADMIN, Reader("bob"), Reader("zed", frozenset({"staff"}))]
+    ),
+)
+def test_the_gate_answers_as_the_rules_do_for_every_chat(rules, reader):
+    permissions = parse_permissions({"rules": rules})
+    catalog = Catalog()
+    snapshot = catalog.current()
+    expected = {
+        name
+        for name, chat in snapshot.chats.items()
+        if permissions.may_read(reader, chat, snapshot.handle_readers)
+    }
+    g = Gate(permissions, catalog)
+    assert g.visible_chats(reader) == (None if reader.admin else expected)
+    for name in snapshot.chats:
+        assert g.can_read_chat(reader, name) == (name in expected)
+        assert g.can_fetch(reader, paths.month_page_path(name, "2026-12")) == (name in expected)
