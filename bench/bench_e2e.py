@@ -49,6 +49,7 @@ from chatchannels.emulator.scenario import FORMAT, scenario_from_dict
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.replay.topic_copy import read_topic
 from chatchannels.publishers import paths
+from chatchannels.publishers.access.readers_store import add_reader
 from chatchannels.settings import Settings
 from chatchannels.stack import kafka, kafka_principals, postgres
 from chatchannels.stack.dbus import start_session_bus, stop_session_bus
@@ -68,6 +69,8 @@ GIVE_UP_S = 120.0
 HOST = "alice-pc"
 CHAT = "#alice/$bob;0e2e0be4c0000001"
 KINDS = ("page", "feed", "search")
+# The reader the probe searches as (an administrator, named by the trusted proxy header).
+BENCH_READER = "bench-probe"
 TOKEN = re.compile(r"\bq[0-9a-f]{8}n\d{4}\b")
 
 
@@ -186,8 +189,13 @@ class Probe:
     def _search(self, tokens: list[str]) -> str:
         """The text of the hits' snippets for a query that matches any of `tokens`."""
         query = urlencode({"q": " OR ".join(tokens), "limit": 200})
+        # Searched as a reader: an administrator the trusted local proxy names (README,
+        # "Readers: signing in"), so each search pays for finding out who reads.
+        request = urllib.request.Request(
+            f"{self.url}search.json?{query}", headers={"Remote-User": BENCH_READER}
+        )
         try:
-            with urllib.request.urlopen(f"{self.url}search.json?{query}", timeout=10) as reply:
+            with urllib.request.urlopen(request, timeout=10) as reply:
                 hits = json.load(reply)["hits"]
         except (urllib.error.URLError, OSError):
             # 503 until the first publish created the index; the server is up before that.
@@ -258,6 +266,8 @@ class EndToEnd:
         kafka_principals.create_raw_topic(self.base, self.topic, self.base.partitions)
         postgres.ensure_database(self.base, self.database)
         migrate(self.settings.postgres_dsn)
+        with psycopg.connect(self.settings.postgres_dsn, autocommit=True) as conn:
+            add_reader(conn, BENCH_READER, None, admin=True)
         self.notifications = Notifications(self.settings.postgres_dsn)
         self.bus = start_session_bus(self.logs / "dbus")
         self.emulator = BackgroundEmulator(
@@ -267,7 +277,7 @@ class EndToEnd:
             self.settings, self.work / "agent", HOST, self.bus.address, [CHAT]
         )
         port = free_port()
-        env = pipeline_env(self.settings)
+        env = {**pipeline_env(self.settings), "CHATCHANNELS_TRUSTED_PROXIES": "127.0.0.1"}
         for name, args in [
             ("agent", ["agent", "run", "--config", str(config)]),
             # A group of its own: members of the default group, whatever their topics, stop

@@ -1,11 +1,14 @@
 """Publishers: index build rate, search latency, full site render, on N seeded messages.
 
-`python -m bench.bench_publishers [--quick] [-n N]` (or `make bench`, which passes nothing):
+`python -m bench.bench_publishers [--quick] [-n N] [--search-only]` (or `make bench`, which
+passes nothing; `--search-only` stops after the searches, before the site render):
 seeds N messages (200,000 by default, 20,000 with --quick) into a fresh database on the
 stack, then measures, from zero, as `chatchannels publish` does it:
 - the search index build through the change stream (target >= 2,500 messages/s), against the
   ceiling of bare Whoosh adding the same documents in one writer;
-- search latency p50/p95 over a fixed set of queries (target p95 < 10 ms);
+- search latency p50/p95 over a fixed set of queries (target p95 < 10 ms), unfiltered and as
+  two readers see it (only their chats, publishers/access/gate.py): one who reads a few
+  chats and one who reads most; the difference is what the permission filter costs;
 - the full site render (pages and feeds) from zero, with its statistics pages and, in the
   same run, without them: the difference is what statistics add.
 """
@@ -88,6 +91,19 @@ PLACED = {
 }
 
 
+def chat_name(number: int) -> str:
+    return f"#chat{number}/$peer;{number:x}"
+
+
+# Two readers' visible chats (gate.py), one in a few chats, one in most, beside everything.
+UNFILTERED = "unfiltered (an administrator)"
+READERS = {
+    UNFILTERED: None,
+    "a reader of 3 of 40 chats": frozenset(chat_name(c) for c in (3, 17, 29)),
+    "a reader of 36 of 40 chats": frozenset(chat_name(c) for c in range(4, CHATS)),
+}
+
+
 def vocabulary(rng: random.Random) -> list[str]:
     letters = "abcdefghijklmnoprstuvwy"
     words = ["".join(rng.choices(letters, k=rng.randint(3, 9))) for _ in range(VOCABULARY_SIZE)]
@@ -106,7 +122,7 @@ def seed_rows(n: int, rng: random.Random):
         chat = rng.randrange(CHATS)
         body = " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(4, 30)))
         posted = start + timedelta(seconds=int(i * step))
-        yield (f"m{i:08x}", f"#chat{chat}/$peer;{chat:x}", author, author.title(), posted, body)
+        yield (f"m{i:08x}", chat_name(chat), author, author.title(), posted, body)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -114,7 +130,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def measure(dsn: str, n: int, work: Path) -> list[Figure]:
+def measure(dsn: str, n: int, work: Path, search_only: bool = False) -> list[Figure]:
     seeder = StoreSeeder(dsn)
     t0 = time.perf_counter()
     seeder.bulk_messages(seed_rows(n, random.Random(2006)))
@@ -132,13 +148,21 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
     merge_s = time.perf_counter() - t0
     assert built.changes == n, built
 
+    # Each query without a filter and as two readers see it (publishers/access/gate.py), in
+    # turn, so that the machine's neighbours weigh on the three alike; CPU time too, which
+    # the neighbours do not inflate.
     per_query: dict[str, list[float]] = {query: [] for query in QUERIES}
+    wall: dict[str, list[float]] = {reader: [] for reader in READERS}
+    cpu: dict[str, list[float]] = {reader: [] for reader in READERS}
     for _ in range(20):
         for query in QUERIES:
-            q0 = time.perf_counter()
-            backend.search(query, limit=20)
-            per_query[query].append((time.perf_counter() - q0) * 1000)
-    latencies = [ms for times in per_query.values() for ms in times]
+            for reader, chats in READERS.items():
+                q0, c0 = time.perf_counter(), time.process_time()
+                backend.search(query, limit=20, chats=chats)
+                wall[reader].append((time.perf_counter() - q0) * 1000)
+                cpu[reader].append((time.process_time() - c0) * 1000)
+            per_query[query].append(wall[UNFILTERED][-1])
+    latencies = wall[UNFILTERED]
     # A stop word matches most messages; no index makes that cheap, so it is reported apart.
     common: list[float] = []
     for _ in range(5):
@@ -147,18 +171,8 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
         common.append((time.perf_counter() - q0) * 1000)
     backend.close()
 
-    ceiling_n = min(n, 20_000)
-    ceiling_rate = bare_whoosh_rate(dsn, ceiling_n, work / "bare")
-
-    # With statistics first: the second render finds the store warmer, so what statistics
-    # add is, if anything, overstated.
-    with statistics_timed() as stats_s:
-        site_s, site_cpu, site = render_site(dsn, work / "site")
-    with statistics_left_out():
-        bare_s, bare_cpu, _ = render_site(dsn, work / "site-without-statistics")
-    stats_page = (work / "site" / paths.STATS_PATH).stat().st_size
-    largest = max((p.stat().st_size for p in (work / "site").rglob("*.html")), default=0)
-    return [
+    ceiling_rate = None if search_only else bare_whoosh_rate(dsn, min(n, 20_000), work / "bare")
+    searched = [
         Figure(f"seed {n:,} messages (COPY)", n / seed_s, "messages/s"),
         Figure(
             "search index build from the change stream", n / index_s, "messages/s", ceiling_rate
@@ -175,10 +189,47 @@ def measure(dsn: str, n: int, work: Path) -> list[Figure]:
         ),
         Figure("search latency p95 (target < 10 ms)", percentile(latencies, 0.95), "ms"),
         *(
+            figure
+            for reader in READERS
+            for figure in (
+                Figure(f"search latency p50, {reader}", statistics.median(wall[reader]), "ms"),
+                Figure(
+                    f"search latency p95, {reader} (target < 10 ms)",
+                    percentile(wall[reader], 0.95),
+                    "ms",
+                ),
+                Figure(f"search CPU time p50, {reader}", statistics.median(cpu[reader]), "ms"),
+                Figure(f"search CPU time p95, {reader}", percentile(cpu[reader], 0.95), "ms"),
+            )
+        ),
+        *(
+            Figure(
+                f"cost of the permission filter, CPU p50, {reader}",
+                statistics.median(cpu[reader]) - statistics.median(cpu[UNFILTERED]),
+                "ms",
+            )
+            for reader in READERS
+            if reader != UNFILTERED
+        ),
+        *(
             Figure(f"search latency median: {query}", statistics.median(times), "ms")
             for query, times in per_query.items()
         ),
         Figure("search latency, stop word alone (median of 5)", statistics.median(common), "ms"),
+    ]
+    if search_only:
+        return searched
+
+    # With statistics first: the second render finds the store warmer, so what statistics
+    # add is, if anything, overstated.
+    with statistics_timed() as stats_s:
+        site_s, site_cpu, site = render_site(dsn, work / "site")
+    with statistics_left_out():
+        bare_s, bare_cpu, _ = render_site(dsn, work / "site-without-statistics")
+    stats_page = (work / "site" / paths.STATS_PATH).stat().st_size
+    largest = max((p.stat().st_size for p in (work / "site").rglob("*.html")), default=0)
+    return [
+        *searched,
         Figure("full site render (pages + feeds) from zero", site_s, "s"),
         Figure("full site render rate", n / site_s, "messages/s"),
         Figure("full site render CPU time (publisher process)", site_cpu, "s"),
@@ -271,14 +322,16 @@ def bare_whoosh_rate(dsn: str, n: int, where: Path) -> float:
     return len(docs) / elapsed
 
 
-def run(settings: Settings | None = None, n: int = DEFAULT_N) -> list[Figure]:
+def run(
+    settings: Settings | None = None, n: int = DEFAULT_N, search_only: bool = False
+) -> list[Figure]:
     settings = settings or load_settings()
     name = f"bench_publishers_{uuid.uuid4().hex[:8]}"
     ensure_database(settings, name)
     dsn = database_dsn(settings, name)
     work = Path(tempfile.mkdtemp(prefix="bench-publishers-"))
     try:
-        figures = measure(dsn, n, work)
+        figures = measure(dsn, n, work, search_only)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         drop_database(settings, name)
@@ -290,9 +343,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_N:,} messages")
     parser.add_argument("-n", type=int, default=None, help="messages to seed")
+    parser.add_argument(
+        "--search-only", action="store_true", help="the index build and searches, no site render"
+    )
     args = parser.parse_args()
     from chatchannels.stack.manager import stack_up
 
     base = load_settings()
     stack_up(base)
-    run(base, args.n or (QUICK_N if args.quick else DEFAULT_N))
+    run(base, args.n or (QUICK_N if args.quick else DEFAULT_N), args.search_only)

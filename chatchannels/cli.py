@@ -37,6 +37,7 @@ SUBCOMMANDS = {
     "hosts": "chatchannels.stack.hosts_cli:hosts",
     "import": "chatchannels.ingest.importers.cli:import_",
     "stack": "chatchannels.stack.cli:stack",
+    "users": "chatchannels.publishers.access.cli:users",
 }
 
 

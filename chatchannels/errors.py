@@ -46,6 +46,7 @@ PROJECT_ERRORS = {
     "chatchannels.emulator.service:EmulatorBusError": "emulator",
     "chatchannels.demo.pipeline:PipelineError": "demo",
     "chatchannels.metrics:MetricsEndpointError": "metrics",
+    "chatchannels.publishers.access.readers_store:ReaderStoreError": "users",
 }
 
 _LOGIN_REFUSED = re.compile(

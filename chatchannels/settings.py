@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from chatchannels.publishers.access.rules import Permissions, RulesError, parse_permissions
+
 ENV_PREFIX = "CHATCHANNELS_"
 CONFIG_ENV = "CHATCHANNELS_CONFIG"
 # libpq's password file in secrets_dir (chatchannels/pg_passwords.py writes it).
@@ -98,6 +100,24 @@ class Settings:
     silent_after_s: int = 3600
     stalled_after_s: int = 300
     serve_url: str = ""
+    # `serve`'s readers (publishers/access/identity.py). Addresses or CIDR networks, comma
+    # separated, whose `remote_user_header` is believed (the single-sign-on proxy); empty:
+    # the header is never believed.
+    trusted_proxies: str = ""
+    remote_user_header: str = "Remote-User"
+    # The built-in sign-in's session: how long it lasts, and its cookie's flags (Secure off
+    # only for plain-http development; SameSite Lax or Strict).
+    session_max_age_s: int = 12 * 3600
+    session_cookie_secure: bool = True
+    session_cookie_samesite: str = "Lax"
+    # Failed sign-ins allowed per client address and per user name within the window.
+    login_max_failures: int = 5
+    login_window_s: int = 300
+
+    # Who reads which chat (publishers/access/rules.py), the `[permissions]` table, checked
+    # at load; no rules: administrators read every chat and nobody else any.
+    permissions: Permissions = field(default_factory=Permissions)
+
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -176,7 +196,14 @@ def role_dsn(dsn: str, role: str, settings: Settings) -> str:
 
 
 def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
+    if kind in (Permissions, "Permissions"):
+        try:
+            return parse_permissions(raw, source)
+        except RulesError as exc:
+            raise SettingsError(str(exc)) from exc
     try:
+        if kind in (bool, "bool"):
+            return _boolean(raw)
         if kind in (int, "int"):
             return int(raw)
         if kind in (Path, "Path"):
@@ -186,6 +213,17 @@ def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"setting {name!r} from {source}: {raw!r} is not a {kind}") from exc
     return raw
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 def load_settings(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from chatchannels.demo.pipeline import Child, PipelineError, pipeline_env, write_agent_config
 from chatchannels.demo.scenario import ARCHIVED_CHATS, HOSTS, demo_scenario
@@ -38,6 +41,9 @@ from chatchannels.pg_roles import store_roles
 from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.pg.store import Store
 from chatchannels.processors.replay.archive import read_archive
+from chatchannels.publishers.access.passwords import hash_password
+from chatchannels.publishers.access.readers_store import add_reader
+from chatchannels.secret_files import write_secret
 from chatchannels.settings import Settings
 from chatchannels.stack import kafka, kafka_principals, postgres
 from chatchannels.stack.dbus import SessionBus, start_session_bus, stop_session_bus
@@ -47,6 +53,9 @@ from chatchannels.stack.processes import StackError, wait_for
 
 DEMO_DATABASE = "chatchannels_demo"
 DEMO_TOPIC_PREFIX = "chatchannels.demo."
+# Who reads the demo's archive in a browser (an administrator), and where its password is.
+DEMO_READER = "demo"
+DEMO_PASSWORD_FILE = "reader.password"
 # A consumer group of its own: a processor on another topic in the same group (a test, a
 # benchmark, the real archive's) would make the two rebalance each other and stall.
 DEMO_GROUP = "chatchannels-demo"
@@ -113,6 +122,15 @@ class Demo:
         postgres.drop_database(self.settings, DEMO_DATABASE)
         postgres.ensure_database(self.settings, DEMO_DATABASE)
         migrate(self.settings.postgres_dsn, roles=store_roles(self.settings))
+        self._add_reader()
+
+    def _add_reader(self) -> None:
+        """The archive is private by default: the demo's reader, an administrator, with a
+        random password in an owner-only file (never printed)."""
+        password = secrets.token_urlsafe(12)
+        write_secret(self.work / DEMO_PASSWORD_FILE, password)
+        with psycopg.connect(self.settings.postgres_dsn, autocommit=True) as conn:
+            add_reader(conn, DEMO_READER, hash_password(password), admin=True)
 
     def _start(self, name: str, *args: str) -> Child:
         child = Child(name, list(args), pipeline_env(self.settings), self.logs)
@@ -276,7 +294,10 @@ class Demo:
         assert self.emulator is not None
         with contextlib.suppress(KeyboardInterrupt):
             self._play(scripted_s)
-            self.say(f"serving the archive at {url}  (Ctrl-C to stop)")
+            self.say(
+                f"serving the archive at {url}  (Ctrl-C to stop); sign in as {DEMO_READER},"
+                f" password in {self.work / DEMO_PASSWORD_FILE}"
+            )
             while True:
                 for child in self.children:
                     child.check()

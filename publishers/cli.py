@@ -167,18 +167,22 @@ def search(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, help="Port to bind.")
 @site_dir_option
+@store_options
 @quiet_option
 @click.pass_obj
 def serve(settings: Settings, host: str, port: int, site_dir: Path | None, quiet: bool) -> None:
-    """Serve the site and /search (HTML) and /search.json, read-only.
+    """Serve the site, /search (HTML) and /search.json, and the readers' sign-in.
 
-    It reads the site folder and its search index, not the store: `publish` keeps them current.
+    It reads the site folder and its search index (`publish` keeps them current), and from
+    the store only who the readers are and what they may see (README: Readers).
     """
+    from chatchannels.publishers.access.wiring import reader_access
     from chatchannels.publishers.serve import make_server
 
     target = _site_dir(settings, site_dir)
+    access = reader_access(settings, target)
     try:
-        server = make_server(target, host, port)
+        server = make_server(target, host, port, access=access)
     except OSError as exc:
         raise CommandError(
             f"cannot listen on {host}:{port}: {exc}; is another server there? try --port",

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import psycopg
 from whoosh import index, writing
 from whoosh import query as wq
@@ -231,11 +232,18 @@ class SearchBackend(Protocol):
         """The chats' titles written so far."""
 
     def search(
-        self, query: str, sort: str = "relevance", limit: int = 20, offset: int = 0
+        self,
+        query: str,
+        sort: str = "relevance",
+        limit: int = 20,
+        offset: int = 0,
+        chats: frozenset[str] | None = None,
     ) -> SearchResults:
         """Hits `offset` to `offset + limit` for the query language of search_query.py, each
         with its chat's title and its neighbours in the chat, and the facets of every match;
-        raises QueryError for bad input."""
+        raises QueryError for bad input. With `chats` (a reader's, gate.py; None: every
+        chat), the search is that of an index holding only those chats' messages: the
+        total, hits, facets and neighbours show nothing of any other."""
 
     def maintain(self) -> None:
         """Housekeeping off the hot path (merging segments)."""
@@ -347,7 +355,7 @@ class WhooshBackend:
         self._segments: dict[str, search_scoring.SegmentArrays] = {}
         self._lock = threading.Lock()
         self._titles: tuple[float, dict[str, str]] | None = None  # (file's mtime, titles)
-        self._labels: dict[str, str] = {}  # author handle -> display name, per searcher
+        self._labels: dict[int, str] = {}  # document -> its author's display name, per searcher
 
     def _forget_segments(self) -> None:
         current = {segment.segment_id() for segment in self.ix._segments()}
@@ -439,7 +447,7 @@ class WhooshBackend:
             self._months = [m.decode() for m in self._searcher.lexicon("month")]
         return self._months
 
-    def _translate(self, clause: Clause) -> wq.Query:
+    def _translate(self, clause: Clause, chats: frozenset[str] | None = None) -> wq.Query:
         if isinstance(clause, Words):
             if clause.phrase:
                 exact = self._tokens("body_exact", clause.text)
@@ -458,7 +466,7 @@ class WhooshBackend:
         if isinstance(clause, Field):
             # An exact chat name or handle (a facet's link) is that chat or person alone.
             key = FACETS[clause.name]
-            if (key, clause.value) in self._searcher.reader():
+            if self._has_key(key, clause.value, chats):
                 return wq.Term(key, clause.value)
             words = "who" if clause.name == "author" else "chat_words"
             return self._terms(words, clause.value) or wq.NullQuery
@@ -467,13 +475,31 @@ class WhooshBackend:
             terms = [wq.Term("month", m) for m in months] + [wq.Term("day", d) for d in days]
             return wq.Or(terms) if terms else wq.NullQuery
         if isinstance(clause, Not):
-            return wq.Not(self._translate(clause.clause))
+            return wq.Not(self._translate(clause.clause, chats))
         if isinstance(clause, AnyOf):
-            return wq.Or([self._translate(c) for c in clause.clauses])
-        parts = [self._translate(c) for c in clause.clauses]
+            return wq.Or([self._translate(c, chats) for c in clause.clauses])
+        parts = [self._translate(c, chats) for c in clause.clauses]
         if not has_positive(clause):
             parts.insert(0, wq.Every())
         return wq.And(parts)
+
+    def _has_key(self, key: str, value: str, chats: frozenset[str] | None) -> bool:
+        """Whether a chat or author of that exact name has messages (in `chats`): whether an
+        author exists only in chats the reader cannot see must not change what the query
+        finds in those they can."""
+        if (key, value) not in self._searcher.reader():
+            return False
+        if chats is None or (key == "chat_key" and value in chats):
+            return True
+        if key == "chat_key":
+            return False
+        for sub, _ in self._searcher.subsearchers or [(self._searcher, 0)]:
+            arrays = self._segment_arrays(sub.reader())
+            numbers, of_doc = arrays.keys(key)
+            number = numbers.get(value)
+            if number is not None and np.any((of_doc == number) & arrays.visible(chats)):
+                return True
+        return False
 
     def _words(self, text: str) -> wq.Query:
         """Words outside quotes: a compound (`example.org`, `fooBar`, `ABC-123`) is its pairs
@@ -526,7 +552,12 @@ class WhooshBackend:
         return spans
 
     def search(
-        self, query: str, sort: str = "relevance", limit: int = 20, offset: int = 0
+        self,
+        query: str,
+        sort: str = "relevance",
+        limit: int = 20,
+        offset: int = 0,
+        chats: frozenset[str] | None = None,
     ) -> SearchResults:
         if sort not in SORTS:
             raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
@@ -547,13 +578,14 @@ class WhooshBackend:
                 self._labels.clear()
                 self._forget_segments()
             ranked = search_scoring.top(
-                self._translate(tree),
+                self._translate(tree, chats),
                 self._searcher,
                 self._segment_arrays,
                 offset + limit,
                 by_time=sort == "time",
                 stored_text={"body_exact": "body"},
                 facets=list(FACETS.values()),
+                chats=chats,
             )
             hits = tuple(
                 self._hit(docnum, score, spans, titles) for docnum, score in ranked.best[offset:]
@@ -572,10 +604,11 @@ class WhooshBackend:
         return tuple(FacetValue(v, self._author_label(v, doc), n) for v, (n, doc) in most)
 
     def _author_label(self, handle: str, doc: int) -> str:
-        """The display name on one of the author's messages, read once per searcher."""
-        found = self._labels.get(handle)
+        """The display name on one of the author's matching messages (`doc`, in the chats
+        searched: a name from another chat would tell of it), read once per searcher."""
+        found = self._labels.get(doc)
         if found is None:
-            found = self._labels[handle] = self._searcher.stored_fields(doc).get("author_name")
+            found = self._labels[doc] = self._searcher.stored_fields(doc).get("author_name")
         return found or handle
 
     def _segment_arrays(self, reader) -> search_scoring.SegmentArrays:

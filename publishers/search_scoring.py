@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
+from math import log
 from typing import NamedTuple
 
 import numpy as np
@@ -30,12 +31,16 @@ from whoosh import query as wq
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import TermNotFound
-from whoosh.scoring import WeightLengthScorer, WeightScorer
+from whoosh.scoring import BM25FScorer, WeightLengthScorer, WeightScorer
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
 # The encoded length (one byte, a logarithmic scale) of each document in a field.
 _LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.int64)
+# Readers' sets of visible chats whose document masks a segment keeps.
+VISIBLE_SETS = 64
+# And the terms whose documents in such a set a segment keeps counted.
+VISIBLE_TERMS = 4096
 
 
 class SegmentArrays:
@@ -54,6 +59,9 @@ class SegmentArrays:
         self.live_ids = np.flatnonzero(self.live)
         self._timelines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._chat_timelines: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._visible: dict[frozenset[str], np.ndarray] = {}
+        self._visible_lengths: dict[tuple[frozenset[str], str], tuple[int, int]] = {}
+        self._visible_holding: dict[tuple[frozenset[str], str, str], int] = {}
 
     def length_bytes(self, field: str) -> np.ndarray:
         def read() -> np.ndarray:
@@ -82,6 +90,49 @@ class SegmentArrays:
             return numbers, of_doc
 
         return self._column(f"keys:{field}", read)
+
+    def visible(self, chats: frozenset[str]) -> np.ndarray:
+        """Whether each document is of one of these chats (a reader's, gate.py); kept for
+        the last few sets (the Gate hands each reader the same set while nothing changes)."""
+        found = self._visible.get(chats)
+        if found is None:
+            numbers, of_doc = self.keys("chat_key")
+            # One more slot, never set, for the documents without a chat (-1).
+            wanted = np.zeros(len(numbers) + 1, dtype=bool)
+            wanted[[numbers[c] for c in chats if c in numbers]] = True
+            found = wanted[of_doc]
+            if len(self._visible) >= VISIBLE_SETS:
+                self._visible.clear()
+            self._visible[chats] = found
+        return found
+
+    def visible_length(self, chats: frozenset[str], field: str) -> tuple[int, int]:
+        """How many live documents these chats have here, and their total length in `field`
+        (as Whoosh's length codes tell it); kept like `visible`."""
+        key = (chats, field)
+        found = self._visible_lengths.get(key)
+        if found is None:
+            mask = self.live & self.visible(chats)
+            found = (int(mask.sum()), int(_LENGTH_OF_BYTE[self.length_bytes(field)[mask]].sum()))
+            if len(self._visible_lengths) >= VISIBLE_SETS:
+                self._visible_lengths.clear()
+            self._visible_lengths[key] = found
+        return found
+
+    def visible_holding(self, chats: frozenset[str], field: str, text: str) -> int:
+        """How many live documents of these chats here hold the term; kept for the last
+        VISIBLE_TERMS terms asked (a reader paging through results asks the same again)."""
+        key = (chats, field, text)
+        found = self._visible_holding.get(key)
+        if found is None:
+            found = 0
+            if (field, text) in self.reader:
+                ids = _all_postings(self.reader, field, text)
+                found = int(np.count_nonzero(self.live[ids] & self.visible(chats)[ids]))
+            if len(self._visible_holding) >= VISIBLE_TERMS:
+                self._visible_holding.clear()
+            self._visible_holding[key] = found
+        return found
 
     def timeline(self, chat: str) -> tuple[np.ndarray, np.ndarray]:
         """The chat's live documents in this segment by (time, number), and their times."""
@@ -166,13 +217,48 @@ class Matches:
         return Matches(ids, scores)
 
 
+class VisibleStatistics:
+    """BM25's statistics of some chats' documents alone (a reader's, gate.py): how many live
+    documents there are, how many hold a term, and their average field length. Scored with
+    these, a reader's hits, and so their order, depend on nothing in the chats they cannot
+    read (the whole index's statistics would tell how often a word is used there)."""
+
+    def __init__(
+        self,
+        searcher: Searcher,
+        arrays_of: Callable[[object], SegmentArrays],
+        chats: frozenset[str],
+    ) -> None:
+        self._chats = chats
+        self._segments = [
+            arrays_of(sub.reader()) for sub, _ in searcher.subsearchers or [(searcher, 0)]
+        ]
+
+    def idf(self, field: str, text: str) -> float:
+        """Whoosh's idf (WeightingModel.idf) over these documents."""
+        held = count = 0
+        for arrays in self._segments:
+            count += arrays.visible_length(self._chats, field)[0]
+            held += arrays.visible_holding(self._chats, field, text)
+        return log(max(count, 1) / (held + 1)) + 1
+
+    def average_length(self, field: str) -> float:
+        count = total = 0
+        for arrays in self._segments:
+            found, length = arrays.visible_length(self._chats, field)
+            count, total = count + found, total + length
+        return total / count if total and count else 1.0
+
+
 class Scoring:
     """What the segments share while one query is evaluated: each term's Whoosh scorer (BM25's
-    idf and average length are statistics of the whole index, so one scorer serves every
-    segment) and its scores by (term frequency, length code), and the parts' sizes."""
+    idf and average length are statistics of the whole index, or with `visible` of the
+    documents searched, so one scorer serves every segment) and its scores by (term
+    frequency, length code), and the parts' sizes."""
 
-    def __init__(self, searcher: Searcher) -> None:
+    def __init__(self, searcher: Searcher, visible: VisibleStatistics | None = None) -> None:
         self.searcher = searcher
+        self.visible = visible
         self._scorers: dict[tuple[str, str], object] = {}
         self._tables: dict[tuple[str, str, float], np.ndarray] = {}
         self._sizes: dict[wq.Query, int] = {}
@@ -192,6 +278,9 @@ class Scoring:
         scorer = self._scorers.get(key)
         if scorer is None:
             scorer = self._scorers[key] = self.searcher.weighting.scorer(self.searcher, *key)
+            if self.visible is not None and isinstance(scorer, BM25FScorer):
+                scorer.idf = self.visible.idf(*key)
+                scorer.avgfl = self.visible.average_length(term.fieldname)
         if isinstance(scorer, WeightScorer):
             return weights.astype(np.float64)
         if not isinstance(scorer, WeightLengthScorer):
@@ -322,9 +411,10 @@ class SegmentQuery:
             return Matches.none()
         if isinstance(matcher, FilterMatcher):  # deleted documents: dropped by `live` later
             matcher = matcher.child
-        if not isinstance(matcher, W3LeafMatcher):  # a short list kept in the term's entry
-            return self._by_whoosh(query, within)
-        ids, weights = _leaf_postings(matcher, within)
+        if isinstance(matcher, W3LeafMatcher):
+            ids, weights = _leaf_postings(matcher, within)
+        else:  # a short list kept in the term's entry
+            ids, weights = _listed_postings(matcher)
         scores = self.scoring.scores(
             query, weights, lambda: self.arrays.length_bytes(query.fieldname)[ids]
         )
@@ -363,6 +453,17 @@ def _flattened(queries: Iterable[wq.Query]) -> Iterator[wq.Query]:
             yield from _flattened(query.subqueries)
         else:
             yield query
+
+
+def _listed_postings(matcher) -> tuple[np.ndarray, np.ndarray]:
+    """Document numbers and weights of a term's few postings kept in its entry."""
+    ids: list[int] = []
+    weights: list[float] = []
+    while matcher.is_active():
+        ids.append(matcher.id())
+        weights.append(matcher.weight())
+        matcher.next()
+    return np.array(ids, dtype=np.int64), np.array(weights, dtype=np.float32)
 
 
 def _leaf_postings(
@@ -416,10 +517,13 @@ def top(
     by_time: bool = False,
     stored_text: Mapping[str, str] | None = None,
     facets: Sequence[str] = (),
+    chats: frozenset[str] | None = None,
 ) -> Ranked:
     """The number of matches and the best `limit` as (document number, score): by score,
     ties by document number, as Whoosh orders them; or, `by_time`, newest first. With
-    `facets` (ID fields of one value per document), how many matches have each value."""
+    `facets` (ID fields of one value per document), how many matches have each value. With
+    `chats`, only the documents of those chats match: the total, the best and the facets
+    count nothing else."""
     counted: dict[str, dict[str, tuple[int, int]]] = {field: {} for field in facets}
     if not searcher.doc_count_all():
         return Ranked(0, [], counted)
@@ -428,11 +532,15 @@ def top(
     docs: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     keys: list[np.ndarray] = []
-    scoring = Scoring(searcher)
+    scoring = Scoring(
+        searcher, None if chats is None else VisibleStatistics(searcher, arrays_of, chats)
+    )
     for sub, offset in subsearchers:
         arrays = arrays_of(sub.reader())
         found = SegmentQuery(sub, arrays, scoring, stored_text or {}).evaluate(query)
         found = found.only(arrays.live[found.ids])
+        if chats is not None:
+            found = found.only(arrays.visible(chats)[found.ids])
         ids, score = found.ids, found.score
         total += len(ids)
         for field in facets:

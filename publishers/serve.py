@@ -1,33 +1,64 @@
-"""`chatchannels serve`: the site's files and /search, read-only, over HTTP.
+"""`chatchannels serve`: the site's files, /search and the readers' sign-in, over HTTP.
 
-A stdlib ThreadingHTTPServer: the static pages need nothing more, and /search is one Whoosh
-lookup. Only GET and HEAD exist; dot-files (the index, the publishers' state) are never served.
-Archived media (`/media/..`, the site's link to the media folder) are served as downloads,
-but for a few image formats, and sandboxed: nothing someone sent runs in the site's origin.
-`/search` answers HTML and `/search.json` the same results as JSON (datasette's habit: every
-page has a JSON twin); JSON errors share one shape: {"error": {"status": .., "message": ..}}.
+Werkzeug for the application and waitress to serve it, rather than the standard library's
+`http.server`, which this module used until readers had to sign in:
+- sign-in needs forms, cookies with every flag, redirects and CSRF; Werkzeug parses requests
+  and builds responses (cookies, conditional GET with ETag and Last-Modified, HEAD, ranges)
+  the way a maintained toolkit does, without a framework's routing and globals on top;
+- waitress is a pure-Python production WSGI server, maintained by the Pylons project, with
+  no C extension to build on the intranet's machine. It parses HTTP itself and answers a
+  malformed request (bad request line, bad header, oversized body) with a 4xx; the
+  application never sees it. `http.server` handed such requests to our code, and
+  `GET /%00` became a traceback and a dropped connection;
+- an ASGI stack would buy concurrency this server does not need: every request is a file,
+  one Whoosh lookup or one small query.
+
+Who reads (access/identity.py) is resolved per request; what that reader may see is the
+Gate's answer (PERM: `visible_chats`, `can_fetch`). A file the reader may not fetch answers
+404 exactly like a missing one, with the same body. The site-wide pages that list chats
+(the index, feeds/all.atom, stats.html) come from the per-reader renderers, not the static
+files, which list everything. Only GET and HEAD exist, and POST for /login and /logout;
+dot-files (the index, the publishers' state) are never served, nor folders as listings.
+Archived media (`/media/..`) are served as downloads, but for a few image formats, and
+sandboxed: nothing someone sent runs in the site's origin. `/search` answers HTML and
+`/search.json` the same results as JSON (datasette's habit); JSON errors share one shape:
+{"error": {"status": .., "message": ..}}. `/_auth` answers nginx's auth_request for the
+static files it serves itself (deploy/nginx): 204 may read, 403 may not.
 
 `/metrics` is the Prometheus scrape of this server (publishers/metrics.py, ServeMetrics), on
-its own port rather than a second one: the server is there already, and the intranet's web
-server passes only /search and /media through (deploy/nginx), so the archive's readers never
-see it.
+its own port rather than a second one: the intranet's web server does not pass it through.
+
+The access log names the client, method, path and status, never a query string (feed
+tokens travel there) nor a cookie.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import posixpath
+import mimetypes
 import re
+import threading
 import time
-from functools import partial
-from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from waitress import create_server, wasyncore
+from werkzeug.exceptions import HTTPException
+from werkzeug.utils import send_file
+from werkzeug.wrappers import Request, Response
 
+# SITE_WIDE: the pages that list every chat, which readers get from the renderers.
+from chatchannels.publishers.access.gate import SITE_WIDE
+from chatchannels.publishers.access.identity import Identity
+from chatchannels.publishers.access.reader_pages import Page
+from chatchannels.publishers.access.readers import ANONYMOUS, Reader
+from chatchannels.publishers.access.signin import SignIn
 from chatchannels.publishers.metrics import ServeMetrics
 from chatchannels.publishers.pages import PageRenderer
 from chatchannels.publishers.publishing import index_dir
@@ -44,7 +75,8 @@ from chatchannels.publishers.site import site_time_zone
 log = logging.getLogger(__name__)
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; script-src 'none'; object-src 'none'",
+    "Content-Security-Policy": "default-src 'self'; script-src 'none'; object-src 'none';"
+    " form-action 'self'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
 MAX_LIMIT = 200
@@ -63,6 +95,40 @@ INLINE_IMAGES = (
     (b"GIF89a", "image/gif"),
 )
 DOWNLOAD_TYPE = "application/octet-stream"
+# Every name the site writes (paths.py: encoded chat names, months, media digests, the
+# site's own pages) is made of these, and never starts with a dot. A path segment of
+# anything else names no file: `..`, dot-files, NUL, `%`, backslashes are all 404.
+SEGMENT = re.compile(r"[A-Za-z0-9_~()-][A-Za-z0-9._~()-]*")
+# Feed tokens count only where Atom readers go.
+FEEDS = "feeds/"
+TYPES = {".atom": "application/atom+xml", ".css": "text/css", ".html": "text/html"}
+# A POST is a sign-in form: anything larger is not one.
+MAX_FORM_BYTES = 16 * 1024
+
+
+class Gate(Protocol):
+    """What a reader may see (PERM, publishers/access/gate.py)."""
+
+    def visible_chats(self, reader: Reader) -> frozenset[str] | None: ...
+
+    def can_fetch(self, reader: Reader, site_path: str) -> bool: ...
+
+
+class ReaderPages(Protocol):
+    """The site-wide pages as one reader may see them (PERM's renderers); None: no such page
+    for this reader."""
+
+    def render(self, reader: Reader, site_path: str) -> Page | None: ...
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who reads (None: nobody signs in, every request is ANONYMOUS) and what they see."""
+
+    gate: Gate
+    identity: Identity | None = None
+    pages: ReaderPages | None = None
+    signin: SignIn | None = None
 
 
 def media_type(path: str) -> str:
@@ -80,143 +146,309 @@ def media_type(path: str) -> str:
     return DOWNLOAD_TYPE
 
 
+def site_path_of(url_path: str) -> str | None:
+    """The site file a decoded URL path names (`/` and folders: their index.html), or None
+    when it cannot name one. The same check serves files and answers nginx (/_auth), so both
+    agree on what a URL is."""
+    parts = url_path.split("/")
+    if parts[:1] != [""]:
+        return None
+    parts = parts[1:]
+    if parts and parts[-1] == "":
+        parts[-1] = "index.html"
+    if not parts:
+        parts = ["index.html"]
+    if not all(SEGMENT.fullmatch(p) for p in parts):
+        return None
+    path = "/".join(parts)
+    if parts[0] == "media" and not MEDIA_PATH.fullmatch(path):
+        return None
+    return path
+
+
 class SearchService:
     """Opens the index lazily, so `serve` starts before the first `publish` finished."""
 
     def __init__(self, site_dir: Path) -> None:
         self.site_dir = site_dir
         self.backend: SearchBackend | None = None
+        self._lock = threading.Lock()
         # Times on the search page in the zone the site's pages use (its state says which).
         self.renderer = PageRenderer(site_time_zone(site_dir) or "UTC")
 
-    def search(self, query: str, sort: str, limit: int, offset: int = 0):
-        if self.backend is None:
-            self.backend = WhooshBackend(index_dir(self.site_dir), create=False)
-        return self.backend.search(query, sort=sort, limit=limit, offset=offset)
+    def search(
+        self, query: str, sort: str, limit: int, offset: int, chats: frozenset[str] | None
+    ) -> SearchResults:
+        with self._lock:
+            if self.backend is None:
+                self.backend = WhooshBackend(index_dir(self.site_dir), create=False)
+        return self.backend.search(query, sort=sort, limit=limit, offset=offset, chats=chats)
 
     def close(self) -> None:
         if self.backend is not None:
             self.backend.close()
 
 
-class SiteHandler(SimpleHTTPRequestHandler):
-    server_version = "chatchannels"
-    sys_version = ""
+class SiteApp:
+    """The WSGI application: one reader per request, then the route."""
 
-    def __init__(self, *args, service: SearchService, metrics: ServeMetrics, **kwargs) -> None:
-        self.service = service
+    def __init__(
+        self, site_dir: Path, access: Access, metrics: ServeMetrics, search: SearchService
+    ) -> None:
+        self.site_dir = site_dir.absolute()
+        self.access = access
         self.metrics = metrics
-        self.route = "static"
-        self.media = False
-        self.media_download = False
-        super().__init__(*args, **kwargs)
+        self.search_service = search
 
-    def end_headers(self) -> None:
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
+        request = Request(environ)
+        request.max_content_length = MAX_FORM_BYTES
+        request.max_form_memory_size = MAX_FORM_BYTES
+        route = "static"
+        try:
+            route, response = self.dispatch(request)
+        except HTTPException as exc:
+            response = exc.get_response(environ)
+        except psycopg.OperationalError as exc:
+            log.error("the readers' store cannot be read: %s", str(exc).splitlines()[0])
+            response = Response("The archive cannot tell who you are right now.\n", 503)
+        except Exception:
+            log.exception("%s %s failed", request.method, _printable(request.path))
+            response = Response("Internal error.\n", 500)
         for name, value in SECURITY_HEADERS.items():
-            if self.media and name == "Content-Security-Policy":
+            if route == "media" and name == "Content-Security-Policy":
                 value += "; sandbox"
-            self.send_header(name, value)
-        if self.media_download:
-            self.send_header("Content-Disposition", "attachment")
-        super().end_headers()
+            response.headers.setdefault(name, value)
+        self.metrics.answered(route, response.status_code)
+        identity = self.access.identity
+        log.info(
+            "%s %s %s %s",
+            identity.client_address(request.remote_addr, request.headers)
+            if identity
+            else request.remote_addr,
+            request.method,
+            _printable(request.path),
+            response.status_code,
+        )
+        return response(environ, start_response)
 
-    def guess_type(self, path):  # type: ignore[no-untyped-def]
-        if not self.media:
-            return super().guess_type(path)
-        ctype = media_type(path)
-        self.media_download = ctype == DOWNLOAD_TYPE
-        return ctype
-
-    def log_request(self, code="-", size="-") -> None:  # type: ignore[no-untyped-def]
-        # Every answer passes here once (send_response), errors included.
-        if isinstance(code, int):
-            self.metrics.answered(self.route, int(code))
-        super().log_request(code, size)
-
-    def log_message(self, format: str, *args) -> None:
-        log.info("%s %s", self.address_string(), format % args)
-
-    def list_directory(self, path):  # type: ignore[no-untyped-def]
-        # Like the nginx snippet: pages link to each other; folders are not browsable.
-        self.send_error(HTTPStatus.NOT_FOUND)
-        return None
-
-    def do_GET(self) -> None:
-        self._route(head=False)
-
-    def do_HEAD(self) -> None:
-        self._route(head=True)
-
-    def _route(self, head: bool) -> None:
-        url = urlsplit(self.path)
-        if url.path in ("/search", "/search.json"):
-            self.route = "search_json" if url.path.endswith(".json") else "search"
+    def dispatch(self, request: Request) -> tuple[str, Response]:
+        # waitress takes a request target without its leading slash (`GET x`) as `/x`: HTTP
+        # has no such request (RFC 9112, origin-form), so it is refused, not guessed at.
+        if not request.environ.get("REQUEST_URI", "/").startswith("/"):
+            return "static", Response("Bad request target.\n", 400, content_type="text/plain")
+        path = request.path
+        if path == "/metrics":
+            body = generate_latest(self.metrics.registry)
+            return "metrics", _only_reads(request) or _bytes(body, CONTENT_TYPE_LATEST)
+        signin = self.access.signin
+        if path in ("/login", "/logout"):
+            if signin is None:
+                return "signin", self.not_found(request, ANONYMOUS)
+            refused = _only(request, ("GET", "HEAD", "POST"))
+            if refused:
+                return "signin", refused
+            reader = self.reader(request, None)
+            if path == "/login":
+                return "signin", signin.login(request, reader)
+            return "signin", signin.logout(request, reader)
+        refused = _only_reads(request)
+        if refused:
+            return "static", refused
+        if path == "/_auth":
+            return "auth", self.auth(request)
+        if path in ("/search", "/search.json"):
+            as_json = path.endswith(".json")
             started = time.perf_counter()
-            self._search(url.query, as_json=url.path.endswith(".json"), head=head)
-            self.metrics.search_seconds.labels(
-                "json" if url.path.endswith(".json") else "html"
-            ).observe(time.perf_counter() - started)
-            return
-        if url.path == "/metrics":
-            self.route = "metrics"
-            self._send(
-                HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry), head
+            response = self.search(request, self.reader(request, None), as_json)
+            self.metrics.search_seconds.labels("json" if as_json else "html").observe(
+                time.perf_counter() - started
             )
-            return
-        parts = [p for p in posixpath.normpath(unquote(url.path)).split("/") if p]
-        self.media = parts[:1] == ["media"]
-        self.route = "media" if self.media else "static"
-        self.media_download = False
-        if any(p.startswith(".") for p in parts) or (
-            self.media and not MEDIA_PATH.fullmatch("/".join(parts))
-        ):
-            self.send_error(HTTPStatus.NOT_FOUND)
-            return
-        if head:
-            super().do_HEAD()
-        else:
-            super().do_GET()
+            return ("search_json" if as_json else "search"), response
+        site_path = site_path_of(path)
+        route = "media" if site_path and site_path.startswith("media/") else "static"
+        token = request.args.get("token") if site_path and site_path.startswith(FEEDS) else None
+        reader = self.reader(request, token)
+        if site_path is None:
+            return route, self.not_found(request, reader)
+        if site_path in SITE_WIDE and self.access.pages is not None:
+            page = self.access.pages.render(reader, site_path)
+            if page is None:
+                return "page", self.not_found(request, reader)
+            response = _bytes(page.body, page.content_type)
+            response.headers["Cache-Control"] = "private, no-store"
+            return "page", response
+        return route, self.static(request, reader, site_path)
 
-    def _search(self, query_string: str, as_json: bool, head: bool) -> None:
-        params = parse_qs(query_string)
-        query = params.get("q", [""])[0]
-        sort = params.get("sort", ["relevance"])[0]
-        status, results, error = HTTPStatus.OK, None, ""
+    def reader(self, request: Request, token: str | None) -> Reader:
+        identity = self.access.identity
+        if identity is None:
+            return ANONYMOUS
+        return identity.resolve(request.remote_addr, request.headers, request.cookies, token)
+
+    def static(self, request: Request, reader: Reader, site_path: str) -> Response:
+        file = self.site_dir / site_path
+        if not file.is_file():
+            folder_index = f"{site_path}/index.html"
+            # A folder without its slash: where its index is, if the reader may see it.
+            if (
+                file.is_dir()
+                and (file / "index.html").is_file()
+                and self.access.gate.can_fetch(reader, folder_index)
+            ):
+                return Response(status=301, headers={"Location": request.path + "/"})
+            return self.not_found(request, reader)
+        if not self.access.gate.can_fetch(reader, site_path):
+            return self.not_found(request, reader)
+        media = site_path.startswith("media/")
+        ctype = media_type(str(file)) if media else _file_type(site_path)
+        response = send_file(
+            file, request.environ, mimetype=ctype, conditional=True, etag=True, max_age=None
+        )
+        # Answers differ by reader: no shared cache may keep one for another.
+        response.headers["Cache-Control"] = "private, no-cache"
+        # send_file names the file inline; only a download is told to be one.
+        del response.headers["Content-Disposition"]
+        if media and ctype == DOWNLOAD_TYPE:
+            response.headers["Content-Disposition"] = "attachment"
+        return response
+
+    def auth(self, request: Request) -> Response:
+        """nginx's auth_request: may the request's reader fetch X-Original-URI?"""
+        original = urlsplit(request.headers.get("X-Original-URI", ""))
+        try:
+            site_path = site_path_of(unquote(original.path, errors="strict"))
+        except UnicodeDecodeError:
+            site_path = None
+        token = None
+        if site_path and site_path.startswith(FEEDS):
+            token = parse_qs(original.query).get("token", [None])[0]
+        reader = self.reader(request, token)
+        allowed = (
+            site_path is not None
+            and site_path not in SITE_WIDE
+            and self.access.gate.can_fetch(reader, site_path)
+        )
+        response = Response(status=204 if allowed else 403)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def not_found(self, request: Request, reader: Reader) -> Response:
+        page = self.search_service.renderer.env.get_template("not_found.html").render(
+            root="/",
+            reader=reader.name,
+            next_query=urlencode({"next": request.path}),
+        )
+        response = _bytes(page.encode(), "text/html; charset=utf-8", status=404)
+        return response
+
+    def search(self, request: Request, reader: Reader, as_json: bool) -> Response:
+        params = request.args
+        query = params.get("q", "")
+        sort = params.get("sort", "relevance")
+        status, results, error = 200, None, ""
         limit, offset = DEFAULT_LIMIT, 0
         try:
-            limit = min(max(int(params.get("limit", [str(DEFAULT_LIMIT)])[0]), 1), MAX_LIMIT)
-            offset = int(params.get("offset", ["0"])[0])
+            limit = min(max(int(params.get("limit", str(DEFAULT_LIMIT))), 1), MAX_LIMIT)
+            offset = int(params.get("offset", "0"))
             if not 0 <= offset <= MAX_OFFSET:
                 raise QueryError(f"offset must be between 0 and {MAX_OFFSET}")
             if sort not in SORTS:
                 raise QueryError(f"sort must be one of {', '.join(SORTS)}")
             if query.strip():
-                results = self.service.search(query, sort, limit, offset)
+                chats = self.access.gate.visible_chats(reader)
+                results = self.search_service.search(query, sort, limit, offset, chats)
         except (QueryError, ValueError) as exc:
-            status, error = HTTPStatus.BAD_REQUEST, str(exc)
+            status, error = 400, str(exc)
         except IndexMissingError as exc:
-            status, error = HTTPStatus.SERVICE_UNAVAILABLE, str(exc)
+            status, error = 503, str(exc)
         if as_json:
             if error:
-                payload = {"error": {"status": int(status), "message": error}}
+                payload = {"error": {"status": status, "message": error}}
             else:
                 payload = (results or SearchResults(query, sort, 0, (), offset, limit)).as_json()
             body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
-            ctype = "application/json; charset=utf-8"
-        else:
-            page = self.service.renderer.search_page(query, sort, results, error, DEFAULT_LIMIT)
-            body = page.encode()
-            ctype = "text/html; charset=utf-8"
-        self._send(status, ctype, body, head)
+            return _bytes(body, "application/json; charset=utf-8", status)
+        renderer = self.search_service.renderer
+        page = renderer.search_page(query, sort, results, error, DEFAULT_LIMIT)
+        return _bytes(page.encode(), "text/html; charset=utf-8", status)
 
-    def _send(self, status: HTTPStatus, ctype: str, body: bytes, head: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
+
+def _file_type(site_path: str) -> str:
+    suffix = Path(site_path).suffix
+    return TYPES.get(suffix) or mimetypes.guess_type(site_path)[0] or DOWNLOAD_TYPE
+
+
+def _bytes(body: bytes, ctype: str, status: int = 200) -> Response:
+    response = Response(body, status=status, content_type=ctype)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _only(request: Request, methods: tuple[str, ...]) -> Response | None:
+    if request.method in methods:
+        return None
+    response = Response("Method not allowed.\n", 405, content_type="text/plain")
+    response.headers["Allow"] = ", ".join(methods)
+    return response
+
+
+def _only_reads(request: Request) -> Response | None:
+    return _only(request, ("GET", "HEAD"))
+
+
+def _printable(text: str) -> str:
+    """A path fit for one log line: control and odd characters escaped."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+class SiteServer:
+    """waitress serving the app, with the stop and close of socketserver's servers (so a
+    test or the command runs it in a thread and stops it the same way)."""
+
+    def __init__(self, app: SiteApp, host: str, port: int, threads: int = 8) -> None:
+        self.app = app
+        self._map: dict = {}
+        self._server = create_server(
+            app,
+            map=self._map,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="chatchannels",
+            # Which proxies to believe is identity's call (`trusted_proxies`, networks);
+            # waitress's own takes one address and would drop X-Forwarded-For first.
+            clear_untrusted_proxy_headers=False,
+        )
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        return self._server.effective_host, int(self._server.effective_port)
+
+    def serve_forever(self) -> None:
+        self._stopped.clear()
+        try:
+            while not self._stop.is_set():
+                wasyncore.loop(timeout=0.5, map=self._map, count=1)
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stops serve_forever (running in another thread) and waits until it returned."""
+        self._stop.set()
+        self._server.pull_trigger()
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        self._server.task_dispatcher.shutdown()
+        wasyncore.close_all(self._map)
+        self.app.search_service.close()
+        identity = self.app.access.identity
+        if identity is not None:
+            identity.directory.close()
 
 
 def make_server(
@@ -224,13 +456,10 @@ def make_server(
     host: str = "127.0.0.1",
     port: int = 8080,
     metrics: ServeMetrics | None = None,
-) -> ThreadingHTTPServer:
+    *,
+    access: Access,
+) -> SiteServer:
     """A server for the site (not yet serving: call serve_forever). Bound to localhost unless
     told otherwise, since the archive is for the intranet's web server to put in front."""
-    service = SearchService(site_dir)
-    handler = partial(
-        SiteHandler, service=service, metrics=metrics or ServeMetrics(), directory=str(site_dir)
-    )
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    app = SiteApp(site_dir, access, metrics or ServeMetrics(), SearchService(site_dir))
+    return SiteServer(app, host, port)

@@ -219,19 +219,53 @@ def chats_titled_by(conn: psycopg.Connection, handles: Collection[str]) -> list[
     members = conn.execute(
         "SELECT name FROM chats WHERE members && %s::text[]", (wanted,)
     ).fetchall()
-    # Every chat name, from the rows and from the messages: a loose index scan of
-    # messages_chat_time, one probe a chat, instead of reading every message.
-    names = conn.execute(
+    return sorted(
+        {row[0] for row in members}
+        | {name for name in read_chat_names(conn) if set(handles_in_name(name)) & set(wanted)}
+    )
+
+
+def read_chat_names(conn: psycopg.Connection) -> list[str]:
+    """Every chat name, from the rows and from the messages, sorted: a loose index scan of
+    messages_chat_time, one probe a chat, instead of reading every message."""
+    rows = conn.execute(
         "WITH RECURSIVE c(chat) AS ("
         "  (SELECT chat FROM messages ORDER BY chat LIMIT 1)"
         "  UNION ALL SELECT (SELECT m.chat FROM messages m WHERE m.chat > c.chat"
         "   ORDER BY m.chat LIMIT 1) FROM c WHERE c.chat IS NOT NULL)"
-        " SELECT chat FROM c WHERE chat IS NOT NULL UNION SELECT name FROM chats"
+        " SELECT chat FROM c WHERE chat IS NOT NULL UNION SELECT name FROM chats ORDER BY 1"
     ).fetchall()
-    return sorted(
-        {row[0] for row in members}
-        | {row[0] for row in names if set(handles_in_name(row[0])) & set(wanted)}
-    )
+    return [row[0] for row in rows]
+
+
+def read_chat_members(conn: psycopg.Connection) -> dict[str, list[str]]:
+    """Each chat row's member handles."""
+    return dict(conn.execute("SELECT name, members FROM chats").fetchall())
+
+
+def read_latest_in(conn: psycopg.Connection, chats: Collection[str], limit: int) -> list[Message]:
+    """The newest messages of these chats, newest first: each chat's newest `limit` through
+    messages_chat_time (read backwards), then the newest of those, so that the cost follows
+    the number of chats rather than of their messages."""
+    rows = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM unnest(%s::text[]) AS c(name) CROSS JOIN LATERAL"
+        f" (SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat = c.name"
+        "  ORDER BY posted_utc DESC, id DESC LIMIT %s) AS m"
+        " ORDER BY posted_utc DESC, id DESC LIMIT %s",
+        (sorted(set(chats)), limit, limit),
+    ).fetchall()
+    return _messages(rows)
+
+
+def read_media_chats(conn: psycopg.Connection, sha256: str) -> list[str]:
+    """The chats whose messages show the archived file with this sha256 (through
+    messages_media), sorted."""
+    rows = conn.execute(
+        "SELECT DISTINCT chat FROM messages WHERE media <> '{}' AND media &&"
+        " (SELECT coalesce(array_agg(docid), '{}') FROM media WHERE sha256 = %s) ORDER BY 1",
+        (sha256,),
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 # A person's name on the statistics pages is the one on their latest message that has one

@@ -11,8 +11,9 @@ own state, removed with it by --rebuild.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import psycopg
 
@@ -61,30 +62,44 @@ class Tallies:
 
     def read(self, chat: str | None) -> Statistics:
         """One chat's statistics, or (None) the whole archive's, summed over its chats."""
-        where, params = ("WHERE chat = ?", (chat,)) if chat is not None else ("", ())
-        # A person's name is the one on their latest message (in the chat, or anywhere):
-        # last_posted has a fixed width (store.read_tallies), so the greatest
-        # "last_posted<TAB>name" carries it.
-        people = [
-            PersonTally(author, latest[NAME_AT:], n, edited, deleted)
-            for author, n, edited, deleted, latest in self.db.execute(
-                "SELECT author, sum(messages), sum(edited), sum(deleted),"
-                " max(last_posted || char(9) || name)"
-                f" FROM tally_people {where} GROUP BY author ORDER BY 2 DESC, author",
-                params,
-            )
-        ]
-        days = [
-            DayTally(*row)
-            for row in self.db.execute(
-                "SELECT day, sum(messages), sum(edited), sum(deleted)"
-                f" FROM tally_days {where} GROUP BY day ORDER BY day",
-                params,
-            )
-        ]
-        hours = self.db.execute(
-            f"SELECT weekday, hour, sum(messages) FROM tally_hours {where}"
-            " GROUP BY weekday, hour ORDER BY weekday, hour",
+        return read_statistics(self.db, None if chat is None else [chat], self.time_zone)
+
+
+def read_statistics(
+    db: sqlite3.Connection, chats: Collection[str] | None, time_zone: str = "UTC"
+) -> Statistics:
+    """The statistics of these chats (None: every chat), summed from their rows: what one
+    reader may see of the archive's (publishers/access/reader_pages.py) is the sum over the
+    chats they may read. `time_zone`: the one the rows were counted in."""
+    where, params = "", ()
+    if chats is not None:
+        where, params = (
+            "WHERE chat IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(chats)),),
+        )
+    # A person's name is the one on their latest message (in the chats, or anywhere):
+    # last_posted has a fixed width (store.read_tallies), so the greatest
+    # "last_posted<TAB>name" carries it.
+    people = [
+        PersonTally(author, latest[NAME_AT:], n, edited, deleted)
+        for author, n, edited, deleted, latest in db.execute(
+            "SELECT author, sum(messages), sum(edited), sum(deleted),"
+            " max(last_posted || char(9) || name)"
+            f" FROM tally_people {where} GROUP BY author ORDER BY 2 DESC, author",
             params,
-        ).fetchall()
-        return Statistics(tuple(people), tuple(days), tuple(hours), self.time_zone)
+        )
+    ]
+    days = [
+        DayTally(*row)
+        for row in db.execute(
+            "SELECT day, sum(messages), sum(edited), sum(deleted)"
+            f" FROM tally_days {where} GROUP BY day ORDER BY day",
+            params,
+        )
+    ]
+    hours = db.execute(
+        f"SELECT weekday, hour, sum(messages) FROM tally_hours {where}"
+        " GROUP BY weekday, hour ORDER BY weekday, hour",
+        params,
+    ).fetchall()
+    return Statistics(tuple(people), tuple(days), tuple(hours), time_zone)

@@ -14,6 +14,8 @@ command -v runuser >/dev/null || missing+=(util-linux)
 command -v chromium >/dev/null || missing+=(chromium)
 # npm fetches axe-core, the accessibility checker those tests inject (Makefile, axe-core).
 command -v npm >/dev/null || missing+=(npm)
+# The nginx template (deploy/nginx) is tested for real: auth_request in front of `serve`.
+command -v nginx >/dev/null || missing+=(nginx-light)
 # An emoji font, so the screenshots the browser tests write show emoji as people see them.
 [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
 

@@ -6,6 +6,7 @@ fills in `create_backend`.
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime
 
@@ -62,6 +63,40 @@ PASTED = [
     doc("p4", "ticket ABC-123 is fixed", when=(2007, 1, 4)),
     doc("p5", "an example of org charts, abc and 123", when=(2007, 1, 5)),
     doc("p6", "from alpha.beta gamma.x and beta.gamma", when=(2007, 1, 6)),
+]
+
+
+# Three chats, and an author (carol.smith, "Carol Smith") whose words match another author's
+# handle (carol, in a chat of her own).
+SPLIT = [
+    *CORPUS,
+    doc(
+        "s1",
+        "meeting notes for the lunch",
+        chat="19:ops@thread.skype",
+        author="carol.smith",
+        name="Carol Smith",
+        when=(2006, 5, 3),
+    ),
+    doc("s2", "Tuesday noon then", chat="19:ops@thread.skype", author="erin", when=(2006, 7, 9)),
+]
+SPLIT_CHATS = sorted({d.chat for d in SPLIT})
+SPLIT_WORDS = [
+    "meeting",
+    "tuesday",
+    "lunch",
+    "noon",
+    "spam",
+    "-meeting",
+    "OR",
+    '"the meeting"',
+    "author:carol",
+    "author:bob",
+    "author:erin",
+    "chat:carol",
+    'chat:"#carol/$dave;ff"',
+    "date:2006-07",
+    "after:2006-05-02",
 ]
 
 
@@ -286,3 +321,89 @@ class SearchBackendContract:
             "#carol/$dave;ff": 2,
         }
         assert answer["hits"][0]["before"]["id"] and "chat_title" in answer["hits"][0]
+
+    # A reader's search (publishers/access/gate.py): only the chats they may read.
+    def test_a_reader_finds_nothing_of_the_chats_they_cannot_read(self, backend):
+        mine = frozenset({CHAT})
+        results = backend.search("meeting OR lunch", chats=mine)
+        assert sorted(hit.id for hit in results.hits) == ["m1", "m2", "m3"]
+        assert results.total == 3
+        assert [f.value for f in results.facets["chat"]] == [CHAT]
+        assert {f.value for f in results.facets["author"]} == {"alice", "bob"}
+        for query in ("lunch", "noon", 'chat:"#carol/$dave;ff"', "author:dave"):
+            nothing = backend.search(query, chats=mine)
+            assert (nothing.total, nothing.hits, nothing.facets) == (
+                0,
+                (),
+                {"chat": (), "author": ()},
+            ), query
+        assert backend.search("meeting", chats=frozenset()).total == 0
+        assert backend.search("meeting", chats=None).total == 3
+
+    @pytest.fixture
+    def split(self, tmp_path):
+        """The whole SPLIT corpus in one index, and each set of its chats alone in another."""
+        made = {}
+        for size in range(len(SPLIT_CHATS) + 1):
+            for chats in itertools.combinations(SPLIT_CHATS, size):
+                backend = self.create_backend(tmp_path / f"only-{len(made)}")
+                backend.write_batch([d for d in SPLIT if d.chat in chats], [], watermark=1)
+                made[frozenset(chats)] = backend
+        whole = self.create_backend(tmp_path / "whole")
+        whole.write_batch(SPLIT, [], watermark=1)
+        yield whole, made
+        for backend in (whole, *made.values()):
+            backend.close()
+
+    @settings(
+        max_examples=80,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(
+        st.lists(st.sampled_from(SPLIT_WORDS), min_size=1, max_size=3).map(" ".join),
+        st.sets(st.sampled_from(SPLIT_CHATS)),
+        st.sampled_from(("time", "relevance")),
+    )
+    def test_a_readers_search_is_that_of_an_index_of_their_chats_alone(
+        self, split, query, chats, sort
+    ):
+        """Totals, hits, their scores, snippets, neighbours, facets and errors: nothing tells
+        of another chat. (Hits of equal score may be ordered otherwise in relevance order:
+        ties go by document number, which differs between the two indexes.)"""
+        whole, alone = split
+        chats = frozenset(chats)
+        try:
+            expected = alone[chats].search(query, sort=sort, limit=50)
+        except QueryError:
+            with pytest.raises(QueryError):
+                whole.search(query, sort=sort, limit=50, chats=chats)
+            return
+        found = whole.search(query, sort=sort, limit=50, chats=chats)
+        assert _seen(found, sort) == _seen(expected, sort)
+
+
+def _seen(results, sort):
+    def neighbour(n):
+        return n and (n.id, n.text)
+
+    hits = [
+        (
+            h.id,
+            round(h.score, 6),
+            h.chat,
+            h.chat_title,
+            h.snippet,
+            neighbour(h.before),
+            neighbour(h.after),
+        )
+        for h in results.hits
+    ]
+    facets = {
+        name: [(f.value, f.label, f.count) for f in values]
+        for name, values in results.facets.items()
+    }
+    return results.total, hits if sort == "time" else sorted(hits), facets

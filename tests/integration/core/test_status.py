@@ -19,6 +19,7 @@ from chatchannels.settings import Settings
 from chatchannels.stack.freeze import frozen
 from chatchannels.stack.kafka import kafka_pid
 from chatchannels.stack.processes import process_state, wait_for
+from tests.support.open_site import OPEN_SITE
 from tests.support.processor_events import Host
 from tests.support.processor_harness import host_events, now_base, process_once, produce
 from tests.support.stack import free_port
@@ -50,7 +51,7 @@ def pipeline(private_kafka, pg_dsn, tmp_path) -> Iterator[Settings]:
     produce(settings, topic, host_events([alice, bob]))
     assert process_once(settings, topic).records == 10
     publish(pg_dsn, settings.site_dir, once=True)
-    server = make_server(settings.site_dir, port=port)
+    server = make_server(settings.site_dir, port=port, access=OPEN_SITE)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     try:

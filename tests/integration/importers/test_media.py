@@ -32,6 +32,7 @@ from chatchannels.publishers.publishing import index_dir, publish
 from chatchannels.publishers.search_index import WhooshBackend
 from chatchannels.publishers.serve import make_server
 from chatchannels.signing_secrets import importer_signer
+from tests.support.open_site import OPEN_SITE
 from tests.support.processor_harness import process_once
 from tests.support.skype_files import CLOUD_ID, DOCID, MISSING_DOCID, T0, _activity, _message, _uri
 
@@ -160,7 +161,7 @@ def test_pages_and_feeds_link_archived_media_and_serve_returns_it_safely(
     finally:
         backend.close()
 
-    server = make_server(site, "127.0.0.1", 0)
+    server = make_server(site, "127.0.0.1", 0, access=OPEN_SITE)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

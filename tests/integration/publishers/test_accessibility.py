@@ -23,17 +23,17 @@ import pytest
 from chatchannels.publishers import paths
 from chatchannels.publishers.publishing import publish
 from chatchannels.publishers.serve import make_server
+from tests.support.axe import AXE, BLOCKING, axe_violations
 from tests.support.cdp import Browser, Tab
+from tests.support.open_site import OPEN_SITE
 from tests.support.paths import REPO
 from tests.support.publishers_seeding import StoreSeeder
 
 pytestmark = pytest.mark.integration
 
-AXE = REPO / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 ONE = "#alice/$bob;a7ab1234"
 GROUP = "19:release@thread.skype"
-BLOCKING = ("serious", "critical")
 WIDTHS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
 # What the keyboard must reach, in the document's order (but what is not shown, such as the
 # content of a closed <details>).
@@ -80,7 +80,7 @@ def site_url(pg_dsn, tmp_path) -> Iterator[str]:
     finally:
         seeder.close()
     publish(pg_dsn, tmp_path / "site", once=True)
-    server = make_server(tmp_path / "site", "127.0.0.1", 0)
+    server = make_server(tmp_path / "site", "127.0.0.1", 0, access=OPEN_SITE)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -116,18 +116,6 @@ def open_tab(browser: Browser, url: str, width: int, height: int, dark: bool, mo
     tab.send("Page.setBypassCSP", {"enabled": True})
     tab.open(url)
     return tab
-
-
-def axe_violations(tab: Tab) -> list[dict]:
-    tab.evaluate(AXE.read_text())
-    found = tab.evaluate(
-        "axe.run(document, {resultTypes: ['violations']}).then(r => JSON.stringify("
-        "r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
-        " nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': '"
-        " + n.any.concat(n.all, n.none).map(c => c.message).join(' '))}))))",
-        await_promise=True,
-    )
-    return json.loads(found)
 
 
 def test_axe_finds_no_serious_or_critical_violation(site_url, browser):

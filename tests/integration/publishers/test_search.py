@@ -23,6 +23,7 @@ from chatchannels.publishers.publishing import index_dir, publish
 from chatchannels.publishers.search_index import WhooshBackend
 from chatchannels.publishers.serve import make_server
 from chatchannels.store_contract import NOTIFY_CHANNEL
+from tests.support.open_site import OPEN_SITE
 from tests.support.publishers_seeding import StoreSeeder
 
 pytestmark = pytest.mark.integration
@@ -206,7 +207,7 @@ def wait_for(condition, what, timeout=30.0):
 @pytest.fixture
 def server(seeder, pg_dsn, tmp_path):
     publish(pg_dsn, tmp_path, once=True)
-    server = make_server(tmp_path, "127.0.0.1", 0)
+    server = make_server(tmp_path, "127.0.0.1", 0, access=OPEN_SITE)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -262,4 +263,6 @@ def test_serve_site_and_search(server):
     assert fetch(f"{server}/chats/")[0] == 404
     assert fetch(f"{server}/.chatchannels-site.json")[0] == 404
     assert fetch(f"{server}/chats/%2e%2e/%2e%2e/etc/passwd")[0] == 404
-    assert fetch(f"{server}/index.html", method="POST")[0] == 501
+    # Only /login and /logout take a POST; the site's files are read-only.
+    status, headers, _ = fetch(f"{server}/index.html", method="POST")
+    assert (status, headers["Allow"]) == (405, "GET, HEAD")

@@ -17,6 +17,7 @@ from chatchannels.publishers import paths
 from chatchannels.publishers.publishing import publish
 from chatchannels.publishers.serve import make_server
 from tests.support.chromium import WIDTHS, dump_dom, screenshot
+from tests.support.open_site import OPEN_SITE
 from tests.support.publishers_seeding import StoreSeeder
 
 pytestmark = pytest.mark.integration
@@ -62,7 +63,7 @@ def site(pg_dsn, tmp_path):
     finally:
         seeder.close()
     publish(pg_dsn, tmp_path / "site", once=True)
-    server = make_server(tmp_path / "site", "127.0.0.1", 0)
+    server = make_server(tmp_path / "site", "127.0.0.1", 0, access=OPEN_SITE)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -11,7 +11,17 @@ from packaging.requirements import Requirement
 from tests.support.paths import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-SERVER_ONLY = {"psycopg", "psycopg-binary", "whoosh-reloaded", "feedgen", "jinja2"}
+SERVER_ONLY = {
+    "psycopg",
+    "psycopg-binary",
+    "whoosh-reloaded",
+    "feedgen",
+    "jinja2",
+    "werkzeug",
+    "waitress",
+    "argon2-cffi",
+    "itsdangerous",
+}
 
 
 def _norm(name: str) -> str:

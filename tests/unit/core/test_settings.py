@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from chatchannels.publishers.access.rules import Allow, Permissions, Rule
 from chatchannels.settings import SettingsError, load_settings, settings_env
 
 
@@ -52,3 +53,20 @@ def test_the_schema_must_be_a_plain_identifier():
     assert load_settings(environ={"CHATCHANNELS_SCHEMA": "tenant_2"}).schema == "tenant_2"
     with pytest.raises(SettingsError, match="'schema': 'a;b' is not a lowercase identifier"):
         load_settings(environ={"CHATCHANNELS_SCHEMA": "a;b"})
+
+
+def test_permissions_are_read_from_their_table_and_checked_at_load(tmp_path):
+    assert load_settings(environ={}).permissions == Permissions()
+    config = tmp_path / "cc.toml"
+    config.write_text(
+        "[[permissions.rules]]\nallow = { members = true }\n\n"
+        '[[permissions.rules]]\ntitles = ["News*"]\nallow = true\n'
+    )
+    assert load_settings(config_file=config, environ={}).permissions == Permissions(
+        (Rule(allow=Allow(members=True)), Rule(titles=("News*",), allow=Allow(everyone=True)))
+    )
+    config.write_text('[[permissions.rules]]\nallow = true\n\n[[permissions.rules]]\nchats = "x"\n')
+    with pytest.raises(SettingsError, match=f"permissions rule 2 from {config}: has no `allow`"):
+        load_settings(config_file=config, environ={})
+    with pytest.raises(SettingsError, match="from CHATCHANNELS_PERMISSIONS: unknown key 'rulez'"):
+        load_settings(environ={"CHATCHANNELS_PERMISSIONS": '{"rulez": []}'})
