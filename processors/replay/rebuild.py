@@ -459,6 +459,7 @@ def swap_schemas(dsn: str, live: str, replay: str, previous: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
         conn.execute("SET LOCAL lock_timeout = '60s'")
         conn.execute(sql.SQL("LOCK TABLE {}.offsets IN ACCESS EXCLUSIVE MODE").format(_ident(live)))
+        _carry_readers(conn, live, replay)
         # (role or NULL for PUBLIC, privilege), the owner's own rights aside.
         grants = conn.execute(
             "SELECT r.rolname, a.privilege_type FROM pg_namespace n"
@@ -475,6 +476,34 @@ def swap_schemas(dsn: str, live: str, replay: str, previous: str) -> None:
                     sql.SQL(privilege), _ident(live), grantee
                 )
             )
+
+
+# Who reads the site (migration 0009, publishers/access/) is not in the log: the rebuilt store
+# takes the live store's, in foreign-key order, or a swap would sign everyone out for good.
+READER_TABLES = ("readers", "reader_tokens", "reader_handles")
+
+
+def _carry_readers(conn: psycopg.Connection, live: str, replay: str) -> None:
+    """Copy the reader tables from `live` into `replay`, writes to them held off meanwhile
+    (`chatchannels users` runs while a replay builds)."""
+    tables = [sql.SQL("{}.{}").format(_ident(live), _ident(t)) for t in READER_TABLES]
+    conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.SQL(", ").join(tables)))
+    for table, source in zip(READER_TABLES, tables, strict=True):
+        target = sql.SQL("{}.{}").format(_ident(replay), _ident(table))
+        # Token ids are an identity column: kept as they are, the sequence moved past them.
+        conn.execute(
+            sql.SQL("INSERT INTO {} OVERRIDING SYSTEM VALUE SELECT * FROM {}").format(
+                target, source
+            )
+        )
+    tokens = sql.SQL("{}.reader_tokens").format(_ident(replay))
+    conn.execute(
+        sql.SQL(
+            "SELECT setval(pg_get_serial_sequence(%s, 'id'),"
+            " (SELECT coalesce(max(id), 0) + 1 FROM {}), false)"
+        ).format(tokens),
+        (tokens.as_string(conn),),
+    )
 
 
 def drop_schema(dsn: str, schema: str) -> None:

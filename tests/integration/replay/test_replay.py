@@ -24,6 +24,7 @@ from chatchannels.processors.pg.migrate import migrate
 from chatchannels.processors.pg.offsets import DEFAULT_CONSUMER, read_offsets
 from chatchannels.processors.replay.archive import archive_digest, read_archive
 from chatchannels.processors.replay.rebuild import (
+    READER_TABLES,
     ReplayError,
     ReplayMismatch,
     ReplayOptions,
@@ -31,6 +32,13 @@ from chatchannels.processors.replay.rebuild import (
     schema_exists,
 )
 from chatchannels.processors.replay.topic_copy import copy_topic
+from chatchannels.publishers.access.readers_store import (
+    add_reader,
+    add_token,
+    read_token_reader,
+    set_handle,
+)
+from chatchannels.publishers.access.tokens import token_digest
 from chatchannels.publishers.publishing import publish
 from chatchannels.publishers.site import STATE_FILE
 from chatchannels.replay_wiring import PUBLISHED_SITE
@@ -170,6 +178,12 @@ def test_verify_fails_and_names_the_difference_when_the_live_store_was_tampered_
     assert schemas(dsn, "replay_") == sorted([kept[0], "replay_again"])
 
 
+def _reader_rows(conn) -> tuple[list, list, list]:
+    return tuple(
+        conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in READER_TABLES
+    )
+
+
 def test_swap_only_after_verify_keeps_the_previous_store_and_swaps_the_site(
     live, tmp_path: Path
 ) -> None:
@@ -180,6 +194,12 @@ def test_swap_only_after_verify_keeps_the_previous_store_and_swaps_the_site(
     site = tmp_path / "site"
     publish(dsn, site, once=True)
     old_pages = sorted(p.relative_to(site) for p in site.rglob("*.html"))
+    # Who reads the site is not in the log: the swapped-in store keeps the live one's.
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        add_reader(conn, "ann", "argon2-hash-of-ann", admin=True)
+        _, token = add_token(conn, "ann", "feeds")
+        set_handle(conn, "alice", "ann")
+        readers_before = _reader_rows(conn)
 
     # A plain site folder: renamed away, the rebuilt one renamed in.
     first = replay(
@@ -202,6 +222,11 @@ def test_swap_only_after_verify_keeps_the_previous_store_and_swaps_the_site(
             " WHERE n.nspname = 'public' AND a.grantee = 0"
         ).fetchall() == [("USAGE",)]
     assert read_offsets(dsn, "public", DEFAULT_CONSUMER, live.topic) == first.offsets
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert _reader_rows(conn) == readers_before
+        assert read_token_reader(conn, token_digest(token)).name == "ann"
+        # A token made after the swap gets a new id, not one of the carried ones.
+        assert add_token(conn, "ann", "later")[0].id > readers_before[1][0][0]
     assert first.swap is not None and first.swap.previous == site.with_name(
         f"site.previous-{first.swap.stamp}"
     )
