@@ -48,6 +48,27 @@ def test_demo_once_matches_ground_truth(stack):
     assert "dead letters           0" in result.stdout
     for host in ("alice-pc", "bob-laptop", "cecil-pc"):
         assert host in result.stdout
+    # No password or key of the run reached a log or the demo's output.
+    secrets = _secrets(stack)
+    assert len(secrets) >= 8, "the demo's secrets: master key, Kafka, PostgreSQL, agents, reader"
+    for log in _logs(stack):
+        text = log.read_text(errors="replace")
+        assert not [s for s in secrets if s in text], f"a secret in {log}"
+    assert not [s for s in secrets if s in result.stdout + result.stderr]
+
+
+def _secrets(stack) -> set[str]:
+    """Every password and key the stack and the demo hold: the one-line secret files (the
+    password file `pgpass` repeats them; certificates are not secret)."""
+    files = [*stack.secrets_root.rglob("*"), *(stack.stack_dir / "demo").rglob("*.password")]
+    values = (p.read_text().strip() for p in files if p.is_file())
+    return {v for v in values if v and "\n" not in v and len(v) >= 16}
+
+
+def _logs(stack) -> list:
+    return [p for p in (stack.stack_dir / "logs").rglob("*") if p.is_file()] + [
+        p for p in (stack.stack_dir / "demo" / "logs").rglob("*") if p.is_file()
+    ]
 
 
 # Where Ctrl-C comes: during the scripted part, while Kafka is frozen and Bob's Skype has
