@@ -15,7 +15,6 @@ processor can recompute any writer's signing key; the admin's is random.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from chatchannels.kafka_auth import (
 )
 from chatchannels.secret_files import MASTER_KEY, derived_password, ensure_secret, write_secret
 from chatchannels.settings import Settings
-from chatchannels.stack.processes import StackError
+from chatchannels.stack.processes import StackError, wait_for
 
 CLUSTER = "kafka-cluster"
 
@@ -106,11 +105,7 @@ class _Admin:
 
 
 def _wait(what: str, check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + _PROPAGATION_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise StackError(f"Kafka did not show {what} within {_PROPAGATION_S:g} s")
-        time.sleep(0.05)
+    wait_for(f"Kafka to show {what}", check, _PROPAGATION_S, interval=0.05)
 
 
 def _acl_filter(principal: str | None = None, topic: str | None = None):

@@ -62,14 +62,7 @@ class SignIn:
         if not self._csrf_ok(request):
             return self._form(request, "signout.html", reader, status=400)
         response = Response(status=303, headers={"Location": "/"})
-        config = self.identity.config
-        response.delete_cookie(
-            config.session_cookie,
-            path="/",
-            secure=config.cookie_secure,
-            httponly=True,
-            samesite=config.cookie_samesite,
-        )
+        response.delete_cookie(self.identity.config.session_cookie, **self._session_attributes())
         return response
 
     def _sign_in(self, request: Request) -> Response:
@@ -111,12 +104,19 @@ class SignIn:
             config.session_cookie,
             self.identity.sessions.issue(self.identity.session_claim(record)),
             max_age=config.session_max_age_s,
-            path="/",
-            secure=config.cookie_secure,
-            httponly=True,
-            samesite=config.cookie_samesite,
+            **self._session_attributes(),
         )
         return response
+
+    def _session_attributes(self) -> dict:
+        """The session cookie's attributes: a browser deletes a cookie only when they match."""
+        config = self.identity.config
+        return {
+            "path": "/",
+            "secure": config.cookie_secure,
+            "httponly": True,
+            "samesite": config.cookie_samesite,
+        }
 
     def _csrf_ok(self, request: Request) -> bool:
         field = request.form.get("csrf", "")[:MAX_FIELD]

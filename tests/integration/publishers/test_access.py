@@ -4,7 +4,6 @@ per-reader index, feed of all chats and statistics."""
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from chatchannels.publishers.access.readers import ANONYMOUS, Reader
 from chatchannels.publishers.access.rules import parse_permissions
 from chatchannels.publishers.changes import run_publishers
 from chatchannels.publishers.site import SitePublisher
+from chatchannels.stack import processes
 from chatchannels.store_contract import schema_dsn
 from tests.support.publishers_seeding import StoreSeeder
 
@@ -114,14 +114,9 @@ def test_each_reader_sees_the_chats_the_rules_give_them(gate):
         assert gate.can_fetch(CAROL, f"media/{sha[:2]}/{sha}") != ann
 
 
-def wait_for(what: str, check, within_s: float = 2.0) -> float:
-    """Seconds until `check()` holds; fails naming `what` after `within_s`."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > within_s:
-            pytest.fail(f"{what}: not within {within_s} s")
-        time.sleep(0.02)
-    return time.monotonic() - start
+def wait_for(what: str, check, within_s: float = 2.0) -> None:
+    """Until `check()` holds, failing naming `what` after `within_s`."""
+    processes.wait_for(what, check, within_s, interval=0.02)
 
 
 def test_a_change_in_the_store_takes_effect_within_a_second(gate, store, pg_dsn):

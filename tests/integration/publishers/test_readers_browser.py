@@ -18,8 +18,9 @@ from chatchannels.publishers.access import readers_store
 from chatchannels.publishers.access.passwords import hash_password
 from chatchannels.publishers.publishing import publish
 from chatchannels.settings import load_settings
+from chatchannels.stack.processes import wait_for
 from tests.support.axe import BLOCKING, axe_violations
-from tests.support.cdp import Browser, BrowserError, Tab
+from tests.support.cdp import Browser, Tab
 from tests.support.chromium import SCREENSHOTS
 from tests.support.publishers_seeding import StoreSeeder
 from tests.support.reader_site import serving
@@ -105,17 +106,13 @@ def browsers(tmp_path):
 
 
 def wait_location(tab: Tab, url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            state = tab.evaluate("document.readyState + ' ' + location.href")
-        except BrowserError:  # between two documents
-            state = None
-        if state == f"complete {url}":
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the browser did not reach {url}; last {state!r}")
-        time.sleep(0.05)
+    # A BrowserError between two documents is one more miss (wait_for keeps polling).
+    wait_for(
+        f"the browser to reach {url}",
+        lambda: tab.evaluate("document.readyState + ' ' + location.href") == f"complete {url}",
+        timeout,
+        interval=0.05,
+    )
 
 
 def sign_in(tab: Tab, base: str, name: str, password: str) -> None:
@@ -230,10 +227,11 @@ def test_the_other_reader_gets_nothing_of_a_private_chat(archive, browsers):
     assert fetch(stranger, "/" + paths.chat_index_path(SECRET) + f"?token={token}")[0] == 404
     with psycopg.connect(dsn, autocommit=True) as conn:
         readers_store.revoke_token(conn, record.id)
-    deadline = time.monotonic() + 10
-    while fetch(stranger, f"{feed}?token={token}")[0] != 404:
-        assert time.monotonic() < deadline, "the revoked token still opens the feed"
-        time.sleep(0.05)
+    wait_for(
+        "the revoked token to stop opening the feed",
+        lambda: fetch(stranger, f"{feed}?token={token}")[0] == 404,
+        10,
+    )
 
     # The sign-in form and the 404 are pages like the others: nothing serious for axe.
     tab = browsers("axe")

@@ -5,7 +5,6 @@ nginx's auth_request. Two readers: alice (an administrator, reads everything) an
 from __future__ import annotations
 
 import logging
-import time
 from urllib.parse import quote
 
 import psycopg
@@ -15,6 +14,7 @@ from chatchannels.publishers.access import identity as identity_module
 from chatchannels.publishers.access import readers_store
 from chatchannels.publishers.access.passwords import hash_password
 from chatchannels.settings import Settings
+from chatchannels.stack.processes import wait_for
 from tests.support.reader_site import MEDIA_SHA, PASSWORDS, add_readers, serving, write_site
 from tests.support.web_client import Browserless, raw_exchange
 
@@ -60,14 +60,7 @@ def client(server) -> Browserless:
 
 def eventually(check, what: str, timeout: float = 10.0):
     """Poll `check` until it returns a true value; the last value is reported on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last saw {value!r}")
-        time.sleep(0.05)
+    return wait_for(what, check, timeout, interval=0.05)
 
 
 def without_path(answer, path: str) -> str:
