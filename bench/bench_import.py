@@ -2,10 +2,10 @@
 
 A deterministic main.db from tests/data/skype/gen_maindb.py (the plaso file's schema, Zipf
 words, Skype markup, planted needles) is imported with `chatchannels import`, as a user runs
-it, into a fresh topic; then the processor, the site publisher and the search publisher,
-each in a process of its own, take it into a fresh database and site. They start after the
-import rather than with it: on two cores they would only take turns with it, and the import's
-rate would no longer be the import's. Figures:
+it. First alone, into a topic nobody reads, for the import's own rate; then again into a
+fresh topic, with the processor, the site publisher and the search publisher already
+following it, each in a process of its own, as a deployment runs them (they take turns with
+the import on two cores, which is why its rate is measured alone). Figures:
 - the import into Kafka (spooled and acknowledged), messages/s, next to the produce ceiling:
   a bare idempotent acks=all producer sending the same encoded events;
 - the store caught up (every event consumed), from the start of the import;
@@ -81,12 +81,18 @@ def _follow_processor(settings: Settings, topic: str) -> None:
     run_processor(settings, ProcessOptions(topic=topic, batch_records=20_000))
 
 
+def _caught_up_once(log: Path) -> bool:
+    """Whether a follower has finished its first catch-up (of the empty store): it is
+    following, as a running `publish` would be when the import starts."""
+    return log.exists() and bool(log.read_text())
+
+
 def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
     """Catch up again and again, as `publish` follows the store; after each complete catch-up
     (pages rendered, index committed) append its watermark and time to `log`, which the bench
     reads. Housekeeping (merging index segments) only when idle, as `publish` does."""
     from chatchannels.publishers.changes import catch_up
-    from chatchannels.publishers.publishing import index_dir
+    from chatchannels.publishers.publishing import DEFAULT_BATCH, index_dir
     from chatchannels.publishers.search_index import SearchPublisher, WhooshBackend
     from chatchannels.publishers.site import SitePublisher
     from chatchannels.store_contract import NOTIFY_CHANNEL
@@ -102,7 +108,7 @@ def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             while True:
-                done = catch_up(conn, publisher, 5000)
+                done = catch_up(conn, publisher, DEFAULT_BATCH)
                 with log.open("a") as out:
                     out.write(json.dumps({"at": time.time(), "seq": done.watermark}) + "\n")
                 if not done.changes:
@@ -220,6 +226,7 @@ def _cli_import(settings: Settings, path: Path, work: Path) -> tuple[dict, float
         CHATCHANNELS_MEDIA_DIR=str(work / "media"),
     )
     command = ["-m", "chatchannels.cli", "import", str(path), "--json", "--wait", str(DEADLINE_S)]
+    work.mkdir(parents=True, exist_ok=True)
     output = work / f"import-{uuid.uuid4().hex[:8]}.json"
     started = time.perf_counter()
     with output.open("wb") as out:
@@ -259,6 +266,7 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
     n = messages or int(os.environ.get("BENCH_IMPORT_MESSAGES") or (N_QUICK if quick else N_FULL))
     work = Path(tempfile.mkdtemp(prefix="bench-import-"))
     topic = f"bench.import.{uuid.uuid4().hex[:8]}"
+    topics: list[str] = []
     database = f"bench_import_{uuid.uuid4().hex[:8]}"
     dsn = database_dsn(settings, database)
     settings = settings.replace(topic=topic, dsn=dsn)
@@ -279,19 +287,33 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
         del values
         shutil.rmtree(work / "dry")
 
+        # The import alone, into a topic nobody reads: its rate and its memory.
+        alone = settings.replace(topic=f"{topic}.alone")
+        create_raw_topic(alone, alone.topic, partitions=3)
+        topics.append(alone.topic)
+        first, import_s, import_rss_mb = _cli_import(alone, original, work / "alone")
+        assert first["undelivered"] == 0 and not first["errors"], first
+        events = first["spooled"]
+
         create_raw_topic(settings, topic, partitions=3)
+        topics.append(topic)
         ensure_database(settings, database)
         migrate(dsn)
         store = _Store(dsn)
         followers.append(spawn.Process(target=_follow_processor, args=(settings, topic)))
         for which, log in logs.items():
             followers.append(spawn.Process(target=_follow_publisher, args=(dsn, site, which, log)))
-        started = time.time()
-        first, import_s, import_rss_mb = _cli_import(settings, original, work)
-        assert first["undelivered"] == 0 and not first["errors"], first
-        events = first["spooled"]
         for child in followers:
             child.start()
+        for which, log in logs.items():
+            _wait(
+                f"the {which} publisher following the empty store",
+                lambda log=log: _caught_up_once(log),
+                lambda: "no catch-up yet",
+            )
+        started = time.time()
+        again, _, _ = _cli_import(settings, original, work / "followed")
+        assert again["spooled"] == events and again["undelivered"] == 0, again
         caught_up_at = _wait(
             f"the processor consuming {events:,} events",
             lambda: store.consumed() >= events,
@@ -372,8 +394,8 @@ def run(settings: Settings, quick: bool = False, messages: int | None = None) ->
             )
         admin = KafkaAdminClient(**client_options(settings))
         try:
-            if topic in admin.list_topics():
-                admin.delete_topics([topic])
+            if topics:
+                admin.delete_topics(topics)
         finally:
             admin.close()
         shutil.rmtree(work, ignore_errors=True)
