@@ -86,8 +86,11 @@ def _new_feed(
     fg.link(href=paths.relative_link(feed_path, feed_path), rel="self")
     # Links in content resolve against the feed's own address (RFC 4287, xml:base).
     root = paths.relative_link(feed_path, "")
+    pages: dict[tuple[str, str], str] = {}  # (chat, month) -> link to its page
     for message in messages:
-        month = paths.month_of(message.posted_utc)
+        place = (message.chat, paths.month_of(message.posted_utc))
+        if place not in pages:
+            pages[place] = paths.relative_link(feed_path, paths.month_page_path(*place))
         fe = fg.add_entry(order="append")
         fe.id(tag_uri("message", message.id))
         fe.title(clean_text(_entry_title(message, chat_titles)))
@@ -95,9 +98,7 @@ def _new_feed(
         fe.published(message.posted_utc)
         fe.updated(message.updated_utc)
         fe.link(
-            href=paths.relative_link(
-                feed_path, paths.message_link(message.chat, month, message.id)
-            ),
+            href=f"{pages[place]}#{paths.message_anchor(message.id)}",
             rel="alternate",
             type="text/html",
         )
