@@ -65,10 +65,10 @@ def _entry_title(message: Message, chat_titles: Mapping[str, str] | None = None)
     return f"{who}: {text}"
 
 
-def _entry_html(message: Message, media: Mapping[str, str], root: str) -> str:
+def _entry_html(message: Message, context: Context) -> str:
     if message.deleted:
         return "<p><em>This message was deleted.</em></p>"
-    return f"<div>{body_html(message, Context(media, root))}</div>"
+    return f"<div>{body_html(message, context)}</div>"
 
 
 def _new_feed(
@@ -85,7 +85,7 @@ def _new_feed(
     fg.updated(max((m.updated_utc for m in messages), default=EPOCH))
     fg.link(href=paths.relative_link(feed_path, feed_path), rel="self")
     # Links in content resolve against the feed's own address (RFC 4287, xml:base).
-    root = paths.relative_link(feed_path, "")
+    context = Context(media or {}, paths.relative_link(feed_path, ""))
     pages: dict[tuple[str, str], str] = {}  # (chat, month) -> link to its page
     for message in messages:
         place = (message.chat, paths.month_of(message.posted_utc))
@@ -102,7 +102,7 @@ def _new_feed(
             rel="alternate",
             type="text/html",
         )
-        fe.content(_entry_html(message, media or {}, root), type="html")
+        fe.content(_entry_html(message, context), type="html")
     return fg
 
 

@@ -21,18 +21,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from chatchannels.publishers.model import Message, Revision
+from chatchannels.publishers.utc import utc_iso
 
 FORMAT = "chatchannels.manifest.v1"
 
 
 def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if value is None else utc_iso(value) + "Z"
 
 
 def _revision(revision: Revision) -> dict[str, Any]:

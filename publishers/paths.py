@@ -25,6 +25,8 @@ import hashlib
 import re
 from datetime import UTC, datetime
 
+from chatchannels.publishers.utc import utc_iso
+
 SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 LEGACY = {"#": "(", "/": ")"}
 UNLEGACY = {v: k for k, v in LEGACY.items()}
@@ -114,7 +116,7 @@ def decode_chat_name(component: str) -> str:
 
 def month_of(posted_utc: datetime) -> str:
     """The month partition of a message: its UTC year-month, `YYYY-MM`."""
-    return posted_utc.astimezone(UTC).strftime("%Y-%m")
+    return utc_iso(posted_utc)[:-19]
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:

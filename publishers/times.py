@@ -9,6 +9,7 @@ from markupsafe import Markup
 
 from chatchannels.publishers import paths
 from chatchannels.publishers.model import Message, Sighting
+from chatchannels.publishers.utc import utc_iso
 
 
 def utc_text(moment: datetime) -> str:
@@ -17,8 +18,8 @@ def utc_text(moment: datetime) -> str:
 
 def time_html(moment: datetime, shown: str) -> Markup:
     """A time as people read it (`shown`), with the exact UTC time as its title and datetime."""
-    # One strftime for both UTC forms: a month page has two times a message.
-    iso = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # One formatting for both UTC forms: a month page has two times a message.
+    iso = utc_iso(moment)[:-7] + "Z"
     return Markup(f'<time datetime="{iso}" title="{iso[:10]} {iso[11:19]} UTC">{shown}</time>')
 
 
