@@ -10,11 +10,10 @@ shown as the page's filters show them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from markupsafe import Markup, escape
 
 from chatchannels.publishers import paths
+from chatchannels.publishers.conversation import Run
 from chatchannels.publishers.markup import (
     MEMBER_EVENTS,
     SYSTEM_TYPES,
@@ -42,11 +41,14 @@ def _text(value: str) -> str:
     return escape(clean_text(value))
 
 
-def run_articles(context: Context, messages: Iterable[Message]) -> Markup:
-    """The articles of one person's run of messages; the first one's time is the run's
-    byline, so only the others show theirs."""
-    out = []
-    for i, m in enumerate(messages):
+def run_html(context: Context, run: Run) -> Markup:
+    """One person's run of messages: a byline with the first one's time, then the
+    articles, of which only the others show their time."""
+    name = _text(run.author_name or run.author)
+    who = f'<span class="author" title="{_text(run.author)}"><bdi>{name}</bdi></span>'
+    when = permalink(context.zone, run.first, "%H:%M")
+    out = [f'<div class="run">\n<p class="byline">{who} {when}</p>\n']
+    for i, m in enumerate(run.messages):
         classes = "message"
         if m.deleted:
             classes += " deleted"
@@ -74,6 +76,7 @@ def run_articles(context: Context, messages: Iterable[Message]) -> Markup:
             if m.edited_utc:
                 out.append(f'<p class="edited">Edited{by}{at}.</p>')
         out.append("</article>\n")
+    out.append("</div>\n")
     return Markup("".join(out))
 
 

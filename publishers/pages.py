@@ -19,12 +19,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from chatchannels.publishers import paths, statistics
-from chatchannels.publishers.articles import run_articles, system_article
+from chatchannels.publishers.articles import run_html, system_article
 from chatchannels.publishers.conversation import conversation, participants, time_zone
 from chatchannels.publishers.markup import Context, clean_text
 from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount
 from chatchannels.publishers.search_query import narrowed
-from chatchannels.publishers.times import local_time, permalink, time_html, utc_text
+from chatchannels.publishers.times import local_time, time_html, utc_text
 
 if TYPE_CHECKING:
     from chatchannels.publishers.search_index import SearchResults
@@ -99,8 +99,7 @@ class PageRenderer:
             local_time=partial(local_time, self.zone),
             utc_time=lambda moment: time_html(moment, utc_text(moment)),
             day_label=day_label,
-            permalink=partial(permalink, self.zone),
-            run_articles=run_articles,
+            run_html=run_html,
             system_article=system_article,
         )
 

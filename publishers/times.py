@@ -4,6 +4,7 @@ UTC time as its title and datetime; pure (values in, safe HTML out)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 
 from markupsafe import Markup
 
@@ -30,8 +31,14 @@ def local_time(zone: tzinfo, moment: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -
 def sighting_time(sighting: Sighting) -> Markup:
     """The TIMESTAMP a desktop's Skype wrote, on its own clock and in its own time zone."""
     moment = datetime.fromtimestamp(sighting.local_timestamp, UTC)
-    local = moment.astimezone(timezone(timedelta(seconds=sighting.tz_offset_s)))
+    local = moment.astimezone(_fixed_zone(sighting.tz_offset_s))
     return time_html(moment, local.strftime("%Y-%m-%d %H:%M:%S %z"))
+
+
+@lru_cache(maxsize=256)
+def _fixed_zone(offset_s: int) -> timezone:
+    # A desktop's UTC offset: few, and one a sighting, so made once each.
+    return timezone(timedelta(seconds=offset_s))
 
 
 def permalink(zone: tzinfo, message: Message, fmt: str) -> Markup:
