@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
@@ -46,10 +46,6 @@ class _ArchiveMark(BaseExtension):
     def extend_atom(self, feed):  # type: ignore[no-untyped-def]
         xml_elem(f"{{{FEED_HISTORY_NS}}}archive", feed)
         return feed
-
-
-class _NoEntryExtension(BaseEntryExtension):
-    pass
 
 
 def _entry_title(message: Message, chat_titles: Mapping[str, str] | None = None) -> str:
@@ -149,7 +145,9 @@ def archive_feed(
     path = paths.archive_feed_path(chat, month)
     feed_id = tag_uri("chat-archive", f"{chat}/{month}")
     fg = _new_feed(path, feed_id, f"{title or chat} {month}", messages, media)
-    fg.register_extension("archive", _ArchiveMark, _NoEntryExtension, atom=True, rss=False)
+    # No entry extension: feedgen then leaves the entries alone instead of giving each one
+    # an extension object that adds nothing.
+    fg.register_extension("archive", _ArchiveMark, None, atom=True, rss=False)
     fg.link(href=paths.relative_link(path, paths.chat_feed_path(chat)), rel="current")
     fg.link(
         href=paths.relative_link(path, paths.month_page_path(chat, month)),
