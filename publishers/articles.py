@@ -2,10 +2,10 @@
 
 The rest of the page is templates/month.html; a message's article is written here in
 Python because a site has one per message, and rendering 200,000 of them through a Jinja
-macro (an escape and a filter call for every value) cost more than the rest of publishing
-the site together. The articles keep the page's rules: every value is escaped as the
-templates' autoescape would, after markup.clean_text (pages._finalize), and times are
-shown as the page's filters show them.
+macro (a macro call, an escape and a filter call for every value) took a fifth longer.
+The articles keep the page's rules: every value is escaped as the templates' autoescape
+would, after markup.clean_text (pages._finalize), and times are shown as the page's
+filters show them.
 """
 
 from __future__ import annotations
