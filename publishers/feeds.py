@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
@@ -48,10 +48,6 @@ class _ArchiveMark(BaseExtension):
         return feed
 
 
-class _NoEntryExtension(BaseEntryExtension):
-    pass
-
-
 def _entry_title(message: Message, chat_titles: Mapping[str, str] | None = None) -> str:
     """`Alice: hello`; in a feed of several chats, `Alice in Design review: hello`."""
     who = message.author_name or message.author
@@ -65,10 +61,10 @@ def _entry_title(message: Message, chat_titles: Mapping[str, str] | None = None)
     return f"{who}: {text}"
 
 
-def _entry_html(message: Message, media: Mapping[str, str], root: str) -> str:
+def _entry_html(message: Message, context: Context) -> str:
     if message.deleted:
         return "<p><em>This message was deleted.</em></p>"
-    return f"<div>{body_html(message, Context(media, root))}</div>"
+    return f"<div>{body_html(message, context)}</div>"
 
 
 def _new_feed(
@@ -85,9 +81,12 @@ def _new_feed(
     fg.updated(max((m.updated_utc for m in messages), default=EPOCH))
     fg.link(href=paths.relative_link(feed_path, feed_path), rel="self")
     # Links in content resolve against the feed's own address (RFC 4287, xml:base).
-    root = paths.relative_link(feed_path, "")
+    context = Context(media or {}, paths.relative_link(feed_path, ""))
+    pages: dict[tuple[str, str], str] = {}  # (chat, month) -> link to its page
     for message in messages:
-        month = paths.month_of(message.posted_utc)
+        place = (message.chat, paths.month_of(message.posted_utc))
+        if place not in pages:
+            pages[place] = paths.relative_link(feed_path, paths.month_page_path(*place))
         fe = fg.add_entry(order="append")
         fe.id(tag_uri("message", message.id))
         fe.title(clean_text(_entry_title(message, chat_titles)))
@@ -95,13 +94,11 @@ def _new_feed(
         fe.published(message.posted_utc)
         fe.updated(message.updated_utc)
         fe.link(
-            href=paths.relative_link(
-                feed_path, paths.message_link(message.chat, month, message.id)
-            ),
+            href=f"{pages[place]}#{paths.message_anchor(message.id)}",
             rel="alternate",
             type="text/html",
         )
-        fe.content(_entry_html(message, media or {}, root), type="html")
+        fe.content(_entry_html(message, context), type="html")
     return fg
 
 
@@ -148,7 +145,9 @@ def archive_feed(
     path = paths.archive_feed_path(chat, month)
     feed_id = tag_uri("chat-archive", f"{chat}/{month}")
     fg = _new_feed(path, feed_id, f"{title or chat} {month}", messages, media)
-    fg.register_extension("archive", _ArchiveMark, _NoEntryExtension, atom=True, rss=False)
+    # No entry extension: feedgen then leaves the entries alone instead of giving each one
+    # an extension object that adds nothing.
+    fg.register_extension("archive", _ArchiveMark, None, atom=True, rss=False)
     fg.link(href=paths.relative_link(path, paths.chat_feed_path(chat)), rel="current")
     fg.link(
         href=paths.relative_link(path, paths.month_page_path(chat, month)),

@@ -13,9 +13,10 @@ Pure: no I/O. Every function returns text that is safe in its stated context.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from html import escape
 from urllib.parse import urlsplit
 
@@ -73,7 +74,37 @@ def render_markup(body_markup: str, media: Mapping[str, str] | None = None, root
 
 
 def render_in(body_markup: str, context: Context) -> str:
-    return to_html(rt.parse(body_markup, rt.SKYPE_XML), context)
+    shared = _html_without_context(body_markup)
+    return to_html(parse(body_markup), context) if shared is None else shared
+
+
+# What a body's HTML may depend on besides the body: the files it shows, the people an
+# event names, the zone a quote's time is told in.
+_CONTEXTUAL = (rt.Media, rt.SystemEvent, rt.Quote)
+
+
+@lru_cache(maxsize=1 << 14)
+def _html_without_context(body_markup: str) -> str | None:
+    """The body's HTML when no Context changes it, else None. Cached with parse: a month
+    page and its archive feed render the same bodies in different contexts."""
+    nodes = parse(body_markup)
+    if any(isinstance(node, _CONTEXTUAL) for node in _walk(nodes)):
+        return None
+    return to_html(nodes, Context())
+
+
+def _walk(nodes: tuple[rt.Node, ...]) -> Iterator[rt.Node]:
+    for node in nodes:
+        yield node
+        if isinstance(node, rt.WithChildren):
+            yield from _walk(node.children)
+
+
+@lru_cache(maxsize=1 << 14)
+def parse(body_markup: str) -> tuple[rt.Node, ...]:
+    """A stored body's nodes (immutable). Cached: the site renders each month's bodies for
+    its page and again for its archive feed, and parsing was half of rendering them."""
+    return rt.parse(body_markup, rt.SKYPE_XML)
 
 
 def markup_to_text(body_markup: str) -> str:
@@ -138,9 +169,7 @@ def type_event(message: Message) -> rt.SystemEvent | None:
             return None
         return member_event(message.type, message.author, message.users)
     kind = CHAT_EVENTS.get(message.type)
-    if kind is None or any(
-        isinstance(n, rt.SystemEvent) for n in rt.parse(message.body_markup, rt.SKYPE_XML)
-    ):
+    if kind is None or any(isinstance(n, rt.SystemEvent) for n in parse(message.body_markup)):
         return None
     return rt.SystemEvent(kind, message.author, message.users, markup_to_text(message.body_markup))
 

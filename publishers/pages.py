@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime
 from functools import partial
 from importlib.resources import files
 from typing import TYPE_CHECKING
@@ -19,17 +19,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from chatchannels.publishers import paths, statistics
+from chatchannels.publishers.articles import run_html, system_article
 from chatchannels.publishers.conversation import conversation, participants, time_zone
-from chatchannels.publishers.markup import (
-    MEMBER_EVENTS,
-    SYSTEM_TYPES,
-    Context,
-    body_html,
-    clean_text,
-    render_in,
-)
-from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount, Sighting
+from chatchannels.publishers.markup import Context, clean_text
+from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount
 from chatchannels.publishers.search_query import narrowed
+from chatchannels.publishers.times import local_time, time_html, utc_text
 
 if TYPE_CHECKING:
     from chatchannels.publishers.search_index import SearchResults
@@ -37,37 +32,8 @@ if TYPE_CHECKING:
 # The language of the pages' own words (messages carry their own direction, dir="auto").
 LANG = "en"
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-# Kinds a month page shows as what they are; any other is labelled as unknown.
-SHOWN_KINDS = frozenset(
-    {"SAID", "EMOTED", "MEDIA", "FILES", "POSTEDCONTACTS", "SMS", "LOCATION", "CARD"}
-    | SYSTEM_TYPES
-    | set(MEMBER_EVENTS)
-)
 # The one stylesheet: no external assets (fonts, images), so a page works from a file share.
 STYLE_CSS = (files("chatchannels.publishers.templates") / "style.css").read_text(encoding="utf-8")
-
-
-def utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _time(moment: datetime, shown: str) -> Markup:
-    """A time as people read it, with the exact UTC time as its title and datetime."""
-    return Markup(_time_html(moment, shown))
-
-
-def _time_html(moment: datetime, shown: str) -> str:
-    # One strftime for both UTC forms: a month page has two times a message.
-    iso = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f'<time datetime="{iso}" title="{iso[:10]} {iso[11:19]} UTC">{shown}</time>'
-
-
-def _local_time(zone: tzinfo, moment: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -> Markup:
-    return _time(moment, moment.astimezone(zone).strftime(fmt))
 
 
 def day_label(day: date) -> str:
@@ -77,35 +43,6 @@ def day_label(day: date) -> str:
 def month_label(month: str) -> str:
     start, _ = paths.month_bounds(month)
     return f"{start:%B %Y}"
-
-
-def _sighting_time(sighting: Sighting) -> Markup:
-    """The TIMESTAMP a desktop's Skype wrote, on its own clock and in its own time zone."""
-    moment = datetime.fromtimestamp(sighting.local_timestamp, UTC)
-    local = moment.astimezone(timezone(timedelta(seconds=sighting.tz_offset_s)))
-    return _time(moment, local.strftime("%Y-%m-%d %H:%M:%S %z"))
-
-
-def _anchor(message_id: str) -> str:
-    return paths.message_anchor(message_id)
-
-
-def _permalink(zone: tzinfo, message: Message, fmt: str) -> Markup:
-    """The message's time in `zone`, linking to the message itself."""
-    # message_anchor's alphabet ([a-z0-9._~()-]) needs no escaping in an attribute.
-    anchor = paths.message_anchor(message.id)
-    shown = message.posted_utc.astimezone(zone).strftime(fmt)
-    return Markup(
-        f'<a class="permalink" href="#{anchor}">{_time_html(message.posted_utc, shown)}</a>'
-    )
-
-
-def _markup(context: Context, body_markup: str) -> Markup:
-    return Markup(render_in(body_markup, context))
-
-
-def _body(context: Context, message: Message) -> Markup:
-    return Markup(body_html(message, context))
 
 
 def _finalize(value: object) -> object:
@@ -159,14 +96,11 @@ class PageRenderer:
         )
         self.env.globals.update(lang=LANG, zone_name=self.zone_name)
         self.env.filters.update(
-            local_time=partial(_local_time, self.zone),
-            utc_time=lambda moment: _time(moment, utc_text(moment)),
-            sighting_time=_sighting_time,
+            local_time=partial(local_time, self.zone),
+            utc_time=lambda moment: time_html(moment, utc_text(moment)),
             day_label=day_label,
-            anchor=_anchor,
-            permalink=partial(_permalink, self.zone),
-            markup=_markup,
-            body=_body,
+            run_html=run_html,
+            system_article=system_article,
         )
 
     def site_index(self, chats: Sequence[ChatSummary]) -> str:
@@ -221,7 +155,6 @@ class PageRenderer:
             messages=messages,
             days=conversation(messages, self.zone),
             people=participants(messages),
-            shown_kinds=SHOWN_KINDS,
             prev_month=prev_month,
             next_month=next_month,
             # Event lines name people as the chat's page does (its members' display names).

@@ -77,12 +77,12 @@ def read_messages(
         f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ANY(%s) ORDER BY posted_utc, id",
         (list(ids),),
     ).fetchall()
-    messages = _messages(rows)
-    return _with_history(conn, messages) if with_history else messages
+    return _with_history(conn, rows) if with_history else _messages(rows)
 
 
-def _with_history(conn: psycopg.Connection, messages: list[Message]) -> list[Message]:
-    ids = [m.id for m in messages]
+def _with_history(conn: psycopg.Connection, rows: Sequence[tuple]) -> list[Message]:
+    """The messages of these rows (MESSAGE_COLUMNS), each with its revisions and sightings."""
+    ids = [row[0] for row in rows]
     revisions: dict[str, list[Revision]] = {}
     for message_id, *rest in conn.execute(
         "SELECT message_id, revision, body_markup, editor, edited_utc, deleted FROM revisions"
@@ -97,17 +97,20 @@ def _with_history(conn: psycopg.Connection, messages: list[Message]) -> list[Mes
         (ids,),
     ):
         sightings.setdefault(message_id, []).append(Sighting(*rest))
-    return [
-        Message(
-            **{
-                **{f: getattr(m, f) for f in m.__dataclass_fields__},
-                "revisions": tuple(revisions.get(m.id, ())),
-                "hosts": tuple(dict.fromkeys(s.host for s in sightings.get(m.id, ()))),
-                "sightings": tuple(sightings.get(m.id, ())),
-            }
+    messages = []
+    for row in rows:
+        seen = tuple(sightings.get(row[0], ()))
+        messages.append(
+            Message(
+                *row[:-2],
+                tuple(row[-2]),
+                tuple(row[-1]),
+                tuple(revisions.get(row[0], ())),
+                tuple(dict.fromkeys(s.host for s in seen)),
+                seen,
+            )
         )
-        for m in messages
-    ]
+    return messages
 
 
 def read_month(conn: psycopg.Connection, chat: str, month: str) -> list[Message]:
@@ -118,7 +121,7 @@ def read_month(conn: psycopg.Connection, chat: str, month: str) -> list[Message]
         " AND posted_utc >= %s AND posted_utc < %s ORDER BY posted_utc, id",
         (chat, start, end),
     ).fetchall()
-    return _with_history(conn, _messages(rows))
+    return _with_history(conn, rows)
 
 
 def read_months(conn: psycopg.Connection, chat: str) -> list[MonthCount]:

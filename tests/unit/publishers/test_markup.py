@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatchannels.processors import richtext as rt
 from chatchannels.publishers.markup import (
+    Context,
     clean_text,
     markup_to_text,
     media_path,
+    render_in,
     render_markup,
     safe_href,
+    to_html,
 )
 
 ALLOWED = {
@@ -193,3 +198,30 @@ def test_clean_text_is_always_accepted_by_lxml(text):
     element = etree.Element("x")
     element.text = clean_text(text)  # lxml raises on characters XML cannot carry
     assert etree.tostring(element)
+
+
+@pytest.mark.parametrize(
+    ("body", "contexts"),
+    [
+        (
+            '<b>see</b> <URIObject doc_id="d1" type="Picture.1"><OriginalName v="a.png"/>'
+            "</URIObject>",
+            [Context(), Context({"d1": "a" * 64}, "../../", thumbs={"a" * 64})],
+        ),
+        (
+            "<addmember><initiator>8:alice</initiator><target>8:bob</target></addmember>",
+            [Context(), Context(names={"bob": "Bob Builder"})],
+        ),
+        (
+            '<quote authorname="Bob" timestamp="1146484800">old</quote> new',
+            [Context(), Context(zone=ZoneInfo("Asia/Tokyo"))],
+        ),
+    ],
+)
+def test_a_body_renders_in_each_context_it_is_rendered_in(body, contexts):
+    """Bodies are cached between renderings; those whose HTML depends on the context
+    (files, people, a quote's time) render in each context as in the first."""
+    fresh = [to_html(rt.parse(body, rt.SKYPE_XML), c) for c in contexts]
+    assert len(set(fresh)) == len(contexts)
+    for _ in range(2):
+        assert [render_in(body, c) for c in contexts] == fresh

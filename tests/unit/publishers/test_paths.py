@@ -99,3 +99,8 @@ def test_links_are_relative():
         "../chats/(a)~24b~3B1/2006-05.html#m-m1"
     )
     assert paths.relative_link("index.html", "") == ""
+
+
+@given(st.one_of(st.text(), st.from_regex(r"m[0-9a-z_.-]{0,210}", fullmatch=True)))
+def test_a_message_anchor_is_its_id_encoded(message_id):
+    assert paths.message_anchor(message_id) == "m-" + encode_chat_name(message_id)
