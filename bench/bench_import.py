@@ -88,14 +88,20 @@ def _caught_up_once(log: Path) -> bool:
 
 
 def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
-    """Catch up again and again, as `publish` follows the store; after each complete catch-up
-    (pages rendered, index committed) append its watermark and time to `log`, which the bench
-    reads. Housekeeping (merging index segments) only when idle, as `publish` does."""
-    from chatchannels.publishers.changes import catch_up
+    """`publish`'s own following loop (publishers/changes.py) for one publisher; after each
+    complete catch-up (pages rendered, index committed) its watermark and time are appended
+    to `log`, which the bench reads."""
+    from chatchannels.publishers.changes import run_publishers
+    from chatchannels.publishers.metrics import PublisherMetrics
     from chatchannels.publishers.publishing import DEFAULT_BATCH, index_dir
     from chatchannels.publishers.search_index import SearchPublisher, WhooshBackend
     from chatchannels.publishers.site import SitePublisher
-    from chatchannels.store_contract import NOTIFY_CHANNEL
+
+    class Logged(PublisherMetrics):
+        def caught_up_with(self, name: str, seconds: float | None) -> None:
+            super().caught_up_with(name, seconds)
+            with log.open("a") as out:
+                out.write(json.dumps({"at": time.time(), "seq": publisher.watermark()}) + "\n")
 
     die_with_parent()
     site_dir.mkdir(parents=True, exist_ok=True)
@@ -105,17 +111,7 @@ def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
         else SearchPublisher(WhooshBackend(index_dir(site_dir)))
     )
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            while True:
-                done = catch_up(conn, publisher, DEFAULT_BATCH)
-                with log.open("a") as out:
-                    out.write(json.dumps({"at": time.time(), "seq": done.watermark}) + "\n")
-                if not done.changes:
-                    publisher.idle()
-                    # Woken by the processor's next commit, as `publish` is.
-                    for _ in conn.notifies(timeout=5.0, stop_after=1):
-                        pass
+        run_publishers(dsn, [publisher], once=False, batch_size=DEFAULT_BATCH, metrics=Logged())
     finally:
         publisher.close()
 

@@ -43,9 +43,11 @@ class Publisher(Protocol):
     def apply(self, conn: psycopg.Connection, changes: Sequence[Change]) -> None:
         """Make the output reflect these changes, then record changes[-1].seq. Idempotent."""
 
-    def caught_up(self, conn: psycopg.Connection) -> None:
+    def caught_up(self, conn: psycopg.Connection, finish: bool = True) -> float | None:
         """Called when no change is left after the watermark: finish what the batches
-        since the last call deferred (the site renders its touched pages here)."""
+        since the last call deferred (the site renders its touched pages here). Unless
+        `finish`, it may put that off while the store is still moving: then it returns the
+        seconds after which to call again; None when nothing is left."""
 
     def idle(self) -> None:
         """Housekeeping that must stay off the hot path (e.g. merging index segments)."""
@@ -60,6 +62,8 @@ class CatchUp:
     changes: int
     batches: int
     watermark: int
+    # Seconds after which the publisher wants to finish work it put off (None: it did all).
+    due_s: float | None = None
 
 
 def catch_up(
@@ -67,19 +71,22 @@ def catch_up(
     publisher: Publisher,
     batch_size: int,
     metrics: PublisherMetrics | None = None,
+    finish: bool = True,
 ) -> CatchUp:
-    """Apply every change after the publisher's watermark, one batch at a time."""
+    """Apply every change after the publisher's watermark, one batch at a time; then, with
+    `finish`, everything the publisher would put off (Publisher.caught_up)."""
     changes = batches = 0
     started = time.perf_counter()
     while True:
         batch = read_changes(conn, publisher.watermark(), batch_size)
         if not batch:
-            publisher.caught_up(conn)
+            due_s = publisher.caught_up(conn, finish)
             if metrics:
-                seconds = time.perf_counter() - started if changes else None
-                metrics.caught_up_with(publisher.name, seconds)
+                if due_s is None:
+                    seconds = time.perf_counter() - started if changes else None
+                    metrics.caught_up_with(publisher.name, seconds)
                 _position(conn, publisher, metrics)
-            return CatchUp(publisher.name, changes, batches, publisher.watermark())
+            return CatchUp(publisher.name, changes, batches, publisher.watermark(), due_s)
         applying = time.perf_counter()
         publisher.apply(conn, batch)
         changes += len(batch)
@@ -160,7 +167,7 @@ def _follow(
         # there is room (psycopg errors end the wait, and reconnect).
         results = wait_for_service(
             "space to write the outputs",
-            lambda: _catch_up_all(conn, publishers, batch_size, metrics),
+            lambda: _catch_up_all(conn, publishers, batch_size, metrics, finish=False),
             transient=(OutputFull,),
             log=log,
             backoff=RETRY_BACKOFF,
@@ -169,13 +176,14 @@ def _follow(
         if stop.is_set():
             _idle_all(publishers)
             return results
-        if not any(r.changes for r in results):
+        due = [r.due_s for r in results if r.due_s is not None]
+        if not any(r.changes for r in results) and not due:
             try:
                 _idle_all(publishers)
             except OutputFull as exc:
                 log.warning("housekeeping put off: %s", exc)
-        # Wake on the first notification, or after poll_s anyway.
-        for _ in conn.notifies(timeout=poll_s, stop_after=1):
+        # Wake on the first notification, or when put-off work is due, or after poll_s.
+        for _ in conn.notifies(timeout=min([poll_s, *due]), stop_after=1):
             pass
 
 
@@ -184,9 +192,10 @@ def _catch_up_all(
     publishers: Sequence[Publisher],
     batch_size: int,
     metrics: PublisherMetrics | None,
+    finish: bool = True,
 ) -> list[CatchUp]:
     with output_full_as_error():
-        return [catch_up(conn, p, batch_size, metrics) for p in publishers]
+        return [catch_up(conn, p, batch_size, metrics, finish) for p in publishers]
 
 
 def _idle_all(publishers: Sequence[Publisher]) -> None:

@@ -671,8 +671,8 @@ class SearchPublisher:
     def watermark(self) -> int:
         return self.backend.watermark()
 
-    def caught_up(self, conn: psycopg.Connection) -> None:
-        pass  # every batch is committed to the index as it comes
+    def caught_up(self, conn: psycopg.Connection, finish: bool = True) -> float | None:
+        return None  # every batch is committed to the index as it comes
 
     def idle(self) -> None:
         self.backend.maintain()

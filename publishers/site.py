@@ -25,7 +25,8 @@ from __future__ import annotations
 import bisect
 import json
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psycopg
@@ -46,6 +47,12 @@ from chatchannels.publishers.tallies import Tallies
 from chatchannels.publishers.thumbnails import ensure_thumbnails
 
 STATE_FILE = ".chatchannels-site.json"
+# While the store is moving, a render waits this many times as long as the last one took
+# since it ended: a month touched by every batch of an import would be rendered once per
+# batch (an import of 200,000 messages: 8,647 renders of its 1,752 months, four fifths of
+# the publisher's work). So rendering takes at most a quarter of the time while the store
+# moves, and a quiet store is rendered at once.
+RENDER_SPACING = 3
 # The site's link to the archive of imported media (settings' media_dir), which lives
 # outside the site: pages link `media/<sha256[:2]>/<sha256>` relative to themselves.
 MEDIA_LINK = "media"
@@ -58,7 +65,12 @@ class SiteStateError(ValueError):
 class SitePublisher:
     name = "site"
 
-    def __init__(self, site_dir: Path, time_zone: str = "UTC") -> None:
+    def __init__(
+        self,
+        site_dir: Path,
+        time_zone: str = "UTC",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.site_dir = site_dir
         self.time_zone = time_zone
         remove_stale_temps(site_dir)
@@ -69,6 +81,11 @@ class SitePublisher:
         # statistics page) once, at the first catch-up, as a rebuild would.
         self.count_every_chat = self.tallies.created and (site_dir / STATE_FILE).exists()
         self.pages_written = 0
+        self.clock = clock
+        # Whether changes were applied since the last caught_up; when the last render ended
+        # and how long it took.
+        self.moved = False
+        self.rendered: tuple[float, float] | None = None
 
     def watermark(self) -> int:
         try:
@@ -131,22 +148,35 @@ class SitePublisher:
         )
         state = {"change_seq": changes[-1].seq, "time_zone": self.time_zone}
         self._write(STATE_FILE, json.dumps(state).encode() + b"\n")
+        self.moved = True
 
-    def caught_up(self, conn: psycopg.Connection) -> None:
-        """Render the pages the batches since the last catch-up touched (placements.py)."""
+    def caught_up(self, conn: psycopg.Connection, finish: bool = True) -> float | None:
+        """Render the pages the batches since the last render touched (placements.py, which
+        keeps them across restarts); unless `finish`, put that off while the store is moving
+        (RENDER_SPACING): the seconds until it is due, None once rendered."""
+        moved, self.moved = self.moved, False
         if self.count_every_chat:
             chats = [(c.name, "") for c in store.read_chat_summaries(conn)]
             self.placements.record((), (), chats)
             self.count_every_chat = False
         pending = self.placements.pending()
         if not pending:
-            return
+            return None
+        if not finish and moved and self.rendered is not None:
+            ended, took = self.rendered
+            due = ended + RENDER_SPACING * took - self.clock()
+            if due > 0:
+                return due
+        started = self.clock()
         self.tallies.refresh(conn, list(pending))
         for chat, months in pending.items():
             self._publish_chat(conn, chat, [m for m in months if m])
         self._publish_top(conn)
         sync_to_disk()
         self.placements.clear_pending()
+        ended = self.clock()
+        self.rendered = (ended, ended - started)
+        return None
 
     def _write(self, rel: str, data: bytes) -> None:
         self.pages_written += write_atomic(self.site_dir, rel, data)

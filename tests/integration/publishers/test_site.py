@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
+import psycopg
 import pytest
 
 from chatchannels.processors.replay.site import rebuild_site
 from chatchannels.publishers import paths
-from chatchannels.publishers.changes import run_publishers
+from chatchannels.publishers.changes import catch_up, run_publishers
 from chatchannels.publishers.placements import DB_FILE
 from chatchannels.publishers.publishing import publish as run_publish
 from chatchannels.publishers.site import STATE_FILE, SitePublisher, SiteStateError
@@ -173,6 +174,55 @@ def test_a_catch_up_in_many_batches_renders_each_page_once(seeder, pg_dsn, tmp_p
     assert result.batches >= 4
     assert rendered == [(LEGACY, "2006-04")]
     assert (tmp_path / paths.month_page_path(LEGACY, "2006-04")).read_text().count('id="m-a') == 12
+
+
+def test_renders_are_put_off_while_the_store_moves_and_done_once_it_is_quiet(
+    seeder, pg_dsn, tmp_path, monkeypatch
+):
+    now = [100.0]
+    rendered = []
+    render = SitePublisher._publish_month
+
+    def taking_two_seconds(self, conn, chat, month, months):
+        rendered.append(month)
+        now[0] += 2.0
+        render(self, conn, chat, month, months)
+
+    monkeypatch.setattr(SitePublisher, "_publish_month", taking_two_seconds)
+    seeder.user("alice", "Alice A.")
+    seeder.chat(LEGACY, "Planning", ["alice"])
+    seeder.message("a01", LEGACY, "alice", t(4, 1), "April", "Alice A.")
+    may = tmp_path / paths.month_page_path(LEGACY, "2006-05")
+    publisher = SitePublisher(tmp_path, clock=lambda: now[0])
+    try:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+
+            def following():
+                return catch_up(conn, publisher, 100, finish=False)
+
+            # The first changes are rendered at once: nothing was rendered lately.
+            assert following().due_s is None and rendered == ["2006-04"]
+            # More changes within three renders' time of the last: put off until then.
+            seeder.message("a02", LEGACY, "alice", t(5, 1), "May", "Alice A.")
+            assert following().due_s == pytest.approx(6.0)
+            assert rendered == ["2006-04"] and not may.exists()
+            # No new change since: the store is quiet, so it is rendered now.
+            assert following().due_s is None and may.exists()
+            # When due, the put-off render is done even while the store still moves. (May's
+            # render took 4 s: April's page was rendered again for its link to May.)
+            assert rendered == ["2006-04", "2006-04", "2006-05"]
+            seeder.message("a03", LEGACY, "alice", t(5, 2), "May again", "Alice A.")
+            assert following().due_s == pytest.approx(12.0)
+            now[0] += 12.0
+            seeder.message("a04", LEGACY, "alice", t(5, 3), "and again", "Alice A.")
+            assert following().due_s is None and rendered[-1] == "2006-05"
+            assert may.read_text().count('id="m-a') == 3
+            # `finish` (publish --once) never puts anything off.
+            seeder.message("a05", LEGACY, "alice", t(5, 4), "once more", "Alice A.")
+            assert catch_up(conn, publisher, 100).due_s is None
+            assert may.read_text().count('id="m-a') == 4
+    finally:
+        publisher.close()
 
 
 def test_pages_show_history_deletions_hosts_and_escape_everything(seeder, pg_dsn, tmp_path):
