@@ -60,12 +60,18 @@ def update_files(session: Session, decoded: Sequence[Decoded]) -> tuple[set[str]
 
 
 def write_files(session: Session, update: FileUpdate) -> None:
+    # The batch read the stored copies of its ids under the files' lock, which it holds: an
+    # id that had none has no row to meet, and is COPYed straight in.
+    new, known = [], []
+    for xid, held in update.copies.items():
+        (new if xid in update.new_ids else known).extend((xid, h, ts) for h, ts in held.items())
     session.upsert(
         "proc_shared_ids",
         ("xid", "host", '"timestamp"'),
-        [(x, h, ts) for x, held in update.copies.items() for h, ts in held.items()],
+        known,
         conflict=("xid", "host"),
         update=('"timestamp"',),
+        fresh=new,
     )
     session.upsert(
         "proc_file_pairs",
