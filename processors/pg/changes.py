@@ -104,7 +104,7 @@ def publish(
     changes.extend((s, "message", id_, chat, posted) for id_, chat, posted, s in relinked)
 
     if removed_ids:
-        session.write("DELETE FROM messages WHERE id = ANY(%s)", (removed_ids,))
+        session.write("DELETE FROM messages WHERE id = ANY(%b)", (removed_ids,))
     # A message its group did not hold before has no row (its id names the group, which the
     # batch holds locked, and the group's messages are the ones the store holds for its host
     # messages, pg/groups.py): COPYed straight in.
@@ -122,7 +122,7 @@ def publish(
     # Only a message that had a row can have revision rows to replace.
     replaced = [i for i in revised if i in before]
     if replaced:
-        session.write("DELETE FROM revisions WHERE message_id = ANY(%s)", (replaced,))
+        session.write("DELETE FROM revisions WHERE message_id = ANY(%b)", (replaced,))
     session.copy_insert("revisions", REVISION_COLUMNS, revisions, None)
     # A host message the batch saw first has no observation row yet (state.write_host_messages
     # says why no other transaction can have made one): COPYed straight in.
@@ -195,7 +195,7 @@ def _write_aliases(session: Session, aliases: list[tuple[str, str]], live: list[
             aliases,
         )
     if live:
-        session.write("DELETE FROM message_aliases WHERE old_id = ANY(%s)", (live,))
+        session.write("DELETE FROM message_aliases WHERE old_id = ANY(%b)", (live,))
 
 
 def _changed_objects(

@@ -48,7 +48,7 @@ def update_files(session: Session, decoded: Sequence[Decoded]) -> tuple[set[str]
         (jit,) = session.query("SELECT current_setting('jit')").fetchone()
         session.query("SELECT set_config('jit', 'off', true)")
         for xid, host, timestamp in session.query(
-            "SELECT x.xid, s.host, s.ts FROM unnest(%s::text[]) AS x(xid)"
+            "SELECT x.xid, s.host, s.ts FROM unnest(%b::text[]) AS x(xid)"
             ' CROSS JOIN LATERAL (SELECT host, "timestamp" AS ts FROM proc_shared_ids'
             " WHERE xid = x.xid OFFSET 0) s",
             (sorted(batch_copies),),
