@@ -67,9 +67,6 @@ def _content_key(
 
 def stable_digest(*parts: str, length: int = 24) -> str:
     """Hex digest of the parts, unambiguous (length-prefixed), for keys and ids."""
-    h = hashlib.sha256()
-    for part in parts:
-        data = part.encode("utf-8")
-        h.update(len(data).to_bytes(8, "big"))
-        h.update(data)
-    return h.hexdigest()[:length]
+    encoded = [part.encode("utf-8") for part in parts]
+    framed = b"".join(len(data).to_bytes(8, "big") + data for data in encoded)
+    return hashlib.sha256(framed).hexdigest()[:length]

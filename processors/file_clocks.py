@@ -168,6 +168,8 @@ class FileUpdate:
 
     # The copies to store (new, or a host's earlier TIMESTAMP for an id it held).
     copies: Copies = field(default_factory=dict)
+    # Those of its ids that had no copy stored: none of their rows exists yet.
+    new_ids: set[str] = field(default_factory=set)
     # Every import host's first broker time, and estimate, after the batch.
     first_broker: dict[str, float | None] = field(default_factory=dict)
     estimates: dict[str, FileEstimate] = field(default_factory=dict)
@@ -204,6 +206,7 @@ def update_files(
         before = stored_copies.get(xid)
         if before is None:
             after = out.copies[xid] = dict(new)
+            out.new_ids.add(xid)
         else:
             after = merged_copies(before, new)
             if after == before:

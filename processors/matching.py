@@ -250,6 +250,39 @@ def _by_host(messages: Iterable[HostMessage]) -> list[tuple[str, list[HostMessag
 def cluster_segment(
     chat: str, author_key: str, messages: list[HostMessage], tol_us: int
 ) -> list[Cluster]:
+    host = messages[0].host
+    if all(m.host == host for m in messages):
+        return _one_host_clusters(chat, author_key, messages)
+    return _aligned_segment(chat, author_key, messages, tol_us)
+
+
+def _one_host_clusters(chat: str, author_key: str, messages: list[HostMessage]) -> list[Cluster]:
+    """`_aligned_segment` of one host's messages (an imported file's segments are all such),
+    without the alignment: a host never pairs with itself, so its copies of one text open a
+    cluster each, and its orphans find no cluster that lacks it. Each message is a cluster of
+    its own, listed in the order the alignment leaves them: by strong key, then time and
+    local id; if there are orphans, all of those by (time, key), then the orphans by time and
+    local id."""
+    strong: list[tuple[str, int, tuple[int, int | str], HostMessage]] = []
+    orphans: list[tuple[int, tuple[int, int | str], HostMessage]] = []
+    for message in messages:
+        key = strong_key(message)
+        if key is None:
+            orphans.append((corrected_us(message), message.local_order, message))
+        else:
+            strong.append((key, corrected_us(message), message.local_order, message))
+    strong.sort(key=lambda s: s[:3])
+    singles = [(key, t, m) for key, t, _, m in strong]
+    if orphans:
+        singles.sort(key=lambda s: (s[1], s[2].key))
+        orphans.sort(key=lambda o: o[:2])
+        singles += [(current_key(m), t, m) for t, _, m in orphans]
+    return [Cluster(chat, author_key, (m,), key, t) for key, t, m in singles]
+
+
+def _aligned_segment(
+    chat: str, author_key: str, messages: list[HostMessage], tol_us: int
+) -> list[Cluster]:
     by_strong: dict[str, list[HostMessage]] = {}
     orphans: list[HostMessage] = []
     for message in messages:

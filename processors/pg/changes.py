@@ -104,16 +104,25 @@ def publish(
     changes.extend((s, "message", id_, chat, posted) for id_, chat, posted, s in relinked)
 
     if removed_ids:
-        session.write("DELETE FROM messages WHERE id = ANY(%s)", (removed_ids,))
+        session.write("DELETE FROM messages WHERE id = ANY(%b)", (removed_ids,))
+    # A message its group did not hold before has no row (its id names the group, which the
+    # batch holds locked, and the group's messages are the ones the store holds for its host
+    # messages, pg/groups.py): COPYed straight in.
+    new_messages, known_messages = [], []
+    for m, row in zip(upserted, message_rows, strict=True):
+        (known_messages if m.id in before else new_messages).append(row)
     session.upsert(
         "messages",
         (*MESSAGE_COLUMNS, "change_seq"),
-        message_rows,
+        known_messages,
         conflict=("id",),
         update=(*MESSAGE_COLUMNS[1:], "change_seq"),
+        fresh=new_messages,
     )
-    if revised:
-        session.write("DELETE FROM revisions WHERE message_id = ANY(%s)", (revised,))
+    # Only a message that had a row can have revision rows to replace.
+    replaced = [i for i in revised if i in before]
+    if replaced:
+        session.write("DELETE FROM revisions WHERE message_id = ANY(%b)", (replaced,))
     session.copy_insert("revisions", REVISION_COLUMNS, revisions, None)
     # A host message the batch saw first has no observation row yet (state.write_host_messages
     # says why no other transaction can have made one): COPYed straight in.
@@ -186,7 +195,7 @@ def _write_aliases(session: Session, aliases: list[tuple[str, str]], live: list[
             aliases,
         )
     if live:
-        session.write("DELETE FROM message_aliases WHERE old_id = ANY(%s)", (live,))
+        session.write("DELETE FROM message_aliases WHERE old_id = ANY(%b)", (live,))
 
 
 def _changed_objects(

@@ -48,7 +48,7 @@ def update_files(session: Session, decoded: Sequence[Decoded]) -> tuple[set[str]
         (jit,) = session.query("SELECT current_setting('jit')").fetchone()
         session.query("SELECT set_config('jit', 'off', true)")
         for xid, host, timestamp in session.query(
-            "SELECT x.xid, s.host, s.ts FROM unnest(%s::text[]) AS x(xid)"
+            "SELECT x.xid, s.host, s.ts FROM unnest(%b::text[]) AS x(xid)"
             ' CROSS JOIN LATERAL (SELECT host, "timestamp" AS ts FROM proc_shared_ids'
             " WHERE xid = x.xid OFFSET 0) s",
             (sorted(batch_copies),),
@@ -60,12 +60,18 @@ def update_files(session: Session, decoded: Sequence[Decoded]) -> tuple[set[str]
 
 
 def write_files(session: Session, update: FileUpdate) -> None:
+    # The batch read the stored copies of its ids under the files' lock, which it holds: an
+    # id that had none has no row to meet, and is COPYed straight in.
+    new, known = [], []
+    for xid, held in update.copies.items():
+        (new if xid in update.new_ids else known).extend((xid, h, ts) for h, ts in held.items())
     session.upsert(
         "proc_shared_ids",
         ("xid", "host", '"timestamp"'),
-        [(x, h, ts) for x, held in update.copies.items() for h, ts in held.items()],
+        known,
         conflict=("xid", "host"),
         update=('"timestamp"',),
+        fresh=new,
     )
     session.upsert(
         "proc_file_pairs",

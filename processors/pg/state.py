@@ -41,7 +41,7 @@ def host_message_rows(session: Session, columns: str, keys: set[tuple[str, str]]
     hosts, ids = zip(*sorted(keys), strict=True)
     return session.query(
         f"SELECT m.host, m.local_id, {columns} FROM proc_host_messages m"
-        " JOIN unnest(%s::text[], %s::text[]) AS k(host, local_id) USING (host, local_id)",
+        " JOIN unnest(%b::text[], %b::text[]) AS k(host, local_id) USING (host, local_id)",
         (list(hosts), list(ids)),
     ).fetchall()
 

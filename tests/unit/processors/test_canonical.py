@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from chatchannels.processors.canonical import build_messages, diff_messages
 from chatchannels.processors.clocks import HostClock, observe_clock
-from chatchannels.processors.content import content_key, normalise_body
+from chatchannels.processors.content import content_key, normalise_body, stable_digest
 from chatchannels.processors.matching import cluster_messages
 from chatchannels.processors.observations import (
     HostMessage,
@@ -104,3 +104,11 @@ def test_diff_reports_changed_rows_removed_ids_and_aliases() -> None:
 @given(st.text(max_size=30))
 def test_normalisation_is_idempotent(body) -> None:
     assert normalise_body(normalise_body(body)) == normalise_body(body)
+
+
+def test_digests_are_the_ones_earlier_releases_stored() -> None:
+    # Ids and keys are digests kept in the store and in links: they must never change.
+    assert stable_digest("message", "#c", "alice", "k", "0") == "efc0a668ff55a011b23bad82"
+    assert stable_digest("content", "SAID", "héllo", "") == "19f1ef147162dbc6ec7a95fb"
+    # Length-prefixed: moving text between parts gives another digest.
+    assert stable_digest("ab", "c") != stable_digest("a", "bc")

@@ -330,3 +330,9 @@ def test_a_batch_folds_every_copy_with_the_offset_its_whole_batch_gives() -> Non
         ("file-plus181", 0, 181.0, len(later))
     ]
     assert folded.clocks["file-plus181"].last_seq == len(later)
+
+
+def test_update_names_the_ids_that_had_no_copy_stored() -> None:
+    batch = {"x1": {"b": T0 + 47}, "x2": {"b": T0 + 9, "c": T0 + 8}}
+    up = update_files({"a": 1.0}, {"a": NO_ESTIMATE}, {}, {"x1": {"a": T0}}, {"b": 2.0}, batch)
+    assert up.copies == batch and up.new_ids == {"x2"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from chatchannels.processors import canonical, matching
@@ -58,3 +58,14 @@ def test_one_copy_per_host_within_the_tolerance_is_what_the_alignment_makes(offs
     fast = matching._strong_clusters(key, messages, TOL_US)
     assert len(fast) == 1
     assert fast == matching._aligned_clusters(key, messages, TOL_US)
+
+
+@given(POSTS, st.sampled_from("abc"), st.randoms(use_true_random=False))
+def test_one_hosts_messages_are_clustered_as_the_alignment_clusters_them(posts, host, rng):
+    # Host c reads edited posts only after the edit: its messages mix originals and orphans.
+    messages = [m for m in host_messages(posts) if m.host == host]
+    assume(messages)
+    rng.shuffle(messages)
+    one_host = matching._one_host_clusters("#c", "alice", messages)
+    assert one_host == matching._aligned_segment("#c", "alice", messages, TOL_US)
+    assert matching.cluster_segment("#c", "alice", messages, TOL_US) == one_host
