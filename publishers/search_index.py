@@ -286,10 +286,11 @@ class TermsText(TEXT):
     field with phrases, its positions."""
 
     def index(self, value, **kwargs):
-        if not isinstance(value, list):
+        kind = type(self.format)
+        if not isinstance(value, list) or kind not in (Frequency, Positions):
             return super().index(value, **kwargs)
         boost = self.format.field_boost
-        if isinstance(self.format, Positions):
+        if kind is Positions:
             places = defaultdict(list)
             for place, term in enumerate(value):
                 places[term].append(place)
@@ -297,7 +298,6 @@ class TermsText(TEXT):
                 (term.encode(), len(p), len(p) * boost, self.format.encode(p))
                 for term, p in places.items()
             ]
-        assert type(self.format) is Frequency
         return [(term.encode(), n, n * boost, pack_uint(n)) for term, n in Counter(value).items()]
 
 

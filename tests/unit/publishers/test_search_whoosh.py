@@ -205,6 +205,26 @@ def test_an_index_of_other_fields_asks_for_a_rebuild(tmp_path):
         WhooshBackend(tmp_path)
 
 
+def test_an_index_of_plain_text_fields_takes_the_term_lists(tmp_path):
+    # An index written before TermsText holds plain TEXT fields, which index whoosh_fields'
+    # term lists through their token objects: the same postings, so the same answers.
+    schema = search_index.whoosh_schema()
+    for _, field in schema.items():
+        if isinstance(field, search_index.TermsText):
+            field.__class__ = TEXT
+    (tmp_path / "plain").mkdir()
+    index.create_in(str(tmp_path / "plain"), schema).close()
+    plain, fresh = WhooshBackend(tmp_path / "plain"), WhooshBackend(tmp_path / "fresh")
+    assert type(plain.schema["body"]) is TEXT
+    for backend in (plain, fresh):
+        backend.write_batch(contract.CORPUS + contract.PASTED, [], watermark=1)
+    for query in ["meeting", '"the meeting"', "author:bob", "example", "chat:carol lunch"]:
+        assert plain.search(query).as_json() == fresh.search(query).as_json()
+        assert plain.search(query).total
+    plain.close()
+    fresh.close()
+
+
 class TestWhooshBackend(contract.SearchBackendContract):
     def create_backend(self, path):
         return WhooshBackend(path)
