@@ -283,7 +283,8 @@ class TermsText(TEXT):
     of them without Whoosh's token objects (a third of the cost of adding a message); a string
     is analysed as in TEXT. The postings are those Whoosh makes of the list (test_search_whoosh
     checks): a term's frequency, weight (the frequency, as every token's boost is 1) and, in a
-    field with phrases, its positions."""
+    field with phrases, its positions. An index's table of contents names this class (Whoosh
+    pickles the schema): renamed or moved, it leaves the indexes written since unreadable."""
 
     def index(self, value, **kwargs):
         kind = type(self.format)
@@ -302,7 +303,7 @@ class TermsText(TEXT):
 
 
 def whoosh_schema() -> Schema:
-    # Few analysed fields: each costs a tokenizer pass per message on the indexing path.
+    # Few analysed fields: each adds its postings and a length to every message indexed.
     # `who` holds the author's handle and display name, `chat_words` the chat's name; both
     # are matched word by word, which also matches a whole name (its words in any order).
     exact = StandardAnalyzer(stoplist=None, minsize=1)
