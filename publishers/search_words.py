@@ -71,6 +71,17 @@ def pairs(parts: list[str]) -> list[str]:
     return [f"{a} {b}" for a, b in pairwise(parts)]
 
 
+def indexed_parts(text: str) -> list[str]:
+    """The `parts` terms of a body: each compound's parts, then their pairs (what
+    PartsTokenizer yields when indexing, without its token objects)."""
+    terms = []
+    for _, spans in compounds(text):
+        words = [text[start:end].lower() for start, end in spans]
+        terms.extend(words)
+        terms.extend(pairs(words))
+    return terms
+
+
 class PartsTokenizer(Tokenizer):
     """Whoosh tokens of the compounds' parts, lower-cased. When indexing (mode "index"), the
     pairs of adjacent parts follow each compound's parts (the field keeps no positions)."""

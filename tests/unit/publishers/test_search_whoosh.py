@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from whoosh import index
 from whoosh import query as wq
-from whoosh.fields import ID, Schema
+from whoosh.fields import ID, TEXT, Schema
 
 from chatchannels.publishers import search_index, search_scoring
 from chatchannels.publishers.search_index import WhooshBackend
@@ -205,6 +205,26 @@ def test_an_index_of_other_fields_asks_for_a_rebuild(tmp_path):
         WhooshBackend(tmp_path)
 
 
+def test_an_index_of_plain_text_fields_takes_the_term_lists(tmp_path):
+    # An index written before TermsText holds plain TEXT fields, which index whoosh_fields'
+    # term lists through their token objects: the same postings, so the same answers.
+    schema = search_index.whoosh_schema()
+    for _, field in schema.items():
+        if isinstance(field, search_index.TermsText):
+            field.__class__ = TEXT
+    (tmp_path / "plain").mkdir()
+    index.create_in(str(tmp_path / "plain"), schema).close()
+    plain, fresh = WhooshBackend(tmp_path / "plain"), WhooshBackend(tmp_path / "fresh")
+    assert type(plain.schema["body"]) is TEXT
+    for backend in (plain, fresh):
+        backend.write_batch(contract.CORPUS + contract.PASTED, [], watermark=1)
+    for query in ["meeting", '"the meeting"', "author:bob", "example", "chat:carol lunch"]:
+        assert plain.search(query).as_json() == fresh.search(query).as_json()
+        assert plain.search(query).total
+    plain.close()
+    fresh.close()
+
+
 class TestWhooshBackend(contract.SearchBackendContract):
     def create_backend(self, path):
         return WhooshBackend(path)
@@ -292,3 +312,35 @@ def test_a_hits_neighbours_are_the_messages_next_to_it_in_its_chat(segmented):
         n = at[hit.id]
         assert (hit.before.id if hit.before else None) == (ids[n - 1] if n else None)
         assert (hit.after.id if hit.after else None) == (ids[n + 1] if n + 1 < len(ids) else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.lists(
+        st.sampled_from(
+            ["The", "build", "Builds", "a", "x", "İ", "É", "ß", " ", ".", "-", "/", "_", "org", "1"]
+        ),
+        max_size=16,
+    ).map("".join)
+    | st.text(max_size=40),
+    name=st.text(max_size=12),
+)
+def test_the_documents_terms_are_the_analyzers_terms(body, name):
+    # whoosh_fields hands Whoosh the terms of the analysed fields, made in one pass over the
+    # body: they are what each field's analyzer makes of the text (the postings, with their
+    # frequencies, weights and positions, and the field lengths are those of the text).
+    schema = search_index.whoosh_schema()
+    doc = contract.doc("m1", body, author=name, name=name, chat=f"#{name}/$x;1")
+    fields = search_index.whoosh_fields(doc)
+    texts = {
+        "body": body,
+        "body_exact": body,
+        "body_pairs": body,
+        "parts": body,
+        "who": f"{name} {name}",
+        "chat_words": doc.chat,
+    }
+    assert {name for name, field in schema.items() if isinstance(field, TEXT)} == set(texts)
+    for field, text in texts.items():
+        assert sorted(schema[field].index(fields[field])) == sorted(schema[field].index(text))
+    assert fields["_stored_body"] == body
