@@ -93,7 +93,7 @@ def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
     to `log`, which the bench reads."""
     from chatchannels.publishers.changes import run_publishers
     from chatchannels.publishers.metrics import PublisherMetrics
-    from chatchannels.publishers.publishing import DEFAULT_BATCH, index_dir
+    from chatchannels.publishers.publishing import DEFAULT_BATCH, index_dir, search_procs
     from chatchannels.publishers.search_index import SearchPublisher, WhooshBackend
     from chatchannels.publishers.site import SitePublisher
 
@@ -108,7 +108,7 @@ def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
     publisher = (
         SitePublisher(site_dir)
         if which == "site"
-        else SearchPublisher(WhooshBackend(index_dir(site_dir)))
+        else SearchPublisher(WhooshBackend(index_dir(site_dir), procs=search_procs(once=False)))
     )
     try:
         run_publishers(dsn, [publisher], once=False, batch_size=DEFAULT_BATCH, metrics=Logged())

@@ -12,13 +12,18 @@ from chatchannels.publishers.files import output_full_as_error
 from chatchannels.publishers.metrics import PublisherMetrics
 from chatchannels.publishers.paths import STATS_PATH
 from chatchannels.publishers.placements import DB_FILE
-from chatchannels.publishers.search_index import PARALLEL_BATCH, SearchPublisher, WhooshBackend
+from chatchannels.publishers.search_index import (
+    PARALLEL_BATCH,
+    PROCS,
+    SearchPublisher,
+    WhooshBackend,
+)
 from chatchannels.publishers.site import STATE_FILE, SitePublisher, link_media
 
 # Inside the site so that one volume carries both, and a dot-folder so neither `serve` nor
 # the nginx snippet ever serves it.
 INDEX_DIR = ".search-index"
-# Changes per batch: as many as make the search index use its parallel writer.
+# Changes per batch: as many as make the search index use its parallel writer (--once).
 DEFAULT_BATCH = PARALLEL_BATCH
 # Everything the site publisher owns; --rebuild removes exactly these.
 SITE_OUTPUTS = (
@@ -36,6 +41,12 @@ SITE_OUTPUTS = (
 
 def index_dir(site_dir: Path) -> Path:
     return site_dir / INDEX_DIR
+
+
+def search_procs(once: bool) -> int:
+    """Writer processes of the index: following the store, the machine is shared
+    (search_index.PARALLEL_BATCH)."""
+    return PROCS if once else 1
 
 
 def clear_outputs(site_dir: Path) -> None:
@@ -76,7 +87,7 @@ def publish(
         publishers: list[Publisher] = []
         for open_publisher in (
             lambda: SitePublisher(site_dir, time_zone),
-            lambda: SearchPublisher(WhooshBackend(index_dir(site_dir))),
+            lambda: SearchPublisher(WhooshBackend(index_dir(site_dir), procs=search_procs(once))),
         ):
             publishers.append(open_publisher())
             opened.callback(publishers[-1].close)

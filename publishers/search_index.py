@@ -90,7 +90,10 @@ SORTS = ("relevance", "time")
 # More small segments than this make searches slow; merge them when idle.
 MAX_SEGMENTS = 8
 # A batch this big is split between processes, each writing its own segment; smaller ones
-# are not worth starting processes for.
+# are not worth starting processes for. The split costs a sixth more CPU (two pools, more
+# segments), so it pays only where the publisher has the machine to itself (`publish
+# --once`, a replay): following the store, it shares the cores with the processor and the
+# site, and writes with one process (publishing.py).
 PARALLEL_BATCH = 10_000
 PROCS = max(1, min(2, len(os.sched_getaffinity(0))))
 # Whoosh keeps postings in memory up to this size and sorts them on disk beyond it; the
@@ -375,8 +378,9 @@ class IndexMissingError(LookupError):
 
 
 class WhooshBackend:
-    def __init__(self, index_dir: Path, create: bool = True) -> None:
+    def __init__(self, index_dir: Path, create: bool = True, procs: int = PROCS) -> None:
         self.index_dir = index_dir
+        self.procs = procs
         if index.exists_in(str(index_dir)):
             self.ix = index.open_dir(str(index_dir))
         elif create:
@@ -435,8 +439,8 @@ class WhooshBackend:
         titles: Mapping[str, str] | None = None,
     ) -> None:
         parallel = {}
-        if PROCS > 1 and len(documents) >= PARALLEL_BATCH:
-            parallel = {"procs": PROCS, "multisegment": True}
+        if self.procs > 1 and len(documents) >= PARALLEL_BATCH:
+            parallel = {"procs": self.procs, "multisegment": True}
         writer = self.ix.writer(limitmb=POOL_MB, **parallel)
         try:
             # Deleting what exists and then adding is Whoosh's advice for batches: an

@@ -344,3 +344,22 @@ def test_the_documents_terms_are_the_analyzers_terms(body, name):
     for field, text in texts.items():
         assert sorted(schema[field].index(fields[field])) == sorted(schema[field].index(text))
     assert fields["_stored_body"] == body
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_a_big_batch_is_split_between_writer_processes_only_when_asked(
+    tmp_path, monkeypatch, procs
+):
+    # Whoosh hands its writer processes 100 documents at a time.
+    monkeypatch.setattr(search_index, "PARALLEL_BATCH", 100)
+    backend = WhooshBackend(tmp_path, procs=procs)
+    try:
+        docs = [
+            contract.doc(f"m{i:04d}", body, author, author.title(), when=(2006, 1, 1))
+            for i, (body, author) in enumerate(random_bodies(random.Random(3), 400))
+        ]
+        backend.write_batch(docs, [], watermark=1)
+        assert len(backend.ix._segments()) == procs
+        assert backend.ix.doc_count() == 400
+    finally:
+        backend.close()
