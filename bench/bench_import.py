@@ -88,32 +88,29 @@ def _caught_up_once(log: Path) -> bool:
 
 
 def _follow_publisher(dsn: str, site_dir: Path, which: str, log: Path) -> None:
-    """`publish`'s own following loop (publishers/changes.py) for one publisher; after each
-    complete catch-up (pages rendered, index committed) its watermark and time are appended
-    to `log`, which the bench reads."""
-    from chatchannels.publishers.changes import run_publishers
+    """`publish --only <which>`, following the store; after each complete catch-up (pages
+    rendered, index committed) its watermark and time are appended to `log`, which the
+    bench reads."""
     from chatchannels.publishers.metrics import PublisherMetrics
-    from chatchannels.publishers.publishing import DEFAULT_BATCH, index_dir, search_procs
-    from chatchannels.publishers.search_index import SearchPublisher, WhooshBackend
-    from chatchannels.publishers.site import SitePublisher
+    from chatchannels.publishers.publishing import publish
 
     class Logged(PublisherMetrics):
+        # catch_up reports a complete catch-up, then the watermark it reached.
+        complete = False
+
         def caught_up_with(self, name: str, seconds: float | None) -> None:
             super().caught_up_with(name, seconds)
-            with log.open("a") as out:
-                out.write(json.dumps({"at": time.time(), "seq": publisher.watermark()}) + "\n")
+            self.complete = True
+
+        def position(self, name: str, watermark: int, newest: int) -> None:
+            super().position(name, watermark, newest)
+            if self.complete:
+                self.complete = False
+                with log.open("a") as out:
+                    out.write(json.dumps({"at": time.time(), "seq": watermark}) + "\n")
 
     die_with_parent()
-    site_dir.mkdir(parents=True, exist_ok=True)
-    publisher = (
-        SitePublisher(site_dir)
-        if which == "site"
-        else SearchPublisher(WhooshBackend(index_dir(site_dir), procs=search_procs(once=False)))
-    )
-    try:
-        run_publishers(dsn, [publisher], once=False, batch_size=DEFAULT_BATCH, metrics=Logged())
-    finally:
-        publisher.close()
+    publish(dsn, site_dir, once=False, only=(which,), metrics=Logged())
 
 
 def _wait(what: str, check: Callable[[], object], seen: Callable[[], object]) -> float:

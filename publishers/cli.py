@@ -28,12 +28,22 @@ def _site_dir(settings: Settings, site_dir: Path | None) -> Path:
 @store_options
 @click.option("--once", is_flag=True, help="Catch up with the store, then exit.")
 @click.option(
-    "--rebuild", is_flag=True, help="Delete the site's pages, feeds and index first (from zero)."
+    "--rebuild",
+    is_flag=True,
+    help="Delete the site's pages, feeds and index first (from zero); with --only, that"
+    " one's output alone.",
 )
 @site_dir_option
 # publishing.DEFAULT_BATCH, written out: importing it would load Whoosh for --help.
 @batch_size_option(10_000, "store changes")
 @click.option("--poll", "poll_s", default=5.0, show_default=True, help="Seconds between polls.")
+# publishing.PUBLISHERS, written out for the same reason.
+@click.option(
+    "--only",
+    type=click.Choice(["site", "search"]),
+    help="Keep only the site (pages and feeds) or only the search index: two processes"
+    " keep them apart, so the pages never wait for the index.",
+)
 @metrics_port_option("publisher_metrics_port")
 @json_option
 @quiet_option
@@ -45,6 +55,7 @@ def publish(
     site_dir: Path | None,
     batch_size: int,
     poll_s: float,
+    only: str | None,
     metrics_port: int | None,
     as_json: bool,
     quiet: bool,
@@ -58,6 +69,7 @@ def publish(
     from chatchannels.metrics import metrics_endpoint
     from chatchannels.publishers.files import OutputFull
     from chatchannels.publishers.metrics import PublisherMetrics
+    from chatchannels.publishers.publishing import PUBLISHERS
     from chatchannels.publishers.publishing import publish as run
     from chatchannels.store_contract import schema_dsn
 
@@ -76,6 +88,7 @@ def publish(
                 media_dir=settings.media_root,
                 metrics=metrics,
                 time_zone=settings.time_zone,
+                only=PUBLISHERS if only is None else (only,),
             )
     except OutputFull as exc:
         raise CommandError(

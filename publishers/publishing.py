@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from chatchannels.publishers.changes import CatchUp, Publisher, run_publishers
@@ -25,18 +26,21 @@ from chatchannels.publishers.site import STATE_FILE, SitePublisher, link_media
 INDEX_DIR = ".search-index"
 # Changes per batch: as many as make the search index use its parallel writer (--once).
 DEFAULT_BATCH = PARALLEL_BATCH
-# Everything the site publisher owns; --rebuild removes exactly these.
-SITE_OUTPUTS = (
-    "chats",
-    "feeds",
-    "thumbs",
-    "index.html",
-    "style.css",
-    STATS_PATH,
-    STATE_FILE,
-    DB_FILE,
-    INDEX_DIR,
-)
+# What each publisher owns; --rebuild removes exactly these.
+OUTPUTS = {
+    "site": (
+        "chats",
+        "feeds",
+        "thumbs",
+        "index.html",
+        "style.css",
+        STATS_PATH,
+        STATE_FILE,
+        DB_FILE,
+    ),
+    "search": (INDEX_DIR,),
+}
+PUBLISHERS = tuple(OUTPUTS)
 
 
 def index_dir(site_dir: Path) -> Path:
@@ -49,9 +53,9 @@ def search_procs(once: bool) -> int:
     return PROCS if once else 1
 
 
-def clear_outputs(site_dir: Path) -> None:
-    """Remove what the publishers wrote, so the next run rebuilds from change_seq 0."""
-    for name in SITE_OUTPUTS:
+def clear_outputs(site_dir: Path, publishers: Sequence[str] = PUBLISHERS) -> None:
+    """Remove what these publishers wrote, so their next run rebuilds from change_seq 0."""
+    for name in (name for publisher in publishers for name in OUTPUTS[publisher]):
         target = site_dir / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -71,26 +75,33 @@ def publish(
     media_dir: Path | None = None,
     metrics: PublisherMetrics | None = None,
     time_zone: str = "UTC",
+    only: Sequence[str] = PUBLISHERS,
 ) -> list[CatchUp]:
     """Bring the site, feeds and search index up to date; with `once` return, else follow.
     With `media_dir`, the site's `media` link points at it (site.link_media). A full disk
     under the site raises OutputFull (following, the catch-ups wait for space instead).
     `time_zone` is where the pages tell their times (a site already published in another
-    zone is an error unless `rebuild`)."""
+    zone is an error unless `rebuild`). `only` names the publishers to run (PUBLISHERS):
+    the site and the index can be kept by two processes, so that on a machine with cores to
+    spare the pages never wait for the index."""
     with output_full_as_error(), contextlib.ExitStack() as opened:
         if rebuild:
-            clear_outputs(site_dir)
+            clear_outputs(site_dir, only)
         site_dir.mkdir(parents=True, exist_ok=True)
         if media_dir is not None:
             link_media(site_dir, media_dir)
         # Each is closed even when opening the next one fails (a stale index, bad state).
+        openers: dict[str, Callable[[], Publisher]] = {
+            "site": lambda: SitePublisher(site_dir, time_zone),
+            "search": lambda: SearchPublisher(
+                WhooshBackend(index_dir(site_dir), procs=search_procs(once))
+            ),
+        }
         publishers: list[Publisher] = []
-        for open_publisher in (
-            lambda: SitePublisher(site_dir, time_zone),
-            lambda: SearchPublisher(WhooshBackend(index_dir(site_dir), procs=search_procs(once))),
-        ):
-            publishers.append(open_publisher())
-            opened.callback(publishers[-1].close)
+        for name in PUBLISHERS:
+            if name in only:
+                publishers.append(openers[name]())
+                opened.callback(publishers[-1].close)
         return run_publishers(
             dsn,
             publishers,

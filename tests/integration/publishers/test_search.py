@@ -266,3 +266,25 @@ def test_serve_site_and_search(server):
     # Only /login and /logout take a POST; the site's files are read-only.
     status, headers, _ = fetch(f"{server}/index.html", method="POST")
     assert (status, headers["Allow"]) == (405, "GET, HEAD")
+
+
+def test_the_site_and_the_index_can_be_kept_by_two_processes(seeder, pg_dsn, tmp_path):
+    together, apart = tmp_path / "together", tmp_path / "apart"
+    publish(pg_dsn, together, once=True)
+    [site] = publish(pg_dsn, apart, once=True, only=("site",))
+    assert site.publisher == "site" and not index_dir(apart).exists()
+    [search] = publish(pg_dsn, apart, once=True, only=("search",))
+    assert search.publisher == "search" and search.watermark == site.watermark
+    assert comparable(results(apart, "meeting")) == comparable(results(together, "meeting"))
+    # A rebuild of one leaves the other's output alone.
+    page = apart / "index.html"
+    page.write_text("kept")
+    publish(pg_dsn, apart, once=True, rebuild=True, only=("search",))
+    assert page.read_text() == "kept"
+    assert comparable(results(apart, "lunch")) == comparable(results(together, "lunch"))
+    # From the command line too.
+    answer = cli(
+        "publish", "--once", "--only", "site", "--json", "--site-dir", str(apart), dsn=pg_dsn
+    )
+    assert answer.exit_code == 0, answer.output
+    assert [p["publisher"] for p in json.loads(answer.output)["publishers"]] == ["site"]
