@@ -24,7 +24,7 @@ from chatchannels.publishers.conversation import conversation, participants, tim
 from chatchannels.publishers.markup import Context, clean_text
 from chatchannels.publishers.model import Chat, ChatSummary, Message, MonthCount
 from chatchannels.publishers.search_query import narrowed
-from chatchannels.publishers.times import local_time, time_html, utc_text
+from chatchannels.publishers.times import local_time
 
 if TYPE_CHECKING:
     from chatchannels.publishers.search_index import SearchResults
@@ -97,7 +97,6 @@ class PageRenderer:
         self.env.globals.update(lang=LANG, zone_name=self.zone_name)
         self.env.filters.update(
             local_time=partial(local_time, self.zone),
-            utc_time=lambda moment: time_html(moment, utc_text(moment)),
             day_label=day_label,
             run_html=run_html,
             system_article=system_article,

@@ -13,10 +13,6 @@ from chatchannels.publishers.model import Message, Sighting
 from chatchannels.publishers.utc import utc_iso
 
 
-def utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def time_html(moment: datetime, shown: str) -> Markup:
     """A time as people read it (`shown`), with the exact UTC time as its title and datetime."""
     # One formatting for both UTC forms: a month page has two times a message.
