@@ -47,12 +47,6 @@ def index_dir(site_dir: Path) -> Path:
     return site_dir / INDEX_DIR
 
 
-def search_procs(once: bool) -> int:
-    """Writer processes of the index: following the store, the machine is shared
-    (search_index.PARALLEL_BATCH)."""
-    return PROCS if once else 1
-
-
 def clear_outputs(site_dir: Path, publishers: Sequence[str] = PUBLISHERS) -> None:
     """Remove what these publishers wrote, so their next run rebuilds from change_seq 0."""
     for name in (name for publisher in publishers for name in OUTPUTS[publisher]):
@@ -93,8 +87,10 @@ def publish(
         # Each is closed even when opening the next one fails (a stale index, bad state).
         openers: dict[str, Callable[[], Publisher]] = {
             "site": lambda: SitePublisher(site_dir, time_zone),
+            # Following the store, the machine is shared: one writer process
+            # (search_index.PARALLEL_BATCH).
             "search": lambda: SearchPublisher(
-                WhooshBackend(index_dir(site_dir), procs=search_procs(once))
+                WhooshBackend(index_dir(site_dir), procs=PROCS if once else 1)
             ),
         }
         publishers: list[Publisher] = []

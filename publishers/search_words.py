@@ -74,12 +74,7 @@ def pairs(parts: list[str]) -> list[str]:
 def indexed_parts(text: str) -> list[str]:
     """The `parts` terms of a body: each compound's parts, then their pairs (what
     PartsTokenizer yields when indexing, without its token objects)."""
-    terms = []
-    for _, spans in compounds(text):
-        words = [text[start:end].lower() for start, end in spans]
-        terms.extend(words)
-        terms.extend(pairs(words))
-    return terms
+    return [term for words in compound_parts(text) for term in (*words, *pairs(words))]
 
 
 class PartsTokenizer(Tokenizer):

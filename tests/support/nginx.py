@@ -4,12 +4,13 @@ would render it, on a free local port, in front of a `serve` and a site folder."
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.faults import stop_process, wait_until
 from tests.support.paths import REPO
 from tests.support.stack import free_port
 
@@ -62,28 +63,21 @@ def running_nginx(root: Path, site: Path, serve_address: str) -> Iterator[int]:
     assert checked.returncode == 0, checked.stderr
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(root)])
     try:
-        _wait_listening(port, proc, root)
+        try:
+            wait_until(f"nginx to listen on port {port}", lambda: _accepts(port), 15, proc)
+        except AssertionError as exc:
+            log = root / "error.log"
+            raise AssertionError(
+                f"{exc}; {log}: {log.read_text() if log.exists() else '-'}"
+            ) from exc
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc, 10)
 
 
-def _wait_listening(port: int, proc: subprocess.Popen, root: Path) -> None:
-    import socket
-
-    deadline = time.monotonic() + 15
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"nginx exited: {(root / 'error.log').read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError as exc:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nginx did not listen on {port}: {exc}") from exc
-            time.sleep(0.05)
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
